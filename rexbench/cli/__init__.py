@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-import click
 import typer
 
 from rexbench.errors import RexbenchError
@@ -50,23 +49,17 @@ def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (used by `main` and by the tests)."""
     app = build_app()
     try:
-        result = app(
-            args=list(argv) if argv is not None else None,
-            prog_name="rexbench",
-            standalone_mode=False,
-        )
+        app(args=list(argv) if argv is not None else None, prog_name="rexbench")
+    except SystemExit as exc:  # Typer's standalone mode always ends this way
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except RexbenchError as exc:
         error_line(str(exc))
         return exc.exit_code
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         print("rexbench: interrupted", file=sys.stderr)
         return 130
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 def main() -> None:
