@@ -47,11 +47,11 @@ class Registry:
         self._lookup: dict[str, str] = {}  # normalized name or alias -> canonical name
 
     def register(self, entry: ModelEntry) -> ModelEntry:
-        for key in (entry.name, *entry.aliases):
-            norm = normalize(key)
+        keys = {normalize(key): key for key in (entry.name, *entry.aliases)}
+        for norm, key in keys.items():  # check every key first: a refused entry leaves no trace
             if norm in self._lookup:
                 raise ValueError(f"{key!r} is already registered (for {self._lookup[norm]!r})")
-            self._lookup[norm] = entry.name
+        self._lookup.update(dict.fromkeys(keys, entry.name))
         self._entries[entry.name] = entry
         return entry
 
@@ -98,18 +98,26 @@ def format_width(width: float) -> str:
 _WIDTH_RE = re.compile(r"rexnet[\s_-]*(?P<lite>lite)?[\s_-]*\(?\s*[x×]\s*(?P<w>[^)\s]*)\s*\)?")
 
 
-def _parse_width(text: str, raw_name: str) -> float:
+def _parse_width(text: str, raw_name: str, prefix: str = "rexnet_x") -> float:
     try:
         width = float(text)
     except ValueError:
         raise RexbenchError(
-            f"{raw_name!r}: width multiplier {text!r} is not a number (e.g. rexnet_x1.5)"
+            f"{raw_name!r}: width multiplier {text!r} is not a number (e.g. {prefix}1.0)"
         ) from None
     if not 0 < width <= MAX_WIDTH:  # also rejects nan
         raise RexbenchError(
-            f"{raw_name!r}: width multiplier must be in (0, {MAX_WIDTH:g}], got {text}"
+            f"{raw_name!r}: width multiplier must be in (0, {MAX_WIDTH:g}], got {text}."
+            f" Did you mean: {_closest_widths(prefix, width)}?"
         )
     return width
+
+
+def _closest_widths(prefix: str, width: float) -> str:
+    """The registered widths of a family nearest to an out-of-range `width`, as names."""
+    widths = REXNET_WIDTHS if prefix == "rexnet_x" else REXNET_LITE_MULTIPLIERS
+    near = sorted(widths, key=lambda w: abs(w - width) if width == width else w)[:3]
+    return ", ".join(f"{prefix}{format_width(w)}" for w in near)
 
 
 def _parametric(name: str) -> ModelEntry | None:
@@ -117,7 +125,7 @@ def _parametric(name: str) -> ModelEntry | None:
     match = _WIDTH_RE.fullmatch(name.strip().lower())
     if match is None:
         return None
-    width = _parse_width(match["w"], name)
+    width = _parse_width(match["w"], name, "rexnet_lite_x" if match["lite"] else "rexnet_x")
     if match["lite"]:
         return rexnet_lite_entry(width)
     return rexnet_entry(width)
@@ -140,6 +148,10 @@ def _unknown_message(name: str, entries: dict[str, ModelEntry], lookup: dict[str
 _REXNET = "rexbench.models.rexnet"
 _EFFNET = "rexbench.models.efficientnet"
 _MOBILE = "rexbench.models.mobilenet"
+
+# The widths the paper reports (Tables 5, A1) and the ReXNet-lite multipliers (Table A2).
+REXNET_WIDTHS = (0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 2.0, 2.2, 3.0)
+REXNET_LITE_MULTIPLIERS = (1.0, 1.3, 1.5, 2.0)
 
 # timm's names for the official ReXNet widths (timm/models/rexnet.py)
 _TIMM_REXNET = {
@@ -176,8 +188,8 @@ def rexnet_lite_entry(multiplier: float) -> ModelEntry:
 
 
 def _builtin_entries() -> list[ModelEntry]:
-    entries = [rexnet_entry(w) for w in (0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 2.0, 2.2, 3.0)]
-    entries += [rexnet_lite_entry(m) for m in (1.0, 1.3, 1.5, 2.0)]
+    entries = [rexnet_entry(w) for w in REXNET_WIDTHS]
+    entries += [rexnet_lite_entry(m) for m in REXNET_LITE_MULTIPLIERS]
     entries.append(
         ModelEntry(
             "rexnet_plain",
