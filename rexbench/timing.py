@@ -1,0 +1,371 @@
+"""Per-iteration latency samples, several runners interleaved, warm-up kept apart; clock and device
+operations injectable so the loop can be tested without a GPU.
+
+CPU: one `time.perf_counter_ns` pair per iteration. CUDA: one event pair per iteration, then a
+synchronize, `start.elapsed_time(end)` converted to integer nanoseconds (torch.cuda.Event docs; the
+CUDA timing recipe of torch.utils.benchmark). Everything runs under `torch.inference_mode()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from rexbench.errors import RexbenchError
+from rexbench.stats import Summary, summarize
+
+Clock = Callable[[], int]
+
+
+class Event(Protocol):
+    def record(self) -> None: ...
+    def elapsed_time(self, end: Event) -> float: ...  # milliseconds, as torch.cuda.Event
+
+
+class DeviceOps(Protocol):
+    """What the timing loop needs from a device. `uses_events` picks the event path over the clock."""
+
+    name: str
+    uses_events: bool
+    clock_name: str
+    memory_method: str | None
+
+    def scope(self) -> contextlib.AbstractContextManager[Any]: ...
+    def synchronize(self) -> None: ...
+    def event(self) -> Event: ...
+    def begin_memory(self) -> None: ...
+    def end_memory(self) -> int | None: ...
+    def is_oom(self, exc: BaseException) -> bool: ...
+    def after_oom(self) -> None: ...
+
+
+def _proc_status_kib(key: str) -> int | None:
+    """A `VmXXX:  N kB` line of /proc/self/status in KiB, or None where there is no procfs."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _maxrss_bytes() -> int:
+    """Lifetime peak RSS from getrusage: KiB on Linux, bytes on macOS."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+class CpuOps:
+    """CPU: perf_counter_ns timing; memory = peak resident-set growth over the measured calls.
+
+    Linux: writing "5" to /proc/self/clear_refs resets VmHWM (the RSS high-water mark) to the
+    current RSS (proc(5), since Linux 4.0); growth = VmHWM after - VmRSS before ("vmhwm").
+    Elsewhere, or if the reset is refused, the lifetime peak ru_maxrss is used: growth =
+    ru_maxrss after - ru_maxrss before ("ru_maxrss"), a lower bound that reads 0 when the process
+    had already peaked higher earlier.
+    """
+
+    name = "cpu"
+    uses_events = False
+    clock_name = "perf_counter_ns"
+
+    def __init__(self) -> None:
+        self.memory_method: str | None = "vmhwm" if self._reset_hwm() else "ru_maxrss"
+        self._before = 0
+
+    @staticmethod
+    def _reset_hwm() -> bool:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            return False
+        return _proc_status_kib("VmHWM") is not None
+
+    def scope(self) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext()
+
+    def synchronize(self) -> None:
+        pass
+
+    def event(self) -> Event:
+        raise NotImplementedError("CPU timing uses the clock, not events")
+
+    def begin_memory(self) -> None:
+        if self.memory_method == "vmhwm" and self._reset_hwm():
+            self._before = (_proc_status_kib("VmRSS") or 0) * 1024
+        else:
+            self.memory_method = "ru_maxrss"
+            self._before = _maxrss_bytes()
+
+    def end_memory(self) -> int | None:
+        if self.memory_method == "vmhwm":
+            peak = (_proc_status_kib("VmHWM") or 0) * 1024
+        else:
+            peak = _maxrss_bytes()
+        return max(0, peak - self._before)
+
+    def is_oom(self, exc: BaseException) -> bool:
+        return isinstance(exc, MemoryError) or (
+            isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+        )
+
+    def after_oom(self) -> None:
+        pass
+
+
+class CudaOps:
+    """CUDA: event pairs + synchronize on the chosen device; memory = torch.cuda.max_memory_allocated
+    after reset_peak_memory_stats (weights, activations and workspaces: everything the caching
+    allocator handed out)."""
+
+    uses_events = True
+    clock_name = "cuda_event"
+    memory_method = "cuda_max_memory_allocated"
+
+    def __init__(self, device: str = "cuda") -> None:
+        import torch
+
+        self._torch = torch
+        self._device = torch.device(device)
+        self.name = str(self._device)
+
+    def scope(self) -> contextlib.AbstractContextManager[Any]:
+        return self._torch.cuda.device(self._device)
+
+    def synchronize(self) -> None:
+        self._torch.cuda.synchronize(self._device)
+
+    def event(self) -> Event:
+        return self._torch.cuda.Event(enable_timing=True)
+
+    def begin_memory(self) -> None:
+        self.synchronize()
+        self._torch.cuda.reset_peak_memory_stats(self._device)
+
+    def end_memory(self) -> int | None:
+        self.synchronize()
+        return int(self._torch.cuda.max_memory_allocated(self._device))
+
+    def is_oom(self, exc: BaseException) -> bool:
+        return isinstance(exc, self._torch.cuda.OutOfMemoryError)
+
+    def after_oom(self) -> None:
+        self._torch.cuda.empty_cache()
+
+
+def device_ops(device: str) -> DeviceOps:
+    """The DeviceOps for "cpu", "cuda" or "cuda:N"."""
+    return CudaOps(device) if device.startswith("cuda") else CpuOps()
+
+
+def oom_error(device: str, batch_size: int, what: str) -> RexbenchError:
+    """The one-line out-of-memory error with retry advice."""
+    hint = f"e.g. --batch-size {batch_size // 2}" if batch_size > 1 else "or a smaller --resolution"
+    return RexbenchError(
+        f"out of memory on {device} while running {what} at batch size {batch_size}; "
+        f"retry with a smaller --batch-size ({hint})"
+    )
+
+
+@dataclass
+class Runner:
+    """One thing to time: `fn()` runs one batch of `batch_size` images (input already on device)."""
+
+    name: str
+    fn: Callable[[], object]
+    batch_size: int = 1
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """Sent to the progress callback between chunks of iterations, never inside a timed region."""
+
+    phase: str  # "warmup" or "timing"
+    runner: str
+    done: int
+    total: int
+
+
+@dataclass
+class Timing:
+    """Raw samples of one runner. samples_ns: timed iterations; warmup_ns: warm-up, kept apart.
+
+    peak_memory_bytes is measured over the warm-up calls (None when warmup is 0); its meaning is
+    given by memory_method (see CpuOps / CudaOps). backend: threads, cuDNN and TF32 settings in
+    force during the run (see `backend_state`).
+    """
+
+    name: str
+    device: str
+    batch_size: int
+    clock: str
+    samples_ns: list[int]
+    warmup_ns: list[int]
+    peak_memory_bytes: int | None
+    memory_method: str | None
+    backend: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0  # wall time of the whole (interleaved) measurement, warm-up included
+
+    def summary(self) -> Summary:
+        return summarize(self.samples_ns, self.batch_size)
+
+    @property
+    def warmup_s(self) -> float:
+        return sum(self.warmup_ns) / 1e9
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def backend_state() -> dict[str, Any]:
+    """The global torch settings that change kernel choice or speed, as they are now."""
+    import torch
+
+    return {
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+        "matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+    }
+
+
+@contextlib.contextmanager
+def backend_settings(
+    threads: int | None = None, cudnn_benchmark: bool = True, allow_tf32: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Set thread count, cuDNN benchmark mode and TF32 explicitly; restore all of them afterwards.
+
+    Yields the resulting `backend_state()`. TF32 is off unless asked (PyTorch's own default for
+    cuDNN convolutions is on, so "fp32" would silently be TF32 on Ampere and later).
+    """
+    import torch
+
+    saved = backend_state()
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        torch.backends.cudnn.benchmark = cudnn_benchmark
+        torch.backends.cudnn.allow_tf32 = allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = allow_tf32
+        yield backend_state()
+    finally:
+        torch.set_num_threads(saved["threads"])
+        torch.backends.cudnn.benchmark = saved["cudnn_benchmark"]
+        torch.backends.cudnn.allow_tf32 = saved["cudnn_allow_tf32"]
+        torch.backends.cuda.matmul.allow_tf32 = saved["matmul_allow_tf32"]
+
+
+def _time_calls(fn: Callable[[], object], n: int, ops: DeviceOps, clock: Clock) -> list[int]:
+    """n timed calls of fn; nothing but the call sits between the two timestamps."""
+    samples: list[int] = []
+    if ops.uses_events:
+        ops.synchronize()  # nothing queued before the first start event
+        for _ in range(n):
+            start, end = ops.event(), ops.event()
+            start.record()
+            fn()
+            end.record()
+            ops.synchronize()
+            samples.append(round(start.elapsed_time(end) * 1_000_000))
+    else:
+        for _ in range(n):
+            t0 = clock()
+            fn()
+            t1 = clock()
+            samples.append(t1 - t0)
+    return samples
+
+
+def measure_interleaved(
+    runners: Sequence[Runner],
+    runs: int,
+    warmup: int,
+    *,
+    device: str = "cpu",
+    round_size: int = 10,
+    ops: DeviceOps | None = None,
+    clock: Clock = time.perf_counter_ns,
+    progress: Callable[[ProgressEvent], None] | None = None,
+) -> list[Timing]:
+    """Time several runners in small interleaved rounds so that machine drift hits all equally.
+
+    1. Warm-up: each runner in turn runs `warmup` calls (timed into warmup_ns, peak memory taken
+       over them). Compilation belongs to prepare(), before this.
+    2. Timing: rounds of `round_size` calls per runner; round r starts with runner r mod k
+       (A B, B A, A B ... for two runners), so neither always follows the other.
+    The progress callback is called after every warm-up and every chunk, outside timed regions.
+    """
+    import torch
+
+    if not runners:
+        raise ValueError("no runners to measure")
+    if runs < 1 or warmup < 0 or round_size < 1:
+        raise ValueError("runs and round_size must be >= 1, warmup >= 0")
+    ops = ops if ops is not None else device_ops(device)
+    samples: list[list[int]] = [[] for _ in runners]
+    warm: list[list[int]] = [[] for _ in runners]
+    memory: list[int | None] = [None] * len(runners)
+    current: Runner = runners[0]
+    wall0 = time.perf_counter()
+    try:
+        with ops.scope(), torch.inference_mode():
+            backend = backend_state()
+            for i, runner in enumerate(runners):
+                current = runner
+                if warmup:
+                    ops.begin_memory()
+                    warm[i] = _time_calls(runner.fn, warmup, ops, clock)
+                    memory[i] = ops.end_memory()
+                if progress:
+                    progress(ProgressEvent("warmup", runner.name, warmup, warmup))
+            for r in range(-(-runs // round_size)):
+                n = min(round_size, runs - r * round_size)
+                for k in range(len(runners)):
+                    i = (r + k) % len(runners)
+                    current = runners[i]
+                    samples[i] += _time_calls(current.fn, n, ops, clock)
+                    if progress:
+                        progress(ProgressEvent("timing", current.name, len(samples[i]), runs))
+    except Exception as exc:
+        if ops.is_oom(exc):
+            ops.after_oom()
+            raise oom_error(ops.name, current.batch_size, current.name) from None
+        raise
+    wall = time.perf_counter() - wall0
+    return [
+        Timing(
+            name=runner.name,
+            device=ops.name,
+            batch_size=runner.batch_size,
+            clock=ops.clock_name,
+            samples_ns=samples[i],
+            warmup_ns=warm[i],
+            peak_memory_bytes=memory[i],
+            memory_method=ops.memory_method if memory[i] is not None else None,
+            backend=dict(backend),
+            wall_s=wall,
+        )
+        for i, runner in enumerate(runners)
+    ]
+
+
+def measure(
+    fn: Callable[[], object],
+    runs: int,
+    warmup: int,
+    *,
+    name: str = "model",
+    batch_size: int = 1,
+    **kwargs: Any,
+) -> Timing:
+    """One runner: `measure_interleaved` with a single entry (same keyword arguments)."""
+    return measure_interleaved([Runner(name, fn, batch_size)], runs, warmup, **kwargs)[0]
