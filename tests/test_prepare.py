@@ -95,10 +95,8 @@ def test_prepare_never_mutates_its_input():
     assert model.stem[0].weight.is_contiguous()  # not switched to channels-last
 
 
-@pytest.mark.parametrize(
-    "name, model", small_models(), ids=lambda v: v if isinstance(v, str) else ""
-)
-def test_bn_folding_keeps_outputs(name, model):
+@pytest.mark.parametrize("model", [pytest.param(m, id=n) for n, m in small_models()])
+def test_bn_folding_keeps_outputs(model):
     model = randomize_bn(model).eval()
     n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     eager = prep.prepare(model, EAGER, default_resolution=64)
