@@ -1,0 +1,265 @@
+"""Build `timm:`, `torchvision:` and `py:` models on CPU with random weights; nothing is downloaded.
+
+The spec syntax and its parsing live in rexbench.models.external (pure); this module is imported only
+when an external model is built. timm and torchvision are imported here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import re
+import sys
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rexbench.errors import RexbenchError
+from rexbench.models.external import (
+    EXTERNAL_SOURCES,
+    INSTALL_HINT,
+    LIST_HINT,
+    format_value,
+    py_target,
+    resolve_py_file,
+    timm_name_tag,
+)
+from rexbench.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from torch import nn
+
+# Keyword arguments that would make a library fetch weights from the network (issue 6: never download).
+_NO_DOWNLOAD = {"pretrained": False, "weights": None, "weights_backbone": None}
+
+# Shapes declared by `py:` factories (`factory.default_input_shape`), keyed by the model they built.
+FACTORY_SHAPES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def build(spec: ModelSpec, num_classes: int = 1000) -> nn.Module:
+    """Build an external model with random weights on CPU (nothing is downloaded).
+
+    num_classes: passed to timm models and torchvision classification models, and to a `py:` factory
+    only if its signature has a `num_classes` parameter. A `num_classes` in the spec's kwargs always wins.
+    """
+    builders: dict[str, Callable[[ModelSpec, int], Any]] = {
+        "timm": _build_timm,
+        "torchvision": _build_torchvision,
+        "py": _build_py,
+    }
+    if spec.source not in builders:
+        raise RexbenchError(f"{spec}: not an external model source ({', '.join(EXTERNAL_SOURCES)})")
+    return builders[spec.source](spec, num_classes)
+
+
+def import_library(name: str) -> ModuleType:
+    """Import timm or torchvision, or say exactly what to install."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        missing = getattr(exc, "name", None)
+        if missing == name:
+            raise RexbenchError(
+                f"{name} is not installed; install it with: {INSTALL_HINT[name]}"
+            ) from None
+        raise RexbenchError(
+            f"{name} is installed but cannot be imported ({exc}); reinstall it with: {INSTALL_HINT[name]}"
+        ) from None
+    except Exception as exc:
+        # e.g. a torchvision built for another torch: "operator torchvision::nms does not exist"
+        raise RexbenchError(
+            f"importing {name} failed ({type(exc).__name__}: {_first_line(exc)}); it must be built "
+            f"for the installed torch {_torch_version()}: {INSTALL_HINT[name]}"
+        ) from None
+
+
+def _library_kwargs(spec: ModelSpec) -> dict[str, Any]:
+    kwargs = spec.kwargs_dict
+    for key, allowed in _NO_DOWNLOAD.items():
+        if key in kwargs and kwargs[key] != allowed:
+            raise RexbenchError(
+                f"{spec}: {key}={format_value(kwargs[key])} would download weights; rexbench builds "
+                "models without them - load a local checkpoint with --weights PATH"
+            )
+    return kwargs
+
+
+def _build_timm(spec: ModelSpec, num_classes: int) -> nn.Module:
+    kwargs = _library_kwargs(spec)
+    timm = import_library("timm")
+    arch, tag = timm_name_tag(spec)
+    if not timm.is_model(arch):
+        raise RexbenchError(_unknown_name("timm", arch, timm.list_models()))
+    if tag is not None:
+        tags = [name.partition(".")[2] for name in timm.list_pretrained(f"{arch}.*")]
+        if tag not in tags:
+            close = difflib.get_close_matches(tag, tags, n=3, cutoff=0.5)
+            hint = (
+                f" Did you mean: {', '.join(f'timm:{arch}.{t}' for t in close)}?" if close else ""
+            )
+            raise RexbenchError(
+                f"timm model {arch!r} has no tag {tag!r}.{hint} See timm.list_pretrained('{arch}.*')"
+            )
+    kwargs.setdefault("num_classes", num_classes)
+    kwargs["pretrained"] = False
+    return _checked(spec, "timm.create_model", lambda: timm.create_model(spec.name, **kwargs))
+
+
+def _build_torchvision(spec: ModelSpec, num_classes: int) -> nn.Module:
+    kwargs = _library_kwargs(spec)
+    models = import_library("torchvision").models
+    if spec.name not in models.list_models():
+        raise RexbenchError(_unknown_name("torchvision", spec.name, models.list_models()))
+    if "weights_backbone" in _parameters(models.get_model_builder(spec.name)):
+        kwargs.setdefault("weights_backbone", None)  # detection models default to downloading one
+    if spec.name in models.list_models(module=models):  # classification models only
+        kwargs.setdefault("num_classes", num_classes)
+    kwargs["weights"] = None
+    return _checked(
+        spec, "torchvision.models.get_model", lambda: models.get_model(spec.name, **kwargs)
+    )
+
+
+def _build_py(spec: ModelSpec, num_classes: int) -> nn.Module:
+    target, factory_name, is_file = py_target(spec)
+    folder = resolve_py_file(target).parent if is_file else None
+    with _on_sys_path(folder):
+        module = _load_file(spec, target) if is_file else _import_module(spec, target)
+        factory = _attribute(spec, module, factory_name, target)
+        if not callable(factory):
+            raise RexbenchError(
+                f"{spec}: {factory_name} in {target} is a {type(factory).__name__}, not a callable "
+                "that returns an nn.Module"
+            )
+        kwargs = spec.kwargs_dict
+        if "num_classes" not in kwargs and "num_classes" in _parameters(factory):
+            kwargs["num_classes"] = num_classes
+        model = _checked(spec, f"{factory_name}()", lambda: factory(**kwargs))
+    shape = getattr(factory, "default_input_shape", None)
+    if shape is not None:
+        FACTORY_SHAPES[model] = shape
+    return model
+
+
+def _checked(spec: ModelSpec, what: str, make: Callable[[], Any]) -> nn.Module:
+    """Call a builder; its exceptions and a non-module result become one line."""
+    from torch import nn
+
+    try:
+        model = make()
+    except RexbenchError:
+        raise
+    except Exception as exc:
+        raise RexbenchError(
+            f"{spec}: {what} raised {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
+    if isinstance(model, type) and issubclass(model, nn.Module):
+        raise RexbenchError(f"{spec}: {what} returned the class {model.__name__}, not an instance")
+    if not isinstance(model, nn.Module):
+        raise RexbenchError(
+            f"{spec}: {what} returned {type(model).__name__}, not a torch.nn.Module"
+        )
+    return model
+
+
+def _load_file(spec: ModelSpec, target: str) -> ModuleType:
+    """Execute a .py file as a fresh module (compiled from the bytes read now: no stale bytecode)."""
+    path = resolve_py_file(target)
+    if not path.is_file():
+        raise RexbenchError(f"{spec}: file {target} not found (looked for {path})")
+    source = path.read_bytes()
+    stem = re.sub(r"\W", "_", path.stem)
+    name = f"_rexbench_py_{stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None:
+        raise RexbenchError(f"{spec}: cannot load {path} as a Python module")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module  # dataclasses, pickling and typing look the module up by name
+    try:
+        exec(compile(source, str(path), "exec", dont_inherit=True), module.__dict__)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise RexbenchError(
+            f"{spec}: running {target} failed: {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
+    return module
+
+
+def _import_module(spec: ModelSpec, target: str) -> ModuleType:
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        if exc.name and (target == exc.name or target.startswith(exc.name + ".")):
+            _, factory, _ = py_target(spec)
+            raise RexbenchError(
+                f"{spec}: no module named {exc.name!r}; install it, add its folder to PYTHONPATH, "
+                f"or name the file: py:path/to/file.py:{factory}"
+            ) from None
+        raise RexbenchError(f"{spec}: importing {target} failed: {exc}") from exc
+    except Exception as exc:
+        raise RexbenchError(
+            f"{spec}: importing {target} failed: {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
+
+
+def _attribute(spec: ModelSpec, module: ModuleType, dotted: str, where: str) -> Any:
+    obj: Any = module
+    for part in dotted.split("."):
+        if not hasattr(obj, part):
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=3, cutoff=0.6)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise RexbenchError(f"{spec}: {where} has no attribute {part!r}.{hint}")
+        obj = getattr(obj, part)
+    return obj
+
+
+@contextmanager
+def _on_sys_path(folder: Path | None) -> Iterator[None]:
+    """Let a `py:` file import its sibling modules while it is loaded and its factory runs."""
+    if folder is None:
+        yield
+        return
+    entry = str(folder)
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if entry in sys.path:
+            sys.path.remove(entry)
+
+
+def _parameters(fn: Any) -> dict[str, inspect.Parameter]:
+    """Named parameters that can be passed by keyword ({} when the signature cannot be read)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return {}
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {name: p for name, p in params.items() if p.kind in kinds}
+
+
+def _unknown_name(source: str, name: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(f'{source}:{c}' for c in close)}?" if close else ""
+    return f"unknown {source} model {name!r}.{hint} See {LIST_HINT[source]}"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else "(no message)"
+
+
+def _torch_version() -> str:
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
