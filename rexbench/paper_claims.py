@@ -54,7 +54,8 @@ class Claim:
         other = row(self.baseline, self.baseline_table or self.table, self.marks).metric(
             self.metric
         )
-        assert mine is not None and other is not None, self.id
+        if mine is None or other is None:
+            raise ValueError(f"claim {self.id!r}: {self.metric} is not printed for both rows")
         return self.compute(mine.value, other.value)
 
     def holds(self, value: float, tolerance: float | None = None) -> bool:
