@@ -25,6 +25,14 @@ ResolutionOpt = Annotated[
         show_default=False,
     ),
 ]
+InputShapeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--input-shape",
+        help="Input shape CxHxW, e.g. 3x224x224 (HxW or one size mean 3 channels); default: the model's own.",
+        show_default=False,
+    ),
+]
 WeightsOpt = Annotated[
     Path | None,
     typer.Option(
