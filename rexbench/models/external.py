@@ -20,6 +20,12 @@ sorted by key. Values (surrounding spaces dropped, `&` not allowed):
     'text' or "text"                              -> str, quotes removed (use it to keep "10" a string)
     anything else                                 -> str as written (relu, tf_same, inf)
 
+A `py:` target ending in `.py` is a file (its path is normalized, `./a/../b.py` -> `b.py`); anything else
+must be a dotted module name. Building (rexbench.models.external_build): `num_classes` from create_model
+goes to timm models, torchvision classification models and `py:` factories whose signature names a
+`num_classes` parameter; a `num_classes` in KWARGS always wins. `pretrained=True` / `weights=...` are
+refused (nothing is downloaded; use --weights PATH). Input shapes: rexbench.shapes. Records: rexbench.provenance.
+
 Every problem is a RexbenchError with one actionable line. Importing this module imports neither torch
 nor timm nor torchvision; building does, inside the functions that need them.
 """
