@@ -144,6 +144,8 @@ class RunConfig:
     def preset_name(self) -> str | None:
         """The preset whose preparation fields this config matches, or None."""
         mine = {f: getattr(self, f) for f in _PRESET_FIELDS}
+        if not self.compile:
+            mine["compile_mode"] = "default"  # meaningless without compile
         for name, fields in PRESETS.items():
             if all(mine[f] == fields.get(f, "default") for f in _PRESET_FIELDS):
                 return name
@@ -173,13 +175,16 @@ class RunConfig:
     def config_id(self) -> str:
         """12 hex digits hashing every field that affects the measured value.
 
-        runs/warmup only change how many samples are taken, so they are left out; on a non-CUDA
-        device the CUDA-only switches are left out too. Equal ids mean "identical configuration".
+        runs/warmup only change how many samples are taken, so they are left out; so are the
+        CUDA-only switches on other devices and compile_mode without compile. Equal ids mean
+        "identical configuration".
         """
         import hashlib
         import json
 
         skip = set(_NOT_IDENTITY) | (set() if self.device.startswith("cuda") else set(_CUDA_ONLY))
+        if not self.compile:
+            skip.add("compile_mode")
         identity = {k: v for k, v in self.to_dict().items() if k not in skip}
         blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]

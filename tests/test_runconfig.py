@@ -49,6 +49,10 @@ def test_config_id_ignores_sample_counts_and_cuda_switches_on_cpu():
     assert RunConfig(runs=10, warmup=0).config_id == base.config_id
     assert RunConfig(cudnn_benchmark=False, allow_tf32=True).config_id == base.config_id
     assert RunConfig(threads=1).config_id != base.config_id
+    eager = RunConfig.preset("eager")
+    assert RunConfig.preset("eager", compile_mode="max-autotune").config_id == eager.config_id
+    assert RunConfig.preset("eager", compile_mode="max-autotune").label == "eager"
+    assert RunConfig(compile_mode="max-autotune").config_id != base.config_id
     assert RunConfig(batch_size=2).config_id != base.config_id
     cuda = RunConfig(device="cuda")
     assert RunConfig(device="cuda", allow_tf32=True).config_id != cuda.config_id
