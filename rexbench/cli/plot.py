@@ -1,0 +1,100 @@
+"""`rexbench plot`: the paper's Figure 3 (top-1 vs FLOPs, CPU latency, GPU latency) from records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rexbench.cli.common import JsonOpt, console, print_json
+from rexbench.errors import RexbenchError
+
+PathsArg = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="Record files or folders, searched recursively (default: results/).",
+        show_default=False,
+    ),
+]
+FigureOutOpt = Annotated[Path, typer.Option("--out", "-o", help="Figure file: .png, .svg or .pdf.")]
+XOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--x",
+        help="Other x axes: 'params' instead of FLOPs, 'throughput' (images/s) instead of latency; "
+        "comma-separated or repeated.",
+        show_default=False,
+    ),
+]
+FamilyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--family",
+        help="Families to draw, repeatable (default: ReXNet and EfficientNet, as the paper).",
+        show_default=False,
+    ),
+]
+AllFamiliesOpt = Annotated[
+    bool, typer.Option("--all-families", help="Draw every family that has records.")
+]
+PaperOpt = Annotated[
+    bool,
+    typer.Option(
+        "--paper", help="Overlay the paper's own numbers as hollow markers (its hardware)."
+    ),
+]
+
+
+def load(paths: list[Path] | None) -> list:
+    """Records from the given files/folders (default results/); damaged files are skipped with a
+    warning on stderr."""
+    from rexbench.store import load_records
+
+    err = console(stderr=True)
+    return load_records(
+        paths or [Path("results")],
+        skip_bad=True,
+        on_skip=lambda msg: err.print(f"warning: {msg}", markup=False, soft_wrap=True),
+    )
+
+
+def _check_families(families: list[str]) -> None:
+    from rexbench.registry import MODELS
+
+    known = list(dict.fromkeys(e.family for e in MODELS)) + ["timm", "torchvision", "py"]
+    for name in families:
+        if name.lower() not in {k.lower() for k in known}:
+            raise RexbenchError(f"--family {name!r}: unknown; choose from {', '.join(known)}")
+
+
+def plot(
+    paths: PathsArg = None,
+    out: FigureOutOpt = Path("figure3.png"),
+    x: XOpt = None,
+    family: FamilyOpt = None,
+    all_families: AllFamiliesOpt = False,
+    paper: PaperOpt = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Draw the paper's Figure 3 from measured records: top-1 (published) vs FLOPs, CPU and GPU latency."""
+    from rexbench import measured
+    from rexbench.plot import DEFAULT_FAMILIES, check_figure_path, figure3, parse_axes, summary
+
+    parse_axes(x)  # bad --x values fail before anything is loaded
+    _check_families(family or [])
+    check_figure_path(out)
+    records = load(paths)
+    families = None if all_families else (family or DEFAULT_FAMILIES)
+    fig = figure3(records, out, x=x, families=families, paper=paper)
+    machines = measured.by_machine(records)
+    data = {"figure": str(out), "records": len(records), "machines": list(machines), **summary(fig)}
+    if json_output:
+        print_json(data)
+        return
+    panels = ", ".join(f"{p['title']} ({len(p['lines'])} lines)" for p in data["panels"])
+    console().print(
+        f"wrote {out}: {panels}; {len(records)} record(s) from {len(machines)} machine(s)",
+        markup=False,
+        soft_wrap=True,
+    )
