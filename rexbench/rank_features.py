@@ -204,14 +204,21 @@ def spectrum(
     return FeatureSpectrum(model, layer, rows, cols, values.tolist(), rank, tol)
 
 
-def load_model(name: str, weights: str | Path | None = None) -> tuple[str, nn.Module, int]:
+def load_model(
+    name: str, weights: str | Path | None = None, seed: int = 0
+) -> tuple[str, nn.Module, int]:
     """(label, eval-mode model, default resolution) via `rexbench.create_model`; zoo models use their
-    registry resolution, anything else 224."""
+    registry resolution, anything else 224. The random initialisation is seeded with `seed` (in a
+    forked RNG, so the caller's global RNG is untouched): without --weights, reruns agree."""
+    import torch
+
     import rexbench
     from rexbench.registry import MODELS
     from rexbench.spec import parse
 
-    model = rexbench.create_model(name, weights=str(weights) if weights is not None else None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = rexbench.create_model(name, weights=str(weights) if weights is not None else None)
     try:
         spec = parse(name)
     except RexbenchError:
@@ -229,7 +236,8 @@ def feature_spectra(
     seed: int = 0,
     rtol: float | None = None,
 ) -> list[FeatureSpectrum]:
-    """The spectrum of each model's penultimate features over the same inputs (per resolution)."""
+    """The spectrum of each model's penultimate features over the same inputs (per resolution);
+    `seed` seeds both the synthetic images and the random initialisation."""
     weights = list(weights or [None] * len(models))
     if len(weights) != len(models):
         raise RexbenchError(
@@ -238,7 +246,7 @@ def feature_spectra(
     out = []
     cache: dict[int, torch.Tensor] = {}
     for name, path in zip(models, weights, strict=True):
-        label, model, own_res = load_model(name, path)
+        label, model, own_res = load_model(name, path, seed)
         res = resolution or own_res
         if res not in cache:
             cache[res] = (

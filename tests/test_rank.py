@@ -323,3 +323,16 @@ def test_spectrum_of_a_known_matrix() -> None:
     assert cdf_points([1.0, 0.25, 0.5, 0.75]) == ([0.25, 0.5, 0.75, 1.0], [0.25, 0.5, 0.75, 1.0])
     fig = plot_spectra([spec, spectrum("toy2", "fc", 2 * feats)])
     assert len(fig.axes) == 1 and len(fig.axes[0].get_lines()) == 2
+
+
+def test_load_model_seeds_random_init_without_touching_the_global_rng(monkeypatch) -> None:
+    import rexbench
+    from rexbench.rank_features import load_model
+
+    monkeypatch.setattr(rexbench, "create_model", lambda name, weights=None: nn.Linear(4, 3))
+    state = torch.random.get_rng_state()
+    label, first, res = load_model("toy", seed=5)
+    assert (label, res) == ("toy", 224)  # not a zoo name: shown as typed, default resolution
+    assert torch.equal(first.weight, load_model("toy", seed=5)[1].weight)
+    assert not torch.equal(first.weight, load_model("toy", seed=6)[1].weight)
+    assert torch.equal(torch.random.get_rng_state(), state)

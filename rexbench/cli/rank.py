@@ -235,12 +235,14 @@ def features_table(spectra: list[FeatureSpectrum]):
 
     table = Table(
         title="Penultimate features (classifier input): singular values (paper Figure 5)",
-        caption="nuclear = sum of singular values; median = median of sigma / sigma_max",
+        caption="n images; sv: singular value; nuclear: sum of sv; median: median of sv / sv max",
         box=box.SIMPLE_HEAD,
         show_edge=False,
     )
-    for name in ("model", "classifier", "images", "dim", "rank", "nuclear", "sigma_max", "median"):
-        table.add_column(name, justify="left" if name in ("model", "classifier") else "right")
+    for name in ("model", "classifier"):
+        table.add_column(name, no_wrap=True)
+    for name in ("n", "dim", "rank", "nuclear", "sv max", "median"):
+        table.add_column(name, justify="right")
     for s in spectra:
         norm = sorted(s.normalized())
         median = norm[len(norm) // 2] if norm else 0.0
@@ -251,8 +253,8 @@ def features_table(spectra: list[FeatureSpectrum]):
             str(s.images),
             str(s.dim),
             str(s.rank),
-            f"{s.nuclear_norm:.4g}",
-            f"{top:.4g}",
+            f"{s.nuclear_norm:.3g}",
+            f"{top:.3g}",
             f"{median:.3f}",
         )
     return table
@@ -281,7 +283,9 @@ def features(
         int, typer.Option("--count", help="Number of images (rank <= min(count, dim)).")
     ] = 128,
     resolution: ResolutionOpt = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the synthetic images.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the synthetic images and of random-init weights.")
+    ] = 0,
     rtol: RtolOpt = None,
     out: OutOpt = None,
     json_out: JsonOpt = False,
