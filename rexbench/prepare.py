@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -91,14 +92,23 @@ def check_dtype(device: str, dtype: str) -> None:
 
 
 def make_input(
-    config: RunConfig, default_resolution: int = DEFAULT_RESOLUTION, seed: int = 0
+    config: RunConfig,
+    default_resolution: int = DEFAULT_RESOLUTION,
+    seed: int = 0,
+    *,
+    input_shape: Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """A seeded random batch (batch, 3, res, res) on config.device, in its dtype and memory format."""
+    """A seeded random batch (batch, C, H, W) on config.device, in its dtype and memory format.
+
+    (C, H, W): `input_shape` if given (the caller resolved it), else config.input_shape, else
+    3 x R x R with R = config.resolution or `default_resolution`.
+    """
     import torch
 
     resolution = config.resolution or default_resolution
+    shape = input_shape or config.input_shape or (3, resolution, resolution)
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(config.batch_size, 3, resolution, resolution, generator=generator)
+    x = torch.randn(config.batch_size, *shape, generator=generator)
     x = x.to(device=config.device, dtype=torch_dtype(config.dtype))
     if config.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -206,13 +216,20 @@ def _first_call(prepared: PreparedModel, freezing: bool) -> float:
 
 
 def prepare(
-    model: nn.Module, config: RunConfig, default_resolution: int = DEFAULT_RESOLUTION
+    model: nn.Module,
+    config: RunConfig,
+    default_resolution: int = DEFAULT_RESOLUTION,
+    *,
+    input_shape: Sequence[int] | None = None,
 ) -> PreparedModel:
     """Deep-copy `model` and prepare the copy as `config` says; the input model is left untouched.
 
     Order: eval -> fold BN (fp32, on CPU) -> device and dtype -> channels-last -> torch.compile and
     its first call (timed as compile_s). `default_resolution` is the model's own, used when
-    config.resolution is None.
+    config.resolution is None; `input_shape` (C, H, W), when given, overrides both (see make_input).
+    torch.compile gets dynamic=False: the shapes are fixed, and dynamo's automatic dynamic shapes
+    (after it saw another shape of the same code, e.g. another width of the same model class)
+    would otherwise compile slower shape-generic kernels.
     """
     import torch
 
@@ -231,17 +248,18 @@ def prepare(
     notes = []
     if config.compile:
         mode = None if config.compile_mode == "default" else config.compile_mode
-        module = torch.compile(module, mode=mode)
+        module = torch.compile(module, mode=mode, dynamic=False)
         if mode == "reduce-overhead" and device == "cpu":
             notes.append(
                 "reduce-overhead uses CUDA graphs; on CPU it behaves like the default mode"
             )
+    x = make_input(config_on_device, default_resolution, input_shape=input_shape)
     prepared = PreparedModel(
         module=module,
-        input=make_input(config_on_device, default_resolution),
+        input=x,
         config=config,
         device=device,
-        resolution=config.resolution or default_resolution,
+        resolution=int(x.shape[-2]),
         bn_folded=before - remaining,
         bn_remaining=remaining,
         fold_method=fold_method,

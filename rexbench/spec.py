@@ -77,6 +77,9 @@ DEFAULT_PRESET = "compile_cl"
 _CUDA_ONLY = ("cudnn_benchmark", "allow_tf32")
 # Fields that change how many samples are taken, not what is measured; ignored by `config_id`.
 _NOT_IDENTITY = ("runs", "warmup")
+# Optional fields added after the first records were written: left out of `config_id` while None,
+# so the ids of configurations that do not use them stay what they were.
+_OPTIONAL_IDENTITY = ("input_shape",)
 _DEVICE_RE = re.compile(r"cpu|cuda(:[0-9]+)?")
 
 
@@ -89,7 +92,8 @@ def default_batch_size(device: str) -> int:
 class RunConfig:
     """How to prepare and measure a model. `label` names it in tables, `config_id` identifies it.
 
-    resolution None means the model's own default; threads None means torch's current setting
+    resolution None means the model's own default; input_shape (C, H, W) is for inputs that are not
+    3 x R x R (give one of resolution and input_shape); threads None means torch's current setting
     (the number actually used is recorded with the timing). cudnn_benchmark and allow_tf32 only
     matter on CUDA; TF32 is off unless asked for, so fp32 means fp32.
     """
@@ -108,6 +112,7 @@ class RunConfig:
     warmup: int = 20
     cudnn_benchmark: bool = True
     allow_tf32: bool = False
+    input_shape: tuple[int, int, int] | None = None
 
     def __post_init__(self) -> None:
         if not _DEVICE_RE.fullmatch(self.device):
@@ -128,6 +133,17 @@ class RunConfig:
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
                 raise RexbenchError(f"{name} must be a positive integer, got {value!r}")
+        if self.input_shape is not None:
+            shape = tuple(self.input_shape) if isinstance(self.input_shape, (list, tuple)) else ()
+            if len(shape) != 3 or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape
+            ):
+                raise RexbenchError(
+                    f"input_shape must be (C, H, W) as 3 positive integers, got {self.input_shape!r}"
+                )
+            if self.resolution is not None:
+                raise RexbenchError("give either a resolution or an input shape, not both")
+            object.__setattr__(self, "input_shape", shape)  # a list from JSON becomes a tuple
         if self.freezing and not self.compile:
             raise RexbenchError("inductor freezing needs torch.compile; add --compile")
 
@@ -185,15 +201,19 @@ class RunConfig:
         skip = set(_NOT_IDENTITY) | (set() if self.device.startswith("cuda") else set(_CUDA_ONLY))
         if not self.compile:
             skip.add("compile_mode")
+        skip |= {k for k in _OPTIONAL_IDENTITY if getattr(self, k) is None}
         identity = {k: v for k, v in self.to_dict().items() if k not in skip}
         blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict[str, Any]:
-        """All fields as JSON-able values (field order)."""
+        """All fields as JSON values (field order; input_shape as a list, as JSON reads it back)."""
         from dataclasses import asdict
 
-        return asdict(self)
+        data = asdict(self)
+        if data["input_shape"] is not None:
+            data["input_shape"] = list(data["input_shape"])
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:

@@ -174,10 +174,11 @@ class FakeCompile:
     """Stands in for torch.compile: records the mode and the global state at every call."""
 
     def __init__(self, fail: BaseException | None = None) -> None:
-        self.modes, self.calls, self.fail = [], [], fail
+        self.modes, self.calls, self.fail, self.dynamic = [], [], fail, []
 
-    def __call__(self, module, mode=None):
+    def __call__(self, module, mode=None, dynamic=None):
         self.modes.append(mode)
+        self.dynamic.append(dynamic)
 
         def compiled(x):
             self.calls.append((torch._inductor.config.freezing, torch.is_inference_mode_enabled()))
@@ -208,6 +209,7 @@ def test_compile_without_freezing_and_mode_passed(monkeypatch):
     config = RunConfig.preset("compile_cl", compile_mode="max-autotune")
     prepared = prep.prepare(Toy(), config, default_resolution=32)
     assert fake.modes == ["max-autotune"] and fake.calls == [(False, True)]
+    assert fake.dynamic == [False]  # static shapes: no automatic-dynamic kernels
     assert prepared.compile_s is not None
     assert prep.prepare(Toy(), EAGER, default_resolution=32).compile_s is None
 

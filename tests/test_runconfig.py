@@ -93,3 +93,25 @@ def test_invalid_configs_raise_one_line_errors(kwargs, message):
 def test_unknown_preset():
     with pytest.raises(RexbenchError, match="choose from eager, channels_last"):
         RunConfig.preset("fastest")
+
+
+def test_input_shape_field_keeps_old_ids_and_round_trips():
+    base = RunConfig.preset("eager")
+    assert "input_shape" in base.to_dict() and base.input_shape is None
+    shaped = RunConfig.preset("eager", input_shape=[1, 28, 28])
+    assert shaped.input_shape == (1, 28, 28) and shaped.to_dict()["input_shape"] == [1, 28, 28]
+    assert shaped.config_id != base.config_id
+    assert RunConfig.from_dict(json.loads(json.dumps(shaped.to_dict()))) == shaped
+    # an id computed before the field existed: the same dict without it
+    import hashlib
+
+    old = {k: v for k, v in base.to_dict().items() if k not in ("runs", "warmup", "input_shape")}
+    old = {
+        k: v for k, v in old.items() if k not in ("cudnn_benchmark", "allow_tf32", "compile_mode")
+    }
+    blob = json.dumps(old, sort_keys=True, separators=(",", ":"))
+    assert base.config_id == hashlib.sha256(blob.encode()).hexdigest()[:12]
+    with pytest.raises(RexbenchError, match="either a resolution or an input shape"):
+        RunConfig(resolution=224, input_shape=(3, 224, 224))
+    with pytest.raises(RexbenchError, match="input_shape must be"):
+        RunConfig(input_shape=(3, 0, 224))
