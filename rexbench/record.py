@@ -75,7 +75,16 @@ class Timing:
     """Raw measurements. samples_ns: one per timed iteration (a whole batch), integer ns.
 
     clock: "perf_counter_ns" or "cuda_event". peak_memory_kind says what peak_memory_bytes is
-    ("cuda_max_allocated" or "cpu_rss_growth"). device_start/device_end: `env.device_snapshot()`.
+    ("cuda_max_allocated", "cpu_rss_growth", or "cpu_rss_growth_lower_bound" where the RSS
+    high-water mark could not be reset). device_start/device_end: `env.device_snapshot()`.
+
+    Optional since the first schema (files without them load with the defaults):
+    anchor_ns: raw samples of the fixed reference workload timed interleaved with the model
+    (`rexbench.anchor`); anchor: its name, version, device and thread count. The gate compares
+    median(samples_ns) / median(anchor_ns) now with the same ratio at baseline time.
+    backend: threads / cuDNN / TF32 state in force while the model ran (`timing.backend_state`).
+    preparation: what `prepare` did (input shape, BN folded, compile notes; PreparedModel.to_dict).
+    wall_s: wall time of the whole interleaved measurement this record was part of.
     """
 
     samples_ns: list[int]
@@ -86,6 +95,11 @@ class Timing:
     peak_memory_kind: str | None = None
     device_start: dict[str, Any] | None = None
     device_end: dict[str, Any] | None = None
+    anchor_ns: list[int] = field(default_factory=list)
+    anchor: dict[str, Any] = field(default_factory=dict)
+    backend: dict[str, Any] = field(default_factory=dict)
+    preparation: dict[str, Any] = field(default_factory=dict)
+    wall_s: float | None = None
 
 
 @dataclass
@@ -227,7 +241,15 @@ class _Checker:
                 f"(expected {', '.join(KINDS)})"
             )
 
-    def ints(self, data: dict, name: str) -> list[int]:
+    def optional(self, data: dict, name: str, kind: type, default: Any, prefix: str = "") -> Any:
+        """A field added after schema 1 was first written: absent means `default`."""
+        if name not in data:
+            return default
+        return self.field(data, name, kind, prefix, optional=default is None)
+
+    def ints(self, data: dict, name: str, default: list[int] | None = None) -> list[int]:
+        if default is not None and name not in data:
+            return list(default)
         values = self.field(data, name, list, "timing.")
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
             raise self.fail(f"field 'timing.{name}' must be a list of integer nanoseconds")
@@ -244,6 +266,11 @@ class _Checker:
             peak_memory_kind=self.field(t, "peak_memory_kind", str, p, optional=True),
             device_start=self.field(t, "device_start", dict, p, optional=True),
             device_end=self.field(t, "device_end", dict, p, optional=True),
+            anchor_ns=self.ints(t, "anchor_ns", default=[]),
+            anchor=self.optional(t, "anchor", dict, {}, p),
+            backend=self.optional(t, "backend", dict, {}, p),
+            preparation=self.optional(t, "preparation", dict, {}, p),
+            wall_s=self.optional(t, "wall_s", (int, float), None, p),
         )
 
 

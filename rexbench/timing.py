@@ -176,11 +176,16 @@ def oom_error(device: str, batch_size: int, what: str) -> RexbenchError:
 
 @dataclass
 class Runner:
-    """One thing to time: `fn()` runs one batch of `batch_size` images (input already on device)."""
+    """One thing to time: `fn()` runs one batch of `batch_size` images (input already on device).
+
+    setup: called before the runner's warm-up and before each of its chunks, outside the timed
+    region (e.g. to set this runner's own thread count when runners need different ones).
+    """
 
     name: str
     fn: Callable[[], object]
     batch_size: int = 1
+    setup: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -303,6 +308,8 @@ def measure_interleaved(
     2. Timing: rounds of `round_size` calls per runner; round r starts with runner r mod k
        (A B, B A, A B ... for two runners), so neither always follows the other.
     The progress callback is called after every warm-up and every chunk, outside timed regions.
+    A runner's `setup` runs before its warm-up and before each of its chunks; each Timing's
+    `backend` is the backend state right after its runner's first setup.
     """
     import torch
 
@@ -314,13 +321,16 @@ def measure_interleaved(
     samples: list[list[int]] = [[] for _ in runners]
     warm: list[list[int]] = [[] for _ in runners]
     memory: list[int | None] = [None] * len(runners)
+    backends: list[dict[str, Any]] = [{} for _ in runners]
     current: Runner = runners[0]
     wall0 = time.perf_counter()
     try:
         with ops.scope(), torch.inference_mode():
-            backend = backend_state()
             for i, runner in enumerate(runners):
                 current = runner
+                if runner.setup is not None:
+                    runner.setup()
+                backends[i] = backend_state()
                 if warmup:
                     ops.begin_memory()
                     warm[i] = _time_calls(runner.fn, warmup, ops, clock)
@@ -332,6 +342,8 @@ def measure_interleaved(
                 for k in range(len(runners)):
                     i = (r + k) % len(runners)
                     current = runners[i]
+                    if current.setup is not None:
+                        current.setup()
                     samples[i] += _time_calls(current.fn, n, ops, clock)
                     if progress:
                         progress(ProgressEvent("timing", current.name, len(samples[i]), runs))
@@ -351,7 +363,7 @@ def measure_interleaved(
             warmup_ns=warm[i],
             peak_memory_bytes=memory[i],
             memory_method=ops.memory_method if memory[i] is not None else None,
-            backend=dict(backend),
+            backend=backends[i],
             wall_s=wall,
         )
         for i, runner in enumerate(runners)
