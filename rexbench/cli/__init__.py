@@ -17,6 +17,7 @@ from rexbench.errors import RexbenchError
 _COMMANDS: list[tuple[str, str]] = [
     ("rexbench.cli.models", "models"),
     ("rexbench.cli.rank", "rank"),
+    ("rexbench.cli.count", "count"),
     ("rexbench.cli.plot", "plot"),
     ("rexbench.cli.report", "report"),
 ]
