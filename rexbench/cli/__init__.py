@@ -16,6 +16,7 @@ from rexbench.errors import RexbenchError
 # (command module, attribute): each attribute is a Typer command function or a Typer sub-app.
 _COMMANDS: list[tuple[str, str]] = [
     ("rexbench.cli.models", "models"),
+    ("rexbench.cli.profile", "profile"),
     ("rexbench.cli.rank", "rank"),
     ("rexbench.cli.count", "count"),
     ("rexbench.cli.plot", "plot"),
