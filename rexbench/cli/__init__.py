@@ -21,6 +21,7 @@ _COMMANDS: list[tuple[str, str]] = [
     ("rexbench.cli.count", "count"),
     ("rexbench.cli.plot", "plot"),
     ("rexbench.cli.report", "report"),
+    ("rexbench.cli.sweep", "sweep"),
 ]
 
 
