@@ -273,6 +273,11 @@ def claims_section(records: Sequence[Record]) -> Section:
             ],  # fmt: skip
             row,
         )
+    if not s.rows:
+        s.notes.append(
+            "No claim has both of its models measured here with one configuration: "
+            "`rexbench sweep table5` measures the Table 5 pairs."
+        )
     s.notes.append(
         "'≈' holds within 10% of the stated ratio; CI: percentile bootstrap of the ratio of medians "
         "(2,000 resamples, seed 0)."

@@ -86,9 +86,14 @@ def fmt_latency(lat: Any) -> str:
 
 
 def to_rich(doc: Document, console: Any) -> None:
-    """Print the document as Rich tables (text is escaped: model names may contain brackets)."""
+    """Print the document as Rich tables (text is escaped: model names may contain brackets).
+
+    Numbers are never wrapped or cut; when the output is not a terminal (a file, a pipe) the page
+    is widened to the widest table instead of folding its cells.
+    """
     from rich import box
     from rich.markup import escape
+    from rich.measure import Measurement
     from rich.table import Table
 
     console.print(f"[bold]{escape(doc.title)}[/bold]")
@@ -96,23 +101,23 @@ def to_rich(doc: Document, console: Any) -> None:
         console.print(escape(_plain(line)))
     for s in doc.sections:
         console.print()
+        console.print(f"[bold]{escape(s.title)}[/bold]" + ("" if s.rows else ": nothing to show"))
         if s.intro:
             console.print(escape(_plain(s.intro)))
-        table = Table(title=escape(s.title), title_justify="left", box=box.SIMPLE_HEAD,
-                      caption="\n".join(escape(_plain(n)) for n in s.notes) or None,
-                      caption_justify="left")  # fmt: skip
-        for i, col in enumerate(s.columns):
-            table.add_column(
-                escape(col), justify="right" if i in s.right else "left", no_wrap=i == 0
-            )
-        for row in s.rows:
-            table.add_row(*(escape(_plain(c)) for c in row))
         if s.rows:
+            table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+            for i, col in enumerate(s.columns):
+                numeric = i in s.right
+                table.add_column(escape(col), justify="right" if numeric else "left",
+                                 no_wrap=numeric or i == 0, overflow="fold")  # fmt: skip
+            for row in s.rows:
+                table.add_row(*(escape(_plain(c)) for c in row))
+            if not console.is_terminal:
+                wide = console.options.update_width(10**5)
+                console.width = max(console.width, Measurement.get(console, wide, table).maximum)
             console.print(table)
-            continue
-        console.print(f"[bold]{escape(s.title)}[/bold]: nothing to show")
         for note in s.notes:
-            console.print(escape(_plain(note)))
+            console.print(escape(_plain(note)), style="dim")
 
 
 def _plain(text: str) -> str:
