@@ -331,7 +331,8 @@ def build(
 
 def write(doc: Document, out: str | Path, records: Sequence[Record], figure: bool = True,
           figure_format: str = "png") -> dict[str, Path]:  # fmt: skip
-    """report.md, report.html (self-contained, figure embedded) and figure3.png|svg into `out`."""
+    """report.md, report.html (self-contained, figure embedded) and figure3.png|svg (with the
+    paper's points as hollow markers) into `out`."""
     from rexbench.report_format import to_html, to_markdown
     from rexbench.store import atomic_write_text
 
@@ -341,7 +342,7 @@ def write(doc: Document, out: str | Path, records: Sequence[Record], figure: boo
     if figure and records:
         from rexbench.plot import figure3, figure_bytes
 
-        fig = figure3(records)
+        fig = figure3(records, paper=True)  # the paper's own points as hollow markers
         data = figure_bytes(fig, figure_format)
         paths["figure"] = folder / f"figure3.{figure_format}"
         try:
