@@ -88,10 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         f"rexbench  median {rex.median / ms:8.3f} ms  95% CI [{rex.ci_low / ms:.3f}, {rex.ci_high / ms:.3f}]"
         f"  IQR/median {rex.noise:.1%}  n={rex.n}"
     )
+    timer_own = stats.summarize([t * 1e9 for t in merged.times], config.batch_size)
     print(
-        f"Timer     median {timer_median_ns / ms:8.3f} ms  "
-        f"IQR/median {merged.iqr / merged.median:.1%}  n={len(merged.times)}"
+        f"Timer     median {timer_median_ns / ms:8.3f} ms  95% CI [{timer_own.ci_low / ms:.3f}, "
+        f"{timer_own.ci_high / ms:.3f}]  IQR/median {merged.iqr / merged.median:.1%}  n={len(merged.times)}"
     )
+    print(f"p90: rexbench {rex.p90 / ms:.3f} ms, Timer {timer_own.p90 / ms:.3f} ms")
     verdict = "agree" if abs(ratio - 1) <= 0.03 else "DIFFER"
     print(f"ratio rexbench/Timer {ratio:.4f}  ({ratio - 1:+.2%}, {verdict} within 3%)")
     print(f"wall time {wall:.1f} s")
