@@ -25,7 +25,7 @@ for throughput), alpha the one-sided significance level:
 * pass         - R <= L and the bootstrap upper bound of R (1 - alpha quantile) is <= L.
 * inconclusive - anything else: R > L but not significant, R <= L but the data cannot rule out a
                  slowdown beyond L, or too few samples (fewer than MIN_SAMPLES, or fewer than 5
-                 samples beyond the requested percentile).
+                 samples on either side of the requested percentile).
 * not comparable - the baseline ran on other hardware (machine_id differs); see `not_comparable`.
 """
 
@@ -64,7 +64,7 @@ DEFAULT_CHECKS = ("params_total:=", "params_trainable:=", "macs_conv:=", "latenc
 ALPHA = 0.01
 N_BOOT = 2000
 MIN_SAMPLES = 20
-_TAIL_SAMPLES = 5  # samples needed beyond a percentile for its ratio to mean anything
+_TAIL_SAMPLES = 5  # samples needed on each side of a percentile for its ratio to mean anything
 _SYNTAX = (
     "expected METRIC:= or METRIC:+N% (counts), latency.STAT:+N% (STAT median, mean or pNN) "
     "or throughput:-N%"
@@ -299,7 +299,7 @@ def compare_latency(
             float(np.median(cur.anchor_ns)),
         ]
     q = _percentile(stat)
-    need = max(min_samples, math.ceil(_TAIL_SAMPLES / (1 - q)) if q else 0)
+    need = max(min_samples, math.ceil(_TAIL_SAMPLES / min(q, 1 - q) - 1e-9) if q else 0)
     short = [n for n in (mb.size, mc.size) if n < need]
     if anchored:
         short += [n for n in (len(base.anchor_ns), len(cur.anchor_ns)) if n < min_samples]
@@ -313,18 +313,28 @@ def compare_latency(
     verdict.ratio, verdict.ci, verdict.p_value = ratio, (low, high), p
     what = "throughput drop" if check.kind == "throughput" else f"{stat} slowdown"
     change = f"{what} {_pct(ratio, check.kind)} ({norm}), allowed {_pct(limit, check.kind)}"
-    significant = p < alpha and low > 1.0
-    if ratio > limit and significant:
-        verdict.outcome = REGRESSION
+    verdict.outcome = latency_outcome(ratio, low, high, p, limit, alpha)
+    if verdict.outcome == REGRESSION:
         verdict.reason = f"{change}; significant (p={p:.2g} < {alpha:g}, CI low {low:.3f} > 1)"
+    elif verdict.outcome == PASS:
+        verdict.reason = f"{change}; CI high {high:.3f} <= {limit:.3f}"
     elif ratio > limit:
         verdict.reason = f"{change}, but not significant (p={p:.2g}, CI low {low:.3f})"
-    elif high > limit:
-        verdict.reason = f"{change}; cannot rule out more (CI high {high:.3f} > {limit:.3f})"
     else:
-        verdict.outcome = PASS
-        verdict.reason = f"{change}; CI high {high:.3f} <= {limit:.3f}"
+        verdict.reason = f"{change}; cannot rule out more (CI high {high:.3f} > {limit:.3f})"
     return verdict
+
+
+def latency_outcome(
+    ratio: float, low: float, high: float, p: float, limit: float, alpha: float
+) -> str:
+    """The latency rule: regression needs R > L and significance (p < alpha and CI low > 1);
+    pass needs R <= L and CI high <= L; everything else is inconclusive."""
+    if ratio > limit and p < alpha and low > 1.0:
+        return REGRESSION
+    if ratio <= limit and high <= limit:
+        return PASS
+    return INCONCLUSIVE
 
 
 def _pct(ratio: float, kind: str) -> str:
@@ -341,58 +351,3 @@ def not_comparable(check: Check, reasons: Sequence[str], **where: str) -> Verdic
         outcome=NOT_COMPARABLE,
         reason=f"baseline from other hardware, latency not compared ({why})",
     )
-
-
-# -------------------------------------------------------------------------------------- report
-
-
-@dataclass
-class GateReport:
-    """Every verdict of a gate run, notes (source changes, warnings) and the resulting exit code."""
-
-    verdicts: list[Verdict]
-    notes: list[str] = field(default_factory=list)
-    strict: bool = False
-    fail_on_inconclusive: bool = False
-
-    def count(self, outcome: str) -> int:
-        return sum(v.outcome == outcome for v in self.verdicts)
-
-    @property
-    def failing(self) -> list[Verdict]:
-        """Verdicts that fail the gate: regressions; not comparable with --strict; inconclusive
-        with --fail-on-inconclusive."""
-        bad = {REGRESSION}
-        bad |= {NOT_COMPARABLE} if self.strict else set()
-        bad |= {INCONCLUSIVE} if self.fail_on_inconclusive else set()
-        return [v for v in self.verdicts if v.outcome in bad]
-
-    @property
-    def exit_code(self) -> int:
-        """0 pass (inconclusive / not comparable only warn by default), 1 failure."""
-        return 1 if self.failing else 0
-
-    @property
-    def status(self) -> str:
-        if self.failing:
-            return "FAIL"
-        return (
-            "PASS with warnings"
-            if self.count(INCONCLUSIVE) + self.count(NOT_COMPARABLE)
-            else "PASS"
-        )
-
-    def headline(self) -> str:
-        counts = ", ".join(f"{self.count(o)} {o}" for o in OUTCOMES if self.count(o))
-        return f"gate: {self.status} ({counts or 'no checks'})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "status": self.status,
-            "exit_code": self.exit_code,
-            "strict": self.strict,
-            "fail_on_inconclusive": self.fail_on_inconclusive,
-            "counts": {o: self.count(o) for o in OUTCOMES},
-            "verdicts": [v.to_dict() for v in self.verdicts],
-            "notes": list(self.notes),
-        }

@@ -1,9 +1,66 @@
-"""Gate verdicts as text: value formatting shared by the Rich table, and the Markdown summary that
-`rexbench gate --summary FILE` appends (GitHub's $GITHUB_STEP_SUMMARY takes GitHub-flavoured Markdown)."""
+"""A gate run's verdicts together (`GateReport`: status and exit code), value formatting shared by the
+Rich table, and the Markdown summary that `rexbench gate --summary FILE` appends (GitHub's
+$GITHUB_STEP_SUMMARY takes GitHub-flavoured Markdown)."""
 
 from __future__ import annotations
 
-from rexbench.gate import INCONCLUSIVE, NOT_COMPARABLE, PASS, REGRESSION, GateReport, Verdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from rexbench.gate import INCONCLUSIVE, NOT_COMPARABLE, OUTCOMES, PASS, REGRESSION, Verdict
+
+
+@dataclass
+class GateReport:
+    """Every verdict of a gate run, notes (source changes, warnings) and the resulting exit code."""
+
+    verdicts: list[Verdict]
+    notes: list[str] = field(default_factory=list)
+    strict: bool = False
+    fail_on_inconclusive: bool = False
+
+    def count(self, outcome: str) -> int:
+        return sum(v.outcome == outcome for v in self.verdicts)
+
+    @property
+    def failing(self) -> list[Verdict]:
+        """Verdicts that fail the gate: regressions; not comparable with --strict; inconclusive
+        with --fail-on-inconclusive."""
+        bad = {REGRESSION}
+        bad |= {NOT_COMPARABLE} if self.strict else set()
+        bad |= {INCONCLUSIVE} if self.fail_on_inconclusive else set()
+        return [v for v in self.verdicts if v.outcome in bad]
+
+    @property
+    def exit_code(self) -> int:
+        """0 pass (inconclusive / not comparable only warn by default), 1 failure."""
+        return 1 if self.failing else 0
+
+    @property
+    def status(self) -> str:
+        if self.failing:
+            return "FAIL"
+        return (
+            "PASS with warnings"
+            if self.count(INCONCLUSIVE) + self.count(NOT_COMPARABLE)
+            else "PASS"
+        )
+
+    def headline(self) -> str:
+        counts = ", ".join(f"{self.count(o)} {o}" for o in OUTCOMES if self.count(o))
+        return f"gate: {self.status} ({counts or 'no checks'})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "strict": self.strict,
+            "fail_on_inconclusive": self.fail_on_inconclusive,
+            "counts": {o: self.count(o) for o in OUTCOMES},
+            "verdicts": [v.to_dict() for v in self.verdicts],
+            "notes": list(self.notes),
+        }
+
 
 ICONS = {PASS: "✅", REGRESSION: "❌", INCONCLUSIVE: "⚠️", NOT_COMPARABLE: "➖"}
 

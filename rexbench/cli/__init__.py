@@ -22,6 +22,8 @@ _COMMANDS: list[tuple[str, str]] = [
     ("rexbench.cli.plot", "plot"),
     ("rexbench.cli.report", "report"),
     ("rexbench.cli.sweep", "sweep"),
+    ("rexbench.cli.baseline", "baseline"),
+    ("rexbench.cli.gate", "gate"),
 ]
 
 
