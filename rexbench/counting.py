@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from rexbench.counters import BACKENDS, evaluating, hooked, is_conv_or_linear, layer_macs
 from rexbench.errors import RexbenchError
+from rexbench.shapes import MAX_SIZE, MIN_SIZE
 
 if TYPE_CHECKING:
     from torch import nn
@@ -44,11 +45,9 @@ CONVENTIONS = (
     "macs_* count one multiply-add as one; flops_torch = 2 x MACs; "
     "macs_conv is the paper's FLOPs (Conv + Linear multiply-adds, bias not counted)"
 )
-DEFAULT_RESOLUTION = 224  # for models without a registry entry (external specs)
-# Every built-in model downsamples by 32; below 32 px its last feature map would be empty.
-MIN_RESOLUTION = 32
-# Above this a typo (22400 for 224) would allocate tens of GB before anything is counted.
-MAX_RESOLUTION = 4096
+DEFAULT_RESOLUTION = 224  # default input of `count_model` / `count_by_module` (a model at hand)
+MIN_RESOLUTION = MIN_SIZE  # built-in models downsample 32x (sizes are checked in rexbench.shapes)
+MAX_RESOLUTION = MAX_SIZE
 
 
 @dataclass(frozen=True)
@@ -190,54 +189,16 @@ def _shape_of(output: Any) -> tuple[Any, ...] | None:
 # --- by name: what the CLI calls ------------------------------------------------------------------
 
 
-def check_resolution(resolution: int) -> int:
-    """A usable square input size: MIN_RESOLUTION (the 32x downsampling) to MAX_RESOLUTION."""
-    if not MIN_RESOLUTION <= resolution <= MAX_RESOLUTION:
-        raise RexbenchError(
-            f"resolution must be between {MIN_RESOLUTION} (the models downsample 32x) "
-            f"and {MAX_RESOLUTION}, got {resolution}"
-        )
-    return resolution
-
-
-def resolve_input_shape(
-    spec: ModelSpec, resolution: int | None = None, input_shape: Sequence[int] | None = None
-) -> tuple[int, ...]:
-    """(1, C, H, W) from an explicit (C, H, W) or a resolution, else the registry's default."""
-    if input_shape is not None:
-        if resolution is not None:
-            raise RexbenchError("give either a resolution or an input shape, not both")
-        if len(input_shape) != 3 or any(int(d) < 1 for d in input_shape):
-            raise RexbenchError(f"input shape must be C,H,W with positive sizes, got {input_shape}")
-        channels, height, width = (int(d) for d in input_shape)
-        check_resolution(min(height, width))
-        check_resolution(max(height, width))
-        return (1, channels, height, width)
-    if resolution is None:
-        resolution = default_resolution(spec)
-    side = check_resolution(resolution)
-    return (1, 3, side, side)
-
-
-def default_resolution(spec: ModelSpec) -> int:
-    """The registry entry's resolution (the paper's comparison); 224 for external models."""
-    if spec.source == "zoo":
-        from rexbench.registry import MODELS
-
-        return MODELS.get(spec.name).resolution
-    return DEFAULT_RESOLUTION
-
-
 def count(
     spec_or_name: str | ModelSpec,
     resolution: int | None = None,
     weights: str | Path | None = None,
     *,
-    input_shape: Sequence[int] | None = None,
+    input_shape: str | Sequence[int] | None = None,
     counters: Sequence[str] = COUNTERS,
 ) -> Counts:
-    """Build a model by name or spec (optionally with weights) and count it at its default
-    resolution, `resolution`, or an explicit (C, H, W) `input_shape`."""
+    """Build a model by name or spec (optionally with weights) and count it at its default input
+    (rexbench.shapes), `resolution`, or an explicit (C, H, W) `input_shape` ("3x224x224" too)."""
     spec, model, shape = _prepare(spec_or_name, resolution, weights, input_shape)
     counts = _run(spec, shape, lambda: count_model(model, shape, counters))
     return _with_model(counts, str(spec))
@@ -249,7 +210,7 @@ def count_modules(
     weights: str | Path | None = None,
     depth: int = 2,
     *,
-    input_shape: Sequence[int] | None = None,
+    input_shape: str | Sequence[int] | None = None,
 ) -> tuple[str, tuple[int, ...], list[ModuleRow]]:
     """`count_by_module` by name: (canonical name, input shape, rows)."""
     if depth < 0:
@@ -262,14 +223,18 @@ def _prepare(
     spec_or_name: str | ModelSpec,
     resolution: int | None,
     weights: str | Path | None,
-    input_shape: Sequence[int] | None,
+    input_shape: str | Sequence[int] | None,
 ) -> tuple[ModelSpec, nn.Module, tuple[int, ...]]:
+    """The spec, the built model and its (1, C, H, W) input (rexbench.shapes.resolve_input_shape);
+    the options are checked before the model is built."""
     from rexbench.factory import create_model
+    from rexbench.shapes import check_options, resolve_input_shape
     from rexbench.spec import parse
 
     spec = parse(spec_or_name) if isinstance(spec_or_name, str) else spec_or_name
-    shape = resolve_input_shape(spec, resolution, input_shape)
-    return spec, create_model(spec, weights=weights), shape
+    check_options(spec, input_shape, resolution)
+    model = create_model(spec, weights=weights)
+    return spec, model, (1, *resolve_input_shape(spec, model, input_shape, resolution))
 
 
 def _run(spec: ModelSpec, shape: tuple[int, ...], fn: Callable[[], Any]) -> Any:

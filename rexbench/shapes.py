@@ -10,6 +10,9 @@ Defaults, by source:
   py           a `default_input_shape` attribute, (C, H, W) or "3x224x224", on the model (checked first)
                or on the factory; else a timm-style pretrained_cfg / default_cfg input_size on the model
 Anything else cannot be guessed: the error says to pass --input-shape 3xHxW or --resolution N.
+
+Sizes: at most MAX_SIZE a side for every model; at least MIN_SIZE for the built-in ones (they
+downsample 32x). `resolve_input_shape` is the one path every command that counts or measures takes.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ Shape = tuple[int, int, int]
 
 _SIZE_RE = re.compile(r"[0-9]+")
 _SEPARATORS = re.compile(r"\s*[xX×,]\s*")
+# Every built-in model downsamples 32x: below 32 px its last feature map would be empty.
+MIN_SIZE = 32
+# Above this a typo (22400 for 224) would allocate tens of GB before anything is counted.
+MAX_SIZE = 4096
 _USAGE = "expected CxHxW (e.g. 3x224x224), HxW (3 channels) or one size (224 means 3x224x224)"
 
 
@@ -99,24 +106,57 @@ def resolve_input_shape(
     """The input (C, H, W) a command uses: `--input-shape`, else `--resolution` R as (C, R, R) with the
     model's own channel count (3 when it cannot be guessed), else the model's default.
 
-    Both options together must agree (H = W = R).
+    Both options together must agree (H = W = R). Sizes are checked (`check_size`).
+    model: the model built from `spec`; an external model is built when it is needed and not given.
     """
+    explicit = check_options(spec, input_shape, resolution)
+    if explicit is not None:
+        return explicit
+    if resolution is not None:
+        try:
+            channels = default_input_shape(spec, model)[0]
+        except RexbenchError:
+            channels = 3
+        return check_size(spec, (channels, resolution, resolution))
+    return check_size(spec, default_input_shape(spec, model))
+
+
+def check_options(
+    spec: ModelSpec, input_shape: str | Sequence[int] | None, resolution: int | None
+) -> Shape | None:
+    """Check `--input-shape` / `--resolution` for `spec` without building anything: the shape when
+    `--input-shape` gives it, else None (the model's default or channel count is still needed)."""
     if input_shape is not None:
         shape = check_shape(input_shape, "--input-shape")
         if resolution is not None and shape[1:] != (resolution, resolution):
             raise RexbenchError(
                 f"--input-shape {format_shape(shape)} and --resolution {resolution} disagree; pass one of them"
             )
-        return shape
+        return check_size(spec, shape)
     if resolution is not None:
         if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0:
-            raise RexbenchError(f"--resolution must be a positive integer, got {resolution!r}")
-        try:
-            channels = default_input_shape(spec, model)[0]
-        except RexbenchError:
-            channels = 3
-        return (channels, resolution, resolution)
-    return default_input_shape(spec, model)
+            hint = f"; {_size_rule(spec)}" if spec.source == "zoo" else ""
+            raise RexbenchError(
+                f"--resolution must be a positive integer, got {resolution!r}{hint}"
+            )
+        check_size(spec, (3, resolution, resolution))
+    return None
+
+
+def check_size(spec: ModelSpec, shape: Shape) -> Shape:
+    """`shape` if its height and width are usable for `spec` (see MIN_SIZE, MAX_SIZE), else an error."""
+    low = MIN_SIZE if spec.source == "zoo" else 1
+    sides = shape[1:]
+    if min(sides) < low or max(sides) > MAX_SIZE:
+        got = sides[0] if sides[0] == sides[1] else format_shape(shape)
+        raise RexbenchError(f"{_size_rule(spec)}, got {got} for {spec}")
+    return shape
+
+
+def _size_rule(spec: ModelSpec) -> str:
+    if spec.source == "zoo":
+        return f"resolution must be between {MIN_SIZE} (the models downsample 32x) and {MAX_SIZE}"
+    return f"resolution must be at most {MAX_SIZE}"
 
 
 def cannot_guess_message(spec: ModelSpec) -> str:

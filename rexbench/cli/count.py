@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rexbench.cli.common import JsonOpt, ModelsArg, ResolutionOpt, WeightsOpt, console, print_json
+from rexbench.cli.common import (
+    InputShapeOpt,
+    JsonOpt,
+    ModelsArg,
+    ResolutionOpt,
+    WeightsOpt,
+    console,
+    print_json,
+)
 from rexbench.errors import RexbenchError
 
 if TYPE_CHECKING:
@@ -25,6 +33,7 @@ DepthOpt = Annotated[
 def count(
     models: ModelsArg,
     resolution: ResolutionOpt = None,
+    input_shape: InputShapeOpt = None,
     by_module: ByModuleOpt = False,
     depth: DepthOpt = 2,
     json_out: JsonOpt = False,
@@ -32,6 +41,7 @@ def count(
 ) -> None:
     """Count parameters and multiply-adds (conv+linear, fvcore, thop, torch) of each model."""
     from rexbench import counting
+    from rexbench.shapes import check_options
     from rexbench.spec import parse
 
     if weights is not None and len(models) != 1:
@@ -39,15 +49,19 @@ def count(
     if depth < 0:
         raise RexbenchError(f"--depth must be 0 or more, got {depth}")
     specs = [parse(name) for name in models]  # every name checked before any model is built
-    for spec in specs:
-        counting.resolve_input_shape(spec, resolution)
+    for spec in specs:  # and the input options, before anything is built
+        check_options(spec, input_shape, resolution)
 
     status = console(stderr=True)
     if by_module:
         results = []
         for spec in specs:
             with status.status(f"counting {spec} by module"):
-                results.append(counting.count_modules(spec, resolution, weights, depth))
+                results.append(
+                    counting.count_modules(
+                        spec, resolution, weights, depth, input_shape=input_shape
+                    )
+                )
         data = {
             "conventions": counting.CONVENTIONS,
             "models": [
@@ -70,7 +84,7 @@ def count(
     all_counts = []
     for spec in specs:
         with status.status(f"counting {spec}"):
-            all_counts.append(counting.count(spec, resolution, weights))
+            all_counts.append(counting.count(spec, resolution, weights, input_shape=input_shape))
     if json_out:
         print_json(
             {"conventions": counting.CONVENTIONS, "counts": [c.to_dict() for c in all_counts]}
