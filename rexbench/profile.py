@@ -24,6 +24,7 @@ from rexbench.anchor import Anchor, make_anchor
 from rexbench.errors import RexbenchError
 from rexbench.prepare import check_dtype, prepare, resolve_device
 from rexbench.record import ModelInfo, Record, RunInfo, Timing
+from rexbench.shapes import check_options
 from rexbench.spec import ModelSpec, RunConfig, parse
 from rexbench.stats import NOISE_THRESHOLD, summarize
 from rexbench.store import machine_dir, write_record
@@ -47,6 +48,11 @@ MACS_CONVENTION = (
     "GFLOP/s = 2 x macs_conv x batch / median"
 )
 ROUND_SIZE = 10  # calls per runner per round: small enough to interleave, large enough to amortise
+# A sample over STALL_FACTOR x the median is a stall, not noise: on this project's 2-core machines a
+# competing process made 2-thread runs 60x slower (each OpenMP barrier waiting out a time slice)
+# while the 1-thread anchor was barely affected. STALL_WARN of such samples earns a warning.
+STALL_FACTOR = 3
+STALL_WARN = 0.01
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,9 @@ def profile_models(
     device = resolve_device(configs[0].device)
     for config in configs:
         check_dtype(device, config.dtype)
+    for spec in parsed:  # input sizes too, before any model is built
+        for config in configs:
+            check_options(spec, config.input_shape, config.resolution)
     if out_dir is not None:
         check_writable(machine_dir(out_dir, envmod.machine_id()))
     if anchor is None:
@@ -291,22 +300,11 @@ def _profile_model(
 
 
 def _input_shape(spec: ModelSpec, model: nn.Module, config: RunConfig) -> tuple[int, int, int]:
-    """The (C, H, W) this config measures: its input_shape, its resolution, or the model's own.
+    """The (C, H, W) this config measures: its input_shape, its resolution, or the model's own
+    (rexbench.shapes.resolve_input_shape, which also checks the sizes)."""
+    from rexbench.shapes import resolve_input_shape
 
-    Sizes above counting.MAX_RESOLUTION are refused for every model, and below MIN_RESOLUTION for
-    the built-in ones (they downsample 32x).
-    """
-    from rexbench.counting import MAX_RESOLUTION, check_resolution
-    from rexbench.shapes import format_shape, resolve_input_shape
-
-    shape = resolve_input_shape(spec, model, config.input_shape, config.resolution)
-    if spec.source == "zoo":
-        check_resolution(min(shape[1:]))
-    if max(shape[1:]) > MAX_RESOLUTION:
-        raise RexbenchError(
-            f"input {format_shape(shape)} is larger than {MAX_RESOLUTION} pixels a side; check --resolution/--input-shape"
-        )
-    return shape
+    return resolve_input_shape(spec, model, config.input_shape, config.resolution)
 
 
 def count(model: nn.Module, shape: Sequence[int], name: str) -> dict[str, Any]:
@@ -393,7 +391,8 @@ def _provenance(spec: ModelSpec, weights: str | Path | None) -> dict[str, Any]:
 def derived(
     record: Record, notes: Sequence[str] = (), bn_remaining: int = 0
 ) -> tuple[dict[str, Any], list[str]]:
-    """The summary (stats.Summary fields + gflops_per_s + anchor ratio) and warnings of a record."""
+    """The summary (stats.Summary fields, gflops_per_s, anchor ratio, stalled_fraction) and the
+    warnings (stalls, noise, unfolded BatchNorm, preparation notes) of a record."""
     assert record.timing is not None
     batch = int(record.run.config.get("batch_size", 1))
     summary = summarize(record.timing.samples_ns, batch)
@@ -406,7 +405,15 @@ def derived(
     anchor_median = summarize(anchor_ns).median if anchor_ns else None
     data["anchor_median"] = anchor_median
     data["median_over_anchor"] = summary.median / anchor_median if anchor_median else None
+    slow = sum(v > STALL_FACTOR * summary.median for v in record.timing.samples_ns)
+    data["stalled_fraction"] = slow / summary.n
     warnings = []
+    if data["stalled_fraction"] >= STALL_WARN:
+        warnings.append(
+            f"contended: {data['stalled_fraction']:.1%} of the samples took over {STALL_FACTOR}x the "
+            "median (another process competing for the cores? multi-threaded runs suffer most); "
+            "re-run on a quiet machine"
+        )
     if summary.noisy:
         warnings.append(
             f"noisy: IQR/median = {summary.noise:.1%} > {NOISE_THRESHOLD:.0%}; "
