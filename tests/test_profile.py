@@ -306,3 +306,15 @@ def test_one_real_torch_compile_with_freezing_on_a_tiny_model(tiny):
     assert len(record.timing.samples_ns) == 3 and len(record.timing.warmup_ns) == 1
     assert record.timing.preparation["fold_method"] == "torch.fx.experimental.optimization.fuse"
     assert record.timing.preparation["compile_s"] == record.timing.compile_s
+
+
+def test_stalled_samples_are_counted_and_warned_about(tiny):
+    # pair k lasts 10 ns, except pairs 4 and 5 (the first timed model calls) that stall at 1000 ns
+    clock = ScriptedClock(lambda k: 1000 if k in (4, 5) else 10)
+    (record,) = profile_models(
+        [tiny], [EAGER], runs=100, warmup=1, round_size=100, anchor=fake_anchor(), clock=clock
+    )
+    assert record.timing.samples_ns[:4] == [10, 10, 1000, 1000]
+    assert record.summary["stalled_fraction"] == 0.02
+    assert record.warnings[0].startswith("contended: 2.0% of the samples took over 3x the median")
+    assert not record.summary["noisy"]
