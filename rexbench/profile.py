@@ -178,14 +178,15 @@ def _checked_configs(
     out: list[RunConfig] = []
     seen: set[str] = set()
     for config in configs:
-        config = _with_shape(replace(config, **fields), input_shape)
+        config = with_input_shape(replace(config, **fields), input_shape)
         if config.config_id not in seen:
             seen.add(config.config_id)
             out.append(config)
     return out
 
 
-def _with_shape(config: RunConfig, input_shape: str | Sequence[int] | None) -> RunConfig:
+def with_input_shape(config: RunConfig, input_shape: str | Sequence[int] | None) -> RunConfig:
+    """`config` measuring `input_shape` (C, H, W) (None: unchanged); its config_id changes with it."""
     if input_shape is None:
         return config
     from rexbench.shapes import check_shape, format_shape

@@ -75,6 +75,7 @@ def sweep(
     Resumable: a model already in --out with the identical configuration is skipped (--force measures it again). Ctrl-C keeps every finished model (exit 130).
     """
     from rexbench import sweep as sw
+    from rexbench.profile import with_input_shape
 
     specs = sw.expand(names)
     configs, note = build_configs(
@@ -90,6 +91,8 @@ def sweep(
         names=config,
         threads=threads,
     )
+    # the shape is part of each config (and of its config_id) before the plan looks for records
+    configs = [with_input_shape(c, input_shape) for c in configs]
     err = console(stderr=True)
     if not dry_run:  # a device or dtype this machine cannot run fails once, before any model
         from rexbench.prepare import check_dtype, resolve_device
