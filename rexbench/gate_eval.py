@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from rexbench.record import Record
 
 
+#: A run counts as measured on a busy machine when the 1-min load average at its end exceeds the
+#: usable cores by more than this (other work was competing for the cores; see `busy`).
+LOAD_MARGIN = 1.0
+
+
 @dataclass(frozen=True)
 class GateOptions:
     """How to judge: checks, significance level, bootstrap size, source policy."""
@@ -28,6 +33,7 @@ class GateOptions:
     alpha: float = gate.ALPHA
     n_boot: int = gate.N_BOOT
     require_same_source: bool = False
+    load_margin: float = LOAD_MARGIN
 
     @property
     def count_checks(self) -> list[gate.Check]:
@@ -133,12 +139,59 @@ def latency_verdicts(
             f"{cur.model.spec} ({cur.run.label}): {why}: raw times compared, machine drift not cancelled"
         )
     b, c = samples_of(base, why is None), samples_of(cur, why is None)
+    busy_base, busy_cur = busy(base, options.load_margin), busy(cur, options.load_margin)
     verdicts = []
     for check in checks:
         v = gate.compare_latency(check, b, c, alpha=options.alpha, n_boot=options.n_boot, **where)
-        v.details.update(baseline_created=base.created, environment_differences=diffs)
+        v.details.update(
+            baseline_created=base.created,
+            environment_differences=diffs,
+            load=[_load(base), _load(cur)],
+        )
+        guarded = load_guard(v.outcome, busy_base, busy_cur)
+        if guarded != v.outcome and v.outcome == gate.REGRESSION:
+            v.reason += f"; but the machine was busy during this run ({busy_cur}): re-run it on a quiet machine"
+        elif guarded != v.outcome:
+            v.reason += (
+                f"; but the baseline was measured on a busy machine ({busy_base}): save it again"
+            )
+        v.outcome = guarded
         verdicts.append(v)
     return verdicts, notes
+
+
+def load_guard(outcome: str, busy_base: str | None, busy_cur: str | None) -> str:
+    """Load only makes a run slower: a regression measured on a busy machine, or a pass against a
+    baseline measured on one, becomes inconclusive."""
+    if (outcome == gate.REGRESSION and busy_cur) or (outcome == gate.PASS and busy_base):
+        return gate.INCONCLUSIVE
+    return outcome
+
+
+def _load(record: Record) -> float | None:
+    """The 1-min load average at the end of the record's measurement (None if not recorded)."""
+    end = getattr(record.timing, "device_end", None) or {}
+    load = end.get("loadavg")
+    return float(load[0]) if load else None
+
+
+def busy(record: Record, margin: float = LOAD_MARGIN) -> str | None:
+    """Why a CPU run counts as measured on a busy machine, or None.
+
+    Busy: the 1-min load average at the end of the run exceeds the usable cores + `margin`, i.e.
+    other processes competed for the cores (our own run's threads load them up to ~the core
+    count). Load only makes a run slower, so the gate does not call a regression measured on a
+    busy machine, nor a pass against a baseline measured on one. Where the load average is
+    host-wide (some containers), raise the margin ([tool.rexbench.gate] load-margin = inf
+    switches this off).
+    """
+    load = _load(record)
+    cores = (record.env.get("cpu") or {}).get("usable_cores")
+    if load is None or not cores or str(record.run.config.get("device", "cpu")).startswith("cuda"):
+        return None
+    if load > cores + margin:
+        return f"1-min load average {load:.2f} on {cores} usable cores"
+    return None
 
 
 # ----------------------------------------------------------------------------------- source
@@ -179,6 +232,24 @@ def _source_hashes(
     return base, cur
 
 
+def refuse_changed_source(
+    spec: str, baselines: Sequence[Record], counts_baseline: Mapping[str, Any] | None
+) -> None:
+    """--require-same-source, checked before anything is measured: a RexbenchError when the `py:`
+    source file of `spec` changed since its baseline (records or counts.json entry)."""
+    known = [b for b in baselines if b.model.spec == spec]
+    base_hash, cur_hash = _source_hashes(spec, known, counts_baseline, ())
+    source_change(spec, base_hash, cur_hash, refuse=True)
+
+
+def _with_source(verdicts: list[gate.Verdict], change: dict[str, str] | None) -> list[gate.Verdict]:
+    """Every verdict of a model whose source changed carries both hashes in its details."""
+    if change:
+        for verdict in verdicts:
+            verdict.details["source_changed"] = change
+    return verdicts
+
+
 # ------------------------------------------------------------------------------------ model
 
 
@@ -207,8 +278,10 @@ def evaluate_model(
         spec, used or [b for b in baselines if b.model.spec == spec], counts_baseline, current
     )
     note = source_change(spec, base_hash, cur_hash, options.require_same_source)
+    change = None
     if note:
         notes.append(note)
+        change = {"baseline_sha256": str(base_hash), "current_sha256": str(cur_hash)}
 
     base_counts: dict[str, Any] = {}
     for record in used or [b for b in baselines if b.model.spec == spec][:1]:
@@ -220,7 +293,7 @@ def evaluate_model(
     cur_counts.update(flat_counts(counts_now or {}))
     verdicts = count_verdicts(options.count_checks, spec, base_counts, cur_counts)
     if counts_only or not options.latency_checks:
-        return verdicts, notes
+        return _with_source(verdicts, change), notes
 
     if not current:
         for check in options.latency_checks:
@@ -253,7 +326,7 @@ def evaluate_model(
         more, why = latency_verdicts(options.latency_checks, base, record, options)
         verdicts += more
         notes += why
-    return verdicts, notes
+    return _with_source(verdicts, change), notes
 
 
 def measure_like(

@@ -32,6 +32,7 @@ def samples(median_ms: float, anchor_ms: float | None = 2.0, seed: int = 0, **kw
 def env(machine: str = "amd-epyc-2c-00000001", torch: str = "2.13.0") -> dict:
     return {
         "machine_id": machine,
+        "cpu": {"usable_cores": 2},
         "software": {"torch": torch, "python": "3.11.2"},
         "threads": {"torch_num_threads": 2, "env": {}},
     }
@@ -48,6 +49,7 @@ def record(
     provenance=None,
     torch="2.13.0",
     anchor_version=1,
+    load=1.9,
 ) -> Record:
     config = RunConfig.preset("eager", runs=300, warmup=5, threads=2)
     return Record(
@@ -74,6 +76,7 @@ def record(
             }
             if anchor_ms
             else {},
+            device_end={"time": "2026-01-01T00:00:00+00:00", "loadavg": [load, 1.0, 1.0]},
         ),
     )
 
@@ -378,6 +381,36 @@ def test_py_source_change_is_reported_or_refused():
     assert source_change(spec, "a" * 64, "a" * 64, True) is None
 
 
+def test_busy_machine_downgrades_regression_and_pass():
+    """Load only slows a run: no regression measured on a busy machine, no pass against a
+    baseline measured on one (1-min load > 2 usable cores + 1)."""
+    verdicts, _ = evaluate_model(
+        "rexnet_x1.0",
+        OPTIONS,
+        current=[record(48.0, seed=2, load=5.9)],
+        baselines=[record(40.0, seed=1)],
+    )
+    latency = verdicts[-1]
+    assert latency.outcome == gate.INCONCLUSIVE and latency.ratio > 1.1
+    assert "busy during this run (1-min load average 5.90 on 2 usable cores)" in latency.reason
+    assert latency.details["load"] == [1.9, 5.9]
+    verdicts, _ = evaluate_model(
+        "rexnet_x1.0",
+        OPTIONS,
+        current=[record(40.0, seed=2)],
+        baselines=[record(40.0, seed=1, load=3.2)],
+    )
+    assert verdicts[-1].outcome == gate.INCONCLUSIVE and "save it again" in verdicts[-1].reason
+    ignore = GateOptions(OPTIONS.checks, load_margin=float("inf"))
+    verdicts, _ = evaluate_model(
+        "rexnet_x1.0",
+        ignore,
+        current=[record(48.0, seed=2, load=5.9)],
+        baselines=[record(40.0, seed=1)],
+    )
+    assert verdicts[-1].outcome == gate.REGRESSION
+
+
 # ----------------------------------------------------------------------------------- report
 
 
@@ -417,7 +450,7 @@ def test_pyproject_config(tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         '[project]\nname = "x"\n\n[tool.rexbench.gate]\nmodels = ["rexnet_x1.0"]\n'
         'baseline = "refs"\nchecks = ["latency.p90:+20%"]\nfail_on_inconclusive = true\n'
-        "alpha = 0.05\nruns = 200\n"
+        "alpha = 0.05\nruns = 200\nload-margin = inf\n"
     )
     deep = tmp_path / "src" / "pkg"
     deep.mkdir(parents=True)
@@ -426,6 +459,7 @@ def test_pyproject_config(tmp_path):
     assert cfg.models == ("rexnet_x1.0",) and cfg.baseline == tmp_path / "refs"
     assert cfg.checks == ("latency.p90:+20%",) and cfg.fail_on_inconclusive and not cfg.strict
     assert cfg.alpha == 0.05 and cfg.runs == 200 and cfg.warmup is None
+    assert cfg.load_margin == float("inf")
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rexbench.cli.common import JsonOpt, ResolutionOpt, WeightsOpt, console, print_json
+from rexbench.cli.common import (
+    InputShapeOpt,
+    JsonOpt,
+    ResolutionOpt,
+    WeightsOpt,
+    console,
+    print_json,
+)
 from rexbench.cli.profile import (
     BatchOpt,
     ConfigOpt,
@@ -80,6 +87,7 @@ def save(
     runs: BaselineRunsOpt = 300,
     warmup: WarmupOpt = 20,
     resolution: ResolutionOpt = None,
+    input_shape: InputShapeOpt = None,
     threads: ThreadsOpt = None,
     weights: WeightsOpt = None,
     json_out: JsonOpt = False,
@@ -105,7 +113,17 @@ def save(
         if not specs:
             raise RexbenchError("give MODEL... or --all (or --from RECORDS)")
         records = _measure(
-            specs, config, device, batch_size, runs, warmup, resolution, threads, weights, err
+            specs,
+            config,
+            device,
+            batch_size,
+            runs,
+            warmup,
+            resolution,
+            input_shape,
+            threads,
+            weights,
+            err,
         )
     if not specs:
         raise RexbenchError("give MODEL... or --all (or --from RECORDS)")
@@ -116,12 +134,19 @@ def save(
         if record.counts.get("input_shape"):
             shapes.setdefault(record.model.spec, []).append(record.counts["input_shape"])
     with err.status("counting") as status:
-        entries = count_entries(specs, shapes, progress=lambda s: status.update(f"counting {s}"))
+        entries = count_entries(
+            specs,
+            shapes,
+            progress=lambda s: status.update(f"counting {s}"),
+            input_shape=input_shape,
+            resolution=resolution,
+        )
     counts_file = write_counts(directory, entries)
     data = {
         "counts_file": str(counts_path(directory)),
         "counts": entries,
         "records": [str(p) for p in paths],
+        "warnings": _warnings(records),
     }
     if json_out:
         print_json(data)
@@ -129,7 +154,25 @@ def save(
     _print_counts(entries)
     for path in paths:
         err.print(f"saved {path}", highlight=False)
+    for text in data["warnings"]:
+        err.print(f"[yellow]warning[/]: {text}", highlight=False)
     err.print(f"counts of {len(entries)} model(s) merged into {counts_file}", highlight=False)
+
+
+def _warnings(records: list[Record]) -> list[str]:
+    """Noise and busy-machine warnings of the saved baselines (they weaken every later gate)."""
+    from rexbench.gate_eval import busy
+
+    out = []
+    for r in records:
+        where = f"{r.model.spec} ({r.run.label})"
+        out += [f"{where}: {w}" for w in r.warnings]
+        why = busy(r)
+        if why:
+            out.append(
+                f"{where}: measured on a busy machine ({why}); save it again when it is quiet"
+            )
+    return out
 
 
 def _from_records(paths: list[Path], specs: list[ModelSpec]) -> list[Record]:
@@ -163,6 +206,7 @@ def _measure(
     runs: int,
     warmup: int,
     resolution: int | None,
+    input_shape: str | None,
     threads: int | None,
     weights: Path | None,
     err: Any,
@@ -185,7 +229,9 @@ def _measure(
     )
     err.print(note, highlight=False)
     with ProgressView(err, len(configs) + 1, runs, warmup) as view:
-        return profile_models(specs, configs, weights=weights, progress=view.update)
+        return profile_models(
+            specs, configs, weights=weights, input_shape=input_shape, progress=view.update
+        )
 
 
 def _print_counts(entries: dict[str, dict[str, Any]]) -> None:

@@ -110,7 +110,7 @@ def gate(
     """
     from rexbench import gate as rules
     from rexbench.gate_config import load_config
-    from rexbench.gate_eval import GateOptions
+    from rexbench.gate_eval import LOAD_MARGIN, GateOptions
     from rexbench.gate_report import GateReport
     from rexbench.store import read_counts
 
@@ -120,6 +120,7 @@ def gate(
         tuple(checks),
         alpha=cfg.alpha if cfg.alpha is not None else rules.ALPHA,
         require_same_source=require_same_source or cfg.require_same_source,
+        load_margin=cfg.load_margin if cfg.load_margin is not None else LOAD_MARGIN,
     )
     root = baseline or cfg.baseline or Path("baselines")
     if all_models or models:
@@ -182,11 +183,14 @@ def _counts_gate(
 
 
 def _entry_shapes(entry: dict[str, Any]) -> list[tuple[int, int, int]]:
-    """The extra inputs a counts entry holds (`macs_conv@K`), to count now at the same ones."""
+    """The inputs a counts entry holds (its own `resolution` / `input_shape` first, then every
+    `macs_conv@K`), to count now at the same ones (a model without a default input needs them)."""
     from rexbench.shapes import parse_input_shape
 
+    own = entry.get("input_shape") or entry.get("resolution")
     keys = {k.partition("@")[2] for k in entry if "@" in k}
-    return [parse_input_shape(k) for k in sorted(keys)]
+    shapes = [parse_input_shape(str(own))] if own else []
+    return shapes + [parse_input_shape(k) for k in sorted(keys)]
 
 
 def _full_gate(
@@ -200,7 +204,7 @@ def _full_gate(
     err: Any,
 ) -> tuple[list, list[str]]:
     from rexbench.baseline import baselines_of, count_entry, load_baselines
-    from rexbench.gate_eval import evaluate_model
+    from rexbench.gate_eval import evaluate_model, refuse_changed_source
     from rexbench.spec import parse
 
     baselines = load_baselines(root)
@@ -225,6 +229,8 @@ def _full_gate(
         other: list[str] = []
         counts_now = None
         if not from_:
+            if options.require_same_source:  # refused before a long measurement, not after
+                refuse_changed_source(spec, known, counts.get(spec))
             if machine is None:
                 from rexbench.env import fingerprint as fp
 
@@ -241,8 +247,10 @@ def _full_gate(
                 from rexbench.env import differences
 
                 other = differences(others[0].env, fingerprint)
-        if not current.get(spec):
-            counts_now = count_entry(parse(spec))
+        if not current.get(spec):  # count now, at the inputs of the baseline
+            shapes = _entry_shapes(counts[spec]) if spec in counts else []
+            shapes += [b.counts["input_shape"] for b in known if b.counts.get("input_shape")]
+            counts_now = count_entry(parse(spec), shapes)
         more, why = evaluate_model(
             spec,
             options,
