@@ -74,13 +74,23 @@ def flat_counts(counts: Mapping[str, Any]) -> dict[str, int]:
 # ------------------------------------------------------------------------------ counting now
 
 
-def count_entry(spec: ModelSpec, extra_shapes: Iterable[Sequence[int]] = ()) -> dict[str, Any]:
-    """The counts.json entry of `spec`: params and macs_conv at its default input and at 224
-    (when different), plus any (C, H, W) in `extra_shapes` (e.g. the inputs of saved records)."""
+def count_entry(
+    spec: ModelSpec,
+    extra_shapes: Iterable[Sequence[int]] = (),
+    input_shape: str | Sequence[int] | None = None,
+    resolution: int | None = None,
+) -> dict[str, Any]:
+    """The counts.json entry of `spec`: params and macs_conv at its input and at 224 (when
+    different), plus any (C, H, W) in `extra_shapes` (e.g. the inputs of saved records).
+
+    Its input (`resolution` / `input_shape` keys): the model's default (rexbench.shapes), else, for
+    a model whose input cannot be guessed, the input that `input_shape` / `resolution` give (these
+    are counted as extra inputs too), else the first of `extra_shapes`.
+    """
     from rexbench.shapes import format_shape
 
     extra = [tuple(int(d) for d in s)[-3:] for s in extra_shapes]
-    default, params, macs = _count(spec, extra, optional=[(3, 224, 224)])
+    default, params, macs = _count(spec, extra, [(3, 224, 224)], input_shape, resolution)
     entry: dict[str, Any] = {}
     if default[0] == 3 and default[1] == default[2]:
         entry["resolution"] = default[1]
@@ -97,7 +107,11 @@ def count_entry(spec: ModelSpec, extra_shapes: Iterable[Sequence[int]] = ()) -> 
 
 
 def _count(
-    spec: ModelSpec, extra: list[tuple[int, ...]], optional: list[tuple[int, ...]]
+    spec: ModelSpec,
+    extra: list[tuple[int, ...]],
+    optional: list[tuple[int, ...]],
+    input_shape: str | Sequence[int] | None = None,
+    resolution: int | None = None,
 ) -> tuple[tuple[int, ...], dict[str, int], dict[tuple[int, ...], int]]:
     """(default input, params, {input: macs_conv}) with the model built once, on meta, else on CPU.
 
@@ -107,14 +121,24 @@ def _count(
 
     from rexbench.counting import count_model
     from rexbench.factory import build
-    from rexbench.shapes import default_input_shape
+    from rexbench.shapes import check_options, resolve_input_shape
+
+    check_options(spec, input_shape, resolution)
 
     def run(device: str) -> tuple[tuple[int, ...], dict[str, int], dict[tuple[int, ...], int]]:
         with torch.device(device):
             model = build(spec).eval()
-            default = tuple(default_input_shape(spec, model))
+            given = []
+            if input_shape is not None or resolution is not None:
+                given.append(resolve_input_shape(spec, model, input_shape, resolution))
+            try:
+                default: tuple[int, ...] = resolve_input_shape(spec, model)
+            except RexbenchError:
+                if not given + extra:
+                    raise
+                default = (given + extra)[0]  # no default: the input it is measured at
             macs: dict[tuple[int, ...], int] = {}
-            for chw in dict.fromkeys([default, *extra]):
+            for chw in dict.fromkeys([default, *given, *extra]):
                 counts = count_model(model, (1, *chw), counters=("conv",))
                 macs[chw] = counts.macs_conv
             for chw in optional:
@@ -142,13 +166,18 @@ def count_entries(
     specs: Sequence[ModelSpec],
     extra_shapes: Mapping[str, Iterable[Sequence[int]]] | None = None,
     progress: Callable[[str], None] | None = None,
+    input_shape: str | Sequence[int] | None = None,
+    resolution: int | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """{canonical spec: counts entry} for every spec, in order."""
+    """{canonical spec: counts entry} for every spec, in order (input_shape, resolution: see
+    count_entry)."""
     out = {}
     for spec in specs:
         if progress is not None:
             progress(str(spec))
-        out[str(spec)] = count_entry(spec, (extra_shapes or {}).get(str(spec), ()))
+        out[str(spec)] = count_entry(
+            spec, (extra_shapes or {}).get(str(spec), ()), input_shape, resolution
+        )
     return out
 
 
