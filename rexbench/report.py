@@ -167,8 +167,8 @@ def latency_section(records: Iterable[Record]) -> Section:
             notes.append(f"paper at {row.resolution}px")
         if lat.noisy:
             notes.append("noisy (IQR/median > 10%)")
-        notes += [i.summary for i in inconsistencies(spec) if m.zoo_entry(spec) and
-                  {"cpu", "gpu"} & set(i.fields) and printed is not None]  # fmt: skip
+        notes += [i.summary for i in (inconsistencies(spec) if m.zoo_entry(spec) else ())
+                  if {"cpu", "gpu"} & set(i.fields) and printed is not None]  # fmt: skip
         ratio = lat.median_ms / printed.value if printed is not None else None
         s.add(
             [
