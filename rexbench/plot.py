@@ -1,6 +1,7 @@
 """The paper's Figure 3 from measured records: ImageNet top-1 against FLOPs, CPU latency and GPU latency.
 
-Top-1 is the paper's published accuracy (rexbench.published; nothing here measures accuracy);
+Top-1 is the paper's published accuracy (rexbench.published; nothing here measures accuracy), or
+for other models (timm:, torchvision:, py:) the one given with `--top1 SPEC=PCT`;
 FLOPs and parameters are the exact counts stored in the records (`macs_conv`, the paper's
 convention); latency is the median per batch with its 95% confidence interval (rexbench.measured).
 matplotlib is imported inside the functions and used through `matplotlib.figure.Figure` with the
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import io
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ _COLORS = {
 }
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 _LINESTYLES = ("-", "--", "-.", (0, (5, 1, 1, 1, 1, 1)))
+Top1 = Callable[[str], "float | None"]  # canonical spec -> top-1 %, or None (not plotted)
 
 
 def _order(series: list[Series]) -> list[Series]:
@@ -86,10 +88,30 @@ def check_figure_path(path: str | Path) -> Path:
     return out
 
 
+def parse_top1(items: Iterable[str] | None) -> dict[str, float]:
+    """`--top1 SPEC=PCT` values -> {canonical spec: top-1 %}: the accuracy of a model the paper has
+    no number for (timm:, torchvision:, py: specs), e.g. "py:nets.py:build?width=2=71.5"."""
+    from rexbench.spec import parse
+
+    out: dict[str, float] = {}
+    for item in items or []:
+        spec, eq, value = item.rpartition("=")
+        try:
+            pct = float(value)
+        except ValueError:
+            pct = -1.0
+        if not eq or not spec.strip() or not 0 < pct <= 100:
+            raise RexbenchError(
+                f"--top1 {item!r}: expected SPEC=PCT with 0 < PCT <= 100, e.g. --top1 timm:resnet50=80.4"
+            )
+        out[str(parse(spec))] = pct
+    return out
+
+
 def _plottable(
-    records: Iterable[Record], families: Sequence[str] | None
+    records: Iterable[Record], families: Sequence[str] | None, top1: Top1
 ) -> tuple[list[Record], dict[str, int]]:
-    """Records with a published top-1 in the chosen families, and counts of what was left out."""
+    """Records with a top-1 in the chosen families, and counts of what was left out."""
     keep: list[Record] = []
     hidden = {"family": 0, "top1": 0, "family:cpu": 0, "family:cuda": 0}
     wanted = None if families is None else {f.lower() for f in families}
@@ -98,17 +120,17 @@ def _plottable(
         if wanted is not None and m.family(spec).lower() not in wanted:
             hidden["family"] += 1
             hidden[f"family:{m.device_kind(r)}"] += m.latency(r) is not None
-        elif m.top1(spec) is None:
+        elif top1(spec) is None:
             hidden["top1"] += 1
         else:
             keep.append(r)
     return keep, hidden
 
 
-def _count_series(records: list[Record], axis: str) -> list[Series]:
+def _count_series(records: list[Record], axis: str, top1: Top1) -> list[Series]:
     series: dict[str, Series] = {}
     seen = set()
-    for r in sorted(records, key=lambda r: m.top1(r.model.spec) or 0.0):
+    for r in sorted(records, key=lambda r: top1(r.model.spec) or 0.0):
         value = m.macs_conv(r) if axis == "flops" else m.params(r)
         if value is None or r.model.spec in seen:
             continue
@@ -116,17 +138,17 @@ def _count_series(records: list[Record], axis: str) -> list[Series]:
         fam = m.family(r.model.spec)
         s = series.setdefault(fam, Series(fam, fam))
         s.xs.append(value / (1e9 if axis == "flops" else 1e6))
-        s.ys.append(m.top1(r.model.spec))
+        s.ys.append(top1(r.model.spec))
         s.labels.append(m.short_label(r.model.spec))
     return _order(list(series.values()))
 
 
-def _device_series(records: list[Record], kind: str, axis: str) -> list[Series]:
+def _device_series(records: list[Record], kind: str, axis: str, top1: Top1) -> list[Series]:
     groups: dict[tuple, Series] = {}
     chosen = [r for r in records if m.device_kind(r) == kind and m.latency(r) is not None]
     variants = {(r.machine_id, r.run.label, m.dtype(r), m.batch_size(r)) for r in chosen}
     machines = list(m.by_machine(records))
-    for r in sorted(chosen, key=lambda r: m.top1(r.model.spec) or 0.0):
+    for r in sorted(chosen, key=lambda r: top1(r.model.spec) or 0.0):
         fam, lat = m.family(r.model.spec), m.latency(r)
         key = (fam, r.machine_id, r.run.label, m.dtype(r), m.batch_size(r))
         name = fam
@@ -141,7 +163,7 @@ def _device_series(records: list[Record], kind: str, axis: str) -> list[Series]:
             x = lat.throughput
             err = (x - per_ms / lat.high_ms, per_ms / lat.low_ms - x)
         s.xs.append(x)
-        s.ys.append(m.top1(r.model.spec))
+        s.ys.append(top1(r.model.spec))
         s.labels.append(m.short_label(r.model.spec))
         s.errs.append(err)
     return _order(list(groups.values()))
@@ -207,7 +229,9 @@ def _xlabel(panel: str, records: list[Record]) -> str:
     return f"{_DEVICE_NAME[kind]} throughput (images/s, {_batches(records, kind)})"
 
 
-def caption(records: list[Record], hidden: dict[str, int], paper: bool) -> str:
+def caption(
+    records: list[Record], hidden: dict[str, int], paper: bool, given: Sequence[str] = ()
+) -> str:
     """The caption line(s): machine(s), configuration(s), where top-1 comes from, what was left out."""
     lines = []
     for machine, group in m.by_machine(records).items():
@@ -221,6 +245,8 @@ def caption(records: list[Record], hidden: dict[str, int], paper: bool) -> str:
         "Top-1: the paper's published ImageNet accuracy (Tables 5, A1, A2, 4), not measured here; "
         "FLOPs and params: exact counts of the built models; latency: measured median per batch."
     )
+    if given:
+        lines.append(f"Top-1 given with --top1 (not the paper's): {', '.join(given)}.")
     if paper:
         lines.append(
             "Hollow markers: the paper's own numbers (CPU: Intel Xeon E5-2630, batch 1; "
@@ -229,7 +255,9 @@ def caption(records: list[Record], hidden: dict[str, int], paper: bool) -> str:
     if hidden["family"]:
         lines.append(f"{hidden['family']} record(s) of other families not shown (--all-families).")
     if hidden["top1"]:
-        lines.append(f"{hidden['top1']} record(s) without a published top-1 not shown.")
+        lines.append(
+            f"{hidden['top1']} record(s) without a published top-1 not shown (give one with --top1 SPEC=PCT)."
+        )
     return "\n".join(textwrap.fill(line, 190) for line in lines)
 
 
@@ -241,17 +269,24 @@ def figure3(
     families: Sequence[str] | None = DEFAULT_FAMILIES,
     paper: bool = False,
     dpi: int = 100,
+    top1: Mapping[str, float] | None = None,
 ) -> Figure:
     """Three panels: top-1 vs FLOPs (or params), vs CPU latency (or throughput), vs GPU latency.
 
     families None plots every family; records without a published top-1 are left out (counted in
-    the caption). A device panel without records says so inside the panel. Saved when `path`
+    the caption) unless `top1` gives theirs ({canonical spec: %}, see `parse_top1`; it is named
+    in the caption). A device panel without records says so inside the panel. Saved when `path`
     is given (.png, .svg or .pdf); the figure is 15 x 5.4 inches at `dpi`.
     """
     count_axis, device_axis = parse_axes(x)
     out = check_figure_path(path) if path is not None else None
     records, _ = m.latest(records)
-    shown, hidden = _plottable(records, families)
+    given = dict(top1 or {})
+
+    def accuracy(spec: str) -> float | None:
+        return given[spec] if spec in given else m.top1(spec)
+
+    shown, hidden = _plottable(records, families, accuracy)
     fig = _new_figure(15, 5.4)
     axes = fig.subplots(1, 3, sharey=True)
     panels = [count_axis] + [f"{kind}:{device_axis}" for kind in DEVICES]
@@ -259,12 +294,12 @@ def figure3(
     style: dict[str, int] = {}
     for ax, panel in zip(axes, panels, strict=True):
         if panel in COUNT_AXES:
-            series = _count_series(shown, panel)
+            series = _count_series(shown, panel, accuracy)
             title = f"Top-1 vs {'FLOPs' if panel == 'flops' else 'parameters'}"
             empty, other = "no records with counts", hidden["family"]
         else:
             kind = panel.split(":")[0]
-            series = _device_series(shown, kind, device_axis)
+            series = _device_series(shown, kind, device_axis, accuracy)
             title = f"Top-1 vs {_DEVICE_NAME[kind]} {device_axis}"
             label = "CUDA" if kind == "cuda" else "CPU"
             empty = f"no {label} records - run `rexbench sweep table5 --device {kind}`"
@@ -280,10 +315,11 @@ def figure3(
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="best")
-    axes[0].set_ylabel("ImageNet top-1 (%, published)")
+    used = sorted({r.model.spec for r in shown} & set(given))
+    axes[0].set_ylabel("ImageNet top-1 (%, published" + (" or given)" if used else ")"))
     fig.suptitle("ReXNet vs EfficientNet: accuracy against FLOPs and measured latency (cf. paper Figure 3)",
                  fontsize=11)  # fmt: skip
-    fig.supxlabel(caption(shown, hidden, paper), fontsize=7, x=0.01, ha="left")
+    fig.supxlabel(caption(shown, hidden, paper, used), fontsize=7, x=0.01, ha="left")
     if out is not None:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

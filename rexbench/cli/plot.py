@@ -44,6 +44,15 @@ PaperOpt = Annotated[
         "--paper", help="Overlay the paper's own numbers as hollow markers (its hardware)."
     ),
 ]
+Top1Opt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--top1",
+        help="SPEC=PCT: top-1 (%) of a model the paper has no number for, repeatable, e.g. "
+        "--top1 timm:resnet50=80.4 (its records are left out without one).",
+        show_default=False,
+    ),
+]
 
 
 def load(paths: list[Path] | None) -> list:
@@ -75,18 +84,27 @@ def plot(
     family: FamilyOpt = None,
     all_families: AllFamiliesOpt = False,
     paper: PaperOpt = False,
+    top1: Top1Opt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Draw the paper's Figure 3 from measured records: top-1 (published) vs FLOPs, CPU and GPU latency."""
     from rexbench import measured
-    from rexbench.plot import DEFAULT_FAMILIES, check_figure_path, figure3, parse_axes, summary
+    from rexbench.plot import (
+        DEFAULT_FAMILIES,
+        check_figure_path,
+        figure3,
+        parse_axes,
+        parse_top1,
+        summary,
+    )
 
     parse_axes(x)  # bad --x values fail before anything is loaded
+    accuracy = parse_top1(top1)
     _check_families(family or [])
     check_figure_path(out)
     records = load(paths)
     families = None if all_families else (family or DEFAULT_FAMILIES)
-    fig = figure3(records, out, x=x, families=families, paper=paper)
+    fig = figure3(records, out, x=x, families=families, paper=paper, top1=accuracy)
     machines = measured.by_machine(records)
     data = {"figure": str(out), "records": len(records), "machines": list(machines), **summary(fig)}
     if json_output:
