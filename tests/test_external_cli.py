@@ -205,9 +205,35 @@ def test_profile_baseline_and_gate_end_to_end(nets: Path, tmp_path: Path, capsys
     code, out, err = cli(capsys, "report", "results", "--json")
     assert code == 0, err
     assert SPEC in out and "py:nets.py:build?width=4" in out
+    # Figure 3 needs a top-1: the paper has none for an external model, the user gives it
     code, out, err = cli(capsys, "plot", "results", "--all-families", "--out", "fig.png", "--json")
     assert code == 0, err
+    assert all(not p["lines"] for p in json.loads(out)["panels"])  # nothing to draw without one
+    code, out, err = cli(
+        capsys, "plot", "results", "--all-families", "--top1", f"py:./nets.py:build={71.5}",
+        "--out", "fig.png", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    flops, cpu, _ = json.loads(out)["panels"]
+    assert flops["lines"] == ["py"] and cpu["lines"] == ["py"]
     assert (tmp_path / "fig.png").is_file()
+    code, _, err = cli(capsys, "plot", "results", "--top1", "py:nets.py:build=high")
+    one_error_line(code, err, "--top1", "SPEC=PCT")
+
+
+def test_plot_labels_external_points_with_the_canonical_spec(nets: Path) -> None:
+    from rexbench.plot import figure3
+    from rexbench.store import load_records
+
+    _profile_with_work_clock(SPEC, "results")
+    records = load_records([Path("results")])
+    fig = figure3(records, families=None, top1={SPEC: 71.5})
+    flops_panel = fig.axes[0]
+    assert [t.get_text() for t in flops_panel.texts] == [SPEC]
+    (line,) = flops_panel.get_lines()
+    assert list(line.get_ydata()) == [71.5]
+    assert list(line.get_xdata()) == [macs(32, 32) / 1e9]
+    assert f"Top-1 given with --top1 (not the paper's): {SPEC}." in fig.get_supxlabel()
 
 
 def test_a_model_without_a_default_input_is_profiled_and_gated(nets: Path, capsys) -> None:
