@@ -236,6 +236,21 @@ def test_plot_labels_external_points_with_the_canonical_spec(nets: Path) -> None
     assert f"Top-1 given with --top1 (not the paper's): {SPEC}." in fig.get_supxlabel()
 
 
+def test_sweep_of_external_models_resumes_per_input_shape(nets: Path, capsys) -> None:
+    fast = ["--runs", "3", "--warmup", "1", "--config", "eager", "--out", "results", "--json"]
+    code, out, err = cli(capsys, "sweep", SPEC, "py:nets.py:build?width=4", *fast)
+    assert code == 0, err
+    assert [r["model"] for r in json.loads(out)["measured"]] == [SPEC, "py:nets.py:build?width=4"]
+    code, out, err = cli(capsys, "sweep", SPEC, *fast)  # resumed: already measured
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["measured"] == [] and [r["model"] for r in data["skipped"]] == [SPEC]
+    code, out, err = cli(capsys, "sweep", SPEC, "--input-shape", "3x16x16", *fast)  # new input
+    assert code == 0, err
+    (row,) = json.loads(out)["measured"]
+    assert json.loads(Path(row["record"]).read_text())["counts"]["input_shape"] == [1, 3, 16, 16]
+
+
 def test_a_model_without_a_default_input_is_profiled_and_gated(nets: Path, capsys) -> None:
     spec = "py:nets.py:noshape"
     code, _, err = cli(
