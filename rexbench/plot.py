@@ -102,7 +102,7 @@ def parse_top1(items: Iterable[str] | None) -> dict[str, float]:
             pct = -1.0
         if not eq or not spec.strip() or not 0 < pct <= 100:
             raise RexbenchError(
-                f"--top1 {item!r}: expected SPEC=PCT with 0 < PCT <= 100, e.g. --top1 timm:resnet50=80.4"
+                f"--top1 {item!r}: expected SPEC=PCT with 0 < PCT <= 100, e.g. --top1 torchvision:resnet50=76.13"
             )
         out[str(parse(spec))] = pct
     return out

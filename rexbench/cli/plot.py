@@ -49,7 +49,7 @@ Top1Opt = Annotated[
     typer.Option(
         "--top1",
         help="SPEC=PCT: top-1 (%) of a model the paper has no number for, repeatable, e.g. "
-        "--top1 timm:resnet50=80.4 (its records are left out without one).",
+        "--top1 torchvision:resnet50=76.13 (its records are left out without one).",
         show_default=False,
     ),
 ]
