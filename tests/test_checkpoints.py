@@ -25,13 +25,7 @@ KEYS = Path(__file__).parent / "data" / "state_dict_keys"
 X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a busy 2-core machine two spinning threads make tiny forwards slow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def key_file(name: str) -> list[tuple[str, tuple[int, ...]]]:

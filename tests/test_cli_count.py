@@ -19,12 +19,7 @@ from rexbench.counting import CONVENTIONS, COUNTERS, count, count_modules
 MODELS = ["mobilenet_v3_small", "rexnet_x0.9"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _flat(text: str) -> str:

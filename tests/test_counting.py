@@ -24,13 +24,7 @@ from rexbench.counting import (
 )
 from rexbench.errors import RexbenchError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --- toy networks, counted by hand ---------------------------------------------------------------

@@ -26,13 +26,7 @@ from rexbench.models.rexnet import (
 KEYS = Path(__file__).parent / "data" / "state_dict_keys"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: on a busy 2-core machine two spinning threads make tiny forwards slow."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # model-counts.md, measured on the official code
