@@ -9,7 +9,6 @@ Rendering: `rexbench.report_format`. Numbers: `rexbench.published` (Tables 4, 5,
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -359,6 +358,4 @@ def write(doc: Document, out: str | Path, records: Sequence[Record], figure: boo
     )
     paths["markdown"] = atomic_write_text(folder / "report.md", to_markdown(doc, ref))
     paths["html"] = atomic_write_text(folder / "report.html", to_html(doc, data, figure_format))
-    for key in ("markdown", "html"):  # atomic writes create 0600 files; reports are for sharing
-        os.chmod(paths[key], 0o644)
     return paths

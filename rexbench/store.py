@@ -74,6 +74,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
             "(for example with --out)"
         ) from None
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -86,6 +87,12 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -221,3 +221,12 @@ def test_counts_baseline_errors(tmp_path):
     path.write_text(json.dumps({"schema_version": 1, "kind": "counts", "models": {"a": 3}}))
     with pytest.raises(RexbenchError, match="counts of 'a' must be an object"):
         store.read_counts(path)
+
+
+def test_atomic_write_gives_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = store.atomic_write_text(tmp_path / "r.json", "{}")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
