@@ -298,10 +298,13 @@ def _render(report: GateReport, err: Any) -> None:
         "inconclusive": "yellow",
         "not comparable": "dim",
     }
-    table = Table(
-        title="rexbench gate",
-        caption="ratio = current / baseline; latency ratios anchor-normalised when both runs carry the drift anchor",
-    )
+    caption = "ratio = current / baseline; counts compare exactly"
+    if any(v.config != "counts" for v in report.verdicts):
+        caption += (
+            "; latency: (anchor) = normalised by the drift anchor, regression = ratio > limit "
+            "and significant (p < alpha, CI low > 1)"
+        )
+    table = Table(title="rexbench gate", caption=caption)
     for name in (
         "model",
         "config",
