@@ -263,3 +263,10 @@ def test_py_model_source_change_reported_or_refused(project, capsys):
     assert "source changed since the baseline" in capsys.readouterr().err
     assert gate("--counts-only", spec, "--require-same-source") == 2
     assert "refusing to compare (--require-same-source)" in error_line(capsys)
+
+
+def test_baseline_save_warns_about_a_busy_machine(project, capsys):
+    busy = current(project / "busy", record(40.0, seed=5, load=5.9))
+    assert run(["baseline", "save", "--from", busy, "--dir", str(project / "refs")]) == 0
+    err = capsys.readouterr().err
+    assert "measured on a busy machine (1-min load average 5.90 on 2 usable cores)" in err

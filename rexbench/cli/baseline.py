@@ -153,10 +153,14 @@ def save(
         return
     _print_counts(entries)
     for path in paths:
-        err.print(f"saved {path}", highlight=False)
+        err.print(f"saved {path}", highlight=False, soft_wrap=True)
     for text in data["warnings"]:
-        err.print(f"[yellow]warning[/]: {text}", highlight=False)
-    err.print(f"counts of {len(entries)} model(s) merged into {counts_file}", highlight=False)
+        err.print(f"[yellow]warning[/]: {text}", highlight=False, soft_wrap=True)
+    err.print(
+        f"counts of {len(entries)} model(s) merged into {counts_file}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _warnings(records: list[Record]) -> list[str]:
@@ -227,7 +231,7 @@ def _measure(
         names=config,
         threads=threads,
     )
-    err.print(note, highlight=False)
+    err.print(note, highlight=False, soft_wrap=True)
     with ProgressView(err, len(configs) + 1, runs, warmup) as view:
         return profile_models(
             specs, configs, weights=weights, input_shape=input_shape, progress=view.update

@@ -241,6 +241,7 @@ def _full_gate(
                 err.print(
                     f"measuring {spec} like its baseline ({len(mine)} configuration(s))",
                     highlight=False,
+                    soft_wrap=True,
                 )
                 current[spec] = _measure(spec, mine, runs, warmup, err)
             elif others:
@@ -338,11 +339,12 @@ def _render(report: GateReport, err: Any) -> None:
         )
     print_wide(table)
     for note in report.notes:
-        err.print(f"note: {note}", highlight=False)
+        err.print(f"note: {note}", highlight=False, soft_wrap=True)
     if report.count("inconclusive") and not report.fail_on_inconclusive:
         err.print(
             "[yellow]warning[/]: inconclusive latency checks pass; --fail-on-inconclusive makes them fail",
             highlight=False,
+            soft_wrap=True,
         )
     colour = "red" if report.exit_code else "green"
-    err.print(f"[{colour}]{report.headline()}[/]", highlight=False)
+    err.print(f"[{colour}]{report.headline()}[/]", highlight=False, soft_wrap=True)
