@@ -12,12 +12,13 @@ Check syntax, `METRIC:TOLERANCE`:
 * `latency.STAT` (STAT = `median`, `mean` or `pNN`, e.g. `p90`): `+N%`, the slowdown allowed.
 * `throughput`: `-N%`, the drop of images/s allowed (judged on the median latency).
 
-Latency rule (`compare_latency`). Let S be the statistic and, when both records carry drift-anchor
-samples, normalise each run by the median of its own anchor samples (a fixed reference workload
-timed interleaved with the model): R = [S(model_now) / med(anchor_now)] / [S(model_base) /
-med(anchor_base)], so a machine that is uniformly x% slower now cancels out. Without anchors on
-both sides R = S(model_now) / S(model_base) ("raw"). With L = 1 + N/100 the limit (1 / (1 - N/100)
-for throughput), alpha the one-sided significance level:
+Latency rule (`compare_latency`). Let S be the statistic. When both records carry drift-anchor
+samples (a fixed reference workload timed interleaved with the model, `rexbench.anchor`), each
+run's model samples are divided by the same statistic of that run's own anchor samples:
+R = [S(model_now) / S(anchor_now)] / [S(model_base) / S(anchor_base)], so a machine that is
+uniformly x% slower now cancels out. Without anchors on both sides R = S(model_now) /
+S(model_base) ("raw"). With L = 1 + N/100 the limit (1 / (1 - N/100) for throughput), alpha the
+one-sided significance level:
 
 * regression   - R > L, and the slowdown is significant: the one-sided Mann-Whitney U test of the
                  normalised samples gives p < alpha AND the bootstrap lower bound of R (its alpha
@@ -60,7 +61,7 @@ COUNT_METRICS = (
 )
 ALIASES = {"params": "params_total", "latency": "latency.median"}
 #: Defaults chosen from the calibration in benchmarks/gate_calibration.py (docs/gate.md).
-DEFAULT_CHECKS = ("params_total:=", "params_trainable:=", "macs_conv:=", "latency.median:+10%")
+DEFAULT_CHECKS = ("params_total:=", "params_trainable:=", "macs_conv:=", "latency.p10:+10%")
 ALPHA = 0.01
 N_BOOT = 2000
 MIN_SAMPLES = 20
@@ -245,21 +246,24 @@ def ratio_interval(
     n_boot: int = N_BOOT,
     seed: int = 0,
     anchored: bool = True,
+    anchor_stat: str | None = None,
 ) -> tuple[float, float, float]:
     """(ratio, low, high): the normalised ratio and its alpha / (1 - alpha) bootstrap quantiles.
 
+    The anchor is summarised by `anchor_stat` (default: the same statistic as the model).
     Percentile bootstrap (Efron & Tibshirani 1993, ch. 13); model and anchor samples of both runs
     are resampled independently, so the anchor's own noise widens the interval. Seeded: same
     inputs, same interval.
     """
+    astat = anchor_stat or stat
     rng = np.random.default_rng(seed)
     mb, mc = np.asarray(base.model_ns, float), np.asarray(cur.model_ns, float)
     ratio = float(_stat(mc, stat) / _stat(mb, stat))
     boot = _boot_stats(mc, stat, n_boot, rng) / _boot_stats(mb, stat, n_boot, rng)
     if anchored:
         ab, ac = np.asarray(base.anchor_ns, float), np.asarray(cur.anchor_ns, float)
-        ratio *= float(np.median(ab) / np.median(ac))
-        boot *= _boot_stats(ab, "median", n_boot, rng) / _boot_stats(ac, "median", n_boot, rng)
+        ratio *= float(_stat(ab, astat) / _stat(ac, astat))
+        boot *= _boot_stats(ab, astat, n_boot, rng) / _boot_stats(ac, astat, n_boot, rng)
     low, high = np.quantile(boot, [alpha, 1.0 - alpha])
     return ratio, float(low), float(high)
 
@@ -273,10 +277,12 @@ def compare_latency(
     n_boot: int = N_BOOT,
     seed: int = 0,
     min_samples: int = MIN_SAMPLES,
+    anchor_stat: str | None = None,
     **where: str,
 ) -> Verdict:
     """Apply the latency rule of the module docstring to one latency or throughput check."""
     stat, limit = check.statistic, check.limit
+    astat = anchor_stat or stat
     anchored = bool(base.anchor_ns) and bool(cur.anchor_ns)
     norm = "anchor" if anchored else "raw"
     mb, mc = np.asarray(base.model_ns, float), np.asarray(cur.model_ns, float)
@@ -294,10 +300,9 @@ def compare_latency(
         normalisation=norm,
     )
     if anchored:
-        verdict.details["anchor_median_ns"] = [
-            float(np.median(base.anchor_ns)),
-            float(np.median(cur.anchor_ns)),
-        ]
+        ab, ac = np.asarray(base.anchor_ns, float), np.asarray(cur.anchor_ns, float)
+        verdict.details["anchor_stat"] = astat
+        verdict.details["anchor_ns"] = [float(_stat(ab, astat)), float(_stat(ac, astat))]
     q = _percentile(stat)
     need = max(min_samples, math.ceil(_TAIL_SAMPLES / min(q, 1 - q) - 1e-9) if q else 0)
     short = [n for n in (mb.size, mc.size) if n < need]
@@ -306,9 +311,9 @@ def compare_latency(
     if short:
         verdict.reason = f"too few samples ({min(short)}; {stat} needs at least {need})"
         return verdict
-    ratio, low, high = ratio_interval(base, cur, stat, alpha, n_boot, seed, anchored)
-    xb = mb / np.median(base.anchor_ns) if anchored else mb
-    xc = mc / np.median(cur.anchor_ns) if anchored else mc
+    ratio, low, high = ratio_interval(base, cur, stat, alpha, n_boot, seed, anchored, astat)
+    xb = mb / verdict.details["anchor_ns"][0] if anchored else mb
+    xc = mc / verdict.details["anchor_ns"][1] if anchored else mc
     p = mann_whitney(xb, xc).p_b_slower
     verdict.ratio, verdict.ci, verdict.p_value = ratio, (low, high), p
     what = "throughput drop" if check.kind == "throughput" else f"{stat} slowdown"

@@ -61,7 +61,7 @@ def error_line(capsys) -> str:
 def test_unchanged_passes(project, capsys):
     assert gate("--from", current(project / "now", record(40.0, seed=2))) == 0
     out = capsys.readouterr()
-    assert "latency.median:+10%" in out.out and "pass" in out.out
+    assert "latency.p10:+10%" in out.out and "pass" in out.out
     assert "gate: PASS (4 pass)" in out.err
 
 
@@ -76,7 +76,7 @@ def test_regression_exits_1(project, capsys):
 
 def test_inconclusive_warns_or_fails_on_request(project, capsys):
     noisy = record(41.0, seed=2)
-    noisy.timing.samples_ns = lognormal(41.0, n=30, sigma=0.4, seed=2)  # a wide interval
+    noisy.timing.samples_ns = lognormal(41.0, n=30, sigma=0.4, seed=2)  # too few for p10 (50)
     now = current(project / "now", noisy)
     assert gate("--from", now) == 0
     err = capsys.readouterr().err
@@ -106,14 +106,12 @@ def test_other_machine_is_not_comparable_unless_strict(project, capsys):
 
 def test_user_checks_and_pyproject(project, capsys):
     now = current(project / "now", record(48.0, seed=2))
-    assert gate("--from", now, "--check", "latency.median:+25%") == 0
+    assert gate("--from", now, "--check", "latency.p10:+25%") == 0
     capsys.readouterr()
-    (project / "pyproject.toml").write_text(
-        '[tool.rexbench.gate]\nchecks = ["latency.median:+25%"]\n'
-    )
+    (project / "pyproject.toml").write_text('[tool.rexbench.gate]\nchecks = ["latency.p10:+25%"]\n')
     assert gate("--from", now, "--json") == 0
     checks = [v["check"] for v in json.loads(capsys.readouterr().out)["verdicts"]]
-    assert "latency.median:+25%" in checks and "latency.median:+10%" not in checks
+    assert "latency.p10:+25%" in checks and "latency.p10:+10%" not in checks
     (project / "pyproject.toml").write_text(
         '[tool.rexbench.gate]\nstrict = true\nbaseline = "nowhere"\n'
     )
@@ -126,12 +124,12 @@ def test_summary_is_appended(project, capsys):
     summary.write_text("# earlier step\n")
     now = current(project / "now", record(48.0, seed=2))
     gate("--from", now, "--summary", str(summary))
-    gate("--from", now, "--summary", str(summary), "--check", "latency.median:+25%")
+    gate("--from", now, "--summary", str(summary), "--check", "latency.p10:+25%")
     text = summary.read_text()
     assert text.startswith("# earlier step\n")
     assert text.count("### rexbench gate:") == 2
     assert "### rexbench gate: FAIL" in text and "### rexbench gate: PASS" in text
-    assert "| rexnet_x1.0 | eager | latency.median:+10% |" in text
+    assert "| rexnet_x1.0 | eager | latency.p10:+10% |" in text
 
 
 # ----------------------------------------------------------------------------- errors (exit 2)

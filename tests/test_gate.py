@@ -128,10 +128,10 @@ def test_parse_invalid_checks_one_line(text, words):
 
 
 def test_merge_checks_later_replaces_same_metric():
-    merged = gate.merge_checks(gate.DEFAULT_CHECKS, ["latency.median:+5%", "latency.p90:+20%"])
+    merged = gate.merge_checks(gate.DEFAULT_CHECKS, ["latency.p10:+5%", "latency.p90:+20%"])
     texts = [c.text for c in merged]
-    assert "latency.median:+10%" not in texts
-    assert texts[-2:] == ["latency.median:+5%", "latency.p90:+20%"]
+    assert "latency.p10:+10%" not in texts
+    assert texts[-2:] == ["latency.p10:+5%", "latency.p90:+20%"]
     assert texts[:3] == ["params_total:=", "params_trainable:=", "macs_conv:="]
 
 
@@ -270,7 +270,7 @@ def test_anchor_cancels_a_uniformly_slower_machine():
     assert v.baseline == pytest.approx(40e6, rel=0.01) and v.current == pytest.approx(
         52e6, rel=0.01
     )
-    assert v.details["anchor_median_ns"][1] == pytest.approx(2.6e6, rel=0.01)
+    assert v.details["anchor_ns"][1] == pytest.approx(2.6e6, rel=0.01)
     raw = gate.compare_latency(
         MEDIAN,
         gate.Samples(base.model_ns),
@@ -324,7 +324,7 @@ def test_evaluate_model_pairs_counts_and_latency():
         "rexnet_x1.0", OPTIONS, current=[record(40.0, seed=2)], baselines=[record(40.0, seed=1)]
     )
     assert [v.outcome for v in verdicts] == [gate.PASS] * 4
-    assert [v.check for v in verdicts][-1] == "latency.median:+10%" and notes == []
+    assert [v.check for v in verdicts][-1] == "latency.p10:+10%" and notes == []
 
 
 def test_other_machine_is_not_comparable_but_counts_are_checked():
@@ -341,7 +341,7 @@ def test_other_machine_is_not_comparable_but_counts_are_checked():
     verdicts, _ = evaluate_model("rexnet_x1.0", OPTIONS, current=[cur], baselines=[base])
     by_check = {v.check: v for v in verdicts}
     assert by_check["params_total:="].outcome == gate.REGRESSION
-    latency = by_check["latency.median:+10%"]
+    latency = by_check["latency.p10:+10%"]
     assert latency.outcome == gate.NOT_COMPARABLE and latency.ratio is None
     assert "machine: intel-xeon-8c-00000002 vs amd-epyc-2c-00000001" in latency.reason
     assert "torch: 2.12.0 vs 2.13.0" in latency.reason

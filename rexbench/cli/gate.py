@@ -40,7 +40,7 @@ CheckOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--check",
-        help="Extra check, repeatable: params:=, macs_conv:=, latency.median:+10%, "
+        help="Extra check, repeatable: params:=, macs_conv:=, latency.median:+10%, latency.p10:+10%, "
         "latency.p90:+20%, throughput:-10%. Replaces a default on the same metric.",
         show_default=False,
     ),
