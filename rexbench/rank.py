@@ -14,11 +14,15 @@ Reading of the paper (section 3.2 "Materials", footnote 2, Figure 1 caption) and
   literally (`spatial=1`), a 3x3 conv on a 1x1 map only uses its centre tap and (b) becomes (a), so the
   default keeps a grid. Consequence: a 3x3 conv sees 9 * d_in numbers per position, so even without a
   nonlinearity its rank is min(9 * d_in, d_out), not d_in; the "none" curve shows this.
-- IB (footnote 2; MobileNetV2 block with ReXNet's shortcut): 1x1 expand to t * d_in (t = 6, the
-  MobileNetV2 expansion the paper's section 4.2 keeps) -> BN -> f -> 3x3 conv (full or depthwise) -> BN
-  -> f -> 1x1 project to d_out -> BN (linear bottleneck, no f), then the input is added onto the first
+- IB (footnote 2; MobileNetV2 block with ReXNet's shortcut): the first 1x1 conv expands d_in -> d_out,
+  so its expansion ratio is t = d_out / d_in, the reciprocal of the x-axis ("Observations": "Dimension
+  ratio (d_in/d_out) on x-axis denotes the reciprocal of the expansion ratio"). 1x1 d_in -> d_out -> BN
+  -> f -> 3x3 conv on d_out (full d_out -> d_out for (c), depthwise for (d)) -> BN -> f -> 1x1
+  projection d_out -> d_out -> BN (linear bottleneck, no f), then the input is added onto the first
   d_in output channels (ReXNet's partial shortcut, since d_in <= d_out). The studied f replaces both
-  activations of the block. Input = input of the first 1x1 conv, output = after the addition.
+  activations of the block. Input = input of the first 1x1 conv, output = after the addition (footnote
+  2). Without f the output spans at most the 9 * d_in zero-padded 3x3 patches of the centred input plus
+  the constant column the shortcut brings: rank <= min(9 * d_in + 1, d_out).
 - rank ratio = rank / d_out of the (N, d_out) output matrix, averaged over networks; the spread over
   networks (std, 10th and 90th percentiles) is kept, and so are the raw ranks.
 
@@ -143,7 +147,6 @@ class StudyConfig:
     d_out_range: tuple[int, int] = (16, 96)  # inclusive; not given by the paper
     rows_per_channel: int = 2  # N >= rows_per_channel * d_out
     spatial: int = 8  # H = W of the input grid
-    expansion: int = 6  # t of the inverted bottleneck
     rtol: float | None = None  # None: default_rtol (torch's fp32 default)
     device: str = "cpu"
     threads: int | None = (
@@ -158,8 +161,8 @@ class StudyConfig:
         lo, hi = self.d_out_range
         if not 2 <= lo <= hi:
             raise RexbenchError(f"d_out range must satisfy 2 <= min <= max, got {lo}..{hi}")
-        if self.rows_per_channel < 2 or self.spatial < 1 or self.expansion < 1:
-            raise RexbenchError("rows_per_channel >= 2, spatial >= 1 and expansion >= 1 required")
+        if self.rows_per_channel < 2 or self.spatial < 1:
+            raise RexbenchError("rows_per_channel >= 2 and spatial >= 1 required")
         if self.threads is not None and self.threads < 1:
             raise RexbenchError(f"threads must be at least 1, got {self.threads}")
         if self.rtol is not None and not 0.0 < self.rtol < 1.0:
@@ -269,7 +272,6 @@ def block_outputs(
     d_out: int,
     activations: Sequence[str],
     gen: torch.Generator,
-    expansion: int = 6,
 ) -> torch.Tensor:
     """Outputs of one random block for every activation, as an (activations, N, d_out) stack."""
     import torch
@@ -282,11 +284,11 @@ def block_outputs(
         pre = _bn(F.conv2d(x, _weight(gen, d_out, d_in, k, device), padding=k // 2))
         outs = [f(pre) for f in acts]
     elif block in IB_BLOCKS:
-        hidden = expansion * d_in
-        groups = hidden if block == "ib_dw3x3" else 1
-        w_exp = _weight(gen, hidden, d_in, 1, device)
-        w_mid = _weight(gen, hidden, hidden // groups, 3, device)
-        w_proj = _weight(gen, d_out, hidden, 1, device)
+        # the first 1x1 expands d_in -> d_out: expansion ratio t = d_out / d_in
+        groups = d_out if block == "ib_dw3x3" else 1
+        w_exp = _weight(gen, d_out, d_in, 1, device)
+        w_mid = _weight(gen, d_out, d_out // groups, 3, device)
+        w_proj = _weight(gen, d_out, d_out, 1, device)
         expanded = _bn(F.conv2d(x, w_exp))
         outs = []
         for f in acts:
@@ -343,7 +345,7 @@ def _run(cfg: StudyConfig, progress: Callable[[int, int], None] | None) -> Study
                 x = torch.randn(batch, d_in, cfg.spatial, cfg.spatial, generator=gen).to(cfg.device)
                 for block in cfg.blocks:
                     gen = _generator(cfg.seed, "w", net, ratio, block)
-                    out = block_outputs(block, x, d_out, cfg.activations, gen, cfg.expansion)
+                    out = block_outputs(block, x, d_out, cfg.activations, gen)
                     found = matrix_rank(out, cfg.rtol).tolist()
                     for act, rank in zip(cfg.activations, found, strict=True):
                         ranks[block][act][ri][net] = int(rank)

@@ -95,13 +95,24 @@ def test_relu_on_one_input_channel_has_rank_two() -> None:
     assert matrix_rank(out).tolist() == [2, 1]
 
 
-def test_inverted_bottleneck_output_shape_and_shortcut_bound() -> None:
-    x = torch.randn(2, 2, 4, 4, generator=torch.Generator().manual_seed(4))  # N = 32, d_in = 2
+def test_linear_inverted_bottleneck_rank() -> None:
+    # IB = 1x1 d_in -> d_out, BN, 3x3 (full or depthwise) on d_out, BN, 1x1 d_out -> d_out, BN, + x on
+    # the first d_in channels. Without f: the first BN centres the input (Xc, rank d_in); the 3x3 conv
+    # sees the 9 zero-padded shifts of Xc (9 * d_in columns; depthwise too, channel j mixes them with
+    # a_j (x) w_j); BNs and the projection stay in that span (plus centring); the shortcut adds x =
+    # Xc + the constant column of its means. rank = min(9 * d_in + 1, d_out): 9 * 2 + 1 = 19 below
+    # d_out = 40, and full rank 12 when d_out = 12. With a nonlinearity the 19-cap is gone.
+    x = torch.randn(2, 2, 8, 8, generator=torch.Generator().manual_seed(4))  # N = 128, d_in = 2
     for block in ("ib_conv3x3", "ib_dw3x3"):
-        out = block_outputs(block, x, 30, ["relu", "silu"], _generator(0, block), expansion=6)
-        assert out.shape == (2, 32, 30)
-        # output = BN(project(hidden of 12 channels)) + x on 2 channels: rank <= 14
-        assert max(matrix_rank(out).tolist()) <= 14
+        out = block_outputs(block, x, 40, ["none", "relu", "silu"], _generator(0, block))
+        assert out.shape == (3, 128, 40)
+        assert matrix_rank(out).tolist() == [19, 40, 40]
+        out = block_outputs(block, x, 12, ["none"], _generator(0, block))
+        assert matrix_rank(out).tolist() == [12]
+        # a centred input has no mean column for the shortcut to add: 9 * d_in = 18
+        centred = x - x.mean(dim=(0, 2, 3), keepdim=True)
+        out = block_outputs(block, centred, 40, ["none"], _generator(0, block))
+        assert matrix_rank(out).tolist() == [18]
 
 
 def test_unknown_names_are_user_errors() -> None:
