@@ -11,7 +11,7 @@ table gives the defaults). Keys (dashes or underscores), every one optional:
     fail-on-inconclusive = false   # an inconclusive latency check fails the gate
     require-same-source = false    # a py: model whose source changed is refused (exit 2)
     alpha = 0.01                   # one-sided significance level of the latency rule
-    load-margin = 1.0              # busy machine: 1-min load > usable cores + this (inf: ignore)
+    max-load-per-core = 2.0        # busy machine: 1-min load > this x usable cores (inf: ignore)
     runs = 300                     # re-measure with this many runs (default: the baseline's)
     warmup = 20
 
@@ -35,7 +35,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "fail-on-inconclusive": (bool,),
     "require-same-source": (bool,),
     "alpha": (float, int),
-    "load-margin": (float, int),
+    "max-load-per-core": (float, int),
     "runs": (int,),
     "warmup": (int,),
 }
@@ -53,7 +53,7 @@ class GateConfig:
     fail_on_inconclusive: bool = False
     require_same_source: bool = False
     alpha: float | None = None
-    load_margin: float | None = None
+    max_load_per_core: float | None = None
     runs: int | None = None
     warmup: int | None = None
     raw: dict[str, Any] = field(default_factory=dict)
@@ -115,10 +115,10 @@ def load_config(path: str | Path | None = None, start: str | Path | None = None)
     alpha = values.get("alpha")
     if alpha is not None and not 0 < alpha < 0.5:
         raise RexbenchError(f"{where}: alpha must be between 0 and 0.5, got {alpha!r}")
-    margin = values.get("load-margin")
-    if margin is not None and not margin >= 0:
+    margin = values.get("max-load-per-core")
+    if margin is not None and not margin > 0:
         raise RexbenchError(
-            f"{where}: load-margin must be >= 0 (inf to ignore the load), got {margin!r}"
+            f"{where}: max-load-per-core must be > 0 (inf to ignore the load), got {margin!r}"
         )
     for name in ("runs", "warmup"):
         if name in values and values[name] < (1 if name == "runs" else 0):
@@ -141,7 +141,7 @@ def load_config(path: str | Path | None = None, start: str | Path | None = None)
         fail_on_inconclusive=values.get("fail-on-inconclusive", False),
         require_same_source=values.get("require-same-source", False),
         alpha=float(alpha) if alpha is not None else None,
-        load_margin=float(margin) if margin is not None else None,
+        max_load_per_core=float(margin) if margin is not None else None,
         runs=values.get("runs"),
         warmup=values.get("warmup"),
         raw=dict(table),

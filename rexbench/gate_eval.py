@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from rexbench.record import Record
 
 
-#: A run counts as measured on a busy machine when the 1-min load average at its end exceeds the
-#: usable cores by more than this (other work was competing for the cores; see `busy`).
-LOAD_MARGIN = 1.0
+#: A run counts as measured on a busy machine when the 1-min load average at its end exceeds this
+#: many runnable threads per usable core (see `busy`; chosen by benchmarks/gate_calibration.py).
+MAX_LOAD_PER_CORE = 2.0
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class GateOptions:
     alpha: float = gate.ALPHA
     n_boot: int = gate.N_BOOT
     require_same_source: bool = False
-    load_margin: float = LOAD_MARGIN
+    max_load_per_core: float = MAX_LOAD_PER_CORE
 
     @property
     def count_checks(self) -> list[gate.Check]:
@@ -139,7 +139,10 @@ def latency_verdicts(
             f"{cur.model.spec} ({cur.run.label}): {why}: raw times compared, machine drift not cancelled"
         )
     b, c = samples_of(base, why is None), samples_of(cur, why is None)
-    busy_base, busy_cur = busy(base, options.load_margin), busy(cur, options.load_margin)
+    busy_base, busy_cur = (
+        busy(base, options.max_load_per_core),
+        busy(cur, options.max_load_per_core),
+    )
     verdicts = []
     for check in checks:
         v = gate.compare_latency(check, b, c, alpha=options.alpha, n_boot=options.n_boot, **where)
@@ -175,21 +178,21 @@ def _load(record: Record) -> float | None:
     return float(load[0]) if load else None
 
 
-def busy(record: Record, margin: float = LOAD_MARGIN) -> str | None:
+def busy(record: Record, max_per_core: float = MAX_LOAD_PER_CORE) -> str | None:
     """Why a CPU run counts as measured on a busy machine, or None.
 
-    Busy: the 1-min load average at the end of the run exceeds the usable cores + `margin`, i.e.
-    other processes competed for the cores (our own run's threads load them up to ~the core
-    count). Load only makes a run slower, so the gate does not call a regression measured on a
-    busy machine, nor a pass against a baseline measured on one. Where the load average is
-    host-wide (some containers), raise the margin ([tool.rexbench.gate] load-margin = inf
-    switches this off).
+    Busy: the 1-min load average at the end of the run exceeds `max_per_core` x the usable cores,
+    i.e. other processes competed hard for the cores (our own run's threads alone load them up to
+    about the core count). Load only makes a run slower, so the gate does not call a regression
+    measured on a busy machine, nor a pass against a baseline measured on one. Where the load
+    average is host-wide (some containers), raise the limit ([tool.rexbench.gate]
+    max-load-per-core = inf switches this off).
     """
     load = _load(record)
     cores = (record.env.get("cpu") or {}).get("usable_cores")
     if load is None or not cores or str(record.run.config.get("device", "cpu")).startswith("cuda"):
         return None
-    if load > cores + margin:
+    if load > max_per_core * cores:
         return f"1-min load average {load:.2f} on {cores} usable cores"
     return None
 

@@ -383,7 +383,7 @@ def test_py_source_change_is_reported_or_refused():
 
 def test_busy_machine_downgrades_regression_and_pass():
     """Load only slows a run: no regression measured on a busy machine, no pass against a
-    baseline measured on one (1-min load > 2 usable cores + 1)."""
+    baseline measured on one (1-min load > 2 x 2 usable cores)."""
     verdicts, _ = evaluate_model(
         "rexnet_x1.0",
         OPTIONS,
@@ -398,10 +398,17 @@ def test_busy_machine_downgrades_regression_and_pass():
         "rexnet_x1.0",
         OPTIONS,
         current=[record(40.0, seed=2)],
-        baselines=[record(40.0, seed=1, load=3.2)],
+        baselines=[record(40.0, seed=1, load=4.2)],
     )
     assert verdicts[-1].outcome == gate.INCONCLUSIVE and "save it again" in verdicts[-1].reason
-    ignore = GateOptions(OPTIONS.checks, load_margin=float("inf"))
+    verdicts, _ = evaluate_model(
+        "rexnet_x1.0",
+        OPTIONS,
+        current=[record(48.0, seed=2, load=3.9)],  # one extra busy thread: still judged
+        baselines=[record(40.0, seed=1)],
+    )
+    assert verdicts[-1].outcome == gate.REGRESSION
+    ignore = GateOptions(OPTIONS.checks, max_load_per_core=float("inf"))
     verdicts, _ = evaluate_model(
         "rexnet_x1.0",
         ignore,
@@ -450,7 +457,7 @@ def test_pyproject_config(tmp_path):
     (tmp_path / "pyproject.toml").write_text(
         '[project]\nname = "x"\n\n[tool.rexbench.gate]\nmodels = ["rexnet_x1.0"]\n'
         'baseline = "refs"\nchecks = ["latency.p90:+20%"]\nfail_on_inconclusive = true\n'
-        "alpha = 0.05\nruns = 200\nload-margin = inf\n"
+        "alpha = 0.05\nruns = 200\nmax-load-per-core = inf\n"
     )
     deep = tmp_path / "src" / "pkg"
     deep.mkdir(parents=True)
@@ -459,7 +466,7 @@ def test_pyproject_config(tmp_path):
     assert cfg.models == ("rexnet_x1.0",) and cfg.baseline == tmp_path / "refs"
     assert cfg.checks == ("latency.p90:+20%",) and cfg.fail_on_inconclusive and not cfg.strict
     assert cfg.alpha == 0.05 and cfg.runs == 200 and cfg.warmup is None
-    assert cfg.load_margin == float("inf")
+    assert cfg.max_load_per_core == float("inf")
 
 
 @pytest.mark.parametrize(

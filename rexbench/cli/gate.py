@@ -110,7 +110,7 @@ def gate(
     """
     from rexbench import gate as rules
     from rexbench.gate_config import load_config
-    from rexbench.gate_eval import LOAD_MARGIN, GateOptions
+    from rexbench.gate_eval import MAX_LOAD_PER_CORE, GateOptions
     from rexbench.gate_report import GateReport
     from rexbench.store import read_counts
 
@@ -120,7 +120,9 @@ def gate(
         tuple(checks),
         alpha=cfg.alpha if cfg.alpha is not None else rules.ALPHA,
         require_same_source=require_same_source or cfg.require_same_source,
-        load_margin=cfg.load_margin if cfg.load_margin is not None else LOAD_MARGIN,
+        max_load_per_core=(
+            cfg.max_load_per_core if cfg.max_load_per_core is not None else MAX_LOAD_PER_CORE
+        ),
     )
     root = baseline or cfg.baseline or Path("baselines")
     if all_models or models:
