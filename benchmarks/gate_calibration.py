@@ -1,4 +1,4 @@
-"""Calibrate the latency gate (issue 5 item 3): A/A runs must not fail, genuine slowdowns must.
+"""Calibrate the latency gate: A/A runs must not fail, genuine slowdowns must.
 
 Method (docs/gate.md):
 
@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from rexbench import gate
-from rexbench.gate_eval import GateOptions, busy, load_guard, samples_of
-from rexbench.store import load_records
+from rexbench.gate import checks as gate
+from rexbench.gate.evaluate import GateOptions, busy, load_guard, samples_of
+from rexbench.records.store import load_records
 
 THRESHOLDS = (0.05, 0.08, 0.10, 0.12, 0.15)
 ALPHAS = (0.01, 0.05)
@@ -142,7 +142,7 @@ def outcomes(
 
 
 def analyse(args: argparse.Namespace) -> dict[str, Any]:
-    from rexbench.gate_eval import latency_verdicts
+    from rexbench.gate.evaluate import latency_verdicts
 
     out = Path(args.out)
     (base,) = load_records(out / "baselines")

@@ -1,4 +1,4 @@
-"""Speedup of every configuration over eager, with a bootstrap 95% interval (issue 3, item 8b).
+"""Speedup of every configuration over eager, with a bootstrap 95% interval.
 
 Reads the records of one interleaved `rexbench profile` run (all configurations of a model timed
 in the same rounds, so drift hits all alike) and prints, per model and configuration: median,
@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", default="eager", help="configuration label to compare with")
     args = parser.parse_args(argv)
 
+    from rexbench.records.store import load_records
     from rexbench.stats import bootstrap_ratio_ci, summarize
-    from rexbench.store import load_records
 
     records = load_records(args.results)
     by_model: dict[str, list] = {}

@@ -1,4 +1,4 @@
-"""Does rexbench's median agree with torch.utils.benchmark.Timer on the same model? (issue 3, item 8a)
+"""Does rexbench's median agree with torch.utils.benchmark.Timer on the same model?
 
 Both time the same prepared model in the same process, interleaved in small rounds (rexbench's
 chunk, then Timer's, order swapped every round) so machine drift hits both alike. Timer is given
@@ -35,11 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     from torch.utils.benchmark import Measurement, Timer
 
     from rexbench import stats
-    from rexbench.factory import create_model
-    from rexbench.prepare import prepare
+    from rexbench.measure.config import RunConfig
+    from rexbench.measure.prepare import prepare
+    from rexbench.measure.timing import backend_settings, measure
+    from rexbench.models.factory import create_model
     from rexbench.registry import MODELS
-    from rexbench.spec import RunConfig, parse
-    from rexbench.timing import backend_settings, measure
+    from rexbench.spec import parse
 
     spec = parse(args.model)
     default_res = MODELS.get(spec.name).resolution if spec.source == "zoo" else 224

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def create_model(name: str, weights: str | None = None, num_classes: int = 1000) -> nn.Module:
     """Build a model by name (canonical, alias or external spec), eval mode, on CPU."""
-    from rexbench.factory import create_model as _create
+    from rexbench.models.factory import create_model as _create
 
     return _create(name, weights=weights, num_classes=num_classes)
 

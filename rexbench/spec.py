@@ -1,15 +1,60 @@
-"""Model specs: what the user typed, parsed into a canonical, hashable description. Pure, no torch."""
+"""Model specs: what the user typed, parsed into a canonical, hashable `ModelSpec`. Pure, no torch.
+
+Built-in names resolve through the registry (aliases -> canonical name). External specs:
+Spec syntax (the canonical string, `str(spec)`, is what records, tables, plots and baselines show):
+
+    timm:NAME[.TAG][?KWARGS]             any timm.list_models() name; TAG picks timm's pretrained config
+                                         (it sets the default input size); no weights are loaded
+    torchvision:NAME[?KWARGS]            any torchvision.models.list_models() name, built with weights=None
+    py:package.module:FACTORY[?KWARGS]   a callable in an importable module (installed or on PYTHONPATH)
+    py:path/to/file.py:FACTORY[?KWARGS]  a callable in a Python file; a relative path is resolved against
+                                         the current directory when the model is built
+
+FACTORY may be dotted (`Net.from_config`); a class is a factory too. Source prefixes are case-insensitive;
+timm/torchvision names are lowercased. KWARGS are `key=value` pairs joined by `&`, e.g.
+`?width=1.5&num_classes=10`. Keys are Python identifiers, each given once; the canonical string lists them
+sorted by key. Values (surrounding spaces dropped, `&` not allowed):
+    true / false (any case)                       -> bool      (canonical: True / False)
+    none / null (any case)                        -> None      (canonical: None)
+    [+-]digits                                    -> int
+    [+-]digits with a `.` and/or an exponent      -> float     (canonical: Python's repr, 1e3 -> 1000.0)
+    'text' or "text"                              -> str, quotes removed (use it to keep "10" a string)
+    anything else                                 -> str as written (relu, tf_same, inf)
+
+A `py:` target ending in `.py` is a file (its path is normalized, `./a/../b.py` -> `b.py`); anything else
+must be a dotted module name. Building (rexbench.models.external): `num_classes` from create_model
+goes to timm models, torchvision classification models and `py:` factories whose signature names a
+`num_classes` parameter; a `num_classes` in KWARGS always wins. `pretrained=True` / `weights=...` are
+refused (nothing is downloaded; use --weights PATH). Input shapes: rexbench.models.shapes. Records: rexbench.models.provenance.
+
+Every problem is a RexbenchError with one actionable line. Importing this module imports neither torch
+nor timm nor torchvision; building does, inside the functions that need them.
+"""
 
 from __future__ import annotations
 
+import difflib
+import posixpath
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rexbench.errors import RexbenchError
 from rexbench.registry import MODELS
 
 SOURCES = ("zoo", "timm", "torchvision", "py")
+EXTERNAL_SOURCES = ("timm", "torchvision", "py")
+_SOURCE_TYPOS = {"tv": "torchvision", "python": "py", "file": "py", "module": "py"}
+LIST_HINT = {"timm": "timm.list_models()", "torchvision": "torchvision.models.list_models()"}
+
+_ID = r"[A-Za-z_][A-Za-z0-9_]*"
+_IDENT_RE = re.compile(_ID)
+_DOTTED_RE = re.compile(rf"{_ID}(?:\.{_ID})*")
+_LIB_NAME_RE = re.compile(r"[a-z0-9_]+")
+_INT_RE = re.compile(r"[+-]?\d+")
+_FLOAT_RE = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
+_WORDS: dict[str, Any] = {"true": True, "false": False, "none": None, "null": None}
 
 
 @dataclass(frozen=True)
@@ -30,8 +75,6 @@ class ModelSpec:
             return self.name
         text = f"{self.source}:{self.name}"
         if self.kwargs:
-            from rexbench.models.external import format_kwargs  # pure; values that parse back
-
             text += format_kwargs(self.kwargs)
         return text
 
@@ -50,180 +93,154 @@ def parse(text: str) -> ModelSpec:
         raise RexbenchError("empty model name; run `rexbench models` for the list")
     prefix, sep, rest = text.partition(":")
     if sep:  # timm:, torchvision:, py: (other prefixes are refused there, typos get a suggestion)
-        from rexbench.models.external import parse_external  # pure parsing, no heavy imports
-
         return parse_external(prefix, rest)
     return ModelSpec("zoo", MODELS.canonical(text))
 
 
-# --- Run configurations (issue 3): how a model is prepared and measured. Pure, no torch. ---
-
-DTYPES = ("fp32", "fp16", "bf16")
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-
-# The fields that define a preset; everything else (device, batch, threads, runs...) is orthogonal.
-_PRESET_FIELDS = ("fold_bn", "channels_last", "compile", "compile_mode", "freezing")
-PRESETS: dict[str, dict[str, Any]] = {
-    "eager": dict(fold_bn=False, channels_last=False, compile=False, freezing=False),
-    "channels_last": dict(fold_bn=False, channels_last=True, compile=False, freezing=False),
-    "compile": dict(fold_bn=False, channels_last=False, compile=True, freezing=False),
-    "compile_cl": dict(fold_bn=False, channels_last=True, compile=True, freezing=False),
-    # The fastest CPU inference recipe PyTorch offers (reference/cpu-anchors.md, last torch column):
-    # BN folded into convs, channels-last, torch.compile with inductor's freezing.
-    "max": dict(fold_bn=True, channels_last=True, compile=True, freezing=True),
-}
-DEFAULT_PRESET = "compile_cl"
-# Fields that only change what happens on CUDA; ignored by `config_id` on other devices.
-_CUDA_ONLY = ("cudnn_benchmark", "allow_tf32")
-# Fields that change how many samples are taken, not what is measured; ignored by `config_id`.
-_NOT_IDENTITY = ("runs", "warmup")
-# Optional fields added after the first records were written: left out of `config_id` while None,
-# so the ids of configurations that do not use them stay what they were.
-_OPTIONAL_IDENTITY = ("input_shape",)
-_DEVICE_RE = re.compile(r"cpu|cuda(:[0-9]+)?")
+# --- external specs (pure) ----------------------------------------------------------------------
 
 
-def default_batch_size(device: str) -> int:
-    """1 on CPU, 64 on CUDA: the batch sizes of the paper's CPU and GPU latency columns (Table 4)."""
-    return 64 if device.startswith("cuda") else 1
+def parse_value(text: str) -> Any:
+    """One keyword value as typed in a spec -> bool / None / int / float / str (see the module doc)."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    if text.lower() in _WORDS:
+        return _WORDS[text.lower()]
+    if _INT_RE.fullmatch(text):
+        return int(text)
+    if _FLOAT_RE.fullmatch(text):
+        return float(text)
+    return text
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """How to prepare and measure a model. `label` names it in tables, `config_id` identifies it.
+def format_value(value: Any) -> str:
+    """The canonical text of a keyword value; `parse_value(format_value(v)) == v` for parsed values."""
+    if isinstance(value, float):
+        return repr(value)
+    if not isinstance(value, str):
+        return str(value)  # bool, None, int
+    bare = parse_value(value)
+    if value and value == value.strip() and isinstance(bare, str) and bare == value:
+        return value
+    return f'"{value}"' if "'" in value else f"'{value}'"
 
-    resolution None means the model's own default; input_shape (C, H, W) is for inputs that are not
-    3 x R x R (give one of resolution and input_shape); threads None means torch's current setting
-    (the number actually used is recorded with the timing). cudnn_benchmark and allow_tf32 only
-    matter on CUDA; TF32 is off unless asked for, so fp32 means fp32.
+
+def format_kwargs(kwargs: tuple[tuple[str, Any], ...]) -> str:
+    """`?k=v&k=v` for a spec's (sorted) kwargs, or '' when there are none."""
+    if not kwargs:
+        return ""
+    return "?" + "&".join(f"{key}={format_value(value)}" for key, value in kwargs)
+
+
+def parse_kwargs(text: str, spec_text: str) -> tuple[tuple[str, Any], ...]:
+    """`width=1.5&num_classes=10` -> (("num_classes", 10), ("width", 1.5)), sorted by key."""
+    example = "expected key=value pairs joined by '&', e.g. ?width=1.5&num_classes=10"
+    if not text.strip():
+        raise RexbenchError(f"{spec_text!r}: nothing after '?'; {example}")
+    out: dict[str, Any] = {}
+    for item in text.split("&"):
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not key or not value.strip():
+            raise RexbenchError(
+                f"{spec_text!r}: malformed keyword argument {item!r}; {example} (key='' for an empty string)"
+            )
+        if not _IDENT_RE.fullmatch(key):
+            raise RexbenchError(f"{spec_text!r}: keyword {key!r} is not a Python identifier")
+        if key in out:
+            raise RexbenchError(f"{spec_text!r}: keyword {key!r} is given twice")
+        out[key] = parse_value(value)
+    return tuple(sorted(out.items()))
+
+
+def parse_external(prefix: str, rest: str) -> ModelSpec:
+    """`timm:`/`torchvision:`/`py:` text (split at the first ':') -> ModelSpec. Pure: imports nothing heavy.
+
+    Unknown prefixes (typos such as `tim:`) are refused with a suggestion.
     """
+    source = prefix.strip().lower()
+    text = f"{prefix}:{rest}"
+    if source not in EXTERNAL_SOURCES:
+        raise RexbenchError(_unknown_source_message(prefix, rest))
+    body, question, query = rest.partition("?")
+    kwargs = parse_kwargs(query, text) if question else ()
+    body = body.strip()
+    name = (
+        _parse_py_target(body, text) if source == "py" else _parse_library_name(source, body, text)
+    )
+    return ModelSpec(source, name, kwargs)
 
-    device: str = "cpu"
-    batch_size: int = 1
-    resolution: int | None = None
-    dtype: str = "fp32"
-    channels_last: bool = True
-    compile: bool = True
-    compile_mode: str = "default"
-    fold_bn: bool = False
-    freezing: bool = False
-    threads: int | None = None
-    runs: int = 1000
-    warmup: int = 20
-    cudnn_benchmark: bool = True
-    allow_tf32: bool = False
-    input_shape: tuple[int, int, int] | None = None
 
-    def __post_init__(self) -> None:
-        if not _DEVICE_RE.fullmatch(self.device):
-            raise RexbenchError(f"unknown device {self.device!r}; use cpu, cuda or cuda:N")
-        if self.dtype not in DTYPES:
-            raise RexbenchError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
-        if self.compile_mode not in COMPILE_MODES:
+def _unknown_source_message(prefix: str, rest: str) -> str:
+    low = prefix.strip().lower()
+    guess = _SOURCE_TYPOS.get(low) or next(
+        iter(difflib.get_close_matches(low, EXTERNAL_SOURCES, n=1, cutoff=0.6)), None
+    )
+    if guess is None and re.search(r"[./\\]", prefix):
+        return f"unknown model source in {prefix}:{rest!s}; for your own code write 'py:{prefix}:{rest}'"
+    did_you_mean = f" Did you mean '{guess}:{rest}'?" if guess else ""
+    return (
+        f"unknown model source '{prefix}:' in '{prefix}:{rest}'.{did_you_mean} Use timm:NAME, "
+        "torchvision:NAME, py:module:factory, py:file.py:factory or a built-in name (`rexbench models`)"
+    )
+
+
+def _parse_library_name(source: str, body: str, text: str) -> str:
+    name = body.lower()
+    if not name:
+        raise RexbenchError(
+            f"{text!r}: empty model name; expected {source}:NAME (see {LIST_HINT[source]})"
+        )
+    if source == "timm":
+        arch, dot, tag = name.partition(".")
+        if not _LIB_NAME_RE.fullmatch(arch) or (dot and not _LIB_NAME_RE.fullmatch(tag)):
             raise RexbenchError(
-                f"unknown compile mode {self.compile_mode!r}; choose one of {', '.join(COMPILE_MODES)}"
+                f"{text!r}: expected timm:NAME or timm:NAME.TAG (letters, digits, '_'), e.g. timm:resnet50.a1_in1k"
             )
-        for name, low in (("batch_size", 1), ("runs", 1), ("warmup", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise RexbenchError(f"{name} must be an integer >= {low}, got {value!r}")
-        for name in ("resolution", "threads"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise RexbenchError(f"{name} must be a positive integer, got {value!r}")
-        if self.input_shape is not None:
-            shape = tuple(self.input_shape) if isinstance(self.input_shape, (list, tuple)) else ()
-            if len(shape) != 3 or not all(
-                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape
-            ):
-                raise RexbenchError(
-                    f"input_shape must be (C, H, W) as 3 positive integers, got {self.input_shape!r}"
-                )
-            if self.resolution is not None:
-                raise RexbenchError("give either a resolution or an input shape, not both")
-            object.__setattr__(self, "input_shape", shape)  # a list from JSON becomes a tuple
-        if self.freezing and not self.compile:
-            raise RexbenchError("inductor freezing needs torch.compile; add --compile")
+    elif not _LIB_NAME_RE.fullmatch(name):
+        raise RexbenchError(
+            f"{text!r}: expected torchvision:NAME (letters, digits, '_'), e.g. torchvision:resnet50"
+        )
+    return name
 
-    @classmethod
-    def preset(cls, name: str, device: str = "cpu", **overrides: Any) -> RunConfig:
-        """A named configuration (see PRESETS); batch size defaults to the device's (1 CPU, 64 CUDA)."""
-        if name not in PRESETS:
-            raise RexbenchError(f"unknown configuration {name!r}; choose from {', '.join(PRESETS)}")
-        fields = dict(PRESETS[name], device=device, batch_size=default_batch_size(device))
-        fields.update(overrides)
-        return cls(**fields)
 
-    @property
-    def preset_name(self) -> str | None:
-        """The preset whose preparation fields this config matches, or None."""
-        mine = {f: getattr(self, f) for f in _PRESET_FIELDS}
-        if not self.compile:
-            mine["compile_mode"] = "default"  # meaningless without compile
-        for name, fields in PRESETS.items():
-            if all(mine[f] == fields.get(f, "default") for f in _PRESET_FIELDS):
-                return name
-        return None
+def _parse_py_target(body: str, text: str) -> str:
+    usage = "expected py:package.module:FACTORY or py:path/to/file.py:FACTORY"
+    target, colon, factory = (part.strip() for part in body.rpartition(":"))
+    if not colon or not factory or factory.endswith(".py") or re.search(r"[/\\]", factory):
+        raise RexbenchError(f"{text!r}: missing factory name; {usage}")
+    if not target:
+        raise RexbenchError(f"{text!r}: missing module or file before ':{factory}'; {usage}")
+    if not _DOTTED_RE.fullmatch(factory):
+        raise RexbenchError(f"{text!r}: factory {factory!r} is not a Python name; {usage}")
+    if target.endswith(".py"):
+        if "\\" not in target:
+            target = posixpath.normpath(target)
+    elif re.search(r"[/\\]", target):
+        raise RexbenchError(
+            f"{text!r}: {target!r} looks like a path but does not end in .py; {usage}"
+        )
+    elif not _DOTTED_RE.fullmatch(target):
+        raise RexbenchError(
+            f"{text!r}: {target!r} is neither a module name nor a .py file; {usage}"
+        )
+    return f"{target}:{factory}"
 
-    @property
-    def label(self) -> str:
-        """Short stable name of the preparation: a preset name, or its parts joined by '+'.
 
-        Examples: "compile_cl", "max", "eager+bf16", "cl+compile:max-autotune".
-        Device, batch size and threads are not part of the label (they have columns of their own).
-        """
-        name = self.preset_name
-        if name is None:
-            parts = ["fold_bn"] if self.fold_bn else []
-            parts += ["cl"] if self.channels_last else []
-            if self.compile:
-                mode = "" if self.compile_mode == "default" else f":{self.compile_mode}"
-                parts.append(f"compile{mode}")
-            else:
-                parts.append("eager")
-            parts += ["freezing"] if self.freezing else []
-            name = "+".join(parts)
-        return name if self.dtype == "fp32" else f"{name}+{self.dtype}"
+def timm_name_tag(spec: ModelSpec) -> tuple[str, str | None]:
+    """`timm:resnet50.a1_in1k` -> ("resnet50", "a1_in1k"); no tag -> (name, None)."""
+    arch, dot, tag = spec.name.partition(".")
+    return arch, (tag if dot else None)
 
-    @property
-    def config_id(self) -> str:
-        """12 hex digits hashing every field that affects the measured value.
 
-        runs/warmup only change how many samples are taken, so they are left out; so are the
-        CUDA-only switches on other devices and compile_mode without compile. Equal ids mean
-        "identical configuration".
-        """
-        import hashlib
-        import json
+def py_target(spec: ModelSpec) -> tuple[str, str, bool]:
+    """`py:` spec -> (module name or file path as written, factory, is_file)."""
+    target, _, factory = spec.name.rpartition(":")
+    return target, factory, target.endswith(".py")
 
-        skip = set(_NOT_IDENTITY) | (set() if self.device.startswith("cuda") else set(_CUDA_ONLY))
-        if not self.compile:
-            skip.add("compile_mode")
-        skip |= {k for k in _OPTIONAL_IDENTITY if getattr(self, k) is None}
-        identity = {k: v for k, v in self.to_dict().items() if k not in skip}
-        blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
-    def to_dict(self) -> dict[str, Any]:
-        """All fields as JSON values (field order; input_shape as a list, as JSON reads it back)."""
-        from dataclasses import asdict
-
-        data = asdict(self)
-        if data["input_shape"] is not None:
-            data["input_shape"] = list(data["input_shape"])
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        """Inverse of to_dict. Missing fields take their defaults; unknown fields are an error."""
-        from dataclasses import fields
-
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise RexbenchError(
-                f"unknown run-config field(s) {', '.join(unknown)}; was the record written by a newer rexbench?"
-            )
-        return cls(**data)
+def resolve_py_file(target: str) -> Path:
+    """A `py:` file path as written -> absolute path (relative paths against the current directory)."""
+    path = Path(target).expanduser()
+    return (path if path.is_absolute() else Path.cwd() / path).resolve()

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from rexbench.record import ModelInfo, Record, RunInfo, Timing
-from rexbench.spec import RunConfig
+from rexbench.measure.config import RunConfig
+from rexbench.records.schema import ModelInfo, Record, RunInfo, Timing
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "reference_counts.json").read_text())[
     "models"

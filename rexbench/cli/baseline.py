@@ -1,5 +1,5 @@
 """`rexbench baseline save`: reference records (baselines/<machine-id>/) and counts (baselines/counts.json)
-that `rexbench gate` compares against (rexbench.baseline)."""
+that `rexbench gate` compares against (rexbench.gate.baseline)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from rexbench.cli.profile import (
 from rexbench.errors import RexbenchError
 
 if TYPE_CHECKING:
-    from rexbench.record import Record
+    from rexbench.records.schema import Record
     from rexbench.spec import ModelSpec
 
 baseline = typer.Typer(
@@ -97,8 +97,8 @@ def save(
     The records go to DIR/<machine-id>/ (a gate compares latency only on the same hardware); the
     counts (params, macs_conv at the model's input and at 224) to DIR/counts.json, for every machine.
     """
-    from rexbench.baseline import count_entries, save_records
-    from rexbench.store import counts_path, write_counts
+    from rexbench.gate.baseline import count_entries, save_records
+    from rexbench.records.store import counts_path, write_counts
 
     specs = specs_for(models, all_models)
     err = console(stderr=True)
@@ -165,7 +165,7 @@ def save(
 
 def _warnings(records: list[Record]) -> list[str]:
     """Noise and busy-machine warnings of the saved baselines (they weaken every later gate)."""
-    from rexbench.gate_eval import busy
+    from rexbench.gate.evaluate import busy
 
     out = []
     for r in records:
@@ -180,7 +180,7 @@ def _warnings(records: list[Record]) -> list[str]:
 
 
 def _from_records(paths: list[Path], specs: list[ModelSpec]) -> list[Record]:
-    from rexbench.store import load_records
+    from rexbench.records.store import load_records
 
     records = load_records(paths)
     if specs:
@@ -216,7 +216,7 @@ def _measure(
     err: Any,
 ) -> list[Record]:
     from rexbench.cli.profile import ProgressView, build_configs
-    from rexbench.profile import profile_models
+    from rexbench.measure.profile import profile_models
 
     configs, note = build_configs(
         device=device,

@@ -1,7 +1,7 @@
 """`rexbench gate`: compare models now against their baselines; exit 0 pass, 1 regression, 2 error.
 
-The rules are in rexbench.gate (checks, the latency rule), the pairing in rexbench.gate_eval, the
-pyproject.toml settings in rexbench.gate_config, the Markdown summary in rexbench.gate_report.
+The rules are in rexbench.gate.checks (checks, the latency rule), the pairing in rexbench.gate.evaluate, the
+pyproject.toml settings in rexbench.gate.config, the Markdown summary in rexbench.gate.report.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from rexbench.cli.common import JsonOpt, console, print_json
 from rexbench.errors import RexbenchError
 
 if TYPE_CHECKING:
-    from rexbench.gate_eval import GateOptions
-    from rexbench.gate_report import GateReport
-    from rexbench.record import Record
+    from rexbench.gate.evaluate import GateOptions
+    from rexbench.gate.report import GateReport
+    from rexbench.records.schema import Record
 
 BaselineOpt = Annotated[
     Path | None,
@@ -108,11 +108,11 @@ def gate(
     Without --from, each model is re-measured with its baseline's configurations on this machine.
     Exit codes: 0 pass (inconclusive warns), 1 regression, 2 usage or configuration error.
     """
-    from rexbench import gate as rules
-    from rexbench.gate_config import load_config
-    from rexbench.gate_eval import MAX_LOAD_PER_CORE, GateOptions
-    from rexbench.gate_report import GateReport
-    from rexbench.store import read_counts
+    from rexbench.gate import checks as rules
+    from rexbench.gate.config import load_config
+    from rexbench.gate.evaluate import MAX_LOAD_PER_CORE, GateOptions
+    from rexbench.gate.report import GateReport
+    from rexbench.records.store import read_counts
 
     cfg = load_config()
     checks = rules.merge_checks(rules.DEFAULT_CHECKS, cfg.checks, check or [])
@@ -160,10 +160,10 @@ def gate(
 def _counts_gate(
     specs: list[str], counts: dict[str, Any], root: Path, options: GateOptions, err: Any
 ) -> tuple[list, list[str]]:
-    from rexbench.baseline import count_entry
-    from rexbench.gate_eval import evaluate_model
+    from rexbench.gate.baseline import count_entry
+    from rexbench.gate.evaluate import evaluate_model
+    from rexbench.records.store import counts_path
     from rexbench.spec import parse
-    from rexbench.store import counts_path
 
     missing = [s for s in specs if s not in counts]
     if missing:
@@ -187,7 +187,7 @@ def _counts_gate(
 def _entry_shapes(entry: dict[str, Any]) -> list[tuple[int, int, int]]:
     """The inputs a counts entry holds (its own `resolution` / `input_shape` first, then every
     `macs_conv@K`), to count now at the same ones (a model without a default input needs them)."""
-    from rexbench.shapes import parse_input_shape
+    from rexbench.models.shapes import parse_input_shape
 
     own = entry.get("input_shape") or entry.get("resolution")
     keys = {k.partition("@")[2] for k in entry if "@" in k}
@@ -205,14 +205,14 @@ def _full_gate(
     warmup: int | None,
     err: Any,
 ) -> tuple[list, list[str]]:
-    from rexbench.baseline import baselines_of, count_entry, load_baselines
-    from rexbench.gate_eval import evaluate_model, refuse_changed_source
+    from rexbench.gate.baseline import baselines_of, count_entry, load_baselines
+    from rexbench.gate.evaluate import evaluate_model, refuse_changed_source
     from rexbench.spec import parse
 
     baselines = load_baselines(root)
     current: dict[str, list[Record]] = {}
     if from_:
-        from rexbench.store import load_records
+        from rexbench.records.store import load_records
 
         for record in load_records(from_):
             if not specs or record.model.spec in specs:
@@ -234,7 +234,7 @@ def _full_gate(
             if options.require_same_source:  # refused before a long measurement, not after
                 refuse_changed_source(spec, known, counts.get(spec))
             if machine is None:
-                from rexbench.env import fingerprint as fp
+                from rexbench.measure.env import fingerprint as fp
 
                 fingerprint = fp()
                 machine = fingerprint["machine_id"]
@@ -247,7 +247,7 @@ def _full_gate(
                 )
                 current[spec] = _measure(spec, mine, runs, warmup, err)
             elif others:
-                from rexbench.env import differences
+                from rexbench.measure.env import differences
 
                 other = differences(others[0].env, fingerprint)
         if not current.get(spec):  # count now, at the inputs of the baseline
@@ -272,7 +272,7 @@ def _measure(
     spec: str, mine: list[Record], runs: int | None, warmup: int | None, err: Any
 ) -> list[Record]:
     from rexbench.cli.profile import ProgressView
-    from rexbench.gate_eval import measure_like
+    from rexbench.gate.evaluate import measure_like
 
     n_runs = runs or max(int(b.run.config.get("runs", 1)) for b in mine)
     n_warm = warmup if warmup is not None else max(int(b.run.config.get("warmup", 0)) for b in mine)
@@ -281,7 +281,7 @@ def _measure(
 
 
 def _append_summary(path: Path, report: GateReport) -> None:
-    from rexbench.gate_report import markdown
+    from rexbench.gate.report import markdown
 
     try:
         with path.open("a", encoding="utf-8") as fh:
@@ -293,7 +293,7 @@ def _append_summary(path: Path, report: GateReport) -> None:
 def _render(report: GateReport, err: Any) -> None:
     from rich.table import Table
 
-    from rexbench import gate_report as fmt
+    from rexbench.gate import report as fmt
 
     style = {
         "pass": "green",

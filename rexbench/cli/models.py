@@ -10,7 +10,7 @@ import typer
 
 from rexbench.cli.common import JsonOpt, console, print_json
 from rexbench.errors import RexbenchError
-from rexbench.published import published
+from rexbench.paper.tables import published
 from rexbench.registry import MODELS, ModelEntry, normalize
 
 FamilyOpt = Annotated[

@@ -58,7 +58,7 @@ Top1Opt = Annotated[
 def load(paths: list[Path] | None) -> list:
     """Records from the given files/folders (default results/); damaged files are skipped with a
     warning on stderr."""
-    from rexbench.store import load_records
+    from rexbench.records.store import load_records
 
     err = console(stderr=True)
     return load_records(
@@ -88,8 +88,8 @@ def plot(
     json_output: JsonOpt = False,
 ) -> None:
     """Draw the paper's Figure 3 from measured records: top-1 (published) vs FLOPs, CPU and GPU latency."""
-    from rexbench import measured
-    from rexbench.plot import (
+    from rexbench.records import measured
+    from rexbench.report.figure3 import (
         DEFAULT_FAMILIES,
         check_figure_path,
         figure3,

@@ -1,4 +1,4 @@
-"""`rexbench profile`: latency of models under one or more configurations, as records (rexbench.profile)."""
+"""`rexbench profile`: latency of models under one or more configurations, as records (rexbench.measure.profile)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from rexbench.errors import RexbenchError
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from rexbench.profile import ProfileEvent
-    from rexbench.record import Record
-    from rexbench.spec import RunConfig
+    from rexbench.measure.config import RunConfig
+    from rexbench.measure.profile import ProfileEvent
+    from rexbench.records.schema import Record
 
 
 class Dtype(str, Enum):
@@ -34,7 +34,7 @@ class Dtype(str, Enum):
     bf16 = "bf16"
 
 
-class CompileMode(str, Enum):  # rexbench.spec.COMPILE_MODES
+class CompileMode(str, Enum):  # rexbench.measure.config.COMPILE_MODES
     default = "default"
     reduce_overhead = "reduce-overhead"
     max_autotune = "max-autotune"
@@ -112,7 +112,7 @@ def profile(
 
     Several configurations (--config eager,compile_cl,max) are measured interleaved, so machine drift hits all alike; the table shows each one's speedup over the first.
     """
-    from rexbench.profile import profile_models
+    from rexbench.measure.profile import profile_models
 
     configs, note = build_configs(
         device=device,
@@ -180,7 +180,7 @@ def build_configs(
     threads: int | None,
 ) -> tuple[list[RunConfig], str]:
     """The RunConfigs the options describe, and a line saying which and why (the defaults)."""
-    from rexbench.spec import DEFAULT_PRESET, PRESETS, RunConfig, default_batch_size
+    from rexbench.measure.config import DEFAULT_PRESET, PRESETS, RunConfig, default_batch_size
 
     RunConfig(device=device)  # an unknown device is refused before anything else
     common: dict[str, Any] = dict(
@@ -231,7 +231,7 @@ def build_configs(
 
 def table_data(records: list[Record], paths: list[Path], note: str = "") -> dict[str, Any]:
     """What the table shows and --json prints: one row per record, times in milliseconds."""
-    from rexbench.profile import MACS_CONVENTION
+    from rexbench.measure.profile import MACS_CONVENTION
 
     rows = []
     first: dict[str, float] = {}

@@ -13,9 +13,9 @@ from rexbench.cli.common import JsonOpt, ModelsArg, ResolutionOpt, console, prin
 from rexbench.errors import RexbenchError
 
 if TYPE_CHECKING:
-    from rexbench.rank import StudyResult
-    from rexbench.rank_features import FeatureSpectrum
-    from rexbench.rank_observations import Verdict
+    from rexbench.rank.features import FeatureSpectrum
+    from rexbench.rank.observations import Verdict
+    from rexbench.rank.study import StudyResult
 
 rank = typer.Typer(
     name="rank",
@@ -91,7 +91,7 @@ def study_table(result: StudyResult):
     from rich import box
     from rich.table import Table
 
-    from rexbench.rank import ACTIVATIONS, BLOCKS
+    from rexbench.rank.study import ACTIVATIONS, BLOCKS
 
     summary = result.summary()
     cfg = result.config
@@ -175,8 +175,8 @@ def study(
     json_out: JsonOpt = False,
 ) -> None:
     """Rank ratio vs dimension ratio of random blocks for eight nonlinearities (paper Figure 1)."""
-    from rexbench.rank import StudyConfig, resolve_activations, resolve_blocks, run_study
-    from rexbench.rank_observations import observations
+    from rexbench.rank.observations import observations
+    from rexbench.rank.study import StudyConfig, resolve_activations, resolve_blocks, run_study
 
     kwargs: dict[str, Any] = {}
     if (parsed := _ratios(ratios)) is not None:
@@ -193,7 +193,7 @@ def study(
         **kwargs,
     )
     if out is not None:
-        from rexbench.rank_plot import check_figure_path
+        from rexbench.rank.plots import check_figure_path
 
         check_figure_path(out)
     start = time.perf_counter()
@@ -205,7 +205,7 @@ def study(
     wall = time.perf_counter() - start
     verdicts = observations(cfg.ratios, result.curves())
     if out is not None:
-        from rexbench.rank_plot import plot_study
+        from rexbench.rank.plots import plot_study
 
         plot_study(result, out)
     if json_out:
@@ -291,12 +291,12 @@ def features(
     json_out: JsonOpt = False,
 ) -> None:
     """Singular values and nuclear norm of models' penultimate features; CDF plot (paper Figure 5)."""
-    from rexbench.rank_features import feature_spectra
+    from rexbench.rank.features import feature_spectra
 
     if count < 1:
         raise RexbenchError(f"--count must be at least 1, got {count}")
     if out is not None:
-        from rexbench.rank_plot import check_figure_path
+        from rexbench.rank.plots import check_figure_path
 
         check_figure_path(out)
     paths = list(weights or [None] * len(models))
@@ -311,7 +311,7 @@ def features(
             spectra += feature_spectra([name], [path], images, count, resolution, seed, rtol)
             bar.update(task, advance=1)
     if out is not None:
-        from rexbench.rank_plot import plot_spectra
+        from rexbench.rank.plots import plot_spectra
 
         plot_spectra(spectra, out)
     if json_out:

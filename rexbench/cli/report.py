@@ -55,7 +55,7 @@ def _reference(reference: str | None) -> str | None:
     """A folder given as --reference stands for the one machine whose records it holds."""
     if reference is None or not Path(reference).exists():
         return reference
-    from rexbench.measured import by_machine
+    from rexbench.records.measured import by_machine
 
     machines = list(by_machine(load([Path(reference)])))
     if len(machines) != 1:
@@ -77,8 +77,8 @@ def report(
 ) -> None:
     """Paper vs measured (params, FLOPs, latency, the paper's speed claims) and, for result folders
     of several machines, latency per machine, speed vs a reference machine and ranking changes."""
-    from rexbench import report as rep
-    from rexbench.report_format import to_rich
+    from rexbench.report import paper as rep
+    from rexbench.report.render import to_rich
 
     given = paths or [Path("results")]
     records = load(given)

@@ -26,8 +26,8 @@ from rexbench.cli.profile import (
 )
 
 if TYPE_CHECKING:
-    from rexbench.profile import ProfileEvent
-    from rexbench.sweep import PlanItem, SweepResult
+    from rexbench.measure.profile import ProfileEvent
+    from rexbench.measure.sweep import PlanItem, SweepResult
 
 NamesArg = Annotated[
     list[str],
@@ -74,8 +74,8 @@ def sweep(
 
     Resumable: a model already in --out with the identical configuration is skipped (--force measures it again). Ctrl-C keeps every finished model (exit 130).
     """
-    from rexbench import sweep as sw
-    from rexbench.profile import with_input_shape
+    from rexbench.measure import sweep as sw
+    from rexbench.measure.profile import with_input_shape
 
     specs = sw.expand(names)
     configs, note = build_configs(
@@ -95,7 +95,7 @@ def sweep(
     configs = [with_input_shape(c, input_shape) for c in configs]
     err = console(stderr=True)
     if not dry_run:  # a device or dtype this machine cannot run fails once, before any model
-        from rexbench.prepare import check_dtype, resolve_device
+        from rexbench.measure.prepare import check_dtype, resolve_device
 
         for c in configs:
             check_dtype(resolve_device(c.device), c.dtype)

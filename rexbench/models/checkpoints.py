@@ -1,6 +1,6 @@
 """Load a checkpoint file into a built model, detecting its format; strict, weights-only.
 
-Formats (key lists: /work/shared/reference/state-dict-keys/):
+Formats (key lists: tests/data/state_dict_keys/):
 - official ReXNet / ReXNet-lite (clovaai keys `features.N.out.M...`, `output.M...`), which are also
   rexbench's own ReXNet keys, so they load directly;
 - torchvision EfficientNet / MobileNetV2 / V3 and timm `efficientnet_lite*` / `mobilenetv1_100`:

@@ -6,7 +6,7 @@ multipliers; they differ in activation, SE, fixed stem/head and the state-dict l
   stem and head scaled, stochastic depth 0.2 * block / blocks, default BatchNorm (eps 1e-5).
 - lite0-3 = timm `efficientnet_lite0` / `tf_efficientnet_lite1..3`: ReLU6, no SE, stem 32 and head
   1280 fixed, first and last stage depths fixed. Symmetric padding (not TF "same"): at the default
-  resolutions the shapes, params and MACs are the same (reference/model-counts.md).
+  resolutions the shapes, params and MACs are the same (tests/data/reference_counts.json).
 """
 
 from __future__ import annotations

@@ -1,217 +1,268 @@
-"""External models: `timm:`, `torchvision:` and `py:` specs - parsed (pure), built, described for records.
+"""Build `timm:`, `torchvision:` and `py:` models on CPU with random weights; nothing is downloaded.
 
-Spec syntax (the canonical string, `str(spec)`, is what records, tables, plots and baselines show):
-
-    timm:NAME[.TAG][?KWARGS]             any timm.list_models() name; TAG picks timm's pretrained config
-                                         (it sets the default input size); no weights are loaded
-    torchvision:NAME[?KWARGS]            any torchvision.models.list_models() name, built with weights=None
-    py:package.module:FACTORY[?KWARGS]   a callable in an importable module (installed or on PYTHONPATH)
-    py:path/to/file.py:FACTORY[?KWARGS]  a callable in a Python file; a relative path is resolved against
-                                         the current directory when the model is built
-
-FACTORY may be dotted (`Net.from_config`); a class is a factory too. Source prefixes are case-insensitive;
-timm/torchvision names are lowercased. KWARGS are `key=value` pairs joined by `&`, e.g.
-`?width=1.5&num_classes=10`. Keys are Python identifiers, each given once; the canonical string lists them
-sorted by key. Values (surrounding spaces dropped, `&` not allowed):
-    true / false (any case)                       -> bool      (canonical: True / False)
-    none / null (any case)                        -> None      (canonical: None)
-    [+-]digits                                    -> int
-    [+-]digits with a `.` and/or an exponent      -> float     (canonical: Python's repr, 1e3 -> 1000.0)
-    'text' or "text"                              -> str, quotes removed (use it to keep "10" a string)
-    anything else                                 -> str as written (relu, tf_same, inf)
-
-A `py:` target ending in `.py` is a file (its path is normalized, `./a/../b.py` -> `b.py`); anything else
-must be a dotted module name. Building (rexbench.models.external_build): `num_classes` from create_model
-goes to timm models, torchvision classification models and `py:` factories whose signature names a
-`num_classes` parameter; a `num_classes` in KWARGS always wins. `pretrained=True` / `weights=...` are
-refused (nothing is downloaded; use --weights PATH). Input shapes: rexbench.shapes. Records: rexbench.provenance.
-
-Every problem is a RexbenchError with one actionable line. Importing this module imports neither torch
-nor timm nor torchvision; building does, inside the functions that need them.
+The spec syntax and its parsing live in rexbench.models.external (pure); this module is imported only
+when an external model is built. timm and torchvision are imported here and nowhere else.
 """
 
 from __future__ import annotations
 
 import difflib
-import posixpath
+import hashlib
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
 import re
+import sys
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
-from rexbench.spec import ModelSpec
+from rexbench.spec import (
+    EXTERNAL_SOURCES,
+    LIST_HINT,
+    ModelSpec,
+    format_value,
+    py_target,
+    resolve_py_file,
+    timm_name_tag,
+)
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from torch import nn
 
-EXTERNAL_SOURCES = ("timm", "torchvision", "py")
-_SOURCE_TYPOS = {"tv": "torchvision", "python": "py", "file": "py", "module": "py"}
-LIST_HINT = {"timm": "timm.list_models()", "torchvision": "torchvision.models.list_models()"}
+# Keyword arguments that would make a library fetch weights from the network (nothing is ever downloaded).
 INSTALL_HINT = {
     "timm": 'pip install "rexbench[timm]"',
     "torchvision": 'pip install "rexbench[torchvision]"',
 }
+_NO_DOWNLOAD = {"pretrained": False, "weights": None, "weights_backbone": None}
 
-_ID = r"[A-Za-z_][A-Za-z0-9_]*"
-_IDENT_RE = re.compile(_ID)
-_DOTTED_RE = re.compile(rf"{_ID}(?:\.{_ID})*")
-_LIB_NAME_RE = re.compile(r"[a-z0-9_]+")
-_INT_RE = re.compile(r"[+-]?\d+")
-_FLOAT_RE = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
-_WORDS: dict[str, Any] = {"true": True, "false": False, "none": None, "null": None}
+# Shapes declared by `py:` factories (`factory.default_input_shape`), keyed by the model they built.
+FACTORY_SHAPES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
-def build_external(spec: ModelSpec, num_classes: int = 1000) -> nn.Module:
-    """Build an external model, random weights, CPU (see rexbench.models.external_build.build)."""
-    from rexbench.models.external_build import build
+def build(spec: ModelSpec, num_classes: int = 1000) -> nn.Module:
+    """Build an external model with random weights on CPU (nothing is downloaded).
 
-    return build(spec, num_classes=num_classes)
-
-
-# --- parsing (pure) ------------------------------------------------------------------------------
-
-
-def parse_value(text: str) -> Any:
-    """One keyword value as typed in a spec -> bool / None / int / float / str (see the module doc)."""
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        return text[1:-1]
-    if text.lower() in _WORDS:
-        return _WORDS[text.lower()]
-    if _INT_RE.fullmatch(text):
-        return int(text)
-    if _FLOAT_RE.fullmatch(text):
-        return float(text)
-    return text
-
-
-def format_value(value: Any) -> str:
-    """The canonical text of a keyword value; `parse_value(format_value(v)) == v` for parsed values."""
-    if isinstance(value, float):
-        return repr(value)
-    if not isinstance(value, str):
-        return str(value)  # bool, None, int
-    bare = parse_value(value)
-    if value and value == value.strip() and isinstance(bare, str) and bare == value:
-        return value
-    return f'"{value}"' if "'" in value else f"'{value}'"
-
-
-def format_kwargs(kwargs: tuple[tuple[str, Any], ...]) -> str:
-    """`?k=v&k=v` for a spec's (sorted) kwargs, or '' when there are none."""
-    if not kwargs:
-        return ""
-    return "?" + "&".join(f"{key}={format_value(value)}" for key, value in kwargs)
-
-
-def parse_kwargs(text: str, spec_text: str) -> tuple[tuple[str, Any], ...]:
-    """`width=1.5&num_classes=10` -> (("num_classes", 10), ("width", 1.5)), sorted by key."""
-    example = "expected key=value pairs joined by '&', e.g. ?width=1.5&num_classes=10"
-    if not text.strip():
-        raise RexbenchError(f"{spec_text!r}: nothing after '?'; {example}")
-    out: dict[str, Any] = {}
-    for item in text.split("&"):
-        key, eq, value = item.partition("=")
-        key = key.strip()
-        if not eq or not key or not value.strip():
-            raise RexbenchError(
-                f"{spec_text!r}: malformed keyword argument {item!r}; {example} (key='' for an empty string)"
-            )
-        if not _IDENT_RE.fullmatch(key):
-            raise RexbenchError(f"{spec_text!r}: keyword {key!r} is not a Python identifier")
-        if key in out:
-            raise RexbenchError(f"{spec_text!r}: keyword {key!r} is given twice")
-        out[key] = parse_value(value)
-    return tuple(sorted(out.items()))
-
-
-def parse_external(prefix: str, rest: str) -> ModelSpec:
-    """`timm:`/`torchvision:`/`py:` text (split at the first ':') -> ModelSpec. Pure: imports nothing heavy.
-
-    Unknown prefixes (typos such as `tim:`) are refused with a suggestion.
+    num_classes: passed to timm models and torchvision classification models, and to a `py:` factory
+    only if its signature has a `num_classes` parameter. A `num_classes` in the spec's kwargs always wins.
     """
-    source = prefix.strip().lower()
-    text = f"{prefix}:{rest}"
-    if source not in EXTERNAL_SOURCES:
-        raise RexbenchError(_unknown_source_message(prefix, rest))
-    body, question, query = rest.partition("?")
-    kwargs = parse_kwargs(query, text) if question else ()
-    body = body.strip()
-    name = (
-        _parse_py_target(body, text) if source == "py" else _parse_library_name(source, body, text)
-    )
-    return ModelSpec(source, name, kwargs)
+    builders: dict[str, Callable[[ModelSpec, int], Any]] = {
+        "timm": _build_timm,
+        "torchvision": _build_torchvision,
+        "py": _build_py,
+    }
+    if spec.source not in builders:
+        raise RexbenchError(f"{spec}: not an external model source ({', '.join(EXTERNAL_SOURCES)})")
+    return builders[spec.source](spec, num_classes)
 
 
-def _unknown_source_message(prefix: str, rest: str) -> str:
-    low = prefix.strip().lower()
-    guess = _SOURCE_TYPOS.get(low) or next(
-        iter(difflib.get_close_matches(low, EXTERNAL_SOURCES, n=1, cutoff=0.6)), None
-    )
-    if guess is None and re.search(r"[./\\]", prefix):
-        return f"unknown model source in {prefix}:{rest!s}; for your own code write 'py:{prefix}:{rest}'"
-    did_you_mean = f" Did you mean '{guess}:{rest}'?" if guess else ""
-    return (
-        f"unknown model source '{prefix}:' in '{prefix}:{rest}'.{did_you_mean} Use timm:NAME, "
-        "torchvision:NAME, py:module:factory, py:file.py:factory or a built-in name (`rexbench models`)"
-    )
-
-
-def _parse_library_name(source: str, body: str, text: str) -> str:
-    name = body.lower()
-    if not name:
-        raise RexbenchError(
-            f"{text!r}: empty model name; expected {source}:NAME (see {LIST_HINT[source]})"
-        )
-    if source == "timm":
-        arch, dot, tag = name.partition(".")
-        if not _LIB_NAME_RE.fullmatch(arch) or (dot and not _LIB_NAME_RE.fullmatch(tag)):
+def import_library(name: str) -> ModuleType:
+    """Import timm or torchvision, or say exactly what to install."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        missing = getattr(exc, "name", None)
+        if missing == name:
             raise RexbenchError(
-                f"{text!r}: expected timm:NAME or timm:NAME.TAG (letters, digits, '_'), e.g. timm:resnet50.a1_in1k"
+                f"{name} is not installed; install it with: {INSTALL_HINT[name]}"
+            ) from None
+        raise RexbenchError(
+            f"{name} is installed but cannot be imported ({exc}); reinstall it with: {INSTALL_HINT[name]}"
+        ) from None
+    except Exception as exc:
+        # e.g. a torchvision built for another torch: "operator torchvision::nms does not exist"
+        raise RexbenchError(
+            f"importing {name} failed ({type(exc).__name__}: {_first_line(exc)}); it must be built "
+            f"for the installed torch {_torch_version()}: {INSTALL_HINT[name]}"
+        ) from None
+
+
+def _library_kwargs(spec: ModelSpec) -> dict[str, Any]:
+    kwargs = spec.kwargs_dict
+    for key, allowed in _NO_DOWNLOAD.items():
+        if key in kwargs and kwargs[key] != allowed:
+            raise RexbenchError(
+                f"{spec}: {key}={format_value(kwargs[key])} would download weights; rexbench builds "
+                "models without them - load a local checkpoint with --weights PATH"
             )
-    elif not _LIB_NAME_RE.fullmatch(name):
+    return kwargs
+
+
+def _build_timm(spec: ModelSpec, num_classes: int) -> nn.Module:
+    kwargs = _library_kwargs(spec)
+    timm = import_library("timm")
+    arch, tag = timm_name_tag(spec)
+    if not timm.is_model(arch):
+        raise RexbenchError(_unknown_name("timm", arch, timm.list_models()))
+    if tag is not None:
+        tags = [name.partition(".")[2] for name in timm.list_pretrained(f"{arch}.*")]
+        if tag not in tags:
+            close = difflib.get_close_matches(tag, tags, n=3, cutoff=0.5)
+            hint = (
+                f" Did you mean: {', '.join(f'timm:{arch}.{t}' for t in close)}?" if close else ""
+            )
+            raise RexbenchError(
+                f"timm model {arch!r} has no tag {tag!r}.{hint} See timm.list_pretrained('{arch}.*')"
+            )
+    kwargs.setdefault("num_classes", num_classes)
+    kwargs["pretrained"] = False
+    return _checked(spec, "timm.create_model", lambda: timm.create_model(spec.name, **kwargs))
+
+
+def _build_torchvision(spec: ModelSpec, num_classes: int) -> nn.Module:
+    kwargs = _library_kwargs(spec)
+    models = import_library("torchvision").models
+    if spec.name not in models.list_models():
+        raise RexbenchError(_unknown_name("torchvision", spec.name, models.list_models()))
+    if "weights_backbone" in _parameters(models.get_model_builder(spec.name)):
+        kwargs.setdefault("weights_backbone", None)  # detection models default to downloading one
+    if spec.name in models.list_models(module=models):  # classification models only
+        kwargs.setdefault("num_classes", num_classes)
+    kwargs["weights"] = None
+    return _checked(
+        spec, "torchvision.models.get_model", lambda: models.get_model(spec.name, **kwargs)
+    )
+
+
+def _build_py(spec: ModelSpec, num_classes: int) -> nn.Module:
+    target, factory_name, is_file = py_target(spec)
+    folder = resolve_py_file(target).parent if is_file else None
+    with _on_sys_path(folder):
+        module = _load_file(spec, target) if is_file else _import_module(spec, target)
+        factory = _attribute(spec, module, factory_name, target)
+        if not callable(factory):
+            raise RexbenchError(
+                f"{spec}: {factory_name} in {target} is a {type(factory).__name__}, not a callable "
+                "that returns an nn.Module"
+            )
+        kwargs = spec.kwargs_dict
+        if "num_classes" not in kwargs and "num_classes" in _parameters(factory):
+            kwargs["num_classes"] = num_classes
+        model = _checked(spec, f"{factory_name}()", lambda: factory(**kwargs))
+    shape = getattr(factory, "default_input_shape", None)
+    if shape is not None:
+        FACTORY_SHAPES[model] = shape
+    return model
+
+
+def _checked(spec: ModelSpec, what: str, make: Callable[[], Any]) -> nn.Module:
+    """Call a builder; its exceptions and a non-module result become one line."""
+    from torch import nn
+
+    try:
+        model = make()
+    except RexbenchError:
+        raise
+    except Exception as exc:
         raise RexbenchError(
-            f"{text!r}: expected torchvision:NAME (letters, digits, '_'), e.g. torchvision:resnet50"
-        )
-    return name
-
-
-def _parse_py_target(body: str, text: str) -> str:
-    usage = "expected py:package.module:FACTORY or py:path/to/file.py:FACTORY"
-    target, colon, factory = (part.strip() for part in body.rpartition(":"))
-    if not colon or not factory or factory.endswith(".py") or re.search(r"[/\\]", factory):
-        raise RexbenchError(f"{text!r}: missing factory name; {usage}")
-    if not target:
-        raise RexbenchError(f"{text!r}: missing module or file before ':{factory}'; {usage}")
-    if not _DOTTED_RE.fullmatch(factory):
-        raise RexbenchError(f"{text!r}: factory {factory!r} is not a Python name; {usage}")
-    if target.endswith(".py"):
-        if "\\" not in target:
-            target = posixpath.normpath(target)
-    elif re.search(r"[/\\]", target):
+            f"{spec}: {what} raised {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
+    if isinstance(model, type) and issubclass(model, nn.Module):
+        raise RexbenchError(f"{spec}: {what} returned the class {model.__name__}, not an instance")
+    if not isinstance(model, nn.Module):
         raise RexbenchError(
-            f"{text!r}: {target!r} looks like a path but does not end in .py; {usage}"
+            f"{spec}: {what} returned {type(model).__name__}, not a torch.nn.Module"
         )
-    elif not _DOTTED_RE.fullmatch(target):
+    return model
+
+
+def _load_file(spec: ModelSpec, target: str) -> ModuleType:
+    """Execute a .py file as a fresh module (compiled from the bytes read now: no stale bytecode)."""
+    path = resolve_py_file(target)
+    if not path.is_file():
+        raise RexbenchError(f"{spec}: file {target} not found (looked for {path})")
+    source = path.read_bytes()
+    stem = re.sub(r"\W", "_", path.stem)
+    name = f"_rexbench_py_{stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+    module_spec = importlib.util.spec_from_file_location(name, path)
+    if module_spec is None:
+        raise RexbenchError(f"{spec}: cannot load {path} as a Python module")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[name] = module  # dataclasses, pickling and typing look the module up by name
+    try:
+        exec(compile(source, str(path), "exec", dont_inherit=True), module.__dict__)
+    except Exception as exc:
+        sys.modules.pop(name, None)
         raise RexbenchError(
-            f"{text!r}: {target!r} is neither a module name nor a .py file; {usage}"
-        )
-    return f"{target}:{factory}"
+            f"{spec}: running {target} failed: {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
+    return module
 
 
-def timm_name_tag(spec: ModelSpec) -> tuple[str, str | None]:
-    """`timm:resnet50.a1_in1k` -> ("resnet50", "a1_in1k"); no tag -> (name, None)."""
-    arch, dot, tag = spec.name.partition(".")
-    return arch, (tag if dot else None)
+def _import_module(spec: ModelSpec, target: str) -> ModuleType:
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        if exc.name and (target == exc.name or target.startswith(exc.name + ".")):
+            _, factory, _ = py_target(spec)
+            raise RexbenchError(
+                f"{spec}: no module named {exc.name!r}; install it, add its folder to PYTHONPATH, "
+                f"or name the file: py:path/to/file.py:{factory}"
+            ) from None
+        raise RexbenchError(f"{spec}: importing {target} failed: {exc}") from exc
+    except Exception as exc:
+        raise RexbenchError(
+            f"{spec}: importing {target} failed: {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
 
 
-def py_target(spec: ModelSpec) -> tuple[str, str, bool]:
-    """`py:` spec -> (module name or file path as written, factory, is_file)."""
-    target, _, factory = spec.name.rpartition(":")
-    return target, factory, target.endswith(".py")
+def _attribute(spec: ModelSpec, module: ModuleType, dotted: str, where: str) -> Any:
+    obj: Any = module
+    for part in dotted.split("."):
+        if not hasattr(obj, part):
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=3, cutoff=0.6)
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            raise RexbenchError(f"{spec}: {where} has no attribute {part!r}.{hint}")
+        obj = getattr(obj, part)
+    return obj
 
 
-def resolve_py_file(target: str) -> Path:
-    """A `py:` file path as written -> absolute path (relative paths against the current directory)."""
-    path = Path(target).expanduser()
-    return (path if path.is_absolute() else Path.cwd() / path).resolve()
+@contextmanager
+def _on_sys_path(folder: Path | None) -> Iterator[None]:
+    """Let a `py:` file import its sibling modules while it is loaded and its factory runs."""
+    if folder is None:
+        yield
+        return
+    entry = str(folder)
+    sys.path.insert(0, entry)
+    try:
+        yield
+    finally:
+        if entry in sys.path:
+            sys.path.remove(entry)
+
+
+def _parameters(fn: Any) -> dict[str, inspect.Parameter]:
+    """Named parameters that can be passed by keyword ({} when the signature cannot be read)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return {}
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {name: p for name, p in params.items() if p.kind in kinds}
+
+
+def _unknown_name(source: str, name: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(f'{source}:{c}' for c in close)}?" if close else ""
+    return f"unknown {source} model {name!r}.{hint} See {LIST_HINT[source]}"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else "(no message)"
+
+
+def _torch_version() -> str:
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"

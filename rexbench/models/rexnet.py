@@ -3,7 +3,7 @@
 v1 and lite reproduce the official clovaai code (`rexnetv1.py`, `rexnetv1_lite.py`) exactly: same
 channels (same float operations, Python's round-half-to-even), same layers and the same state-dict
 keys (`features.N.out.M...`, `output.M...`), so an official checkpoint loads without any mapping.
-Facts: /work/shared/reference/rexnet-architecture.md sections 1-3; paper section 4.4, Tables 5, A1, A2.
+Facts: the official clovaai ReXNetV1 / ReXNetV1_lite code; paper section 4.4, Tables 5, A1, A2.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def rexnet_config(width_mult: float = 1.0, depth_mult: float = 1.0, final_ch: in
     """Official ReXNetV1 channels (rexnetv1.py): a running float sum of final_ch / n, times width, round().
 
     Below x1.0 the stem (32) and first output (16) are divided by the width first, so they stay 32/16.
-    `round` is Python's (half to even): x1.0 gives 38 and 128, not 39 and 129 (reference doc 1.3).
+    `round` is Python's (half to even): x1.0 gives 38 and 128, not 39 and 129 (as the official code computes it).
     """
     rows = _stage_rows(depth_mult)
     n = len(rows)
@@ -81,7 +81,7 @@ def rexnet_config(width_mult: float = 1.0, depth_mult: float = 1.0, final_ch: in
 
 def rexnet_lite_config(multiplier: float = 1.0, final_ch: int = 164, divisor: int = 8) -> NetCfg:
     """Official ReXNetV1_lite channels (rexnetv1_lite.py): increment final_ch / (n - 1), round, then
-    make divisible by 8; no SE; penultimate int(1280 * m) only above x1.0 (reference doc section 2)."""
+    make divisible by 8; no SE; penultimate int(1280 * m) only above x1.0 (official ReXNetV1_lite)."""
     rows = _stage_rows()
     n = len(rows)
     stem_base = 32 / multiplier if multiplier < 1.0 else 32

@@ -1,0 +1,179 @@
+"""Run configurations: how a model is prepared and measured (presets, device, batch, threads). Pure, no torch."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from rexbench.errors import RexbenchError
+
+DTYPES = ("fp32", "fp16", "bf16")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+# The fields that define a preset; everything else (device, batch, threads, runs...) is orthogonal.
+_PRESET_FIELDS = ("fold_bn", "channels_last", "compile", "compile_mode", "freezing")
+PRESETS: dict[str, dict[str, Any]] = {
+    "eager": dict(fold_bn=False, channels_last=False, compile=False, freezing=False),
+    "channels_last": dict(fold_bn=False, channels_last=True, compile=False, freezing=False),
+    "compile": dict(fold_bn=False, channels_last=False, compile=True, freezing=False),
+    "compile_cl": dict(fold_bn=False, channels_last=True, compile=True, freezing=False),
+    # The fastest CPU inference recipe PyTorch offers (measured in benchmarks/profile.md):
+    # BN folded into convs, channels-last, torch.compile with inductor's freezing.
+    "max": dict(fold_bn=True, channels_last=True, compile=True, freezing=True),
+}
+DEFAULT_PRESET = "compile_cl"
+# Fields that only change what happens on CUDA; ignored by `config_id` on other devices.
+_CUDA_ONLY = ("cudnn_benchmark", "allow_tf32")
+# Fields that change how many samples are taken, not what is measured; ignored by `config_id`.
+_NOT_IDENTITY = ("runs", "warmup")
+# Optional fields added after the first records were written: left out of `config_id` while None,
+# so the ids of configurations that do not use them stay what they were.
+_OPTIONAL_IDENTITY = ("input_shape",)
+_DEVICE_RE = re.compile(r"cpu|cuda(:[0-9]+)?")
+
+
+def default_batch_size(device: str) -> int:
+    """1 on CPU, 64 on CUDA: the batch sizes of the paper's CPU and GPU latency columns (Table 4)."""
+    return 64 if device.startswith("cuda") else 1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How to prepare and measure a model. `label` names it in tables, `config_id` identifies it.
+
+    resolution None means the model's own default; input_shape (C, H, W) is for inputs that are not
+    3 x R x R (give one of resolution and input_shape); threads None means torch's current setting
+    (the number actually used is recorded with the timing). cudnn_benchmark and allow_tf32 only
+    matter on CUDA; TF32 is off unless asked for, so fp32 means fp32.
+    """
+
+    device: str = "cpu"
+    batch_size: int = 1
+    resolution: int | None = None
+    dtype: str = "fp32"
+    channels_last: bool = True
+    compile: bool = True
+    compile_mode: str = "default"
+    fold_bn: bool = False
+    freezing: bool = False
+    threads: int | None = None
+    runs: int = 1000
+    warmup: int = 20
+    cudnn_benchmark: bool = True
+    allow_tf32: bool = False
+    input_shape: tuple[int, int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if not _DEVICE_RE.fullmatch(self.device):
+            raise RexbenchError(f"unknown device {self.device!r}; use cpu, cuda or cuda:N")
+        if self.dtype not in DTYPES:
+            raise RexbenchError(f"unknown dtype {self.dtype!r}; choose one of {', '.join(DTYPES)}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise RexbenchError(
+                f"unknown compile mode {self.compile_mode!r}; choose one of {', '.join(COMPILE_MODES)}"
+            )
+        for name, low in (("batch_size", 1), ("runs", 1), ("warmup", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise RexbenchError(f"{name} must be an integer >= {low}, got {value!r}")
+        for name in ("resolution", "threads"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise RexbenchError(f"{name} must be a positive integer, got {value!r}")
+        if self.input_shape is not None:
+            shape = tuple(self.input_shape) if isinstance(self.input_shape, (list, tuple)) else ()
+            if len(shape) != 3 or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape
+            ):
+                raise RexbenchError(
+                    f"input_shape must be (C, H, W) as 3 positive integers, got {self.input_shape!r}"
+                )
+            if self.resolution is not None:
+                raise RexbenchError("give either a resolution or an input shape, not both")
+            object.__setattr__(self, "input_shape", shape)  # a list from JSON becomes a tuple
+        if self.freezing and not self.compile:
+            raise RexbenchError("inductor freezing needs torch.compile; add --compile")
+
+    @classmethod
+    def preset(cls, name: str, device: str = "cpu", **overrides: Any) -> RunConfig:
+        """A named configuration (see PRESETS); batch size defaults to the device's (1 CPU, 64 CUDA)."""
+        if name not in PRESETS:
+            raise RexbenchError(f"unknown configuration {name!r}; choose from {', '.join(PRESETS)}")
+        fields = dict(PRESETS[name], device=device, batch_size=default_batch_size(device))
+        fields.update(overrides)
+        return cls(**fields)
+
+    @property
+    def preset_name(self) -> str | None:
+        """The preset whose preparation fields this config matches, or None."""
+        mine = {f: getattr(self, f) for f in _PRESET_FIELDS}
+        if not self.compile:
+            mine["compile_mode"] = "default"  # meaningless without compile
+        for name, fields in PRESETS.items():
+            if all(mine[f] == fields.get(f, "default") for f in _PRESET_FIELDS):
+                return name
+        return None
+
+    @property
+    def label(self) -> str:
+        """Short stable name of the preparation: a preset name, or its parts joined by '+'.
+
+        Examples: "compile_cl", "max", "eager+bf16", "cl+compile:max-autotune".
+        Device, batch size and threads are not part of the label (they have columns of their own).
+        """
+        name = self.preset_name
+        if name is None:
+            parts = ["fold_bn"] if self.fold_bn else []
+            parts += ["cl"] if self.channels_last else []
+            if self.compile:
+                mode = "" if self.compile_mode == "default" else f":{self.compile_mode}"
+                parts.append(f"compile{mode}")
+            else:
+                parts.append("eager")
+            parts += ["freezing"] if self.freezing else []
+            name = "+".join(parts)
+        return name if self.dtype == "fp32" else f"{name}+{self.dtype}"
+
+    @property
+    def config_id(self) -> str:
+        """12 hex digits hashing every field that affects the measured value.
+
+        runs/warmup only change how many samples are taken, so they are left out; so are the
+        CUDA-only switches on other devices and compile_mode without compile. Equal ids mean
+        "identical configuration".
+        """
+        import hashlib
+        import json
+
+        skip = set(_NOT_IDENTITY) | (set() if self.device.startswith("cuda") else set(_CUDA_ONLY))
+        if not self.compile:
+            skip.add("compile_mode")
+        skip |= {k for k in _OPTIONAL_IDENTITY if getattr(self, k) is None}
+        identity = {k: v for k, v in self.to_dict().items() if k not in skip}
+        blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as JSON values (field order; input_shape as a list, as JSON reads it back)."""
+        from dataclasses import asdict
+
+        data = asdict(self)
+        if data["input_shape"] is not None:
+            data["input_shape"] = list(data["input_shape"])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Inverse of to_dict. Missing fields take their defaults; unknown fields are an error."""
+        from dataclasses import fields
+
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise RexbenchError(
+                f"unknown run-config field(s) {', '.join(unknown)}; was the record written by a newer rexbench?"
+            )
+        return cls(**data)

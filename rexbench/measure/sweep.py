@@ -1,0 +1,186 @@
+"""Sweeps: the paper's model sets profiled with one configuration, resumable, interruptible.
+
+A sweep is a list of models (named sets from the paper's tables, or model specs) and a list of run
+configurations. Each model is handed to `rexbench.measure.profile.profile_models`, which writes its records
+atomically as soon as the model is finished; a model already measured with the identical
+configuration (same config_id, on this machine, in the output folder) is skipped unless forced.
+Ctrl-C stops the sweep and keeps every finished record (the result says it was interrupted).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rexbench.errors import RexbenchError
+
+if TYPE_CHECKING:
+    from rexbench.measure.config import RunConfig
+    from rexbench.records.schema import Record
+
+ProfileFn = Callable[..., list["Record"]]
+
+
+@functools.cache
+def sets() -> dict[str, tuple[str, ...]]:
+    """Named sets, in the row order of the paper's tables (ReXNets and EfficientNets alternate in
+    Table 5, so slow drift of the machine hits both families alike)."""
+    from rexbench.paper.tables import TABLE5, TABLE_A1, TABLE_A2
+    from rexbench.registry import MODELS
+
+    def rows(table: Any) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(r.model for r in table.rows))
+
+    named = {
+        "table5": rows(TABLE5),  # ReXNet x0.9-x2.0 and EfficientNet B0-B3 (§5.1)
+        "tableA1": rows(TABLE_A1),  # ReXNet (plain) and every ReXNet width (Appendix B.2)
+        "tableA2": rows(TABLE_A2),  # ReXNet-lite and EfficientNet-lite (Appendix B.4)
+        "mobile": tuple(e.name for e in MODELS if e.family.startswith("MobileNet")),
+    }
+    named["all"] = tuple(dict.fromkeys(m for models in named.values() for m in models))
+    return named
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[\s_-]+", "", name.lower())
+
+
+def expand(names: Sequence[str]) -> list[str]:
+    """Set names and model specs -> canonical model specs, in order, each once."""
+    from rexbench.spec import parse
+
+    by_key = {_key(k): v for k, v in sets().items()}
+    out: list[str] = []
+    for name in names:
+        if _key(name) in by_key:
+            out += by_key[_key(name)]
+            continue
+        try:
+            out.append(str(parse(name)))
+        except RexbenchError as exc:
+            raise RexbenchError(
+                f"{name!r} is neither a set ({', '.join(sets())}) nor a model: {exc}"
+            ) from None
+    if not out:
+        raise RexbenchError(f"nothing to sweep: name a set ({', '.join(sets())}) or models")
+    return list(dict.fromkeys(out))
+
+
+@dataclass
+class PlanItem:
+    """One model: the configurations still to measure and the records already stored."""
+
+    spec: str
+    todo: list[RunConfig]
+    done: list[Record] = field(default_factory=list)
+
+
+def plan(
+    specs: Sequence[str],
+    configs: Sequence[RunConfig],
+    out_dir: str | Path,
+    *,
+    force: bool = False,
+    machine_id: str | None = None,
+) -> list[PlanItem]:
+    """What a sweep will do: per model, the configs without a stored record (all when forced)."""
+    from rexbench.records.store import find_record
+
+    if machine_id is None and not force:
+        from rexbench.measure.env import machine_id as current
+
+        machine_id = current()
+    items = []
+    for spec in specs:
+        item = PlanItem(spec, [])
+        for config in configs:
+            found = None if force else find_record(out_dir, spec, config.config_id, machine_id)
+            if found is None:
+                item.todo.append(config)
+            else:
+                item.done.append(found)
+        items.append(item)
+    return items
+
+
+@dataclass
+class SweepResult:
+    records: list[Record] = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+    skipped: list[PlanItem] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        from rexbench.records.measured import latency
+
+        def row(r: Record, path: Path | None) -> dict[str, Any]:
+            lat = latency(r)
+            return {"model": r.model.spec, "config": r.run.label, "config_id": r.run.config_id,
+                    "median_ms": lat.median_ms if lat else None,
+                    "record": str(path) if path else None}  # fmt: skip
+
+        paths = self.paths + [None] * (len(self.records) - len(self.paths))
+        return {
+            "measured": [row(r, p) for r, p in zip(self.records, paths, strict=True)],
+            "skipped": [row(r, None) for item in self.skipped for r in item.done],
+            "failed": [{"model": m, "error": e} for m, e in self.failed],
+            "interrupted": self.interrupted,
+            "seconds": self.seconds,
+        }
+
+
+def run(
+    items: Sequence[PlanItem],
+    out_dir: str | Path,
+    *,
+    keep_going: bool = False,
+    on_model: Callable[[int, PlanItem], None] | None = None,
+    profile_fn: ProfileFn | None = None,
+    **profile_kwargs: Any,
+) -> SweepResult:
+    """Measure every planned model with `profile_fn` (default rexbench.measure.profile.profile_models),
+    one model per call, records written to `out_dir` as each model finishes.
+
+    on_model(i, item) is called before model i is measured. A RexbenchError stops the sweep (it is
+    re-raised) unless keep_going, which records it and goes on. Ctrl-C ends the sweep with
+    `interrupted=True`; everything finished before it is on disk and in the result.
+    profile_kwargs (runs, warmup, weights, input_shape, progress, ...) go to `profile_fn`.
+    """
+    if profile_fn is None:
+        from rexbench.measure import profile
+
+        profile_fn = profile.profile_models
+    result = SweepResult(skipped=[i for i in items if i.done])
+    user_on_record = profile_kwargs.pop("on_record", None)
+
+    def on_record(record: Record, path: Path | None) -> None:
+        result.records.append(record)
+        if path is not None:
+            result.paths.append(path)
+        if user_on_record is not None:
+            user_on_record(record, path)
+
+    start = time.monotonic()
+    todo = [i for i in items if i.todo]
+    try:
+        for index, item in enumerate(todo):
+            if on_model is not None:
+                on_model(index, item)
+            try:
+                profile_fn([item.spec], item.todo, out_dir=out_dir, on_record=on_record,
+                           **profile_kwargs)  # fmt: skip
+            except RexbenchError as exc:
+                if not keep_going:
+                    raise
+                result.failed.append((item.spec, str(exc)))
+    except KeyboardInterrupt:
+        result.interrupted = True
+    result.seconds = time.monotonic() - start
+    return result

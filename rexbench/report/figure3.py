@@ -1,0 +1,366 @@
+"""The paper's Figure 3 from measured records: ImageNet top-1 against FLOPs, CPU latency and GPU latency.
+
+Top-1 is the paper's published accuracy (rexbench.paper.tables; nothing here measures accuracy), or
+for other models (timm:, torchvision:, py:) the one given with `--top1 SPEC=PCT`;
+FLOPs and parameters are the exact counts stored in the records (`macs_conv`, the paper's
+convention); latency is the median per batch with its 95% confidence interval (rexbench.records.measured).
+matplotlib is imported inside the functions and used through `matplotlib.figure.Figure` with the
+Agg canvas (no pyplot state), so it works headless and never changes the caller's backend.
+"""
+
+from __future__ import annotations
+
+import io
+import textwrap
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rexbench.errors import RexbenchError
+from rexbench.records import measured as m
+from rexbench.records.schema import Record
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+FORMATS = (".png", ".svg", ".pdf")
+DEFAULT_FAMILIES = ("ReXNet", "EfficientNet")  # the two lines of the paper's Figure 3
+COUNT_AXES = ("flops", "params")
+DEVICE_AXES = ("latency", "throughput")
+DEVICES = ("cpu", "cuda")
+_DEVICE_NAME = {"cpu": "CPU", "cuda": "GPU"}
+_COLORS = {
+    "ReXNet": "tab:red",
+    "EfficientNet": "tab:blue",
+    "ReXNet-lite": "tab:orange",
+    "EfficientNet-lite": "tab:cyan",
+    "ReXNet (plain)": "tab:purple",
+    "MobileNetV1": "tab:gray",
+    "MobileNetV2": "tab:green",
+    "MobileNetV3": "tab:olive",
+}
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+_LINESTYLES = ("-", "--", "-.", (0, (5, 1, 1, 1, 1, 1)))
+Top1 = Callable[[str], "float | None"]  # canonical spec -> top-1 %, or None (not plotted)
+
+
+def _order(series: list[Series]) -> list[Series]:
+    """The paper's families first (ReXNet, EfficientNet, ...), then the rest by name."""
+    rank = {name: i for i, name in enumerate(_COLORS)}
+    return sorted(series, key=lambda s: (rank.get(s.family, len(rank)), s.name))
+
+
+@dataclass
+class Series:
+    """One line of a panel: a family on one machine with one configuration."""
+
+    family: str
+    name: str
+    xs: list[float] = field(default_factory=list)
+    ys: list[float] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    errs: list[tuple[float, float]] = field(default_factory=list)  # (below, above) the x value
+    linestyle: Any = "-"  # one per machine
+
+
+def parse_axes(x: str | Sequence[str] | None) -> tuple[str, str]:
+    """`--x` values -> (count axis, device axis): "params", "throughput", "params,throughput"."""
+    items = [x] if isinstance(x, str) else list(x or [])
+    names = [v.strip().lower() for raw in items for v in raw.split(",") if v.strip()]
+    count, dev = "flops", "latency"
+    for name in names:
+        if name in COUNT_AXES:
+            count = name
+        elif name in DEVICE_AXES:
+            dev = name
+        else:
+            known = ", ".join(COUNT_AXES + DEVICE_AXES)
+            raise RexbenchError(f"--x {name!r}: choose from {known} (e.g. --x params,throughput)")
+    return count, dev
+
+
+def check_figure_path(path: str | Path) -> Path:
+    out = Path(path)
+    if out.suffix.lower() not in FORMATS:
+        raise RexbenchError(f"--out {out}: use a file name ending in {', '.join(FORMATS)}")
+    return out
+
+
+def parse_top1(items: Iterable[str] | None) -> dict[str, float]:
+    """`--top1 SPEC=PCT` values -> {canonical spec: top-1 %}: the accuracy of a model the paper has
+    no number for (timm:, torchvision:, py: specs), e.g. "py:nets.py:build?width=2=71.5"."""
+    from rexbench.spec import parse
+
+    out: dict[str, float] = {}
+    for item in items or []:
+        spec, eq, value = item.rpartition("=")
+        try:
+            pct = float(value)
+        except ValueError:
+            pct = -1.0
+        if not eq or not spec.strip() or not 0 < pct <= 100:
+            raise RexbenchError(
+                f"--top1 {item!r}: expected SPEC=PCT with 0 < PCT <= 100, e.g. --top1 torchvision:resnet50=76.13"
+            )
+        out[str(parse(spec))] = pct
+    return out
+
+
+def _plottable(
+    records: Iterable[Record], families: Sequence[str] | None, top1: Top1
+) -> tuple[list[Record], dict[str, int]]:
+    """Records with a top-1 in the chosen families, and counts of what was left out."""
+    keep: list[Record] = []
+    hidden = {"family": 0, "top1": 0, "family:cpu": 0, "family:cuda": 0}
+    wanted = None if families is None else {f.lower() for f in families}
+    for r in records:
+        spec = r.model.spec
+        if wanted is not None and m.family(spec).lower() not in wanted:
+            hidden["family"] += 1
+            hidden[f"family:{m.device_kind(r)}"] += m.latency(r) is not None
+        elif top1(spec) is None:
+            hidden["top1"] += 1
+        else:
+            keep.append(r)
+    return keep, hidden
+
+
+def _count_series(records: list[Record], axis: str, top1: Top1) -> list[Series]:
+    series: dict[str, Series] = {}
+    seen = set()
+    for r in sorted(records, key=lambda r: top1(r.model.spec) or 0.0):
+        value = m.macs_conv(r) if axis == "flops" else m.params(r)
+        if value is None or r.model.spec in seen:
+            continue
+        seen.add(r.model.spec)
+        fam = m.family(r.model.spec)
+        s = series.setdefault(fam, Series(fam, fam))
+        s.xs.append(value / (1e9 if axis == "flops" else 1e6))
+        s.ys.append(top1(r.model.spec))
+        s.labels.append(m.short_label(r.model.spec))
+    return _order(list(series.values()))
+
+
+def _device_series(records: list[Record], kind: str, axis: str, top1: Top1) -> list[Series]:
+    groups: dict[tuple, Series] = {}
+    chosen = [r for r in records if m.device_kind(r) == kind and m.latency(r) is not None]
+    variants = {(r.machine_id, r.run.label, m.dtype(r), m.batch_size(r)) for r in chosen}
+    machines = list(m.by_machine(records))
+    for r in sorted(chosen, key=lambda r: top1(r.model.spec) or 0.0):
+        fam, lat = m.family(r.model.spec), m.latency(r)
+        key = (fam, r.machine_id, r.run.label, m.dtype(r), m.batch_size(r))
+        name = fam
+        if len(variants) > 1:
+            name += f" - {m.hardware_of(r)}, {r.run.label}, {m.dtype(r)}, batch {m.batch_size(r)}"
+        style = _LINESTYLES[machines.index(r.machine_id) % len(_LINESTYLES)]
+        s = groups.setdefault(key, Series(fam, name, linestyle=style))
+        if axis == "latency":
+            x, err = lat.median_ms, (lat.median_ms - lat.low_ms, lat.high_ms - lat.median_ms)
+        else:  # images/s; the CI of the median latency maps to the reverse throughput interval
+            per_ms = lat.batch_size * 1e3
+            x = lat.throughput
+            err = (x - per_ms / lat.high_ms, per_ms / lat.low_ms - x)
+        s.xs.append(x)
+        s.ys.append(top1(r.model.spec))
+        s.labels.append(m.short_label(r.model.spec))
+        s.errs.append(err)
+    return _order(list(groups.values()))
+
+
+def _paper_series(specs: Iterable[str], panel: str) -> list[Series]:
+    """The paper's own points (headline rows of rexbench.paper.tables) for the specs plotted."""
+    from rexbench.paper.tables import published
+
+    out: dict[str, Series] = {}
+    for spec in sorted(set(specs), key=lambda s: m.top1(s) or 0.0):
+        row = published(spec)
+        metric = {"flops": "flops", "params": "params", "cpu": "cpu", "cuda": "gpu"}
+        printed = row.metric(metric[panel.split(":")[0]]) if row is not None else None
+        if printed is None or row.top1 is None:
+            continue
+        x = printed.value  # B, M or ms as printed
+        if panel.endswith(":throughput"):
+            batch = 1 if panel.startswith("cpu") else 64  # Table 4 / §5.1 batch sizes
+            x = batch * 1e3 / printed.value
+        fam = m.family(spec)
+        s = out.setdefault(fam, Series(fam, f"{fam} (paper)"))
+        s.xs.append(x)
+        s.ys.append(row.top1.value)
+        s.labels.append(m.short_label(spec))
+    return _order(list(out.values()))
+
+
+def _draw(ax: Axes, series: list[Series], paper: list[Series], style: dict[str, int]) -> None:
+    for s in series:
+        color = _COLORS.get(s.family)
+        index = style.setdefault(s.name, len(style))
+        marker = _MARKERS[index % len(_MARKERS)]
+        if s.errs:
+            xerr = [[e[0] for e in s.errs], [e[1] for e in s.errs]]
+            ax.errorbar(s.xs, s.ys, xerr=xerr, marker=marker, color=color, label=s.name,
+                        capsize=3, markersize=5, linewidth=1.4, linestyle=s.linestyle)  # fmt: skip
+        else:
+            ax.plot(s.xs, s.ys, marker=marker, color=color, label=s.name, markersize=5,
+                    linestyle=s.linestyle)  # fmt: skip
+        for x, y, text in zip(s.xs, s.ys, s.labels, strict=True):
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    for s in paper:
+        ax.plot(s.xs, s.ys, marker="o", markerfacecolor="none", linestyle=":", linewidth=0.9,
+                color=_COLORS.get(s.family, "0.4"), label=s.name, markersize=6)  # fmt: skip
+
+
+def _batches(records: list[Record], kind: str) -> str:
+    sizes = sorted({m.batch_size(r) for r in records if m.device_kind(r) == kind})
+    if not sizes:
+        sizes = [1 if kind == "cpu" else 64]
+    return "batch " + "/".join(map(str, sizes))
+
+
+def _xlabel(panel: str, records: list[Record]) -> str:
+    if panel == "flops":
+        return "FLOPs (B multiply-adds of conv + linear layers, macs_conv)"
+    if panel == "params":
+        return "parameters (M)"
+    kind, axis = panel.split(":")
+    if axis == "latency":
+        return f"{_DEVICE_NAME[kind]} latency (ms per batch, {_batches(records, kind)}; median, 95% CI)"
+    return f"{_DEVICE_NAME[kind]} throughput (images/s, {_batches(records, kind)})"
+
+
+def caption(
+    records: list[Record], hidden: dict[str, int], paper: bool, given: Sequence[str] = ()
+) -> str:
+    """The caption line(s): machine(s), configuration(s), where top-1 comes from, what was left out."""
+    lines = []
+    for machine, group in m.by_machine(records).items():
+        configs = sorted({f"{r.run.label} {m.dtype(r)} on {m.device(r)}" for r in group})
+        lines.append(
+            f"Measured on {m.machine_label(group[0].env)} [{machine}]; config {', '.join(configs)}."
+        )
+    if not lines:
+        lines.append("No measured records to plot.")
+    lines.append(
+        "Top-1: the paper's published ImageNet accuracy (Tables 5, A1, A2, 4), not measured here; "
+        "FLOPs and params: exact counts of the built models; latency: measured median per batch."
+    )
+    if given:
+        lines.append(f"Top-1 given with --top1 (not the paper's): {', '.join(given)}.")
+    if paper:
+        lines.append(
+            "Hollow markers: the paper's own numbers (CPU: Intel Xeon E5-2630, batch 1; "
+            "GPU: NVIDIA V100, batch 64; FP32)."
+        )
+    if hidden["family"]:
+        lines.append(f"{hidden['family']} record(s) of other families not shown (--all-families).")
+    if hidden["top1"]:
+        lines.append(
+            f"{hidden['top1']} record(s) without a published top-1 not shown (give one with --top1 SPEC=PCT)."
+        )
+    return "\n".join(textwrap.fill(line, 190) for line in lines)
+
+
+def figure3(
+    records: Iterable[Record],
+    path: str | Path | None = None,
+    *,
+    x: str | Sequence[str] | None = None,
+    families: Sequence[str] | None = DEFAULT_FAMILIES,
+    paper: bool = False,
+    dpi: int = 100,
+    top1: Mapping[str, float] | None = None,
+) -> Figure:
+    """Three panels: top-1 vs FLOPs (or params), vs CPU latency (or throughput), vs GPU latency.
+
+    families None plots every family; records without a published top-1 are left out (counted in
+    the caption) unless `top1` gives theirs ({canonical spec: %}, see `parse_top1`; it is named
+    in the caption). A device panel without records says so inside the panel. Saved when `path`
+    is given (.png, .svg or .pdf); the figure is 15 x 5.4 inches at `dpi`.
+    """
+    count_axis, device_axis = parse_axes(x)
+    out = check_figure_path(path) if path is not None else None
+    records, _ = m.latest(records)
+    given = dict(top1 or {})
+
+    def accuracy(spec: str) -> float | None:
+        return given[spec] if spec in given else m.top1(spec)
+
+    shown, hidden = _plottable(records, families, accuracy)
+    fig = _new_figure(15, 5.4)
+    axes = fig.subplots(1, 3, sharey=True)
+    panels = [count_axis] + [f"{kind}:{device_axis}" for kind in DEVICES]
+    specs = {r.model.spec for r in shown}
+    style: dict[str, int] = {}
+    for ax, panel in zip(axes, panels, strict=True):
+        if panel in COUNT_AXES:
+            series = _count_series(shown, panel, accuracy)
+            title = f"Top-1 vs {'FLOPs' if panel == 'flops' else 'parameters'}"
+            empty, other = "no records with counts", hidden["family"]
+        else:
+            kind = panel.split(":")[0]
+            series = _device_series(shown, kind, device_axis, accuracy)
+            title = f"Top-1 vs {_DEVICE_NAME[kind]} {device_axis}"
+            label = "CUDA" if kind == "cuda" else "CPU"
+            empty = f"no {label} records - run `rexbench sweep table5 --device {kind}`"
+            other = hidden[f"family:{kind}"]
+        _draw(ax, series, _paper_series(specs, panel) if paper else [], style)
+        if not series:
+            if other:
+                empty += f"\n({other} record(s) of other families hidden: --all-families)"
+            ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center", va="center",
+                    fontsize=9, color="0.35", wrap=True)  # fmt: skip
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(_xlabel(panel, shown), fontsize=8)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
+    used = sorted({r.model.spec for r in shown} & set(given))
+    axes[0].set_ylabel("ImageNet top-1 (%, published" + (" or given)" if used else ")"))
+    fig.suptitle("ReXNet vs EfficientNet: accuracy against FLOPs and measured latency (cf. paper Figure 3)",
+                 fontsize=11)  # fmt: skip
+    fig.supxlabel(caption(shown, hidden, paper, used), fontsize=7, x=0.01, ha="left")
+    if out is not None:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(out, dpi=dpi)
+        except OSError as exc:
+            raise RexbenchError(f"cannot write {out}: {exc.strerror or exc}") from None
+    return fig
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = 100) -> bytes:
+    """The figure encoded as PNG or SVG (for embedding into HTML). SVG is written without its
+    RDF metadata block, which only names matplotlib's and Dublin Core's web pages."""
+    buf = io.BytesIO()
+    meta = {"Creator": None, "Date": None, "Format": None, "Type": None} if fmt == "svg" else None
+    fig.savefig(buf, format=fmt, dpi=dpi, metadata=meta)
+    return buf.getvalue()
+
+
+def panel_texts(fig: Figure) -> list[list[str]]:
+    """The free texts drawn inside each panel (the "no records" notes), for tests and checks."""
+    return [[t.get_text() for t in ax.texts if not hasattr(t, "xy")] for ax in fig.axes]
+
+
+def summary(fig: Figure) -> dict[str, Any]:
+    """Title, x label and the legend labels (one per line drawn) of every panel."""
+    return {
+        "panels": [
+            {
+                "title": ax.get_title(),
+                "xlabel": ax.get_xlabel(),
+                "lines": ax.get_legend_handles_labels()[1],
+            }  # fmt: skip
+            for ax in fig.axes
+        ]
+    }

@@ -1,0 +1,176 @@
+"""`rexbench rank study` and `rexbench rank features`: real invocations, exit codes, files written."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+from torch import nn
+
+import rexbench
+import rexbench.rank.study
+from rexbench.cli import run
+
+STUDY = ["rank", "study", "-n", "2", "--ratios", "0.25,1.0", "--blocks", "a", "--blocks", "d"]
+STUDY += ["--activations", "relu,none", "--d-out", "8", "12", "--spatial", "4"]
+
+
+def test_study_json_and_figure(tmp_path, capsys) -> None:
+    fig = tmp_path / "figure1.png"
+    assert run([*STUDY, "--json", "--out", str(fig)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["config"]["blocks"] == ["conv1x1", "ib_dw3x3"]
+    assert data["config"]["ratios"] == [0.25, 1.0]
+    assert len(data["d_out"]) == 2 and all(8 <= d <= 12 for d in data["d_out"])
+    # linear 1x1 conv at ratio 1.0: rank = d_in = d_out for every network
+    assert data["ranks"]["conv1x1"]["none"][1] == data["d_out"]
+    assert [v["key"] for v in data["observations"]] == ["i", "ii", "iii"]
+    assert data["figure"] == str(fig) and fig.stat().st_size > 0
+
+
+def test_study_table_and_verdicts(capsys) -> None:
+    assert run(STUDY) == 0
+    out = capsys.readouterr().out
+    assert "mean over 2 networks" in out and "ReLU" in out and "0.25" in out
+    assert "(i)" in out and "(ii)" in out and "(iii)" in out
+    assert "rank tolerance max(rows, cols) x fp32 eps" in out
+
+
+def test_same_seed_same_json(capsys) -> None:
+    outputs = []
+    for seed in ("3", "3", "4"):
+        assert run([*STUDY, "--seed", seed, "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        outputs.append((data["d_out"], data["ranks"]))
+    assert outputs[0] == outputs[1] and outputs[0] != outputs[2]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ratios", "0,1"], "ratios must lie in (0, 1]"),
+        (["--ratios", "half"], "--ratios: expected numbers"),
+        (["--blocks", "z"], "unknown block 'z'"),
+        (["--activations", "gelu"], "unknown activation 'gelu'"),
+        (["--out", "figure.txt"], "ending in .png"),
+        (["-n", "0"], "--networks must be at least 1"),
+    ],
+)
+def test_study_bad_input_is_one_line_exit_2(args, message, capsys) -> None:
+    assert run([*STUDY, *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rexbench: error:") and message in err[0]
+
+
+def test_cuda_without_cuda_exits_2(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert run([*STUDY, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["rexbench: error: --device cuda: CUDA is not available here; use --device cpu"]
+
+
+def test_cuda_device_reaches_the_study(monkeypatch, capsys) -> None:
+    seen = []
+    real = rexbench.rank.study.run_study
+
+    def fake(cfg, progress=None):
+        seen.append(cfg.device)
+        return real(replace(cfg, device="cpu"), progress)
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(rexbench.rank.study, "run_study", fake)
+    assert run([*STUDY, "--device", "cuda", "--json"]) == 0
+    assert seen == ["cuda"]
+    capsys.readouterr()
+
+
+# --- features ---------------------------------------------------------------------------------
+
+
+class ToyReXNet(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, width, 3, 2, 1), nn.SiLU(), nn.AdaptiveAvgPool2d(1)
+        )
+        self.output = nn.Sequential(nn.Dropout(0.2), nn.Conv2d(width, 10, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output(self.features(x)).flatten(1)
+
+
+@pytest.fixture
+def toy_zoo(monkeypatch):
+    """`rexbench.create_model` builds toy_<width>; records the weights argument."""
+    calls = []
+
+    def create_model(name, weights=None, num_classes=1000):
+        calls.append((name, weights))
+        torch.manual_seed(0)
+        return ToyReXNet(int(name.split("_")[1])).eval()
+
+    monkeypatch.setattr(rexbench, "create_model", create_model)
+    return calls
+
+
+def test_features_json_and_cdf_plot(toy_zoo, tmp_path, capsys) -> None:
+    fig = tmp_path / "cdf.svg"
+    args = ["rank", "features", "toy_8", "toy_20", "--resolution", "16", "--count", "12"]
+    assert run([*args, "--json", "--out", str(fig)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    first, second = data["spectra"]
+    assert (first["model"], first["layer"], first["images"], first["dim"]) == (
+        "toy_8",
+        "output.1",
+        12,
+        8,
+    )
+    assert (
+        len(first["singular_values"]) == 8 and len(second["singular_values"]) == 12
+    )  # min(n, dim)
+    assert first["nuclear_norm"] == pytest.approx(sum(first["singular_values"]))
+    assert 1 <= first["rank"] <= 8
+    assert fig.read_text().startswith("<?xml") and toy_zoo == [("toy_8", None), ("toy_20", None)]
+
+
+def test_features_table_from_an_image_folder(toy_zoo, tmp_path, capsys) -> None:
+    from PIL import Image
+
+    for i, size in enumerate([(40, 30), (20, 50), (64, 64)]):
+        Image.new("RGB", size, color=(40 * i, 100, 200 - 50 * i)).save(tmp_path / f"img{i}.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    weights = tmp_path / "w.pth"
+    args = ["rank", "features", "toy_6", "--images", str(tmp_path), "--resolution", "16"]
+    assert run([*args, "--weights", str(weights)]) == 0
+    out = capsys.readouterr().out
+    assert "toy_6" in out and "output.1" in out and f"images from {tmp_path}" in out
+    assert toy_zoo == [("toy_6", str(weights))]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["toy_4", "toy_5", "--weights", "a.pth"], "give --weights once per model (2)"),
+        (["toy_4", "--images", "/nonexistent/dir"], "not a directory"),
+        (["toy_4", "--count", "0"], "--count must be at least 1"),
+        (["toy_4", "--out", "cdf.jpeg"], "ending in .png"),
+    ],
+)
+def test_features_bad_input_exit_2(toy_zoo, args, message, capsys) -> None:
+    assert run(["rank", "features", *args, "--resolution", "16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_empty_image_folder_exit_2(toy_zoo, tmp_path, capsys) -> None:
+    assert run(["rank", "features", "toy_4", "--images", str(tmp_path), "--resolution", "16"]) == 2
+    assert "no image files" in capsys.readouterr().err
+
+
+def test_importing_the_command_does_not_import_torch() -> None:
+    code = "import sys, rexbench.cli.rank; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

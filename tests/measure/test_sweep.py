@@ -1,0 +1,180 @@
+"""Sweeps: named sets, resumption (skip / --force), interruption and failures, with a fake profile
+and one real tiny measurement through the CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from _synthetic import make
+
+from rexbench.errors import RexbenchError
+from rexbench.measure import env as envmod
+from rexbench.measure import sweep as sw
+from rexbench.measure.config import RunConfig
+from rexbench.measure.profile import ProfileEvent
+from rexbench.records.store import write_record
+
+MACHINE = "test-machine-00000001"
+EAGER = RunConfig.preset("eager", runs=2, warmup=1)
+
+
+class FakeProfile:
+    """Stands in for profile.profile_models: one synthetic record per config, written like it."""
+
+    def __init__(self, machine: str = MACHINE, interrupt_at: str | None = None,
+                 fail_at: str | None = None) -> None:  # fmt: skip
+        self.machine, self.interrupt_at, self.fail_at = machine, interrupt_at, fail_at
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def __call__(self, specs, configs, *, out_dir, on_record=None, progress=None, **kw):
+        (spec,) = specs
+        self.calls.append((spec, [c.label for c in configs]))
+        if spec == self.interrupt_at:
+            raise KeyboardInterrupt
+        if spec == self.fail_at:
+            raise RexbenchError(f"{spec} could not be prepared as eager")
+        records = []
+        for config in configs:
+            if progress is not None:
+                progress(ProfileEvent("timing", spec, config.label, 1, 2))
+            record = make(spec, 5.0, machine=self.machine, preset=config.preset_name)
+            record.run.config, record.run.config_id = config.to_dict(), config.config_id
+            path = write_record(record, out_dir)
+            if on_record is not None:
+                on_record(record, path)
+            records.append(record)
+        return records
+
+
+def test_named_sets() -> None:
+    named = sw.sets()
+    assert named["table5"] == (
+        "rexnet_x0.9", "efficientnet_b0", "rexnet_x1.0", "efficientnet_b1", "rexnet_x1.3",
+        "efficientnet_b2", "rexnet_x1.5", "efficientnet_b3", "rexnet_x2.0",
+    )  # fmt: skip
+    assert named["tableA1"][0] == "rexnet_plain" and len(named["tableA1"]) == 11
+    assert sorted(named["tableA2"]) == sorted(
+        [f"rexnet_lite_x{w}" for w in ("1.0", "1.3", "1.5", "2.0")]
+        + [f"efficientnet_lite{i}" for i in range(4)]
+    )
+    assert named["mobile"] == ("mobilenet_v1", "mobilenet_v2", "mobilenet_v2_x1.4",
+                               "mobilenet_v3_large", "mobilenet_v3_small")  # fmt: skip
+    assert len(named["all"]) == 28 == len(set(named["all"]))
+
+
+def test_expand_sets_models_and_errors() -> None:
+    assert sw.expand(["Table_5"]) == list(sw.sets()["table5"])
+    assert sw.expand(["rexnet_100", "TableA1"])[:2] == ["rexnet_x1.0", "rexnet_plain"]
+    assert len(sw.expand(["tablea1", "rexnet_x1.0"])) == 11  # each model once
+    with pytest.raises(RexbenchError, match="'tabel5' is neither a set .*table5.* nor a model"):
+        sw.expand(["tabel5"])
+
+
+def test_resume_skips_and_force_remeasures(tmp_path) -> None:
+    fake = FakeProfile()
+    specs = ["mobilenet_v3_small", "rexnet_x0.9"]
+    first = sw.run(sw.plan(specs, [EAGER], tmp_path, machine_id=MACHINE), tmp_path, profile_fn=fake)
+    assert [r.model.spec for r in first.records] == specs and not first.skipped
+    assert all(p.exists() for p in first.paths) and len(first.paths) == 2
+    again = sw.plan(specs, [EAGER], tmp_path, machine_id=MACHINE)
+    assert [(i.todo, len(i.done)) for i in again] == [([], 1), ([], 1)]
+    second = sw.run(again, tmp_path, profile_fn=fake)
+    assert second.records == [] and len(fake.calls) == 2 and len(second.skipped) == 2
+    # runs/warmup do not change the configuration; another preset does
+    more_runs = replace(EAGER, runs=50)
+    assert all(not i.todo for i in sw.plan(specs, [more_runs], tmp_path, machine_id=MACHINE))
+    cl = RunConfig.preset("channels_last", runs=2, warmup=1)
+    mixed = sw.plan(specs, [EAGER, cl], tmp_path, machine_id=MACHINE)
+    assert [[c.label for c in i.todo] for i in mixed] == [["channels_last"], ["channels_last"]]
+    forced = sw.plan(specs, [EAGER], tmp_path, force=True, machine_id=MACHINE)
+    sw.run(forced, tmp_path, profile_fn=fake)
+    assert len(fake.calls) == 4
+    # another machine's records do not count as measured here
+    assert all(i.todo for i in sw.plan(specs, [EAGER], tmp_path, machine_id="other-00000002"))
+
+
+def test_interrupt_keeps_finished_and_resumes(tmp_path) -> None:
+    specs = ["mobilenet_v3_small", "rexnet_x0.9", "rexnet_x1.0"]
+    fake = FakeProfile(interrupt_at="rexnet_x0.9")
+    result = sw.run(
+        sw.plan(specs, [EAGER], tmp_path, machine_id=MACHINE), tmp_path, profile_fn=fake
+    )
+    assert result.interrupted and [r.model.spec for r in result.records] == ["mobilenet_v3_small"]
+    files = sorted(p.name for p in (tmp_path / MACHINE).iterdir())
+    assert files == ["mobilenet_v3_small__eager__" + EAGER.config_id + ".json"]
+    resumed = FakeProfile()
+    sw.run(sw.plan(specs, [EAGER], tmp_path, machine_id=MACHINE), tmp_path, profile_fn=resumed)
+    assert [c[0] for c in resumed.calls] == ["rexnet_x0.9", "rexnet_x1.0"]
+
+
+def test_failure_stops_or_keeps_going(tmp_path) -> None:
+    specs = ["mobilenet_v3_small", "rexnet_x0.9", "rexnet_x1.0"]
+    items = sw.plan(specs, [EAGER], tmp_path, machine_id=MACHINE)
+    with pytest.raises(RexbenchError, match="rexnet_x0.9 could not be prepared"):
+        sw.run(items, tmp_path, profile_fn=FakeProfile(fail_at="rexnet_x0.9"))
+    items = sw.plan(specs, [EAGER], tmp_path, machine_id=MACHINE)
+    assert [i.spec for i in items if i.todo] == ["rexnet_x0.9", "rexnet_x1.0"]  # first one kept
+    result = sw.run(items, tmp_path, keep_going=True, profile_fn=FakeProfile(fail_at="rexnet_x0.9"))
+    assert result.failed == [("rexnet_x0.9", "rexnet_x0.9 could not be prepared as eager")]
+    assert [r.model.spec for r in result.records] == ["rexnet_x1.0"]
+    assert result.to_dict()["failed"][0]["model"] == "rexnet_x0.9"
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+TINY = ["sweep", "mobilenet_v3_small", "--runs", "2", "--warmup", "1", "--config", "eager"]
+
+
+def test_cli_real_measurement_then_skip(tmp_path, capsys) -> None:
+    from rexbench.cli import run
+
+    out = tmp_path / "results"
+    assert run([*TINY, "--out", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    (row,) = data["measured"]
+    assert row["model"] == "mobilenet_v3_small" and row["config"] == "eager"
+    assert row["median_ms"] > 0 and (tmp_path / row["record"]).exists()
+    assert run([*TINY, "--out", str(out), "--json"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert data["measured"] == [] and [r["model"] for r in data["skipped"]] == [
+        "mobilenet_v3_small"
+    ]
+    assert "skipping 1 already measured" in captured.err and "--force" in captured.err
+
+
+def test_cli_force_interrupt_and_dry_run(tmp_path, capsys, monkeypatch) -> None:
+    import rexbench.measure.profile
+    from rexbench.cli import run
+
+    out = tmp_path / "results"
+    fake = FakeProfile(machine=envmod.machine_id())
+    monkeypatch.setattr(rexbench.measure.profile, "profile_models", fake)
+    argv = ["sweep", "mobilenet_v3_small", "rexnet_x0.9", "--runs", "2", "--config", "eager"]
+    assert run([*argv, "--out", str(out)]) == 0
+    assert "next: rexbench report" in capsys.readouterr().err
+    assert run([*argv, "--out", str(out), "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["measure"] == [] and plan["skip"] == ["mobilenet_v3_small", "rexnet_x0.9"]
+    assert run([*argv, "--out", str(out), "--force"]) == 0
+    assert [c[0] for c in fake.calls] == ["mobilenet_v3_small", "rexnet_x0.9"] * 2
+    capsys.readouterr()
+    fake.interrupt_at = "rexnet_x1.0"
+    argv = ["sweep", "mobilenet_v3_large", "rexnet_x1.0", "--config", "eager", "--out", str(out)]
+    assert run(argv) == 130
+    err = capsys.readouterr().err
+    assert "interrupted: 1 finished record(s) kept" in err and "again to resume" in err
+    assert any(p.name.startswith("mobilenet_v3_large__eager") for p in out.rglob("*.json"))
+    assert not any(p.name.startswith("rexnet_x1.0") for p in out.rglob("*.json"))
+
+
+def test_cli_errors(tmp_path, capsys) -> None:
+    from rexbench.cli import run
+
+    assert run(["sweep", "tabel5", "--out", str(tmp_path)]) == 2
+    assert "is neither a set" in capsys.readouterr().err
+    assert run(["sweep", "table5", "--device", "cuda", "--out", str(tmp_path)]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
