@@ -3,11 +3,11 @@
 Reads the records of one interleaved `rexbench profile` run (all configurations of a model timed
 in the same rounds, so drift hits all alike) and prints, per model and configuration: median,
 IQR, the 95% CI of the median, compile seconds, and median(eager) / median(config) with a
-percentile-bootstrap interval (rexbench.stats.bootstrap_ratio_ci). The run itself:
+percentile-bootstrap interval (rexbench.stats.ratio_interval). The run itself:
 
     rexbench profile rexnet_x1.0 rexnet_x2.0 \
-        --config eager,channels_last,compile,compile_cl,max --runs 200 --out /tmp/bench/results
-    /tmp/venv/bin/python benchmarks/profile_speedups.py /tmp/bench/results
+        --config eager,channels_last,compile,compile_cl,max --runs 200 --out bench/results
+    python benchmarks/profile_speedups.py bench/results
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from rexbench.records.store import load_records
-    from rexbench.stats import bootstrap_ratio_ci, summarize
+    from rexbench.stats import Samples, ratio_interval, summarize
 
     records = load_records(args.results)
     by_model: dict[str, list] = {}
@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
                 summarize(r.timing.anchor_ns).median / 1e6 if r.timing.anchor_ns else float("nan")
             )
             if ref is not None:
-                # median(ref) / median(r): bootstrap of median(b)/median(a) with a = r, b = ref
-                ratio = bootstrap_ratio_ci(r.timing.samples_ns, ref.timing.samples_ns, n_boot=2000)
+                # median(ref) / median(r), raw (not anchor-normalised), 95% interval
+                ratio = ratio_interval(
+                    Samples(r.timing.samples_ns), Samples(ref.timing.samples_ns), alpha=0.025
+                )
                 speed = f"{ratio.ratio:7.2f}x {ratio.low:5.2f}-{ratio.high:5.2f}x"
             else:
                 speed = "-"

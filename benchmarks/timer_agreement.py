@@ -6,7 +6,7 @@ one call per `timeit` so that both medians are medians of single-call times; its
 (merged over all calls) supplies its median. Prints both, their ratio and whether they agree
 within 3%.
 
-    /tmp/venv/bin/python benchmarks/timer_agreement.py rexnet_x1.0 --config eager --rounds 20
+    python benchmarks/timer_agreement.py rexnet_x1.0 --config eager --rounds 20
 """
 
 from __future__ import annotations

@@ -206,8 +206,8 @@ def _builtin_entries() -> list[ModelEntry]:
                 "EfficientNet",
                 f"{_EFFNET}:efficientnet_b",
                 {"index": i},
-                res,
-                f"torchvision efficientnet_b{i}",
+                resolution=res,
+                reference=f"torchvision efficientnet_b{i}",
             )
         )
     # EfficientNet-lite0-3 at the resolutions of the paper's Table A2 (timm's architecture).
@@ -218,9 +218,9 @@ def _builtin_entries() -> list[ModelEntry]:
                 "EfficientNet-lite",
                 f"{_EFFNET}:efficientnet_lite",
                 {"index": i},
-                res,
-                f"timm {'efficientnet_lite0' if i == 0 else f'tf_efficientnet_lite{i}'}",
-                (f"tf_efficientnet_lite{i}",),
+                resolution=res,
+                reference=f"timm {'efficientnet_lite0' if i == 0 else f'tf_efficientnet_lite{i}'}",
+                aliases=(f"tf_efficientnet_lite{i}",),
             )
         )
     entries += [

@@ -1,5 +1,6 @@
 """Statistics of latency samples: summaries, a confidence interval of the median, and the two tests
-the CI gate uses (Mann-Whitney U, bootstrap interval of a ratio of medians). Pure numpy.
+the CI gate uses (Mann-Whitney U; bootstrap interval of a ratio of statistics, drift-anchored or
+raw, which the report also uses for the paper's speed claims). Pure numpy.
 
 Conventions: samples are nanoseconds (ints or floats); percentiles use numpy's default linear
 interpolation (Hyndman & Fan 1996, definition 7, the same as R's default); std is the sample
@@ -9,9 +10,10 @@ standard deviation (ddof=1). Nothing is rounded.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -184,49 +186,97 @@ def mann_whitney(a: ArrayLike, b: ArrayLike) -> MannWhitney:
     tie_term = float((ties.astype(np.float64) ** 3 - ties).sum()) / (n * (n - 1)) if n > 1 else 0.0
     var = n_a * n_b / 12.0 * ((n + 1) - tie_term)
     if var <= 0:  # every value identical: no evidence of any difference
-        return MannWhitney(n_a, n_b, u_a, 0.0, 1.0, 1.0, 0.5)
+        return MannWhitney(
+            n_a=n_a, n_b=n_b, u_a=u_a, z=0.0, p_two_sided=1.0, p_b_slower=1.0, prob_b_slower=0.5
+        )
     sd = math.sqrt(var)
     z = (u_a - mu) / sd
     p_two = min(1.0, 2.0 * _normal_sf((abs(u_a - mu) - 0.5) / sd))
     # b slower <=> a tends smaller <=> u_a small: P(U_a <= observed), with continuity correction
     p_b_slower = min(1.0, _normal_sf((mu - u_a - 0.5) / sd))
-    return MannWhitney(n_a, n_b, u_a, z, p_two, p_b_slower, 1.0 - u_a / (n_a * n_b))
+    return MannWhitney(
+        n_a=n_a,
+        n_b=n_b,
+        u_a=u_a,
+        z=z,
+        p_two_sided=p_two,
+        p_b_slower=p_b_slower,
+        prob_b_slower=1.0 - u_a / (n_a * n_b),
+    )
 
 
 @dataclass(frozen=True)
-class RatioCI:
-    """median(b) / median(a) with a percentile-bootstrap confidence interval."""
+class Samples:
+    """Raw per-iteration times (ns) of one run, and the drift-anchor times of the same run if any."""
+
+    model_ns: Sequence[float]
+    anchor_ns: Sequence[float] | None = None
+    batch_size: int = 1
+
+
+def quantile_of(stat: str) -> float | None:
+    """ "p90" -> 0.9 (pNN with 0 < NN < 100); None for anything else."""
+    m = re.fullmatch(r"p(\d{1,2})", stat)
+    return int(m.group(1)) / 100.0 if m and 0 < int(m.group(1)) < 100 else None
+
+
+def statistic(values: np.ndarray, stat: str, axis: int | None = None) -> np.ndarray:
+    """ "mean", "median" or "pNN" of `values` (along `axis`); quantiles as np.quantile (linear)."""
+    if stat == "mean":
+        return values.mean(axis=axis)
+    q = 0.5 if stat == "median" else quantile_of(stat)
+    return np.quantile(values, q, axis=axis)
+
+
+def _boot_stats(x: np.ndarray, stat: str, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """The statistic of n_boot resamples (with replacement) of x, in chunks of bounded memory."""
+    out = np.empty(n_boot)
+    chunk = max(1, 2_000_000 // x.size)
+    for start in range(0, n_boot, chunk):
+        k = min(chunk, n_boot - start)
+        out[start : start + k] = statistic(x[rng.integers(0, x.size, (k, x.size))], stat, axis=1)
+    return out
+
+
+class RatioInterval(NamedTuple):
+    """A ratio of statistics and the two bootstrap quantiles around it."""
 
     ratio: float
     low: float
     high: float
-    level: float
-    n_boot: int
-    seed: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
-def bootstrap_ratio_ci(
-    a: ArrayLike, b: ArrayLike, level: float = 0.95, n_boot: int = 2000, seed: int = 0
-) -> RatioCI:
-    """Percentile bootstrap interval of median(b) / median(a) (Efron & Tibshirani, An Introduction
-    to the Bootstrap, 1993, ch. 13): a and b are resampled independently with replacement n_boot
-    times with a seeded numpy Generator, and the (1 - level)/2 and (1 + level)/2 quantiles of the
-    resampled ratios are returned. Same inputs and seed give the same interval.
+def ratio_interval(
+    base: Samples,
+    cur: Samples,
+    stat: str = "median",
+    *,
+    alpha: float = 0.01,
+    n_boot: int = 2000,
+    seed: int = 0,
+    anchored: bool | None = None,
+    anchor_stat: str | None = None,
+) -> RatioInterval:
+    """S(cur) / S(base) for the statistic S, and its alpha and 1 - alpha bootstrap quantiles.
+
+    Anchored (default: when both runs carry anchor samples), each run's S is divided by its own
+    anchor's S (`anchor_stat`, default `stat`): [S(cur) / S(anchor_cur)] / [S(base) / S(anchor_base)],
+    the drift-corrected ratio of the CI gate (rexbench.gate.checks; docs/gate.md). Percentile
+    bootstrap (Efron & Tibshirani, An Introduction to the Bootstrap, 1993, ch. 13): model and anchor
+    samples of both runs are resampled independently with replacement, n_boot times, so the
+    anchor's own noise widens the interval. Seeded numpy Generator: same inputs, same interval.
+    The gate's defaults (alpha 0.01, 2,000 resamples, seed 0) are the ones it was calibrated with.
     """
-    x, y = _array(a, "a"), _array(b, "b")
-    if np.median(x) <= 0:
-        raise ValueError("median of a must be positive for a ratio")
+    if anchored is None:
+        anchored = all(s.anchor_ns is not None and len(s.anchor_ns) > 0 for s in (base, cur))
+    astat = anchor_stat or stat
     rng = np.random.default_rng(seed)
-    ratios = np.empty(n_boot)
-    chunk = max(1, 2_000_000 // max(x.size, y.size))  # bound memory to a few million draws
-    for start in range(0, n_boot, chunk):
-        k = min(chunk, n_boot - start)
-        med_a = np.median(x[rng.integers(0, x.size, (k, x.size))], axis=1)
-        med_b = np.median(y[rng.integers(0, y.size, (k, y.size))], axis=1)
-        ratios[start : start + k] = med_b / med_a
-    alpha = 1.0 - level
-    low, high = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
-    return RatioCI(float(np.median(y) / np.median(x)), float(low), float(high), level, n_boot, seed)
+    mb, mc = np.asarray(base.model_ns, float), np.asarray(cur.model_ns, float)
+    ratio = float(statistic(mc, stat) / statistic(mb, stat))
+    boot = _boot_stats(mc, stat, n_boot, rng) / _boot_stats(mb, stat, n_boot, rng)
+    if anchored:
+        ab, ac = np.asarray(base.anchor_ns, float), np.asarray(cur.anchor_ns, float)
+        ratio *= float(statistic(ab, astat) / statistic(ac, astat))
+        boot *= _boot_stats(ab, astat, n_boot, rng) / _boot_stats(ac, astat, n_boot, rng)
+    low, high = np.quantile(boot, [alpha, 1.0 - alpha])
+    return RatioInterval(ratio, float(low), float(high))

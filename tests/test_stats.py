@@ -120,20 +120,40 @@ def test_mann_whitney_detects_a_clear_slowdown_only_one_way():
     assert stats.mann_whitney(a * 1.15, a).p_b_slower > 0.99
 
 
-def test_bootstrap_ratio_ci_is_seeded_and_brackets_the_ratio():
+def test_ratio_interval_is_seeded_and_brackets_the_ratio():
     rng = np.random.default_rng(3)
-    a = rng.normal(100, 5, 300)
-    b = rng.normal(115, 5, 300)
-    first = stats.bootstrap_ratio_ci(a, b, n_boot=500, seed=7)
-    again = stats.bootstrap_ratio_ci(a, b, n_boot=500, seed=7)
+    a = stats.Samples(rng.normal(100, 5, 300))
+    b = stats.Samples(rng.normal(115, 5, 300))
+    first = stats.ratio_interval(a, b, alpha=0.025, n_boot=500, seed=7)
+    again = stats.ratio_interval(a, b, alpha=0.025, n_boot=500, seed=7)
     assert first == again
-    assert first.ratio == pytest.approx(np.median(b) / np.median(a))
+    assert first.ratio == pytest.approx(np.median(b.model_ns) / np.median(a.model_ns))
     assert first.low < first.ratio < first.high
     assert 1.10 < first.low < first.high < 1.20
-    other = stats.bootstrap_ratio_ci(a, b, n_boot=500, seed=8)
+    other = stats.ratio_interval(a, b, alpha=0.025, n_boot=500, seed=8)
     assert (other.low, other.high) != (first.low, first.high)
 
 
-def test_bootstrap_ratio_of_constant_samples():
-    ci = stats.bootstrap_ratio_ci([10, 10, 10], [15, 15], n_boot=100)
-    assert (ci.ratio, ci.low, ci.high) == (1.5, 1.5, 1.5)
+def test_ratio_interval_of_constant_samples():
+    ci = stats.ratio_interval(stats.Samples([10, 10, 10]), stats.Samples([15, 15]), n_boot=100)
+    assert ci == (1.5, 1.5, 1.5)
+
+
+def test_ratio_interval_other_statistics():
+    a, b = stats.Samples(TEN), stats.Samples([2 * v for v in TEN])
+    assert stats.ratio_interval(a, b, "mean", n_boot=100).ratio == pytest.approx(2.0)
+    assert stats.ratio_interval(a, b, "p90", n_boot=100).ratio == pytest.approx(2.0)
+    assert stats.quantile_of("p90") == 0.9 and stats.quantile_of("p100") is None
+
+
+def test_anchor_cancels_a_uniformly_slower_machine():
+    """Anchored by default when both runs carry anchor samples (the gate's drift correction)."""
+    rng = np.random.default_rng(4)
+    model, anchor = rng.normal(100, 2, 200), rng.normal(10, 0.2, 200)
+    base = stats.Samples(model, anchor)
+    slow = stats.Samples(model * 1.3, anchor * 1.3)
+    anchored = stats.ratio_interval(base, slow, n_boot=200)
+    assert anchored.ratio == pytest.approx(1.0)
+    assert anchored.low < 1.0 < anchored.high
+    raw = stats.ratio_interval(base, slow, n_boot=200, anchored=False)
+    assert raw.ratio == pytest.approx(1.3) and raw.low > 1.2

@@ -6,15 +6,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rexbench.cli.common import (
-    InputShapeOpt,
-    JsonOpt,
-    ModelsArg,
-    ResolutionOpt,
-    WeightsOpt,
-    console,
-    print_json,
-)
+from rexbench.cli.common import console, print_json, print_wide
+from rexbench.cli.options import InputShapeOpt, JsonOpt, ModelsArg, ResolutionOpt, WeightsOpt
 from rexbench.errors import RexbenchError
 
 if TYPE_CHECKING:
@@ -78,7 +71,7 @@ def count(
             print_json(data)
         else:
             for name, shape, rows in results:
-                _print(_module_table(name, shape, rows))
+                print_wide(_module_table(name, shape, rows))
         return
 
     all_counts = []
@@ -90,9 +83,9 @@ def count(
             {"conventions": counting.CONVENTIONS, "counts": [c.to_dict() for c in all_counts]}
         )
         return
-    _print(_counts_table(all_counts))
-    _print(_agreement_table(all_counts))
-    _print(_skipped_table(all_counts))
+    print_wide(_counts_table(all_counts))
+    print_wide(_agreement_table(all_counts))
+    print_wide(_skipped_table(all_counts))
 
 
 def _num(value: int | None) -> str:
@@ -123,14 +116,8 @@ def _counts_table(all_counts: list[Counts]) -> Table:
     table = _table("Parameters and multiply-adds", caption=CONVENTIONS)
     table.add_column("model", no_wrap=True)
     table.add_column("input", no_wrap=True)
-    for header in (
-        "params_total",
-        "params_trainable",
-        "macs_conv",
-        "macs_fvcore",
-        "macs_thop",
-        "flops_torch",
-    ):
+    for header in ("params_total", "params_trainable", "macs_conv", "macs_fvcore", "macs_thop",
+                   "flops_torch"):  # fmt: skip
         _numeric(table, header)
     for c in all_counts:
         table.add_row(
@@ -201,15 +188,3 @@ def _module_table(name: str, shape: tuple[int, ...], rows: list[ModuleRow]) -> T
             label, row.type, _num(row.params), _num(row.macs_conv), _shape(row.output_shape)
         )
     return table
-
-
-def _print(table: Table) -> None:
-    """Print a table; when the output is not a terminal, widen the page to the table's natural
-    width so that no number or op name is cut or wrapped."""
-    from rich.measure import Measurement
-
-    out = console()
-    if not out.is_terminal:
-        needed = Measurement.get(out, out.options.update_width(10**5), table).maximum
-        out.width = max(out.width, needed)
-    out.print(table)

@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from rexbench.cli.common import JsonOpt, console, print_json
+from rexbench.cli.common import console, print_json
+from rexbench.cli.options import JsonOpt
 from rexbench.errors import RexbenchError
 from rexbench.paper.tables import published
 from rexbench.registry import MODELS, ModelEntry, normalize

@@ -7,16 +7,10 @@ from typing import Annotated
 
 import typer
 
-from rexbench.cli.common import JsonOpt, console, print_json
+from rexbench.cli.common import console, load_records, print_json
+from rexbench.cli.options import JsonOpt, PathsArg
 from rexbench.errors import RexbenchError
 
-PathsArg = Annotated[
-    list[Path] | None,
-    typer.Argument(
-        help="Record files or folders, searched recursively (default: results/).",
-        show_default=False,
-    ),
-]
 FigureOutOpt = Annotated[Path, typer.Option("--out", "-o", help="Figure file: .png, .svg or .pdf.")]
 XOpt = Annotated[
     list[str] | None,
@@ -55,19 +49,6 @@ Top1Opt = Annotated[
 ]
 
 
-def load(paths: list[Path] | None) -> list:
-    """Records from the given files/folders (default results/); damaged files are skipped with a
-    warning on stderr."""
-    from rexbench.records.store import load_records
-
-    err = console(stderr=True)
-    return load_records(
-        paths or [Path("results")],
-        skip_bad=True,
-        on_skip=lambda msg: err.print(f"warning: {msg}", markup=False, soft_wrap=True),
-    )
-
-
 def _check_families(families: list[str]) -> None:
     from rexbench.registry import MODELS
 
@@ -88,24 +69,18 @@ def plot(
     json_output: JsonOpt = False,
 ) -> None:
     """Draw the paper's Figure 3 from measured records: top-1 (published) vs FLOPs, CPU and GPU latency."""
-    from rexbench.records import measured
-    from rexbench.report.figure3 import (
-        DEFAULT_FAMILIES,
-        check_figure_path,
-        figure3,
-        parse_axes,
-        parse_top1,
-        summary,
-    )
+    from rexbench.figures import check_figure_path
+    from rexbench.records.schema import Record
+    from rexbench.report.figure3 import DEFAULT_FAMILIES, figure3, parse_axes, parse_top1, summary
 
     parse_axes(x)  # bad --x values fail before anything is loaded
     accuracy = parse_top1(top1)
     _check_families(family or [])
     check_figure_path(out)
-    records = load(paths)
+    records = load_records(paths)
     families = None if all_families else (family or DEFAULT_FAMILIES)
     fig = figure3(records, out, x=x, families=families, paper=paper, top1=accuracy)
-    machines = measured.by_machine(records)
+    machines = Record.by_machine(records)
     data = {"figure": str(out), "records": len(records), "machines": list(machines), **summary(fig)}
     if json_output:
         print_json(data)

@@ -2,92 +2,37 @@
 
 from __future__ import annotations
 
-import time
-from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from rexbench.cli.common import (
+from rexbench.cli.common import console, print_json, print_wide
+from rexbench.cli.options import (
+    BatchOpt,
+    ChannelsLastOpt,
+    CompileModeOpt,
+    CompileOpt,
+    ConfigOpt,
+    DeviceOpt,
+    Dtype,
+    DtypeOpt,
     InputShapeOpt,
     JsonOpt,
     ModelsArg,
+    OutOpt,
     ResolutionOpt,
+    RunsOpt,
+    ThreadsOpt,
+    WarmupOpt,
     WeightsOpt,
-    console,
-    print_json,
 )
-from rexbench.errors import RexbenchError
+from rexbench.cli.progress import ProgressView
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from rexbench.measure.config import RunConfig
-    from rexbench.measure.profile import ProfileEvent
     from rexbench.records.schema import Record
-
-
-class Dtype(str, Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
-
-
-class CompileMode(str, Enum):  # rexbench.measure.config.COMPILE_MODES
-    default = "default"
-    reduce_overhead = "reduce-overhead"
-    max_autotune = "max-autotune"
-    max_autotune_no_cudagraphs = "max-autotune-no-cudagraphs"
-
-
-PRESET_HELP = "eager, channels_last, compile, compile_cl (default), max (BN folded + freezing)"
-
-DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")]
-BatchOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--batch-size",
-        "-b",
-        help="Images per call (default 1 on CPU, 64 on CUDA, as in the paper).",
-        show_default=False,
-    ),
-]
-RunsOpt = Annotated[int, typer.Option("--runs", help="Timed calls per configuration.")]
-WarmupOpt = Annotated[int, typer.Option("--warmup", help="Untimed calls per configuration first.")]
-DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="Weights and input dtype.")]
-ChannelsLastOpt = Annotated[
-    bool | None,
-    typer.Option(
-        "--channels-last/--no-channels-last",
-        help="NHWC memory format (default: on).",
-        show_default=False,
-    ),
-]
-CompileOpt = Annotated[
-    bool | None,
-    typer.Option("--compile/--no-compile", help="torch.compile (default: on).", show_default=False),
-]
-CompileModeOpt = Annotated[
-    CompileMode | None,
-    typer.Option("--compile-mode", help="torch.compile mode.", show_default=False),
-]
-ConfigOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help=f"Named configuration(s) to measure interleaved, repeatable or comma-separated: {PRESET_HELP}.",
-        show_default=False,
-    ),
-]
-ThreadsOpt = Annotated[
-    int | None,
-    typer.Option("--threads", help="torch threads (default: torch's setting).", show_default=False),
-]
-OutOpt = Annotated[
-    Path, typer.Option("--out", help="Folder for the records (results/<machine-id>/).")
-]
 
 
 def profile(
@@ -112,20 +57,23 @@ def profile(
 
     Several configurations (--config eager,compile_cl,max) are measured interleaved, so machine drift hits all alike; the table shows each one's speedup over the first.
     """
+    from rexbench.measure.config import ConfigOptions, build_configs
     from rexbench.measure.profile import profile_models
 
     configs, note = build_configs(
-        device=device,
-        batch_size=batch_size,
-        runs=runs,
-        warmup=warmup,
-        resolution=resolution,
-        dtype=dtype.value,
-        channels_last=channels_last,
-        compile=compile,
-        compile_mode=compile_mode.value if compile_mode else None,
-        names=config,
-        threads=threads,
+        ConfigOptions(
+            device=device,
+            batch_size=batch_size,
+            runs=runs,
+            warmup=warmup,
+            resolution=resolution,
+            dtype=dtype.value,
+            channels_last=channels_last,
+            compile=compile,
+            compile_mode=compile_mode.value if compile_mode else None,
+            names=config,
+            threads=threads,
+        )
     )
     err = console(stderr=True)
     err.print(note, highlight=False)
@@ -155,7 +103,7 @@ def profile(
     if json_out:
         print_json(data)
         return
-    _print(render(data))
+    print_wide(render(data))
     for row in data["rows"]:
         for warning in row["warnings"]:
             err.print(
@@ -163,67 +111,6 @@ def profile(
             )
     if kept:
         err.print(f"{len(kept)} record(s) written to {kept[0].parent}", highlight=False)
-
-
-def build_configs(
-    *,
-    device: str,
-    batch_size: int | None,
-    runs: int,
-    warmup: int,
-    resolution: int | None,
-    dtype: str,
-    channels_last: bool | None,
-    compile: bool | None,
-    compile_mode: str | None,
-    names: list[str] | None,
-    threads: int | None,
-) -> tuple[list[RunConfig], str]:
-    """The RunConfigs the options describe, and a line saying which and why (the defaults)."""
-    from rexbench.measure.config import DEFAULT_PRESET, PRESETS, RunConfig, default_batch_size
-
-    RunConfig(device=device)  # an unknown device is refused before anything else
-    common: dict[str, Any] = dict(
-        device=device,
-        batch_size=batch_size if batch_size is not None else default_batch_size(device),
-        resolution=resolution,
-        dtype=dtype,
-        threads=threads,
-        runs=runs,
-        warmup=warmup,
-    )
-    wanted = [n.strip() for text in names or [] for n in text.split(",") if n.strip()]
-    if names is not None and not wanted:
-        raise RexbenchError(f"--config needs a configuration name: {PRESET_HELP}")
-    if wanted:
-        if channels_last is not None or compile is not None:
-            raise RexbenchError(
-                "--config names whole configurations: drop --channels-last/--compile, or drop --config"
-            )
-        configs = [RunConfig.preset(name, **common) for name in dict.fromkeys(wanted)]
-        note = "configurations " + ", ".join(c.label for c in configs) + " (measured interleaved)"
-    else:
-        fields = dict(PRESETS[DEFAULT_PRESET])
-        if channels_last is not None:
-            fields["channels_last"] = channels_last
-        if compile is not None:
-            fields["compile"] = compile
-        configs = [RunConfig(**fields, **common)]
-        what = []
-        what.append("torch.compile" if configs[0].compile else "eager (no torch.compile)")
-        what.append("channels-last" if configs[0].channels_last else "NCHW (no channels-last)")
-        default = channels_last is None and compile is None
-        note = f"configuration {configs[0].label}: {' + '.join(what)}" + (
-            " (the default; compare with --config eager,compile_cl,max)" if default else ""
-        )
-    if compile_mode is not None:
-        if not any(c.compile for c in configs):
-            raise RexbenchError("--compile-mode needs a compiled configuration (drop --no-compile)")
-        from dataclasses import replace
-
-        configs = [replace(c, compile_mode=compile_mode) if c.compile else c for c in configs]
-    where = f"batch {common['batch_size']} on {device}"
-    return configs, f"{note}; {where}"
 
 
 # -------------------------------------------------------------------------------------- output
@@ -276,20 +163,8 @@ def render(data: dict[str, Any]) -> Table:
     rows = data["rows"]
     several = any(r["speedup"] is not None for r in rows)
     table = Table(title="rexbench profile", caption=data["conventions"])
-    for name in (
-        "model",
-        "config",
-        "batch",
-        "median ms",
-        "p90 ms",
-        "95% CI ms",
-        "img/s",
-        "params M",
-        "macs_conv G",
-        "GFLOP/s",
-        "IQR/med",
-        "compile s",
-    ):
+    for name in ("model", "config", "batch", "median ms", "p90 ms", "95% CI ms", "img/s",
+                 "params M", "macs_conv G", "GFLOP/s", "IQR/med", "compile s"):  # fmt: skip
         table.add_column(
             name, justify="left" if name in ("model", "config") else "right", no_wrap=True
         )
@@ -319,75 +194,3 @@ def render(data: dict[str, Any]) -> Table:
 
 def _fmt(value: float | None, scale: float, digits: int) -> str:
     return "-" if value is None else f"{value / scale:.{digits}f}"
-
-
-def _print(table: Table) -> None:
-    """Print on stdout; when it is not a terminal, widen the page so no column is cut."""
-    from rich.measure import Measurement
-
-    out = console()
-    if not out.is_terminal:
-        out.width = max(
-            out.width, Measurement.get(out, out.options.update_width(10**5), table).maximum
-        )
-    out.print(table)
-
-
-class ProgressView:
-    """A Rich progress bar on stderr that never refreshes on its own (no render thread competing
-    with the timed code): it is redrawn from the progress callback, between chunks, at most twice
-    a second."""
-
-    INTERVAL_S = 0.5
-
-    def __init__(self, err: Any, runners: int, runs: int, warmup: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            auto_refresh=False,
-            transient=True,
-        )
-        self.task = self.progress.add_task("starting", total=None)
-        self.runners, self.runs, self.warmup = runners, runs, warmup
-        self.done: dict[str, int] = {}
-        self.last = 0.0
-
-    def __enter__(self) -> ProgressView:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def update(self, event: ProfileEvent) -> None:
-        if event.phase in ("warmup", "timing"):
-            key = f"{event.phase}:{event.item}"
-            self.done[key] = event.done
-            total = (self.warmup if event.phase == "warmup" else self.runs) * self.runners
-            done = sum(v for k, v in self.done.items() if k.startswith(event.phase))
-            self.progress.update(
-                self.task, description=f"{event.model}: {event.phase}", total=total, completed=done
-            )
-        else:
-            self.done = {}
-            label = {
-                "build": "building",
-                "count": "counting",
-                "prepare": "preparing",
-                "record": "saved",
-            }
-            what = f" {event.item}" if event.item else ""
-            self.progress.update(
-                self.task,
-                description=f"{event.model}: {label.get(event.phase, event.phase)}{what}",
-                total=None,
-                completed=0,
-            )
-        now = time.monotonic()
-        if now - self.last >= self.INTERVAL_S or event.phase not in ("warmup", "timing"):
-            self.last = now
-            self.progress.refresh()

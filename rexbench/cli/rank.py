@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rexbench.cli.common import JsonOpt, ModelsArg, ResolutionOpt, console, print_json
+from rexbench.cli.common import console, print_json
+from rexbench.cli.options import JsonOpt, ModelsArg, ResolutionOpt
 from rexbench.errors import RexbenchError
 
 if TYPE_CHECKING:
@@ -45,6 +46,40 @@ RtolOpt = Annotated[
     ),
 ]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where to compute.")]
+NetworksOpt = Annotated[
+    int, typer.Option("--networks", "-n", help="Random networks per point (paper: 1000).")
+]
+RatiosOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ratios",
+        help="Dimension ratios d_in/d_out, comma-separated (default 0.1,0.2,...,1.0).",
+        show_default=False,
+    ),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed; same seed, same numbers.")]
+BlocksOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--blocks",
+        help="a/conv1x1, b/conv3x3, c/ib_conv3x3, d/ib_dw3x3 (default: all).",
+        show_default=False,
+    ),
+]
+ActivationsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--activations",
+        help="relu, relu6, leaky_relu, elu, softplus, hardswish, silu, none (default: all).",
+        show_default=False,
+    ),
+]
+DOutOpt = Annotated[
+    tuple[int, int], typer.Option("--d-out", help="Range of the random d_out (inclusive).")
+]
+SpatialOpt = Annotated[
+    int, typer.Option("--spatial", help="H = W of the random input (1: N is the batch).")
+]
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -135,40 +170,13 @@ def print_verdicts(verdicts: list[Verdict]) -> None:
 
 @rank.command("study")
 def study(
-    networks: Annotated[
-        int, typer.Option("--networks", "-n", help="Random networks per point (paper: 1000).")
-    ] = 100,
-    ratios: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--ratios",
-            help="Dimension ratios d_in/d_out, comma-separated (default 0.1,0.2,...,1.0).",
-            show_default=False,
-        ),
-    ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed; same seed, same numbers.")] = 0,
-    blocks: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--blocks",
-            help="a/conv1x1, b/conv3x3, c/ib_conv3x3, d/ib_dw3x3 (default: all).",
-            show_default=False,
-        ),
-    ] = None,
-    activations: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--activations",
-            help="relu, relu6, leaky_relu, elu, softplus, hardswish, silu, none (default: all).",
-            show_default=False,
-        ),
-    ] = None,
-    d_out: Annotated[
-        tuple[int, int], typer.Option("--d-out", help="Range of the random d_out (inclusive).")
-    ] = (16, 96),
-    spatial: Annotated[
-        int, typer.Option("--spatial", help="H = W of the random input (1: N is the batch).")
-    ] = 8,
+    networks: NetworksOpt = 100,
+    ratios: RatiosOpt = None,
+    seed: SeedOpt = 0,
+    blocks: BlocksOpt = None,
+    activations: ActivationsOpt = None,
+    d_out: DOutOpt = (16, 96),
+    spatial: SpatialOpt = 8,
     rtol: RtolOpt = None,
     device: DeviceOpt = Device.cpu,
     out: OutOpt = None,
@@ -193,9 +201,9 @@ def study(
         **kwargs,
     )
     if out is not None:
-        from rexbench.rank.plots import check_figure_path
+        from rexbench.figures import check_figure_path
 
-        check_figure_path(out)
+        check_figure_path(out, create_parent=True)
     start = time.perf_counter()
     with _progress("random networks") as bar:
         task = bar.add_task("study", total=None)
@@ -296,9 +304,9 @@ def features(
     if count < 1:
         raise RexbenchError(f"--count must be at least 1, got {count}")
     if out is not None:
-        from rexbench.rank.plots import check_figure_path
+        from rexbench.figures import check_figure_path
 
-        check_figure_path(out)
+        check_figure_path(out, create_parent=True)
     paths = list(weights or [None] * len(models))
     if len(paths) != len(models):
         raise RexbenchError(
@@ -308,7 +316,15 @@ def features(
     with _progress("models") as bar:
         task = bar.add_task("features", total=len(models))
         for name, path in zip(models, paths, strict=True):
-            spectra += feature_spectra([name], [path], images, count, resolution, seed, rtol)
+            spectra += feature_spectra(
+                [name],
+                [path],
+                images=images,
+                count=count,
+                resolution=resolution,
+                seed=seed,
+                rtol=rtol,
+            )
             bar.update(task, advance=1)
     if out is not None:
         from rexbench.rank.plots import plot_spectra

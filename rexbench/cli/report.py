@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from rexbench.cli.common import JsonOpt, console, print_json
-from rexbench.cli.plot import PathsArg, load
+from rexbench.cli.common import console, load_records, print_json, print_wide
+from rexbench.cli.options import JsonOpt, PathsArg
 from rexbench.errors import RexbenchError
 
 
@@ -55,9 +55,9 @@ def _reference(reference: str | None) -> str | None:
     """A folder given as --reference stands for the one machine whose records it holds."""
     if reference is None or not Path(reference).exists():
         return reference
-    from rexbench.records.measured import by_machine
+    from rexbench.records.schema import Record
 
-    machines = list(by_machine(load([Path(reference)])))
+    machines = list(Record.by_machine(load_records([Path(reference)])))
     if len(machines) != 1:
         found = ", ".join(machines) or "none"
         raise RexbenchError(
@@ -81,7 +81,7 @@ def report(
     from rexbench.report.render import to_rich
 
     given = paths or [Path("results")]
-    records = load(given)
+    records = load_records(given)
     doc = rep.build(
         records,
         reference=_reference(reference),
@@ -96,6 +96,6 @@ def report(
     if json_output:
         print_json({**doc.to_dict(), "written": {k: str(v) for k, v in written.items()}})
         return
-    to_rich(doc, console())
+    print_wide(*to_rich(doc))
     for kind, path in written.items():
         console().print(f"wrote {kind}: {path}", markup=False, soft_wrap=True)

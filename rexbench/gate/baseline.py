@@ -162,6 +162,17 @@ def _count(
             raise RexbenchError(f"could not count {spec}: {first}") from exc
 
 
+def entry_shapes(entry: Mapping[str, Any]) -> list[tuple[int, int, int]]:
+    """The inputs a counts entry holds (its own `resolution` / `input_shape` first, then every
+    `macs_conv@K`), to count now at the same ones (a model without a default input needs them)."""
+    from rexbench.models.shapes import parse_input_shape
+
+    own = entry.get("input_shape") or entry.get("resolution")
+    keys = {k.partition("@")[2] for k in entry if "@" in k}
+    shapes = [parse_input_shape(str(own))] if own else []
+    return shapes + [parse_input_shape(k) for k in sorted(keys)]
+
+
 def count_entries(
     specs: Sequence[ModelSpec],
     extra_shapes: Mapping[str, Iterable[Sequence[int]]] | None = None,

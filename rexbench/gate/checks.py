@@ -22,7 +22,8 @@ one-sided significance level:
 
 * regression   - R > L, and the slowdown is significant: the one-sided Mann-Whitney U test of the
                  normalised samples gives p < alpha AND the bootstrap lower bound of R (its alpha
-                 quantile, resampling the four sample sets independently) is > 1.
+                 quantile, resampling the four sample sets independently:
+                 `rexbench.stats.ratio_interval`) is > 1.
 * pass         - R <= L and the bootstrap upper bound of R (1 - alpha quantile) is <= L.
 * inconclusive - anything else: R > L but not significant, R <= L but the data cannot rule out a
                  slowdown beyond L, or too few samples (fewer than MIN_SAMPLES, or fewer than 5
@@ -41,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from rexbench.errors import RexbenchError
-from rexbench.stats import mann_whitney
+from rexbench.stats import Samples, mann_whitney, quantile_of, ratio_interval, statistic
 
 PASS, REGRESSION, INCONCLUSIVE, NOT_COMPARABLE = (
     "pass",
@@ -120,7 +121,7 @@ def parse_check(text: str) -> Check:
         return Check(metric, "throughput", fraction, canonical)
     if metric.startswith("latency."):
         stat = metric.partition(".")[2]
-        if stat not in ("median", "mean") and _percentile(stat) is None:
+        if stat not in ("median", "mean") and quantile_of(stat) is None:
             raise RexbenchError(
                 f"check {raw!r}: unknown statistic {stat!r}; use median, mean or pNN"
             )
@@ -142,11 +143,6 @@ def merge_checks(*groups: Sequence[str | Check]) -> list[Check]:
             merged.pop(check.metric, None)
             merged[check.metric] = check
     return list(merged.values())
-
-
-def _percentile(stat: str) -> float | None:
-    m = re.fullmatch(r"p(\d{1,2})", stat)
-    return int(m.group(1)) / 100.0 if m and 0 < int(m.group(1)) < 100 else None
 
 
 # ------------------------------------------------------------------------------------ verdicts
@@ -212,62 +208,6 @@ def compare_count(check: Check, baseline: int | None, current: int | None, **whe
     )
 
 
-@dataclass(frozen=True)
-class Samples:
-    """Raw per-iteration times (ns) of one run, and the drift-anchor times of the same run if any."""
-
-    model_ns: Sequence[float]
-    anchor_ns: Sequence[float] | None = None
-    batch_size: int = 1
-
-
-def _stat(values: np.ndarray, stat: str, axis: int | None = None) -> np.ndarray:
-    if stat == "mean":
-        return values.mean(axis=axis)
-    q = 0.5 if stat == "median" else _percentile(stat)
-    return np.quantile(values, q, axis=axis)
-
-
-def _boot_stats(x: np.ndarray, stat: str, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """The statistic of n_boot resamples (with replacement) of x, in chunks of bounded memory."""
-    out = np.empty(n_boot)
-    chunk = max(1, 2_000_000 // x.size)
-    for start in range(0, n_boot, chunk):
-        k = min(chunk, n_boot - start)
-        out[start : start + k] = _stat(x[rng.integers(0, x.size, (k, x.size))], stat, axis=1)
-    return out
-
-
-def ratio_interval(
-    base: Samples,
-    cur: Samples,
-    stat: str,
-    alpha: float = ALPHA,
-    n_boot: int = N_BOOT,
-    seed: int = 0,
-    anchored: bool = True,
-    anchor_stat: str | None = None,
-) -> tuple[float, float, float]:
-    """(ratio, low, high): the normalised ratio and its alpha / (1 - alpha) bootstrap quantiles.
-
-    The anchor is summarised by `anchor_stat` (default: the same statistic as the model).
-    Percentile bootstrap (Efron & Tibshirani 1993, ch. 13); model and anchor samples of both runs
-    are resampled independently, so the anchor's own noise widens the interval. Seeded: same
-    inputs, same interval.
-    """
-    astat = anchor_stat or stat
-    rng = np.random.default_rng(seed)
-    mb, mc = np.asarray(base.model_ns, float), np.asarray(cur.model_ns, float)
-    ratio = float(_stat(mc, stat) / _stat(mb, stat))
-    boot = _boot_stats(mc, stat, n_boot, rng) / _boot_stats(mb, stat, n_boot, rng)
-    if anchored:
-        ab, ac = np.asarray(base.anchor_ns, float), np.asarray(cur.anchor_ns, float)
-        ratio *= float(_stat(ab, astat) / _stat(ac, astat))
-        boot *= _boot_stats(ab, astat, n_boot, rng) / _boot_stats(ac, astat, n_boot, rng)
-    low, high = np.quantile(boot, [alpha, 1.0 - alpha])
-    return ratio, float(low), float(high)
-
-
 def compare_latency(
     check: Check,
     base: Samples,
@@ -286,7 +226,7 @@ def compare_latency(
     anchored = bool(base.anchor_ns) and bool(cur.anchor_ns)
     norm = "anchor" if anchored else "raw"
     mb, mc = np.asarray(base.model_ns, float), np.asarray(cur.model_ns, float)
-    shown_b, shown_c = float(_stat(mb, stat)), float(_stat(mc, stat))
+    shown_b, shown_c = float(statistic(mb, stat)), float(statistic(mc, stat))
     if check.kind == "throughput":
         shown_b, shown_c = base.batch_size * 1e9 / shown_b, cur.batch_size * 1e9 / shown_c
     verdict = Verdict(
@@ -302,8 +242,8 @@ def compare_latency(
     if anchored:
         ab, ac = np.asarray(base.anchor_ns, float), np.asarray(cur.anchor_ns, float)
         verdict.details["anchor_stat"] = astat
-        verdict.details["anchor_ns"] = [float(_stat(ab, astat)), float(_stat(ac, astat))]
-    q = _percentile(stat)
+        verdict.details["anchor_ns"] = [float(statistic(ab, astat)), float(statistic(ac, astat))]
+    q = quantile_of(stat)
     need = max(min_samples, math.ceil(_TAIL_SAMPLES / min(q, 1 - q) - 1e-9) if q else 0)
     short = [n for n in (mb.size, mc.size) if n < need]
     if anchored:
@@ -311,14 +251,16 @@ def compare_latency(
     if short:
         verdict.reason = f"too few samples ({min(short)}; {stat} needs at least {need})"
         return verdict
-    ratio, low, high = ratio_interval(base, cur, stat, alpha, n_boot, seed, anchored, astat)
+    ratio, low, high = ratio_interval(
+        base, cur, stat, alpha=alpha, n_boot=n_boot, seed=seed, anchored=anchored, anchor_stat=astat
+    )
     xb = mb / verdict.details["anchor_ns"][0] if anchored else mb
     xc = mc / verdict.details["anchor_ns"][1] if anchored else mc
     p = mann_whitney(xb, xc).p_b_slower
     verdict.ratio, verdict.ci, verdict.p_value = ratio, (low, high), p
     what = "throughput drop" if check.kind == "throughput" else f"{stat} slowdown"
     change = f"{what} {_pct(ratio, check.kind)} ({norm}), allowed {_pct(limit, check.kind)}"
-    verdict.outcome = latency_outcome(ratio, low, high, p, limit, alpha)
+    verdict.outcome = latency_outcome(ratio, low, high, p, limit=limit, alpha=alpha)
     if verdict.outcome == REGRESSION:
         verdict.reason = f"{change}; significant (p={p:.2g} < {alpha:g}, CI low {low:.3f} > 1)"
     elif verdict.outcome == PASS:

@@ -2,13 +2,13 @@
 
 The rules live in `rexbench.gate.checks`; this module pairs records (same spec and config_id, this
 machine first), decides what is comparable (same hardware -> latency; same anchor -> normalised),
-reports a `py:` model's source change, and re-measures a model with its baselines' own
-configurations (`measure_like`). No Typer or Rich.
+and reports a `py:` model's source change. Measuring and counting now happen in `rexbench.gate.run`.
+No Typer or Rich.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -330,23 +330,3 @@ def evaluate_model(
         verdicts += more
         notes += why
     return _with_source(verdicts, change), notes
-
-
-def measure_like(
-    spec: str,
-    baselines: Sequence[Record],
-    *,
-    runs: int | None = None,
-    warmup: int | None = None,
-    progress: Callable[[Any], None] | None = None,
-) -> list[Record]:
-    """Profile `spec` now with the run configurations of its baseline records (interleaved with the
-    drift anchor, nothing written). runs/warmup: override (default: the baselines' own, the largest
-    when they differ)."""
-    from rexbench.measure.config import RunConfig
-    from rexbench.measure.profile import profile_models
-
-    configs = list({b.run.config_id: RunConfig.from_dict(b.run.config) for b in baselines}.values())
-    runs = runs if runs is not None else max(c.runs for c in configs)
-    warmup = warmup if warmup is not None else max(c.warmup for c in configs)
-    return profile_models([spec], configs, runs=runs, warmup=warmup, progress=progress)

@@ -5,8 +5,10 @@ $GITHUB_STEP_SUMMARY takes GitHub-flavoured Markdown)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from rexbench.errors import RexbenchError
 from rexbench.gate.checks import INCONCLUSIVE, NOT_COMPARABLE, OUTCOMES, PASS, REGRESSION, Verdict
 
 
@@ -133,3 +135,12 @@ def markdown(report: GateReport, title: str = "rexbench gate") -> str:
         "",
     ]
     return "\n".join(lines) + "\n"
+
+
+def append_summary(path: Path, report: GateReport) -> None:
+    """Append the report's Markdown to `path` (e.g. $GITHUB_STEP_SUMMARY)."""
+    try:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(markdown(report))
+    except OSError as exc:
+        raise RexbenchError(f"cannot append the summary to {path}: {exc.strerror or exc}") from None

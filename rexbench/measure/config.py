@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rexbench.errors import RexbenchError
+from rexbench.models.shapes import check_options
 
 DTYPES = ("fp32", "fp16", "bf16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -83,16 +85,8 @@ class RunConfig:
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
                 raise RexbenchError(f"{name} must be a positive integer, got {value!r}")
-        if self.input_shape is not None:
-            shape = tuple(self.input_shape) if isinstance(self.input_shape, (list, tuple)) else ()
-            if len(shape) != 3 or not all(
-                isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape
-            ):
-                raise RexbenchError(
-                    f"input_shape must be (C, H, W) as 3 positive integers, got {self.input_shape!r}"
-                )
-            if self.resolution is not None:
-                raise RexbenchError("give either a resolution or an input shape, not both")
+        if self.input_shape is not None:  # one of resolution and input_shape (models.shapes)
+            shape = check_options(None, self.input_shape, self.resolution, exclusive=True)
             object.__setattr__(self, "input_shape", shape)  # a list from JSON becomes a tuple
         if self.freezing and not self.compile:
             raise RexbenchError("inductor freezing needs torch.compile; add --compile")
@@ -177,3 +171,82 @@ class RunConfig:
                 f"unknown run-config field(s) {', '.join(unknown)}; was the record written by a newer rexbench?"
             )
         return cls(**data)
+
+
+# ------------------------------------------------------------------------ from command-line options
+
+PRESET_HELP = "eager, channels_last, compile, compile_cl (default), max (BN folded + freezing)"
+
+
+@dataclass(frozen=True)
+class ConfigOptions:
+    """The options that describe run configurations (profile, sweep, baseline save).
+
+    names: `--config` values (repeatable, comma-separated); None when not given. channels_last,
+    compile, compile_mode and batch_size None mean the default.
+    """
+
+    device: str = "cpu"
+    batch_size: int | None = None
+    runs: int = 1000
+    warmup: int = 20
+    resolution: int | None = None
+    dtype: str = "fp32"
+    channels_last: bool | None = None
+    compile: bool | None = None
+    compile_mode: str | None = None
+    names: Sequence[str] | None = None
+    threads: int | None = None
+
+
+def build_configs(options: ConfigOptions) -> tuple[list[RunConfig], str]:
+    """The RunConfigs the options describe, and a line saying which and why (the defaults)."""
+    o = options
+    RunConfig(device=o.device)  # an unknown device is refused before anything else
+    common: dict[str, Any] = dict(
+        device=o.device,
+        batch_size=o.batch_size if o.batch_size is not None else default_batch_size(o.device),
+        resolution=o.resolution,
+        dtype=o.dtype,
+        threads=o.threads,
+        runs=o.runs,
+        warmup=o.warmup,
+    )
+    wanted = [n.strip() for text in o.names or [] for n in text.split(",") if n.strip()]
+    if o.names is not None and not wanted:
+        raise RexbenchError(f"--config needs a configuration name: {PRESET_HELP}")
+    if wanted:
+        if o.channels_last is not None or o.compile is not None:
+            raise RexbenchError(
+                "--config names whole configurations: drop --channels-last/--compile, or drop --config"
+            )
+        configs = [RunConfig.preset(name, **common) for name in dict.fromkeys(wanted)]
+        note = "configurations " + ", ".join(c.label for c in configs) + " (measured interleaved)"
+    else:
+        configs, note = _default_config(o, common)
+    if o.compile_mode is not None:
+        if not any(c.compile for c in configs):
+            raise RexbenchError("--compile-mode needs a compiled configuration (drop --no-compile)")
+        from dataclasses import replace
+
+        configs = [replace(c, compile_mode=o.compile_mode) if c.compile else c for c in configs]
+    return configs, f"{note}; batch {common['batch_size']} on {o.device}"
+
+
+def _default_config(o: ConfigOptions, common: dict[str, Any]) -> tuple[list[RunConfig], str]:
+    """The default preset, with --channels-last / --compile switched as asked, and its note."""
+    fields = dict(PRESETS[DEFAULT_PRESET])
+    if o.channels_last is not None:
+        fields["channels_last"] = o.channels_last
+    if o.compile is not None:
+        fields["compile"] = o.compile
+    config = RunConfig(**fields, **common)
+    what = [
+        "torch.compile" if config.compile else "eager (no torch.compile)",
+        "channels-last" if config.channels_last else "NCHW (no channels-last)",
+    ]
+    default = o.channels_last is None and o.compile is None
+    note = f"configuration {config.label}: {' + '.join(what)}" + (
+        " (the default; compare with --config eager,compile_cl,max)" if default else ""
+    )
+    return [config], note

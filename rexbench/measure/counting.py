@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
 from rexbench.measure.counters import BACKENDS, evaluating, hooked, is_conv_or_linear, layer_macs
-from rexbench.models.shapes import MAX_SIZE, MIN_SIZE
 
 if TYPE_CHECKING:
     from torch import nn
@@ -46,8 +45,6 @@ CONVENTIONS = (
     "macs_conv is the paper's FLOPs (Conv + Linear multiply-adds, bias not counted)"
 )
 DEFAULT_RESOLUTION = 224  # default input of `count_model` / `count_by_module` (a model at hand)
-MIN_RESOLUTION = MIN_SIZE  # built-in models downsample 32x (sizes are checked in rexbench.models.shapes)
-MAX_RESOLUTION = MAX_SIZE
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,7 @@ def _first_call(prepared: PreparedModel, freezing: bool) -> float:
     """
     import torch
 
-    from rexbench.measure.timing import device_ops, oom_error
+    from rexbench.measure.devices import device_ops, oom_error
 
     ops = device_ops(prepared.device)
     scope = torch._inductor.config.patch(freezing=True) if freezing else contextlib.nullcontext()

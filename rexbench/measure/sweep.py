@@ -118,10 +118,8 @@ class SweepResult:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        from rexbench.records.measured import latency
-
         def row(r: Record, path: Path | None) -> dict[str, Any]:
-            lat = latency(r)
+            lat = r.latency
             return {"model": r.model.spec, "config": r.run.label, "config_id": r.run.config_id,
                     "median_ms": lat.median_ms if lat else None,
                     "record": str(path) if path else None}  # fmt: skip

@@ -9,169 +9,15 @@ CUDA timing recipe of torch.utils.benchmark). Everything runs under `torch.infer
 from __future__ import annotations
 
 import contextlib
-import resource
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from rexbench.errors import RexbenchError
+from rexbench.measure.devices import DeviceOps, device_ops, oom_error
 from rexbench.stats import Summary, summarize
 
 Clock = Callable[[], int]
-
-
-class Event(Protocol):
-    def record(self) -> None: ...
-    def elapsed_time(self, end: Event) -> float: ...  # milliseconds, as torch.cuda.Event
-
-
-class DeviceOps(Protocol):
-    """What the timing loop needs from a device. `uses_events` picks the event path over the clock."""
-
-    name: str
-    uses_events: bool
-    clock_name: str
-    memory_method: str | None
-
-    def scope(self) -> contextlib.AbstractContextManager[Any]: ...
-    def synchronize(self) -> None: ...
-    def event(self) -> Event: ...
-    def begin_memory(self) -> None: ...
-    def end_memory(self) -> int | None: ...
-    def is_oom(self, exc: BaseException) -> bool: ...
-    def after_oom(self) -> None: ...
-
-
-def _proc_status_kib(key: str) -> int | None:
-    """A `VmXXX:  N kB` line of /proc/self/status in KiB, or None where there is no procfs."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _maxrss_bytes() -> int:
-    """Lifetime peak RSS from getrusage: KiB on Linux, bytes on macOS."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
-
-
-class CpuOps:
-    """CPU: perf_counter_ns timing; memory = peak resident-set growth over the measured calls.
-
-    Linux: writing "5" to /proc/self/clear_refs resets VmHWM (the RSS high-water mark) to the
-    current RSS (proc(5), since Linux 4.0); growth = VmHWM after - VmRSS before ("vmhwm").
-    Elsewhere, or if the reset is refused, the lifetime peak ru_maxrss is used: growth =
-    ru_maxrss after - ru_maxrss before ("ru_maxrss"), a lower bound that reads 0 when the process
-    had already peaked higher earlier.
-    """
-
-    name = "cpu"
-    uses_events = False
-    clock_name = "perf_counter_ns"
-
-    def __init__(self) -> None:
-        self.memory_method: str | None = "vmhwm" if self._reset_hwm() else "ru_maxrss"
-        self._before = 0
-
-    @staticmethod
-    def _reset_hwm() -> bool:
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-        except OSError:
-            return False
-        return _proc_status_kib("VmHWM") is not None
-
-    def scope(self) -> contextlib.AbstractContextManager[Any]:
-        return contextlib.nullcontext()
-
-    def synchronize(self) -> None:
-        pass
-
-    def event(self) -> Event:
-        raise NotImplementedError("CPU timing uses the clock, not events")
-
-    def begin_memory(self) -> None:
-        if self.memory_method == "vmhwm" and self._reset_hwm():
-            self._before = (_proc_status_kib("VmRSS") or 0) * 1024
-        else:
-            self.memory_method = "ru_maxrss"
-            self._before = _maxrss_bytes()
-
-    def end_memory(self) -> int | None:
-        if self.memory_method == "vmhwm":
-            peak = (_proc_status_kib("VmHWM") or 0) * 1024
-        else:
-            peak = _maxrss_bytes()
-        return max(0, peak - self._before)
-
-    def is_oom(self, exc: BaseException) -> bool:
-        return isinstance(exc, MemoryError) or (
-            isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
-        )
-
-    def after_oom(self) -> None:
-        pass
-
-
-class CudaOps:
-    """CUDA: event pairs + synchronize on the chosen device; memory = torch.cuda.max_memory_allocated
-    after reset_peak_memory_stats (weights, activations and workspaces: everything the caching
-    allocator handed out)."""
-
-    uses_events = True
-    clock_name = "cuda_event"
-    memory_method = "cuda_max_memory_allocated"
-
-    def __init__(self, device: str = "cuda") -> None:
-        import torch
-
-        self._torch = torch
-        self._device = torch.device(device)
-        self.name = str(self._device)
-
-    def scope(self) -> contextlib.AbstractContextManager[Any]:
-        return self._torch.cuda.device(self._device)
-
-    def synchronize(self) -> None:
-        self._torch.cuda.synchronize(self._device)
-
-    def event(self) -> Event:
-        return self._torch.cuda.Event(enable_timing=True)
-
-    def begin_memory(self) -> None:
-        self.synchronize()
-        self._torch.cuda.reset_peak_memory_stats(self._device)
-
-    def end_memory(self) -> int | None:
-        self.synchronize()
-        return int(self._torch.cuda.max_memory_allocated(self._device))
-
-    def is_oom(self, exc: BaseException) -> bool:
-        return isinstance(exc, self._torch.cuda.OutOfMemoryError)
-
-    def after_oom(self) -> None:
-        self._torch.cuda.empty_cache()
-
-
-def device_ops(device: str) -> DeviceOps:
-    """The DeviceOps for "cpu", "cuda" or "cuda:N"."""
-    return CudaOps(device) if device.startswith("cuda") else CpuOps()
-
-
-def oom_error(device: str, batch_size: int, what: str) -> RexbenchError:
-    """The one-line out-of-memory error with retry advice."""
-    hint = f"e.g. --batch-size {batch_size // 2}" if batch_size > 1 else "or a smaller --resolution"
-    return RexbenchError(
-        f"out of memory on {device} while running {what} at batch size {batch_size}; "
-        f"retry with a smaller --batch-size ({hint})"
-    )
 
 
 @dataclass
@@ -199,11 +45,12 @@ class ProgressEvent:
 
 
 @dataclass
-class Timing:
-    """Raw samples of one runner. samples_ns: timed iterations; warmup_ns: warm-up, kept apart.
+class TimerResult:
+    """What the timer measured for one runner. samples_ns: timed iterations; warmup_ns: warm-up, kept
+    apart. A record stores it as `records.schema.Timing`.
 
     peak_memory_bytes is measured over the warm-up calls (None when warmup is 0); its meaning is
-    given by memory_method (see CpuOps / CudaOps). backend: threads, cuDNN and TF32 settings in
+    given by memory_method (see devices.CpuOps / CudaOps). backend: threads, cuDNN and TF32 settings in
     force during the run (see `backend_state`).
     """
 
@@ -300,7 +147,7 @@ def measure_interleaved(
     ops: DeviceOps | None = None,
     clock: Clock = time.perf_counter_ns,
     progress: Callable[[ProgressEvent], None] | None = None,
-) -> list[Timing]:
+) -> list[TimerResult]:
     """Time several runners in small interleaved rounds so that machine drift hits all equally.
 
     1. Warm-up: each runner in turn runs `warmup` calls (timed into warmup_ns, peak memory taken
@@ -308,7 +155,7 @@ def measure_interleaved(
     2. Timing: rounds of `round_size` calls per runner; round r starts with runner r mod k
        (A B, B A, A B ... for two runners), so neither always follows the other.
     The progress callback is called after every warm-up and every chunk, outside timed regions.
-    A runner's `setup` runs before its warm-up and before each of its chunks; each Timing's
+    A runner's `setup` runs before its warm-up and before each of its chunks; each TimerResult's
     `backend` is the backend state right after its runner's first setup.
     """
     import torch
@@ -354,7 +201,7 @@ def measure_interleaved(
         raise
     wall = time.perf_counter() - wall0
     return [
-        Timing(
+        TimerResult(
             name=runner.name,
             device=ops.name,
             batch_size=runner.batch_size,
@@ -378,6 +225,6 @@ def measure(
     name: str = "model",
     batch_size: int = 1,
     **kwargs: Any,
-) -> Timing:
+) -> TimerResult:
     """One runner: `measure_interleaved` with a single entry (same keyword arguments)."""
     return measure_interleaved([Runner(name, fn, batch_size)], runs, warmup, **kwargs)[0]

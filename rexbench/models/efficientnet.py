@@ -79,9 +79,9 @@ def block_configs(
         repeats = n if fix_ends and i in (0, len(STAGES) - 1) else int(ceil(n * depth))
         stage = []
         for j in range(repeats):
-            stage.append(
-                MBConvCfg(in_ch, make_divisible(in_ch * t), out_ch, k, s if j == 0 else 1, t)
-            )
+            mid_ch = make_divisible(in_ch * t)
+            stride = s if j == 0 else 1
+            stage.append(MBConvCfg(in_ch, mid_ch, out_ch, kernel=k, stride=stride, expand=t))
             in_ch = out_ch
         stages.append(stage)
     return stages
@@ -142,7 +142,7 @@ def efficientnet_lite(index: int, num_classes: int = 1000) -> TimmNet:
             else:
                 blocks.append(
                     TimmInvertedResidual(
-                        c.in_ch, c.mid_ch, c.out_ch, c.kernel, c.stride, "relu6", bn_eps=eps
+                        c.in_ch, c.mid_ch, c.out_ch, c.kernel, c.stride, act="relu6", bn_eps=eps
                     )
                 )
         stages.append(blocks)

@@ -1,6 +1,6 @@
 """Build `timm:`, `torchvision:` and `py:` models on CPU with random weights; nothing is downloaded.
 
-The spec syntax and its parsing live in rexbench.models.external (pure); this module is imported only
+The spec syntax and its parsing live in rexbench.spec (pure); this module is imported only
 when an external model is built. timm and torchvision are imported here and nowhere else.
 """
 
@@ -14,7 +14,6 @@ import importlib.util
 import inspect
 import re
 import sys
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,9 +41,6 @@ INSTALL_HINT = {
     "torchvision": 'pip install "rexbench[torchvision]"',
 }
 _NO_DOWNLOAD = {"pretrained": False, "weights": None, "weights_backbone": None}
-
-# Shapes declared by `py:` factories (`factory.default_input_shape`), keyed by the model they built.
-FACTORY_SHAPES: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def build(spec: ModelSpec, num_classes: int = 1000) -> nn.Module:
@@ -132,24 +128,41 @@ def _build_torchvision(spec: ModelSpec, num_classes: int) -> nn.Module:
 
 
 def _build_py(spec: ModelSpec, num_classes: int) -> nn.Module:
-    target, factory_name, is_file = py_target(spec)
-    folder = resolve_py_file(target).parent if is_file else None
-    with _on_sys_path(folder):
-        module = _load_file(spec, target) if is_file else _import_module(spec, target)
-        factory = _attribute(spec, module, factory_name, target)
-        if not callable(factory):
-            raise RexbenchError(
-                f"{spec}: {factory_name} in {target} is a {type(factory).__name__}, not a callable "
-                "that returns an nn.Module"
-            )
+    factory_name = py_target(spec)[1]
+    with _on_sys_path(_py_folder(spec)):
+        factory = _py_factory(spec, reuse=False)
         kwargs = spec.kwargs_dict
         if "num_classes" not in kwargs and "num_classes" in _parameters(factory):
             kwargs["num_classes"] = num_classes
-        model = _checked(spec, f"{factory_name}()", lambda: factory(**kwargs))
-    shape = getattr(factory, "default_input_shape", None)
-    if shape is not None:
-        FACTORY_SHAPES[model] = shape
-    return model
+        return _checked(spec, f"{factory_name}()", lambda: factory(**kwargs))
+
+
+def declared_input_shape(spec: ModelSpec) -> Any:
+    """The `default_input_shape` attribute of a `py:` spec's factory, as written (None without one).
+
+    A file that `build` has loaded is not run again: its module is the one that built the model.
+    """
+    with _on_sys_path(_py_folder(spec)):
+        factory = _py_factory(spec, reuse=True)
+    return getattr(factory, "default_input_shape", None)
+
+
+def _py_folder(spec: ModelSpec) -> Path | None:
+    target, _, is_file = py_target(spec)
+    return resolve_py_file(target).parent if is_file else None
+
+
+def _py_factory(spec: ModelSpec, reuse: bool) -> Callable[..., Any]:
+    """The callable a `py:` spec names. reuse: take a file's module loaded earlier, if any."""
+    target, factory_name, is_file = py_target(spec)
+    module = _load_file(spec, target, reuse) if is_file else _import_module(spec, target)
+    factory = _attribute(spec, module, factory_name, target)
+    if not callable(factory):
+        raise RexbenchError(
+            f"{spec}: {factory_name} in {target} is a {type(factory).__name__}, not a callable "
+            "that returns an nn.Module"
+        )
+    return factory
 
 
 def _checked(spec: ModelSpec, what: str, make: Callable[[], Any]) -> nn.Module:
@@ -173,14 +186,19 @@ def _checked(spec: ModelSpec, what: str, make: Callable[[], Any]) -> nn.Module:
     return model
 
 
-def _load_file(spec: ModelSpec, target: str) -> ModuleType:
-    """Execute a .py file as a fresh module (compiled from the bytes read now: no stale bytecode)."""
+def _load_file(spec: ModelSpec, target: str, reuse: bool = False) -> ModuleType:
+    """Execute a .py file as a fresh module (compiled from the bytes read now: no stale bytecode).
+
+    reuse: return the module this file was last loaded as, if it is still in sys.modules.
+    """
     path = resolve_py_file(target)
+    stem = re.sub(r"\W", "_", path.stem)
+    name = f"_rexbench_py_{stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
+    if reuse and name in sys.modules:
+        return sys.modules[name]
     if not path.is_file():
         raise RexbenchError(f"{spec}: file {target} not found (looked for {path})")
     source = path.read_bytes()
-    stem = re.sub(r"\W", "_", path.stem)
-    name = f"_rexbench_py_{stem}_{hashlib.sha256(str(path).encode()).hexdigest()[:8]}"
     module_spec = importlib.util.spec_from_file_location(name, path)
     if module_spec is None:
         raise RexbenchError(f"{spec}: cannot load {path} as a Python module")

@@ -82,7 +82,16 @@ class ConvBNAct(nn.Sequential):
         bn_momentum: float = 0.1,
     ) -> None:
         super().__init__(
-            *conv_bn_act(in_ch, out_ch, kernel, stride, groups, act, bn_eps, bn_momentum)
+            *conv_bn_act(
+                in_ch,
+                out_ch,
+                kernel,
+                stride,
+                groups=groups,
+                act=act,
+                bn_eps=bn_eps,
+                bn_momentum=bn_momentum,
+            )
         )
         self.out_channels = out_ch
 

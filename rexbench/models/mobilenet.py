@@ -134,7 +134,7 @@ def mobilenet_v3(size: str = "large", num_classes: int = 1000) -> TorchvisionNet
     for kernel, mid, out_ch, se, act, stride in rows:
         se_ch = make_divisible(mid // 4) if se else 0
         layers = inverted_residual_layers(
-            in_ch, mid, out_ch, kernel, stride, act, se_ch, se_gate="hardsigmoid", **V3_BN
+            in_ch, mid, out_ch, kernel, stride, act=act, se_ch=se_ch, se_gate="hardsigmoid", **V3_BN
         )
         features.append(InvertedResidual(layers, stride == 1 and in_ch == out_ch))
         in_ch = out_ch

@@ -12,7 +12,8 @@ Defaults, by source:
 Anything else cannot be guessed: the error says to pass --input-shape 3xHxW or --resolution N.
 
 Sizes: at most MAX_SIZE a side for every model; at least MIN_SIZE for the built-in ones (they
-downsample 32x). `resolve_input_shape` is the one path every command that counts or measures takes.
+downsample 32x). `resolve_input_shape` is the one path every command that counts or measures takes;
+`check_options` is the one check of an input shape given with a resolution (options and RunConfig).
 """
 
 from __future__ import annotations
@@ -59,9 +60,10 @@ def format_shape(shape: Sequence[int]) -> str:
     return "x".join(str(size) for size in shape)
 
 
-def check_shape(value: Any, what: str) -> Shape:
-    """A (C, H, W) given as a sequence of 3 positive ints or as option text; anything else is an error."""
-    if isinstance(value, str):
+def check_shape(value: Any, what: str, text: bool = True) -> Shape:
+    """A (C, H, W) given as a sequence of 3 positive ints or (if `text`) as option text; anything
+    else is an error."""
+    if text and isinstance(value, str):
         return parse_input_shape(value)
     try:
         sizes = tuple(value)
@@ -122,24 +124,37 @@ def resolve_input_shape(
 
 
 def check_options(
-    spec: ModelSpec, input_shape: str | Sequence[int] | None, resolution: int | None
+    spec: ModelSpec | None,
+    input_shape: str | Sequence[int] | None,
+    resolution: int | None,
+    *,
+    exclusive: bool = False,
 ) -> Shape | None:
-    """Check `--input-shape` / `--resolution` for `spec` without building anything: the shape when
-    `--input-shape` gives it, else None (the model's default or channel count is still needed)."""
+    """The one check of an input shape and a resolution given together, without building anything:
+    the (C, H, W) `input_shape` gives, else None (the model's default or channel count is still needed).
+
+    Options (`--input-shape`, `--resolution`): both may be given when they agree (H = W = R).
+    exclusive: a run configuration's fields (`input_shape` a (C, H, W) sequence), which keep one of
+    the two. spec: also check the sizes for that model (`check_size`); None checks the form only.
+    """
     if input_shape is not None:
-        shape = check_shape(input_shape, "--input-shape")
+        what = "input_shape" if exclusive else "--input-shape"
+        shape = check_shape(input_shape, what, text=not exclusive)
+        if exclusive and resolution is not None:
+            raise RexbenchError("give either a resolution or an input shape, not both")
         if resolution is not None and shape[1:] != (resolution, resolution):
             raise RexbenchError(
                 f"--input-shape {format_shape(shape)} and --resolution {resolution} disagree; pass one of them"
             )
-        return check_size(spec, shape)
+        return shape if spec is None else check_size(spec, shape)
     if resolution is not None:
-        if isinstance(resolution, bool) or not isinstance(resolution, int) or resolution <= 0:
-            hint = f"; {_size_rule(spec)}" if spec.source == "zoo" else ""
+        if not _positive_int(resolution):
+            hint = f"; {_size_rule(spec)}" if spec is not None and spec.source == "zoo" else ""
             raise RexbenchError(
                 f"--resolution must be a positive integer, got {resolution!r}{hint}"
             )
-        check_size(spec, (3, resolution, resolution))
+        if spec is not None:
+            check_size(spec, (3, resolution, resolution))
     return None
 
 
@@ -211,11 +226,12 @@ def _torchvision_shape(spec: ModelSpec, model: Any) -> Shape | None:
 
 
 def _py_shape(spec: ModelSpec, model: Any) -> Shape | None:
-    from rexbench.models.external import FACTORY_SHAPES
+    """The model's own `default_input_shape`, else its factory's, else a timm-style config."""
+    from rexbench.models.external import declared_input_shape
 
     value = getattr(model, "default_input_shape", None)
     if value is None:
-        value = FACTORY_SHAPES.get(model)
+        value = declared_input_shape(spec)
     if value is not None:
         return check_shape(value, f"{spec}: default_input_shape")
     return _config_shape(model)

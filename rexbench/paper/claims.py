@@ -69,9 +69,6 @@ class Claim:
         return abs(value - self.stated) <= tolerance
 
 
-_S51 = "§5.1 'Comparison with EfficientNets' (Table 5)"
-
-
 def _counterparts() -> tuple[Claim, ...]:
     """Figure 3 caption: ReXNet beats each EfficientNet counterpart; Appendix B.4: so does ReXNet-lite.
 
@@ -81,28 +78,35 @@ def _counterparts() -> tuple[Claim, ...]:
     for rex, eff in (("x1.0", "b0"), ("x1.3", "b1"), ("x1.5", "b2")):
         for dev in ("cpu", "gpu"):
             text = f"ReXNet ({rex}) is at least as fast as EfficientNet-{eff.upper()} ({dev})"
-            out.append(Claim(f"rexnet_{rex}_vs_{eff}_{dev}", "Figure 3 caption (Table 5)", text,
-                             f"rexnet_{rex}", f"efficientnet_{eff}", dev, 1.0, "≥"))  # fmt: skip
+            out.append(Claim(id=f"rexnet_{rex}_vs_{eff}_{dev}", source="Figure 3 caption (Table 5)",
+                             statement=text, model=f"rexnet_{rex}", baseline=f"efficientnet_{eff}",
+                             metric=dev, stated=1.0, relation="≥"))  # fmt: skip
     for rex, eff in (("x1.0", "0"), ("x1.3", "1"), ("x1.5", "2"), ("x2.0", "3")):
         for dev in ("cpu", "gpu", "gpu_fp16"):
             text = f"ReXNet-lite ({rex}) is faster than EfficientNet-lite{eff} ({dev})"
-            out.append(Claim(f"rexnet_lite_{rex}_vs_lite{eff}_{dev}", "Appendix B.4 (Table A2)", text,
-                             f"rexnet_lite_{rex}", f"efficientnet_lite{eff}", dev, 1.0, ">",
+            out.append(Claim(id=f"rexnet_lite_{rex}_vs_lite{eff}_{dev}", source="Appendix B.4 (Table A2)",
+                             statement=text, model=f"rexnet_lite_{rex}",
+                             baseline=f"efficientnet_lite{eff}", metric=dev, stated=1.0, relation=">",
                              table="Table A2"))  # fmt: skip
     return tuple(out)
 
 
 CLAIMS: tuple[Claim, ...] = (
-    Claim("rexnet_x2.0_vs_b3_cpu", _S51, "ReXNet (x2.0) is about 1.4x faster than EfficientNet-B3 on CPU",
+    Claim("rexnet_x2.0_vs_b3_cpu", "§5.1 'Comparison with EfficientNets' (Table 5)",
+          "ReXNet (x2.0) is about 1.4x faster than EfficientNet-B3 on CPU",
           "rexnet_x2.0", "efficientnet_b3", "cpu", 1.4),
-    Claim("rexnet_x2.0_vs_b3_gpu", _S51, "ReXNet (x2.0) is about 2.0x faster than EfficientNet-B3 on GPU",
+    Claim("rexnet_x2.0_vs_b3_gpu", "§5.1 'Comparison with EfficientNets' (Table 5)",
+          "ReXNet (x2.0) is about 2.0x faster than EfficientNet-B3 on GPU",
           "rexnet_x2.0", "efficientnet_b3", "gpu", 2.0),
-    Claim("rexnet_x2.0_vs_b1_top1", _S51, "ReXNet (x2.0) improves top-1 by +2.5pp over EfficientNet-B1",
+    Claim("rexnet_x2.0_vs_b1_top1", "§5.1 'Comparison with EfficientNets' (Table 5)",
+          "ReXNet (x2.0) improves top-1 by +2.5pp over EfficientNet-B1",
           "rexnet_x2.0", "efficientnet_b1", "top1", 2.5,
           note="Table 5 gives 81.6 - 79.2 = 2.4pp"),
-    Claim("rexnet_x2.0_vs_b1_cpu", _S51, "ReXNet (x2.0) runs at a similar speed to EfficientNet-B1 on CPU (with +2.5pp top-1)",
+    Claim("rexnet_x2.0_vs_b1_cpu", "§5.1 'Comparison with EfficientNets' (Table 5)",
+          "ReXNet (x2.0) runs at a similar speed to EfficientNet-B1 on CPU (with +2.5pp top-1)",
           "rexnet_x2.0", "efficientnet_b1", "cpu", 1.0),
-    Claim("rexnet_x2.0_vs_b1_gpu", _S51, "ReXNet (x2.0) runs at a similar speed to EfficientNet-B1 on GPU (with +2.5pp top-1)",
+    Claim("rexnet_x2.0_vs_b1_gpu", "§5.1 'Comparison with EfficientNets' (Table 5)",
+          "ReXNet (x2.0) runs at a similar speed to EfficientNet-B1 on GPU (with +2.5pp top-1)",
           "rexnet_x2.0", "efficientnet_b1", "gpu", 1.0),
     *_counterparts(),
     Claim("rexnet_plain_vs_x0.9_cpu", "Appendix B.2 (Table A1)",

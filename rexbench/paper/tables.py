@@ -105,12 +105,12 @@ class PublishedTable:
 
 _RUNS = "latency averaged over 1,000 runs"
 PAPER_CPU = Hardware(
-    "Intel Xeon CPU E5-2630",
-    1,
-    "FP32",
-    1000,
-    f"§5.1, Appendix B.4: {_RUNS}, batch 1",
-    "the official README names it 'Xeon E5-2630 v4'",
+    device="Intel Xeon CPU E5-2630",
+    batch=1,
+    precision="FP32",
+    runs=1000,
+    source=f"§5.1, Appendix B.4: {_RUNS}, batch 1",
+    note="the official README names it 'Xeon E5-2630 v4'",
 )
 PAPER_GPU = Hardware("NVIDIA V100", 64, "FP32", 1000, f"§5.1, Appendix B.4: {_RUNS}, batch 64")
 PAPER_GPU_FP16 = Hardware("NVIDIA V100", 64, "FP16", 1000, "Table A2 column 'GPU FP16'; setup of B.4",

@@ -201,7 +201,15 @@ def spectrum(
     values = torch.linalg.svdvals(features.double())
     tol = default_rtol(rows, cols) if rtol is None else rtol
     rank = int((values > tol * values[0]).sum()) if values.numel() and values[0] > 0 else 0
-    return FeatureSpectrum(model, layer, rows, cols, values.tolist(), rank, tol)
+    return FeatureSpectrum(
+        model=model,
+        layer=layer,
+        images=rows,
+        dim=cols,
+        singular_values=values.tolist(),
+        rank=rank,
+        rtol=tol,
+    )
 
 
 def load_model(

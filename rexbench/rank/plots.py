@@ -1,6 +1,6 @@
 """Figures of the rank study: Figure 1 (rank ratio vs dimension ratio) and Figure 5 right (feature CDF).
 
-matplotlib is imported inside the functions and used through `matplotlib.figure.Figure` (Agg canvas,
+matplotlib is imported inside the functions and drawn on `rexbench.figures.new_figure` (Agg canvas,
 no pyplot state), so it works headless and never changes the caller's backend.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rexbench.errors import RexbenchError
+from rexbench.figures import check_figure_path, new_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -18,36 +18,16 @@ if TYPE_CHECKING:
     from rexbench.rank.features import FeatureSpectrum
     from rexbench.rank.study import StudyResult
 
-FORMATS = (".png", ".svg", ".pdf")
-
-
-def check_figure_path(path: str | Path) -> Path:
-    """The output path if its suffix is a supported format (parent directories are created)."""
-    out = Path(path)
-    if out.suffix.lower() not in FORMATS:
-        raise RexbenchError(f"--out {out}: use a file name ending in {', '.join(FORMATS)}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def _new_figure(width: float, height: float) -> Figure:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
 
 def plot_study(result: StudyResult, path: str | Path | None = None) -> Figure:
     """One panel per block: mean rank ratio per nonlinearity, 10-90% band, and y = d_in/d_out."""
     from rexbench.rank.study import ACTIVATIONS, BLOCKS
 
-    out = check_figure_path(path) if path is not None else None
+    out = check_figure_path(path, create_parent=True) if path is not None else None
     summary = result.summary()
     ratios = list(result.config.ratios)
     blocks = list(summary)
-    fig = _new_figure(3.2 * len(blocks), 3.4)
+    fig = new_figure(3.2 * len(blocks), 3.4)
     axes = fig.subplots(1, len(blocks), sharey=True, squeeze=False)[0]
     for ax, block in zip(axes, blocks, strict=True):
         for act, stats in summary[block].items():
@@ -92,8 +72,8 @@ def plot_spectra(
 ) -> Figure:
     """Cumulative distribution of singular values normalised to [0, 1], one line per model (Figure 5)."""
     items = list(spectra.values()) if isinstance(spectra, Mapping) else list(spectra)
-    out = check_figure_path(path) if path is not None else None
-    fig = _new_figure(4.6, 3.6)
+    out = check_figure_path(path, create_parent=True) if path is not None else None
+    fig = new_figure(4.6, 3.6)
     ax = fig.subplots()
     for spec in items:
         xs, ys = cdf_points(spec.normalized())

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from rexbench.errors import RexbenchError
+from rexbench.records.derived import ModelView, RecordView
 
 SCHEMA_VERSION = 1
 KINDS = ("profile",)
@@ -38,11 +39,12 @@ def _version() -> str:
 
 
 @dataclass
-class ModelInfo:
+class ModelInfo(ModelView):
     """What was measured. `spec` is the canonical spec string (str(ModelSpec)).
 
     provenance: how to rebuild an external model, e.g. {"library": "timm", "library_version":
     "1.0.9", "file": "nets/my.py", "file_sha256": "...", "weights_sha256": "..."}; {} for the zoo.
+    Derived: zoo_entry, family, short_label, top1 (`rexbench.records.derived.ModelView`).
     """
 
     spec: str
@@ -103,8 +105,11 @@ class Timing:
 
 
 @dataclass
-class Record:
-    """One model x one run configuration on one machine. `summary` is derived from timing."""
+class Record(RecordView):
+    """One model x one run configuration on one machine. `summary` is derived from timing.
+
+    Derived: latency, settings, counts, hardware, ... (`rexbench.records.derived.RecordView`).
+    """
 
     model: ModelInfo
     run: RunInfo

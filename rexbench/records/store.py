@@ -184,15 +184,10 @@ def _warn(message: str) -> None:
     warnings.warn(message, stacklevel=3)
 
 
-def find_record(
-    root: str | Path, spec: Any, config_id: str, machine_id: str | None = None
-) -> Record | None:
-    """The stored record of `spec` (ModelSpec or canonical string) with `config_id` on this
-    machine (or `machine_id`), or None. Used by resumable sweeps; a damaged match raises."""
-    if machine_id is None:
-        from rexbench.measure.env import machine_id as current
-
-        machine_id = current()
+def find_record(root: str | Path, spec: Any, config_id: str, machine_id: str) -> Record | None:
+    """The stored record of `spec` (ModelSpec or canonical string) with `config_id` on the machine
+    `machine_id` (the caller's `rexbench.measure.env.machine_id()`), or None. Used by resumable
+    sweeps; a damaged match raises."""
     folder = machine_dir(root, machine_id)
     pattern = f"{slug(str(spec))}__*__{slug(config_id, 40)}.json"
     for path in sorted(folder.glob(pattern)) if folder.is_dir() else []:

@@ -2,7 +2,7 @@
 to a reference machine, where the ranking of models changes, and the fingerprints side by side.
 
 Latencies are compared only between records with identical settings (batch size, dtype,
-resolution, configuration: `rexbench.records.measured.COMPARED_SETTINGS`); otherwise `sections()` raises a
+resolution, configuration: `rexbench.records.derived.COMPARED_SETTINGS`); otherwise `sections()` raises a
 one-line RexbenchError naming what differs, unless `allow_mismatch` is set, in which case the
 differences are listed in the report and the affected cells are marked with '*'.
 """
@@ -15,7 +15,6 @@ from typing import Any
 
 from rexbench.errors import RexbenchError
 from rexbench.measure.env import differences
-from rexbench.records import measured as m
 from rexbench.records.schema import Record
 from rexbench.report.render import Section, fmt_latency
 
@@ -40,7 +39,7 @@ def resolve_reference(reference: str | None, machines: Sequence[str]) -> str:
 
 
 def _variant(r: Record) -> str:
-    return f"{r.run.label}, {m.dtype(r)}, batch {m.batch_size(r)}, {m.resolution(r)}px"
+    return f"{r.run.label}, {r.dtype}, batch {r.batch_size}, {r.resolution}px"
 
 
 def rows(records: Sequence[Record]) -> dict[RowKey, dict[str, Record]]:
@@ -48,10 +47,8 @@ def rows(records: Sequence[Record]) -> dict[RowKey, dict[str, Record]]:
     only where a machine holds several configurations of the same model on that device."""
     per: dict[tuple[str, str], dict[str, list[Record]]] = {}
     for r in records:
-        if m.latency(r) is not None:
-            per.setdefault((r.model.spec, m.device_kind(r)), {}).setdefault(
-                r.machine_id, []
-            ).append(r)
+        if r.latency is not None:
+            per.setdefault((r.model.spec, r.device_kind), {}).setdefault(r.machine_id, []).append(r)
     out: dict[RowKey, dict[str, Record]] = {}
     for (spec, kind), machines in per.items():
         if all(len(v) == 1 for v in machines.values()):
@@ -73,7 +70,7 @@ def mismatches(aligned: dict[RowKey, dict[str, Record]], ref: str) -> list[dict[
     for (spec, kind, _), recs in aligned.items():
         base_id = ref if ref in recs else next(iter(recs))
         for mid, r in recs.items():
-            diffs = m.setting_differences(recs[base_id], r) if mid != base_id else []
+            diffs = recs[base_id].setting_differences(r) if mid != base_id else []
             if diffs:
                 out.append({"model": spec, "device": kind, "machines": [base_id, mid],
                             "differences": diffs})  # fmt: skip
@@ -92,11 +89,11 @@ def mismatch_error(found: list[dict[str, Any]]) -> RexbenchError:
 
 def speed(ref: Record, other: Record) -> float:
     """How many times faster `other` ran than `ref` (ratio of median latencies)."""
-    return m.latency(ref).median_ms / m.latency(other).median_ms
+    return ref.latency.median_ms / other.latency.median_ms
 
 
 def _ranks(aligned: dict[RowKey, dict[str, Record]], keys: list[RowKey], mid: str) -> dict:
-    order = sorted(keys, key=lambda k: m.latency(aligned[k][mid]).median_ms)
+    order = sorted(keys, key=lambda k: aligned[k][mid].latency.median_ms)
     return {k: i + 1 for i, k in enumerate(order)}
 
 
@@ -107,7 +104,7 @@ def _common(aligned: dict[RowKey, dict[str, Record]], machines: Sequence[str], k
 def sections(records: Sequence[Record], ref: str, allow_mismatch: bool = False) -> list[Section]:
     """latency per machine, speed vs reference, ranking changes, fingerprints (and settings
     differences when allowed)."""
-    machines = m.by_machine(records)
+    machines = Record.by_machine(records)
     ids = list(machines)
     aligned = rows(records)
     found = mismatches(aligned, ref)
@@ -156,17 +153,17 @@ def _latency_section(aligned: dict, ids: list[str], ref: str, marked: set) -> Se
             if r is None:
                 cells.append("-")
                 continue
-            lat, rank = m.latency(r), ranks[(kind, mid)].get(key)
+            lat, rank = r.latency, ranks[(kind, mid)].get(key)
             star = "*" if (spec, kind, mid) in marked else ""
             cells.append(f"{fmt_latency(lat)}{star}" + (f" #{rank}" if rank else ""))
-            data["machines"][mid] = {**lat.to_dict(), **m.settings(r), "rank": rank}
+            data["machines"][mid] = {**lat.to_dict(), **r.settings, "rank": rank}
         for mid in others:
             ok = ref in recs and mid in recs
             value = speed(recs[ref], recs[mid]) if ok else None
             cells.append(f"{value:.2f}x" if value is not None else "-")
             data["machines"].setdefault(mid, {})["speed_vs_reference"] = value
         first = next(iter(recs.values()))
-        config = variant or f"{first.run.label}, {m.dtype(first)}, batch {m.batch_size(first)}"
+        config = variant or f"{first.run.label}, {first.dtype}, batch {first.batch_size}"
         s.add([spec, kind, config, *cells], data)
     if marked:
         s.notes.append(
@@ -198,7 +195,7 @@ def _speed_section(aligned: dict, ids: list[str], ref: str) -> Section:
 
 
 def _overlap(a: Record, b: Record) -> bool:
-    la, lb = m.latency(a), m.latency(b)
+    la, lb = a.latency, b.latency
     return la.low_ms <= lb.high_ms and lb.low_ms <= la.high_ms
 
 
@@ -210,16 +207,16 @@ def ranking_changes(aligned: dict, ids: list[str], ref: str) -> list[dict[str, A
             continue
         for kind in ("cpu", "cuda"):
             keys = sorted(_common(aligned, [ref, mid], kind),
-                          key=lambda k: m.latency(aligned[k][ref]).median_ms)  # fmt: skip
+                          key=lambda k: aligned[k][ref].latency.median_ms)  # fmt: skip
             for i, fast in enumerate(keys):
                 for slow in keys[i + 1 :]:
                     a, b = aligned[fast], aligned[slow]
-                    if m.latency(b[mid]).median_ms < m.latency(a[mid]).median_ms:
+                    if b[mid].latency.median_ms < a[mid].latency.median_ms:
                         out.append({
                             "machine": mid, "device": kind,
                             "faster_on_reference": fast[0], "faster_here": slow[0],
-                            "reference_ms": [m.latency(a[ref]).median_ms, m.latency(b[ref]).median_ms],
-                            "machine_ms": [m.latency(a[mid]).median_ms, m.latency(b[mid]).median_ms],
+                            "reference_ms": [a[ref].latency.median_ms, b[ref].latency.median_ms],
+                            "machine_ms": [a[mid].latency.median_ms, b[mid].latency.median_ms],
                             "within_noise": _overlap(a[ref], b[ref]) or _overlap(a[mid], b[mid]),
                         })  # fmt: skip
     return out
@@ -266,7 +263,7 @@ def _fingerprint(env: dict[str, Any], records: list[Record]) -> dict[str, str]:
         "git commit": (git.get("commit", "")[:10] + (" (dirty)" if git.get("dirty") else ""))
         or "-",
         "records / configs": f"{len(records)} / "
-        + ", ".join(sorted({f"{r.run.label} on {m.device(r)}" for r in records})),
+        + ", ".join(sorted({f"{r.run.label} on {r.device}" for r in records})),
     }
 
 

@@ -3,9 +3,9 @@
 Top-1 is the paper's published accuracy (rexbench.paper.tables; nothing here measures accuracy), or
 for other models (timm:, torchvision:, py:) the one given with `--top1 SPEC=PCT`;
 FLOPs and parameters are the exact counts stored in the records (`macs_conv`, the paper's
-convention); latency is the median per batch with its 95% confidence interval (rexbench.records.measured).
-matplotlib is imported inside the functions and used through `matplotlib.figure.Figure` with the
-Agg canvas (no pyplot state), so it works headless and never changes the caller's backend.
+convention); latency is the median per batch with its 95% confidence interval (`Record.latency`).
+matplotlib is imported inside the functions and drawn on `rexbench.figures.new_figure` (Agg
+canvas, no pyplot state), so it works headless and never changes the caller's backend.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
-from rexbench.records import measured as m
+from rexbench.figures import check_figure_path, new_figure
+from rexbench.records.derived import family, short_label
+from rexbench.records.derived import top1 as published_top1
 from rexbench.records.schema import Record
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-FORMATS = (".png", ".svg", ".pdf")
 DEFAULT_FAMILIES = ("ReXNet", "EfficientNet")  # the two lines of the paper's Figure 3
 COUNT_AXES = ("flops", "params")
 DEVICE_AXES = ("latency", "throughput")
@@ -81,13 +82,6 @@ def parse_axes(x: str | Sequence[str] | None) -> tuple[str, str]:
     return count, dev
 
 
-def check_figure_path(path: str | Path) -> Path:
-    out = Path(path)
-    if out.suffix.lower() not in FORMATS:
-        raise RexbenchError(f"--out {out}: use a file name ending in {', '.join(FORMATS)}")
-    return out
-
-
 def parse_top1(items: Iterable[str] | None) -> dict[str, float]:
     """`--top1 SPEC=PCT` values -> {canonical spec: top-1 %}: the accuracy of a model the paper has
     no number for (timm:, torchvision:, py: specs), e.g. "py:nets.py:build?width=2=71.5"."""
@@ -117,9 +111,9 @@ def _plottable(
     wanted = None if families is None else {f.lower() for f in families}
     for r in records:
         spec = r.model.spec
-        if wanted is not None and m.family(spec).lower() not in wanted:
+        if wanted is not None and r.model.family.lower() not in wanted:
             hidden["family"] += 1
-            hidden[f"family:{m.device_kind(r)}"] += m.latency(r) is not None
+            hidden[f"family:{r.device_kind}"] += r.latency is not None
         elif top1(spec) is None:
             hidden["top1"] += 1
         else:
@@ -131,29 +125,29 @@ def _count_series(records: list[Record], axis: str, top1: Top1) -> list[Series]:
     series: dict[str, Series] = {}
     seen = set()
     for r in sorted(records, key=lambda r: top1(r.model.spec) or 0.0):
-        value = m.macs_conv(r) if axis == "flops" else m.params(r)
+        value = r.macs_conv if axis == "flops" else r.params
         if value is None or r.model.spec in seen:
             continue
         seen.add(r.model.spec)
-        fam = m.family(r.model.spec)
+        fam = r.model.family
         s = series.setdefault(fam, Series(fam, fam))
         s.xs.append(value / (1e9 if axis == "flops" else 1e6))
         s.ys.append(top1(r.model.spec))
-        s.labels.append(m.short_label(r.model.spec))
+        s.labels.append(r.model.short_label)
     return _order(list(series.values()))
 
 
 def _device_series(records: list[Record], kind: str, axis: str, top1: Top1) -> list[Series]:
     groups: dict[tuple, Series] = {}
-    chosen = [r for r in records if m.device_kind(r) == kind and m.latency(r) is not None]
-    variants = {(r.machine_id, r.run.label, m.dtype(r), m.batch_size(r)) for r in chosen}
-    machines = list(m.by_machine(records))
+    chosen = [r for r in records if r.device_kind == kind and r.latency is not None]
+    variants = {(r.machine_id, r.run.label, r.dtype, r.batch_size) for r in chosen}
+    machines = list(Record.by_machine(records))
     for r in sorted(chosen, key=lambda r: top1(r.model.spec) or 0.0):
-        fam, lat = m.family(r.model.spec), m.latency(r)
-        key = (fam, r.machine_id, r.run.label, m.dtype(r), m.batch_size(r))
+        fam, lat = r.model.family, r.latency
+        key = (fam, r.machine_id, r.run.label, r.dtype, r.batch_size)
         name = fam
         if len(variants) > 1:
-            name += f" - {m.hardware_of(r)}, {r.run.label}, {m.dtype(r)}, batch {m.batch_size(r)}"
+            name += f" - {r.hardware}, {r.run.label}, {r.dtype}, batch {r.batch_size}"
         style = _LINESTYLES[machines.index(r.machine_id) % len(_LINESTYLES)]
         s = groups.setdefault(key, Series(fam, name, linestyle=style))
         if axis == "latency":
@@ -164,7 +158,7 @@ def _device_series(records: list[Record], kind: str, axis: str, top1: Top1) -> l
             err = (x - per_ms / lat.high_ms, per_ms / lat.low_ms - x)
         s.xs.append(x)
         s.ys.append(top1(r.model.spec))
-        s.labels.append(m.short_label(r.model.spec))
+        s.labels.append(r.model.short_label)
         s.errs.append(err)
     return _order(list(groups.values()))
 
@@ -174,7 +168,7 @@ def _paper_series(specs: Iterable[str], panel: str) -> list[Series]:
     from rexbench.paper.tables import published
 
     out: dict[str, Series] = {}
-    for spec in sorted(set(specs), key=lambda s: m.top1(s) or 0.0):
+    for spec in sorted(set(specs), key=lambda s: published_top1(s) or 0.0):
         row = published(spec)
         metric = {"flops": "flops", "params": "params", "cpu": "cpu", "cuda": "gpu"}
         printed = row.metric(metric[panel.split(":")[0]]) if row is not None else None
@@ -184,11 +178,11 @@ def _paper_series(specs: Iterable[str], panel: str) -> list[Series]:
         if panel.endswith(":throughput"):
             batch = 1 if panel.startswith("cpu") else 64  # Table 4 / §5.1 batch sizes
             x = batch * 1e3 / printed.value
-        fam = m.family(spec)
+        fam = family(spec)
         s = out.setdefault(fam, Series(fam, f"{fam} (paper)"))
         s.xs.append(x)
         s.ys.append(row.top1.value)
-        s.labels.append(m.short_label(spec))
+        s.labels.append(short_label(spec))
     return _order(list(out.values()))
 
 
@@ -212,7 +206,7 @@ def _draw(ax: Axes, series: list[Series], paper: list[Series], style: dict[str, 
 
 
 def _batches(records: list[Record], kind: str) -> str:
-    sizes = sorted({m.batch_size(r) for r in records if m.device_kind(r) == kind})
+    sizes = sorted({r.batch_size for r in records if r.device_kind == kind})
     if not sizes:
         sizes = [1 if kind == "cpu" else 64]
     return "batch " + "/".join(map(str, sizes))
@@ -234,10 +228,10 @@ def caption(
 ) -> str:
     """The caption line(s): machine(s), configuration(s), where top-1 comes from, what was left out."""
     lines = []
-    for machine, group in m.by_machine(records).items():
-        configs = sorted({f"{r.run.label} {m.dtype(r)} on {m.device(r)}" for r in group})
+    for machine, group in Record.by_machine(records).items():
+        configs = sorted({f"{r.run.label} {r.dtype} on {r.device}" for r in group})
         lines.append(
-            f"Measured on {m.machine_label(group[0].env)} [{machine}]; config {', '.join(configs)}."
+            f"Measured on {group[0].machine_label} [{machine}]; config {', '.join(configs)}."
         )
     if not lines:
         lines.append("No measured records to plot.")
@@ -280,14 +274,14 @@ def figure3(
     """
     count_axis, device_axis = parse_axes(x)
     out = check_figure_path(path) if path is not None else None
-    records, _ = m.latest(records)
+    records, _ = Record.latest(records)
     given = dict(top1 or {})
 
     def accuracy(spec: str) -> float | None:
-        return given[spec] if spec in given else m.top1(spec)
+        return given[spec] if spec in given else published_top1(spec)
 
     shown, hidden = _plottable(records, families, accuracy)
-    fig = _new_figure(15, 5.4)
+    fig = new_figure(15, 5.4)
     axes = fig.subplots(1, 3, sharey=True)
     panels = [count_axis] + [f"{kind}:{device_axis}" for kind in DEVICES]
     specs = {r.model.spec for r in shown}
@@ -326,15 +320,6 @@ def figure3(
             fig.savefig(out, dpi=dpi)
         except OSError as exc:
             raise RexbenchError(f"cannot write {out}: {exc.strerror or exc}") from None
-    return fig
-
-
-def _new_figure(width: float, height: float) -> Figure:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
     return fig
 
 

@@ -3,7 +3,7 @@
 Paper vs measured (one machine): exact params and FLOPs against the paper's rounded numbers (with
 the paper's own inconsistencies from `rexbench.paper.claims`), measured latency against the paper's
 (on other hardware, said where shown), and the paper's relative speed claims as measured ratios with
-a bootstrap 95% CI (`rexbench.stats.bootstrap_ratio_ci`). Several machines: `rexbench.report.compare`.
+a bootstrap 95% CI (`rexbench.stats.ratio_interval`). Several machines: `rexbench.report.compare`.
 Rendering: `rexbench.report.render`. Numbers: `rexbench.paper.tables` (Tables 4, 5, A1, A2).
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from rexbench.errors import RexbenchError
 from rexbench.paper.claims import CLAIMS, Claim, inconsistencies
 from rexbench.paper.tables import UNIT_SCALE, Printed, entries, published, table
-from rexbench.records import measured as m
+from rexbench.records.derived import zoo_entry
 from rexbench.records.schema import Record
 from rexbench.report.render import Document, Section, fmt_latency
 
@@ -44,7 +44,7 @@ def _paper_counts(spec: str, metric: str, exact: int | None, res: int | None) ->
     """Every distinct printed value of `metric` with its tables, checked against the exact count."""
     cells, data = [], []
     seen: dict[str, list[str]] = {}
-    for e in entries(spec) if m.zoo_entry(spec) else ():
+    for e in entries(spec) if zoo_entry(spec) else ():
         printed = e.metric(metric)
         if printed is not None and e.resolution == (res or e.resolution):
             seen.setdefault(printed.text, []).append(e.table)
@@ -83,14 +83,14 @@ def counts_section(records: Iterable[Record]) -> Section:
     )
     seen = set()
     for r in sorted(records, key=lambda r: r.model.spec):
-        res, spec = m.resolution(r), r.model.spec
+        res, spec = r.resolution, r.model.spec
         if (spec, res) in seen or not r.counts:
             continue
         seen.add((spec, res))
-        params, macs = m.params(r), m.macs_conv(r)
+        params, macs = r.params, r.macs_conv
         p_cell, p_data = _paper_counts(spec, "params", params, res)
         f_cell, f_data = _paper_counts(spec, "flops", macs, res)
-        issues = [i for i in (inconsistencies(spec) if m.zoo_entry(spec) else ())
+        issues = [i for i in (inconsistencies(spec) if r.model.zoo_entry else ())
                   if {"params", "flops"} & set(i.fields)]  # fmt: skip
         s.add(
             [
@@ -120,11 +120,11 @@ def counts_section(records: Iterable[Record]) -> Section:
 
 def _paper_latency(spec: str, r: Record) -> tuple[Printed | None, Any, str]:
     """The paper's latency for the record's device (GPU FP16 column for fp16 runs where printed)."""
-    row = published(spec) if m.zoo_entry(spec) else None
+    row = published(spec) if r.model.zoo_entry else None
     if row is None:
         return None, None, ""
-    column = _PAPER_COLUMN[m.device_kind(r)]
-    if column == "gpu" and m.dtype(r) == "fp16" and row.gpu_fp16 is not None:
+    column = _PAPER_COLUMN[r.device_kind]
+    if column == "gpu" and r.dtype == "fp16" and row.gpu_fp16 is not None:
         column = "gpu_fp16"
     printed = row.metric(column)
     hw = getattr(table(row.table), column)
@@ -149,31 +149,31 @@ def latency_section(records: Iterable[Record]) -> Section:
         right={3, 4, 5, 6},
     )
     hardware: dict[str, str] = {}
-    timed = [r for r in records if m.latency(r) is not None]
-    for r in sorted(timed, key=lambda r: (m.device(r), r.run.label, r.model.spec)):
-        lat, spec = m.latency(r), r.model.spec
+    timed = [r for r in records if r.latency is not None]
+    for r in sorted(timed, key=lambda r: (r.device, r.run.label, r.model.spec)):
+        lat, spec = r.latency, r.model.spec
         printed, hw, table_id = _paper_latency(spec, r)
         notes = []
         if hw is not None:
-            hardware[f"{m.device_kind(r)}:{hw.device}"] = (
-                f"paper {'CPU' if m.device_kind(r) == 'cpu' else 'GPU'}: {hw.device}, batch "
+            hardware[f"{r.device_kind}:{hw.device}"] = (
+                f"paper {'CPU' if r.device_kind == 'cpu' else 'GPU'}: {hw.device}, batch "
                 f"{hw.batch}, {hw.precision}, average of {hw.runs:,} runs ({hw.source})"
             )
             if hw.batch != lat.batch_size:
                 notes.append(f"paper batch {hw.batch}")
-        row = published(spec) if m.zoo_entry(spec) else None
-        if row is not None and m.resolution(r) not in (None, row.resolution):
+        row = published(spec) if r.model.zoo_entry else None
+        if row is not None and r.resolution not in (None, row.resolution):
             notes.append(f"paper at {row.resolution}px")
         if lat.noisy:
             notes.append("noisy (IQR/median > 10%)")
-        notes += [i.summary for i in (inconsistencies(spec) if m.zoo_entry(spec) else ())
+        notes += [i.summary for i in (inconsistencies(spec) if r.model.zoo_entry else ())
                   if {"cpu", "gpu"} & set(i.fields) and printed is not None]  # fmt: skip
         ratio = lat.median_ms / printed.value if printed is not None else None
         s.add(
             [
                 spec,
-                f"{m.device(r)} ({m.hardware_of(r)})",
-                r.run.label + f" {m.dtype(r)}",
+                f"{r.device} ({r.hardware})",
+                r.run.label + f" {r.dtype}",
                 str(lat.batch_size),
                 fmt_latency(lat),
                 f"{printed.text} ({_short_table(table_id)})" if printed is not None else "-",
@@ -182,8 +182,8 @@ def latency_section(records: Iterable[Record]) -> Section:
             ],  # fmt: skip
             {
                 "model": spec,
-                **m.settings(r),
-                "hardware": m.hardware_of(r),
+                **r.settings,
+                "hardware": r.hardware,
                 **lat.to_dict(),
                 "paper": printed.text if printed is not None else None,
                 "paper_table": table_id or None,
@@ -212,21 +212,21 @@ def _speed_claims() -> list[Claim]:
 
 def _claim_matches(claim: Claim, r: Record) -> bool:
     kind = "cpu" if claim.metric == "cpu" else "cuda"
-    if m.device_kind(r) != kind or m.latency(r) is None:
+    if r.device_kind != kind or r.latency is None:
         return False
     if claim.metric == "gpu_fp16":
-        return m.dtype(r) == "fp16"
-    return claim.metric == "cpu" or m.dtype(r) != "fp16"
+        return r.dtype == "fp16"
+    return claim.metric == "cpu" or r.dtype != "fp16"
 
 
 def _pair_key(r: Record) -> tuple:
-    return (m.device(r), r.run.label, m.batch_size(r), m.dtype(r))
+    return (r.device, r.run.label, r.batch_size, r.dtype)
 
 
 def claim_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
     """Each speed claim whose two models were measured here with the same settings (device, config,
     batch, dtype), as measured speed-up = baseline median / model median with a bootstrap 95% CI."""
-    from rexbench.stats import bootstrap_ratio_ci
+    from rexbench.stats import Samples, ratio_interval
 
     index = {(r.model.spec, *_pair_key(r)): r for r in records}
     out = []
@@ -237,14 +237,15 @@ def claim_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
             base = index.get((claim.baseline, *_pair_key(r)))
             if base is None:
                 continue
-            ci = bootstrap_ratio_ci(m.samples(r), m.samples(base))
-            value = claim.compute(m.latency(r).median_ms, m.latency(base).median_ms)
+            # speed-up = median(base) / median(r); 95% CI: the 2.5% and 97.5% bootstrap quantiles
+            ci = ratio_interval(Samples(r.samples), Samples(base.samples), "median", alpha=0.025)
+            value = claim.compute(r.latency.median_ms, base.latency.median_ms)
             out.append({
                 "id": claim.id, "statement": claim.statement, "source": claim.source,
                 "relation": claim.relation, "stated": claim.stated,
                 "paper_table_value": claim.from_table(), "table": claim.table,
-                "model": claim.model, "baseline": claim.baseline, "device": m.device(r),
-                "config": r.run.label, "dtype": m.dtype(r), "batch_size": m.batch_size(r),
+                "model": claim.model, "baseline": claim.baseline, "device": r.device,
+                "config": r.run.label, "dtype": r.dtype, "batch_size": r.batch_size,
                 "measured": value, "ci_low": ci.low, "ci_high": ci.high,
                 "holds": claim.holds(value),
             })  # fmt: skip
@@ -303,8 +304,8 @@ def build(
     paper vs measured on the reference machine."""
     from rexbench.report import compare
 
-    records, dropped = m.latest(records)
-    machines = m.by_machine(records)
+    records, dropped = Record.latest(records)
+    machines = Record.by_machine(records)
     doc = Document("rexbench report: paper vs measured")
     if sources:
         doc.intro.append(f"Records: {len(records)} from {', '.join(f'`{p}`' for p in sources)}.")
@@ -322,7 +323,7 @@ def build(
     else:
         doc.sections.append(compare.fingerprint_section(machines))
     mine = machines[ref]
-    doc.intro.append(f"Paper vs measured on `{ref}`: {m.machine_label(mine[0].env)}.")
+    doc.intro.append(f"Paper vs measured on `{ref}`: {mine[0].machine_label}.")
     doc.extra = {"machines": list(machines), "reference": ref}
     doc.sections += paper_sections(mine)
     return doc

@@ -78,32 +78,29 @@ def fmt_ms(value: float) -> str:
 
 
 def fmt_latency(lat: Any) -> str:
-    """ "47.12 [46.90, 47.50]": a `measured.Latency` as median ms per batch and its 95% CI."""
+    """ "47.12 [46.90, 47.50]": a `Record.latency` as median ms per batch and its 95% CI."""
     return f"{fmt_ms(lat.median_ms)} [{fmt_ms(lat.low_ms)}, {fmt_ms(lat.high_ms)}]"
 
 
 # ------------------------------------------------------------------------------------------ Rich
 
 
-def to_rich(doc: Document, console: Any) -> None:
-    """Print the document as Rich tables (text is escaped: model names may contain brackets).
-
-    Numbers are never wrapped or cut; when the output is not a terminal (a file, a pipe) the page
-    is widened to the widest table instead of folding its cells.
-    """
+def to_rich(doc: Document) -> list[Any]:
+    """The document as Rich renderables to print in order: markup lines, a table per section, dim
+    notes (text is escaped: model names may contain brackets). Numeric cells never wrap; the caller
+    decides the page width (the CLI widens it to each table where the output is not a terminal)."""
     from rich import box
     from rich.markup import escape
-    from rich.measure import Measurement
+    from rich.styled import Styled
     from rich.table import Table
 
-    console.print(f"[bold]{escape(doc.title)}[/bold]")
-    for line in doc.intro:
-        console.print(escape(_plain(line)))
+    out: list[Any] = [f"[bold]{escape(doc.title)}[/bold]"]
+    out += [escape(_plain(line)) for line in doc.intro]
     for s in doc.sections:
-        console.print()
-        console.print(f"[bold]{escape(s.title)}[/bold]" + ("" if s.rows else ": nothing to show"))
+        out.append("")
+        out.append(f"[bold]{escape(s.title)}[/bold]" + ("" if s.rows else ": nothing to show"))
         if s.intro:
-            console.print(escape(_plain(s.intro)))
+            out.append(escape(_plain(s.intro)))
         if s.rows:
             table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
             for i, col in enumerate(s.columns):
@@ -112,12 +109,9 @@ def to_rich(doc: Document, console: Any) -> None:
                                  no_wrap=numeric or i == 0, overflow="fold")  # fmt: skip
             for row in s.rows:
                 table.add_row(*(escape(_plain(c)) for c in row))
-            if not console.is_terminal:
-                wide = console.options.update_width(10**5)
-                console.width = max(console.width, Measurement.get(console, wide, table).maximum)
-            console.print(table)
-        for note in s.notes:
-            console.print(escape(_plain(note)), style="dim")
+            out.append(table)
+        out += [Styled(escape(_plain(note)), "dim") for note in s.notes]
+    return out
 
 
 def _plain(text: str) -> str:

@@ -9,7 +9,8 @@ from _profile_fakes import TINY_MACS, TINY_PARAMS, FakeCudaOps, fake_anchor, fak
 
 import rexbench.measure.profile as profile
 from rexbench.cli import run
-from rexbench.cli.profile import build_configs, table_data
+from rexbench.cli.profile import table_data
+from rexbench.measure.config import ConfigOptions, build_configs
 from rexbench.records.store import load_record, load_records
 
 FAST = ["--runs", "3", "--warmup", "1", "--no-compile"]
@@ -86,35 +87,20 @@ def test_table_shows_the_rows(tiny, tmp_path, capsys):
 
 
 def test_default_configuration_is_compile_and_channels_last_and_says_so():
-    configs, note = build_configs(
-        device="cpu",
-        batch_size=None,
-        runs=10,
-        warmup=2,
-        resolution=None,
-        dtype="fp32",
-        channels_last=None,
-        compile=None,
-        compile_mode=None,
-        names=None,
-        threads=None,
-    )
+    configs, note = build_configs(ConfigOptions(runs=10, warmup=2))
     (config,) = configs
     assert config.compile and config.channels_last and config.label == "compile_cl"
     assert config.batch_size == 1 and config.runs == 10 and config.warmup == 2
     assert note.startswith("configuration compile_cl: torch.compile + channels-last (the default")
     cuda, note = build_configs(
-        device="cuda:1",
-        batch_size=None,
-        runs=10,
-        warmup=2,
-        resolution=None,
-        dtype="fp16",
-        channels_last=None,
-        compile=None,
-        compile_mode="max-autotune",
-        names=["eager, max"],
-        threads=None,
+        ConfigOptions(
+            device="cuda:1",
+            runs=10,
+            warmup=2,
+            dtype="fp16",
+            compile_mode="max-autotune",
+            names=["eager, max"],
+        )
     )
     assert [c.label for c in cuda] == [
         "eager+fp16",
@@ -142,7 +128,9 @@ def test_cuda_default_batch_is_64_and_tf32_is_recorded_off(tiny, tmp_path, monke
 
 
 def test_ctrl_c_exits_130_and_keeps_the_finished_records(tiny, tmp_path, monkeypatch, capsys):
-    real = profile.measure_interleaved
+    import rexbench.measure.rounds as rounds
+
+    real = rounds.measure_interleaved
     calls = []
 
     def interrupted_second_time(*args, **kwargs):
@@ -151,7 +139,7 @@ def test_ctrl_c_exits_130_and_keeps_the_finished_records(tiny, tmp_path, monkeyp
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(profile, "measure_interleaved", interrupted_second_time)
+    monkeypatch.setattr(rounds, "measure_interleaved", interrupted_second_time)
     out = tmp_path / "res"
     code = run(
         [

@@ -17,12 +17,12 @@ import rexbench
 from rexbench.errors import RexbenchError
 from rexbench.measure.counting import (
     COUNTERS,
-    MIN_RESOLUTION,
     count,
     count_by_module,
     count_model,
     layer_macs,
 )
+from rexbench.models.shapes import MIN_SIZE
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -227,7 +227,7 @@ def test_count_input_shape_and_resolution() -> None:
     assert by_res.macs_conv < by_shape.macs_conv
 
 
-@pytest.mark.parametrize("resolution", [0, -1, MIN_RESOLUTION - 1, 100_000])
+@pytest.mark.parametrize("resolution", [0, -1, MIN_SIZE - 1, 100_000])
 def test_bad_resolution_is_one_clear_error(resolution: int) -> None:
     with pytest.raises(RexbenchError, match="resolution must be between 32"):
         count("rexnet_x1.0", resolution=resolution)

@@ -1,4 +1,5 @@
-"""Machine fingerprint: keys, machine id stability, py-cpuinfo caching, NVML through a fake pynvml."""
+"""Machine fingerprint (measure.env, measure.nvml): keys, machine id stability, py-cpuinfo caching, NVML
+through a fake pynvml."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rexbench.measure import env
+from rexbench.measure import env, nvml
 
 CPU = {
     "brand": "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz",
@@ -138,9 +139,9 @@ def test_kernel_flags_arm():
 
 
 def test_decode_throttle_reasons():
-    assert env.decode_throttle_reasons(0) == []
-    assert env.decode_throttle_reasons(0x4 | 0x40) == ["sw_power_cap", "hw_thermal_slowdown"]
-    assert env.decode_throttle_reasons(0x1 | 0x800) == ["gpu_idle", "unknown_0x800"]
+    assert nvml.decode_throttle_reasons(0) == []
+    assert nvml.decode_throttle_reasons(0x4 | 0x40) == ["sw_power_cap", "hw_thermal_slowdown"]
+    assert nvml.decode_throttle_reasons(0x1 | 0x800) == ["gpu_idle", "unknown_0x800"]
 
 
 def test_gpu_info_from_nvml(monkeypatch):

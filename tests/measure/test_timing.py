@@ -1,21 +1,21 @@
-"""rexbench.measure.timing with an injected clock and a fake CUDA device: exact samples, no timing asserts."""
+"""rexbench.measure.timing (and measure.devices) with an injected clock and a fake CUDA device: exact samples, no timing asserts."""
 
 import contextlib
+import gc
+import platform
 
 import numpy as np
 import pytest
 import torch
 
 from rexbench.errors import RexbenchError
+from rexbench.measure.devices import CpuOps, CudaOps, oom_error
 from rexbench.measure.timing import (
-    CpuOps,
-    CudaOps,
     ProgressEvent,
     Runner,
     backend_settings,
     measure,
     measure_interleaved,
-    oom_error,
 )
 
 
@@ -254,6 +254,52 @@ def test_cpu_peak_memory_growth_sees_a_large_allocation():
     if ops.memory_method == "vmhwm":  # ru_maxrss cannot be reset, so only a lower bound
         assert timing.peak_memory_bytes >= 0.9 * size
     assert timing.memory_method == ops.memory_method
+
+
+def _vmhwm_ops() -> CpuOps:
+    ops = CpuOps()
+    if ops.memory_method != "vmhwm":
+        pytest.skip("VmHWM cannot be reset here (no /proc/self/clear_refs)")
+    return ops
+
+
+def test_cpu_peak_memory_is_not_hidden_by_garbage_freed_in_the_window():
+    """Garbage left by earlier work, freed by a collection that runs during the warm-up, used to
+    offset the growth: 128 MB freed there hid a 64 MB allocation (growth 0)."""
+    ops = _vmhwm_ops()
+    size = 64 * 2**20
+    junk: list = [np.ones(2 * size, dtype=np.uint8)]
+    junk.append(junk)  # a reference cycle: only the garbage collector frees it
+    del junk
+    kept = []
+
+    def fn():
+        if not kept:
+            gc.collect()  # as an automatic collection would, at any allocation
+            kept.append(np.ones(size, dtype=np.uint8).sum())
+
+    assert measure(fn, runs=1, warmup=1, ops=ops).peak_memory_bytes >= 0.9 * size
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc malloc behaviour")
+def test_cpu_peak_memory_counts_memory_malloc_had_kept_resident():
+    """Blocks freed into malloc's free lists stay resident; calls reusing them used to read as no
+    growth at all."""
+    ops = _vmhwm_ops()
+    block = 4 * 2**20  # under malloc's mmap threshold once a block of this size has been freed
+    bytearray(block)
+    earlier = [bytearray(b"\1" * block) for _ in range(24)]
+    last = earlier.pop()  # keeps the heap from shrinking at its top
+    del earlier
+    kept = []
+
+    def fn():
+        if not kept:
+            kept.extend(bytearray(b"\2" * block) for _ in range(16))
+
+    timing = measure(fn, runs=1, warmup=1, ops=ops)
+    assert timing.peak_memory_bytes >= 0.9 * 16 * block
+    del last
 
 
 def test_backend_settings_are_set_recorded_and_restored():

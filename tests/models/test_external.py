@@ -16,6 +16,7 @@ import rexbench
 from rexbench.errors import RexbenchError
 from rexbench.models.provenance import provenance, source_hash
 from rexbench.models.shapes import (
+    check_options,
     default_input_shape,
     format_shape,
     parse_input_shape,
@@ -460,6 +461,21 @@ def test_default_input_shapes(tiny: Path):
         default_input_shape(parse("py:tiny.py:build_bad_shape"))
 
 
+def test_factory_shape_comes_from_the_spec_and_the_file_runs_once(tmp_path: Path, monkeypatch):
+    """The factory's default_input_shape is read from the module that built the model: the file
+    is not run again, and any model of that spec gets it (no per-model bookkeeping)."""
+    monkeypatch.chdir(tmp_path)
+    log = tmp_path / "runs.log"
+    (tmp_path / "counted.py").write_text(
+        TINY + f"\nwith open({str(log)!r}, 'a') as fh:\n    fh.write('run\\n')\n"
+    )
+    spec = parse("py:counted.py:build")
+    model = rexbench.create_model(spec)
+    assert default_input_shape(spec, model) == (3, 32, 32)
+    assert default_input_shape(spec, torch.nn.Identity()) == (3, 32, 32)
+    assert log.read_text() == "run\n"
+
+
 def test_resolve_input_shape(tiny: Path):
     zoo = parse("efficientnet_b3")
     assert resolve_input_shape(zoo) == (3, 300, 300)
@@ -477,6 +493,24 @@ def test_resolve_input_shape(tiny: Path):
     unknown = parse("py:tiny.py:build_fixed")
     assert resolve_input_shape(unknown, resolution=64) == (3, 64, 64)
     assert resolve_input_shape(unknown, input_shape="1x8x8") == (1, 8, 8)
+
+
+def test_check_options_is_the_one_input_check():
+    """Options (may agree), the form alone (spec None: no size rule) and a run configuration's
+    fields (exclusive: one of the two, a sequence)."""
+    zoo = parse("rexnet_x1.0")
+    assert check_options(zoo, "3x224x224", 224) == (3, 224, 224)
+    assert check_options(None, "8", None) == (3, 8, 8)  # no size rule without a model
+    with pytest.raises(RexbenchError, match="between 32"):
+        check_options(zoo, "8", None)
+    assert check_options(None, None, 5) is None
+    assert check_options(None, [1, 28, 28], None, exclusive=True) == (1, 28, 28)
+    with pytest.raises(
+        RexbenchError, match="^give either a resolution or an input shape, not both$"
+    ):
+        check_options(None, (3, 224, 224), 224, exclusive=True)
+    with pytest.raises(RexbenchError, match=r"^input_shape must be \(C, H, W\)"):
+        check_options(None, "3x224x224", None, exclusive=True)  # fields are not option text
 
 
 # --- real timm / torchvision (skipped when not installed) -----------------------------------------

@@ -1,0 +1,300 @@
+"""A whole gate run: which models, measured (or counted) now like their baselines, judged by the
+checks -> a `GateReport`. Progress goes out through `Hooks`; no Typer or Rich here.
+
+Settings come from the request, else from `[tool.rexbench.gate]` (rexbench.gate.config), else the
+defaults. User errors are RexbenchError, as everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from rexbench.errors import RexbenchError
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from rexbench.gate.checks import Verdict
+    from rexbench.gate.config import GateConfig
+    from rexbench.gate.evaluate import GateOptions
+    from rexbench.gate.report import GateReport
+    from rexbench.records.schema import Record
+    from rexbench.spec import ModelSpec
+
+
+class Hooks(Protocol):
+    """What a caller shows while a gate or a baseline save works (the CLI draws it with Rich)."""
+
+    def note(self, text: str) -> None:
+        """A line worth telling: what is measured now, with which configurations."""
+
+    def counting(self) -> AbstractContextManager[Callable[[str], None]]:
+        """A span of counting; its callback takes the spec counted next."""
+
+    def measuring(
+        self, runners: int, runs: int, warmup: int
+    ) -> AbstractContextManager[Callable[[Any], None]]:
+        """A span of timing `runners` (configurations + the drift anchor) `warmup` then `runs`
+        times each; its callback takes the profile's progress events."""
+
+
+class Quiet:
+    """Hooks that show nothing."""
+
+    def note(self, text: str) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[Callable[[str], None]]:
+        yield lambda spec: None
+
+    @contextlib.contextmanager
+    def measuring(self, runners: int, runs: int, warmup: int) -> Iterator[Callable[[Any], None]]:
+        yield lambda event: None
+
+
+def select_specs(models: Sequence[str] | None, all_models: bool) -> list[ModelSpec]:
+    """Parsed specs of MODEL... or, with --all, of every registered model (not both)."""
+    from rexbench.registry import MODELS
+    from rexbench.spec import parse
+
+    if all_models and models:
+        raise RexbenchError("give MODEL... or --all, not both")
+    names = MODELS.names() if all_models else list(models or [])
+    return [parse(name) for name in dict.fromkeys(names)]
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    """What to gate and how (the options of `rexbench gate`). An unset value (None, False, empty)
+    takes `[tool.rexbench.gate]`'s; `checks` add to (or replace by metric) the file's and defaults."""
+
+    models: tuple[str, ...] = ()
+    all_models: bool = False
+    baseline: Path | None = None
+    from_records: tuple[Path, ...] = ()
+    checks: tuple[str, ...] = ()
+    counts_only: bool = False
+    strict: bool = False
+    fail_on_inconclusive: bool = False
+    require_same_source: bool = False
+    runs: int | None = None
+    warmup: int | None = None
+
+
+def run_gate(
+    request: GateRequest, hooks: Hooks | None = None, config: GateConfig | None = None
+) -> GateReport:
+    """Judge the requested models against their baselines (config: default, the pyproject.toml
+    found from the working directory)."""
+    from rexbench.gate.config import load_config
+    from rexbench.gate.report import GateReport
+    from rexbench.records.store import read_counts
+
+    cfg = config if config is not None else load_config()
+    options = gate_options(request, cfg)
+    root = request.baseline or cfg.baseline or Path("baselines")
+    specs = _specs(request, cfg)
+    counts = read_counts(root, missing_ok=not request.counts_only)
+    hooks = hooks if hooks is not None else Quiet()
+    if request.counts_only:
+        verdicts, notes = _counts_gate(specs, counts, root, options, hooks)
+    else:
+        run = _FullGate(
+            root=root,
+            counts=counts,
+            options=options,
+            hooks=hooks,
+            runs=request.runs if request.runs is not None else cfg.runs,
+            warmup=request.warmup if request.warmup is not None else cfg.warmup,
+        )
+        verdicts, notes = run.judge(specs, list(request.from_records))
+    return GateReport(
+        verdicts,
+        notes,
+        strict=request.strict or cfg.strict,
+        fail_on_inconclusive=request.fail_on_inconclusive or cfg.fail_on_inconclusive,
+    )
+
+
+def gate_options(request: GateRequest, cfg: GateConfig) -> GateOptions:
+    """The checks and judging settings: request over pyproject.toml over the defaults."""
+    from rexbench.gate import checks as rules
+    from rexbench.gate.evaluate import MAX_LOAD_PER_CORE, GateOptions
+
+    checks = rules.merge_checks(rules.DEFAULT_CHECKS, cfg.checks, list(request.checks))
+    return GateOptions(
+        tuple(checks),
+        alpha=cfg.alpha if cfg.alpha is not None else rules.ALPHA,
+        require_same_source=request.require_same_source or cfg.require_same_source,
+        max_load_per_core=(
+            cfg.max_load_per_core if cfg.max_load_per_core is not None else MAX_LOAD_PER_CORE
+        ),
+    )
+
+
+def _specs(request: GateRequest, cfg: GateConfig) -> list[str]:
+    """MODEL... or --all; else the file's models (unless records are given); else none."""
+    if request.all_models or request.models:
+        specs = [str(s) for s in select_specs(request.models, request.all_models)]
+    elif cfg.models and not request.from_records:
+        specs = [str(s) for s in select_specs(cfg.models, False)]
+    else:
+        specs = []
+    if not specs and not request.from_records:
+        raise RexbenchError(
+            "give MODEL..., --all, --from RECORDS, or models = [...] in [tool.rexbench.gate] of pyproject.toml"
+        )
+    return specs
+
+
+def _counts_gate(
+    specs: list[str], counts: dict[str, Any], root: Path, options: GateOptions, hooks: Hooks
+) -> tuple[list[Verdict], list[str]]:
+    """Count every model now at the inputs of its counts.json entry and compare exactly."""
+    from rexbench.gate.baseline import count_entry, entry_shapes
+    from rexbench.gate.evaluate import evaluate_model
+    from rexbench.records.store import counts_path
+    from rexbench.spec import parse
+
+    missing = [s for s in specs if s not in counts]
+    if missing:
+        raise RexbenchError(
+            f"no counts baseline for {', '.join(missing)} in {counts_path(root)}: add with "
+            f"`rexbench baseline save --counts-only {' '.join(missing)}`"
+        )
+    verdicts, notes = [], []
+    with hooks.counting() as counting:
+        for spec in specs:
+            counting(spec)
+            now = count_entry(parse(spec), entry_shapes(counts[spec]))
+            more, why = evaluate_model(
+                spec, options, counts_baseline=counts[spec], counts_now=now, counts_only=True
+            )
+            verdicts += more
+            notes += why
+    return verdicts, notes
+
+
+@dataclass
+class _FullGate:
+    """Counts and latency: records given (--from) or measured now like this machine's baselines."""
+
+    root: Path
+    counts: dict[str, Any]
+    options: GateOptions
+    hooks: Hooks
+    runs: int | None = None
+    warmup: int | None = None
+    baselines: list[Record] = field(default_factory=list)
+    fingerprint: dict[str, Any] | None = None
+
+    def judge(self, specs: list[str], given: list[Path]) -> tuple[list[Verdict], list[str]]:
+        from rexbench.gate.baseline import load_baselines
+
+        self.baselines = load_baselines(self.root)
+        current: dict[str, list[Record]] = {}
+        if given:
+            current = _given_records(given, specs)
+            specs = specs or list(current)
+            if not current:
+                raise RexbenchError(
+                    f"no records of {', '.join(specs)} in {', '.join(map(str, given))}"
+                )
+        verdicts, notes = [], []
+        for spec in specs:
+            more, why = self._model(spec, current.get(spec), measure=not given)
+            verdicts += more
+            notes += why
+        return verdicts, notes
+
+    def _model(
+        self, spec: str, current: list[Record] | None, measure: bool
+    ) -> tuple[list[Verdict], list[str]]:
+        """The verdicts of one model; without records of it, measured now (or counted now)."""
+        from rexbench.gate.baseline import count_entry, entry_shapes
+        from rexbench.gate.evaluate import evaluate_model
+        from rexbench.spec import parse
+
+        known = [b for b in self.baselines if b.model.spec == spec]
+        if not known and spec not in self.counts:
+            raise RexbenchError(
+                f"no baseline for {spec} under {self.root}: create one with `rexbench baseline save {spec}`"
+            )
+        other: list[str] = []
+        if measure:
+            current, other = self._measure(spec, known)
+        counts_now = None
+        if not current:  # count now, at the inputs of the baseline
+            shapes = entry_shapes(self.counts[spec]) if spec in self.counts else []
+            shapes += [b.counts["input_shape"] for b in known if b.counts.get("input_shape")]
+            counts_now = count_entry(parse(spec), shapes)
+        return evaluate_model(
+            spec,
+            self.options,
+            current=current or [],
+            baselines=self.baselines,
+            counts_baseline=self.counts.get(spec),
+            counts_now=counts_now,
+            other_machines=other,
+        )
+
+    def _measure(self, spec: str, known: list[Record]) -> tuple[list[Record], list[str]]:
+        """(records measured now like this machine's baselines of `spec`, differences to another
+        machine's baseline when this one has none)."""
+        from rexbench.gate.baseline import baselines_of
+        from rexbench.gate.evaluate import refuse_changed_source
+        from rexbench.measure.env import differences
+        from rexbench.measure.env import fingerprint as take_fingerprint
+
+        if self.options.require_same_source:  # refused before a long measurement, not after
+            refuse_changed_source(spec, known, self.counts.get(spec))
+        if self.fingerprint is None:
+            self.fingerprint = take_fingerprint()
+        mine, others = baselines_of(spec, self.baselines, self.fingerprint["machine_id"])
+        if mine and self.options.latency_checks:
+            self.hooks.note(f"measuring {spec} like its baseline ({len(mine)} configuration(s))")
+            measured = measure_like(
+                spec, mine, runs=self.runs, warmup=self.warmup, hooks=self.hooks
+            )
+            return measured, []
+        if others:
+            return [], differences(others[0].env, self.fingerprint)
+        return [], []
+
+
+def _given_records(paths: list[Path], specs: list[str]) -> dict[str, list[Record]]:
+    """{spec: records} of the given files/folders, only of `specs` when there are any."""
+    from rexbench.records.store import load_records
+
+    current: dict[str, list[Record]] = {}
+    for record in load_records(paths):
+        if not specs or record.model.spec in specs:
+            current.setdefault(record.model.spec, []).append(record)
+    return current
+
+
+def measure_like(
+    spec: str,
+    baselines: Sequence[Record],
+    *,
+    runs: int | None = None,
+    warmup: int | None = None,
+    hooks: Hooks | None = None,
+) -> list[Record]:
+    """Profile `spec` now with the run configurations of its baseline records (interleaved with the
+    drift anchor, nothing written). runs/warmup: override (default: the baselines' own, the largest
+    when they differ)."""
+    from rexbench.measure.config import RunConfig
+    from rexbench.measure.profile import profile_models
+
+    configs = list({b.run.config_id: RunConfig.from_dict(b.run.config) for b in baselines}.values())
+    runs = runs or max(int(b.run.config.get("runs", 1)) for b in baselines)
+    if warmup is None:
+        warmup = max(int(b.run.config.get("warmup", 0)) for b in baselines)
+    with (hooks or Quiet()).measuring(len(configs) + 1, runs, warmup) as progress:
+        return profile_models([spec], configs, runs=runs, warmup=warmup, progress=progress)

@@ -1,0 +1,143 @@
+"""Saving baselines: records measured now (or given) into baselines/<machine-id>/, and their counts
+merged into baselines/counts.json (what `rexbench baseline save` does). No Typer or Rich."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rexbench.errors import RexbenchError
+from rexbench.gate.run import Hooks, Quiet, select_specs
+from rexbench.measure.config import ConfigOptions
+
+if TYPE_CHECKING:
+    from rexbench.records.schema import Record
+    from rexbench.spec import ModelSpec
+
+
+@dataclass(frozen=True)
+class SaveRequest:
+    """What to save: MODEL... or all models, measured now with `configs` (or taken from records,
+    or counted only), into `directory`."""
+
+    models: tuple[str, ...] = ()
+    all_models: bool = False
+    from_records: tuple[Path, ...] = ()
+    directory: Path = Path("baselines")
+    counts_only: bool = False
+    configs: ConfigOptions = field(default_factory=lambda: ConfigOptions(runs=300))
+    input_shape: str | None = None
+    weights: Path | None = None
+
+
+@dataclass
+class SavedBaselines:
+    """What was written: the counts file and its new entries, the record files, and warnings."""
+
+    counts_file: Path
+    counts: dict[str, dict[str, Any]]
+    records: list[Path]
+    warnings: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "counts_file": str(self.counts_file),
+            "counts": self.counts,
+            "records": [str(p) for p in self.records],
+            "warnings": self.warnings,
+        }
+
+
+def save_baselines(request: SaveRequest, hooks: Hooks | None = None) -> SavedBaselines:
+    """Measure (or take the given records), store them as baselines, merge their counts."""
+    from rexbench.gate.baseline import count_entries, save_records
+    from rexbench.records.store import write_counts
+
+    hooks = hooks if hooks is not None else Quiet()
+    specs = select_specs(request.models, request.all_models)
+    records: list[Record] = []
+    if request.counts_only:
+        if request.from_records:
+            raise RexbenchError("--counts-only counts the models now: drop --from")
+    elif request.from_records:
+        records = _given_records(list(request.from_records), specs)
+        specs = _specs_of(records)
+    else:
+        if not specs:
+            raise RexbenchError("give MODEL... or --all (or --from RECORDS)")
+        records = _measure(specs, request, hooks)
+    if not specs:
+        raise RexbenchError("give MODEL... or --all (or --from RECORDS)")
+
+    paths = save_records(records, request.directory) if records else []
+    shapes: dict[str, list[Any]] = {}
+    for record in records:
+        if record.counts.get("input_shape"):
+            shapes.setdefault(record.model.spec, []).append(record.counts["input_shape"])
+    with hooks.counting() as counting:
+        entries = count_entries(
+            specs,
+            shapes,
+            progress=counting,
+            input_shape=request.input_shape,
+            resolution=request.configs.resolution,
+        )
+    counts_file = write_counts(request.directory, entries)
+    return SavedBaselines(counts_file, entries, paths, baseline_warnings(records))
+
+
+def baseline_warnings(records: list[Record]) -> list[str]:
+    """Noise and busy-machine warnings of the saved baselines (they weaken every later gate)."""
+    from rexbench.gate.evaluate import busy
+
+    out = []
+    for r in records:
+        where = f"{r.model.spec} ({r.run.label})"
+        out += [f"{where}: {w}" for w in r.warnings]
+        why = busy(r)
+        if why:
+            out.append(
+                f"{where}: measured on a busy machine ({why}); save it again when it is quiet"
+            )
+    return out
+
+
+def _given_records(paths: list[Path], specs: list[ModelSpec]) -> list[Record]:
+    from rexbench.records.store import load_records
+
+    records = load_records(paths)
+    if specs:
+        wanted = {str(s) for s in specs}
+        records = [r for r in records if r.model.spec in wanted]
+        missing = wanted - {r.model.spec for r in records}
+        if missing:
+            raise RexbenchError(
+                f"no record of {', '.join(sorted(missing))} in {', '.join(map(str, paths))}"
+            )
+    if not records:
+        raise RexbenchError(f"no records in {', '.join(map(str, paths))}")
+    return records
+
+
+def _specs_of(records: list[Record]) -> list[ModelSpec]:
+    from rexbench.spec import parse
+
+    return [parse(spec) for spec in dict.fromkeys(r.model.spec for r in records)]
+
+
+def _measure(specs: list[ModelSpec], request: SaveRequest, hooks: Hooks) -> list[Record]:
+    from rexbench.measure.config import build_configs
+    from rexbench.measure.profile import profile_models
+
+    configs, note = build_configs(request.configs)
+    hooks.note(note)
+    runners, runs, warmup = len(configs) + 1, request.configs.runs, request.configs.warmup
+    with hooks.measuring(runners, runs, warmup) as progress:
+        return profile_models(
+            specs,
+            configs,
+            weights=request.weights,
+            input_shape=request.input_shape,
+            progress=progress,
+        )

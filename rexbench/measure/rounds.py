@@ -1,0 +1,273 @@
+"""One model's measuring rounds: its prepared configurations and the drift anchor timed in small
+interleaved rounds (rexbench.measure.timing), then one Record per configuration, with its summary
+and warnings, written as soon as the rounds end.
+
+Each runner's backend settings (threads, cuDNN, TF32) are re-applied before each of its chunks,
+outside the timed region; the device state is read before and after the rounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rexbench.errors import RexbenchError
+from rexbench.measure import env as envmod
+from rexbench.measure.anchor import Anchor
+from rexbench.measure.config import RunConfig
+from rexbench.measure.devices import DeviceOps
+from rexbench.measure.timing import (
+    Clock,
+    ProgressEvent,
+    Runner,
+    TimerResult,
+    backend_settings,
+    measure_interleaved,
+)
+from rexbench.records.schema import ModelInfo, Record, RunInfo, Timing
+from rexbench.records.store import write_record
+from rexbench.spec import ModelSpec
+from rexbench.stats import NOISE_THRESHOLD, summarize
+
+if TYPE_CHECKING:
+    from rexbench.measure.prepare import PreparedModel
+
+ROUND_SIZE = 10  # calls per runner per round: small enough to interleave, large enough to amortise
+# A sample over STALL_FACTOR x the median is a stall, not noise: on this project's 2-core machines a
+# competing process made 2-thread runs 60x slower (each OpenMP barrier waiting out a time slice)
+# while the 1-thread anchor was barely affected. STALL_WARN of such samples earns a warning.
+STALL_FACTOR = 3
+STALL_WARN = 0.01
+
+
+@dataclass(frozen=True)
+class ProfileEvent:
+    """Progress, sent between steps and between timing chunks (never inside a timed region).
+
+    phase: "build", "count", "prepare", "warmup", "timing" or "record"; item: a configuration
+    label, the anchor's runner name, or None; done/total: calls (warmup/timing) or steps.
+    """
+
+    phase: str
+    model: str
+    item: str | None = None
+    done: int = 0
+    total: int = 0
+
+
+ProgressFn = Callable[[ProfileEvent], None]
+RecordFn = Callable[[Record, Path | None], None]
+
+
+@dataclass(frozen=True)
+class RoundOptions:
+    """What every model of one profile run shares: where and how it is timed, and where its records
+    go. out_dir None: nothing is written; on_record(record, path) is called after each record."""
+
+    device: str
+    anchor: Anchor
+    ops: DeviceOps
+    clock: Clock
+    round_size: int = ROUND_SIZE
+    weights: str | Path | None = None
+    out_dir: str | Path | None = None
+    progress: ProgressFn | None = None
+    on_record: RecordFn | None = None
+
+    def emit(self, event: ProfileEvent) -> None:
+        if self.progress is not None:
+            self.progress(event)
+
+
+@dataclass(frozen=True)
+class PreparedConfig:
+    """One configuration of a model, ready to time: the prepared model, the backend state it was
+    prepared under (`backend_state()`), the thread info and the counts at its input."""
+
+    config: RunConfig
+    prepared: PreparedModel
+    backend: dict[str, Any]
+    threads: dict[str, Any]
+    counts: dict[str, Any]
+
+
+def measure_prepared(
+    spec: ModelSpec,
+    items: Sequence[PreparedConfig],
+    base_env: dict[str, Any],
+    options: RoundOptions,
+) -> list[Record]:
+    """Time `items` and the anchor in interleaved rounds; store and return one record per item."""
+    name = str(spec)
+    with backend_settings():  # every setup's changes are undone afterwards
+        start = envmod.device_snapshot(options.device)
+        timings = _run_rounds(name, items, options)
+        end = envmod.device_snapshot(options.device)
+    anchor_ns = timings[-1].samples_ns
+    records = []
+    for item, timing in zip(items, timings[:-1], strict=True):
+        record = Record(
+            model=ModelInfo.from_spec(spec, _provenance(spec, options.weights)),
+            run=RunInfo.from_config(item.config),
+            env={**base_env, "threads": item.threads},
+            counts=item.counts,
+            timing=_record_timing(item, timing, anchor_ns, options.anchor, (start, end)),
+        )
+        notes, bn_remaining = item.prepared.notes, item.prepared.bn_remaining
+        record.summary, record.warnings = derived(record, notes, bn_remaining)
+        path = write_record(record, options.out_dir) if options.out_dir is not None else None
+        options.emit(ProfileEvent("record", name, item.config.label))
+        if options.on_record is not None:
+            options.on_record(record, path)
+        records.append(record)
+    return records
+
+
+def _run_rounds(
+    name: str, items: Sequence[PreparedConfig], options: RoundOptions
+) -> list[TimerResult]:
+    """The configurations' runners and then the anchor's, measured interleaved."""
+    configs = [item.config for item in items]
+    runners = [
+        Runner(label, item.prepared.run, item.config.batch_size, _backend_setter(item))
+        for label, item in zip(_runner_names(configs), items, strict=True)
+    ]
+    anchor = options.anchor
+    runners.append(Runner(f"anchor:{anchor.name}", anchor.fn, anchor.batch_size, anchor.setup))
+
+    def relay(event: ProgressEvent) -> None:
+        options.emit(ProfileEvent(event.phase, name, event.runner, event.done, event.total))
+
+    try:
+        return measure_interleaved(
+            runners,
+            configs[0].runs,
+            configs[0].warmup,
+            round_size=options.round_size,
+            ops=options.ops,
+            clock=options.clock,
+            progress=relay,
+        )
+    except (RexbenchError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise RexbenchError(f"{name} failed while being timed: {first_line(exc)}") from exc
+
+
+def _record_timing(
+    item: PreparedConfig,
+    timing: TimerResult,
+    anchor_ns: list[int],
+    anchor: Anchor,
+    snapshots: tuple[dict[str, Any], dict[str, Any]],
+) -> Timing:
+    """The record's Timing: the timer's samples, the anchor's, the device state before and after."""
+    return Timing(
+        samples_ns=timing.samples_ns,
+        warmup_ns=timing.warmup_ns,
+        clock=timing.clock,
+        compile_s=item.prepared.compile_s,
+        peak_memory_bytes=timing.peak_memory_bytes,
+        peak_memory_kind=_memory_kind(timing.memory_method),
+        device_start=snapshots[0],
+        device_end=snapshots[1],
+        anchor_ns=anchor_ns,
+        anchor=anchor.info(),
+        backend=timing.backend,
+        preparation=item.prepared.to_dict(),
+        wall_s=timing.wall_s,
+    )
+
+
+def _backend_setter(item: PreparedConfig) -> Callable[[], None]:
+    """Re-apply a config's threads / cuDNN / TF32 (as in force when it was prepared) before its chunks."""
+    config, threads = item.config, item.backend["threads"]
+
+    def setup() -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.backends.cudnn.benchmark = config.cudnn_benchmark
+        torch.backends.cudnn.allow_tf32 = config.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = config.allow_tf32
+
+    return setup
+
+
+def _runner_names(configs: list[RunConfig]) -> list[str]:
+    """Config labels; a label shared by several configs gets its config_id appended."""
+    labels = [c.label for c in configs]
+    return [
+        label if labels.count(label) == 1 else f"{label}#{c.config_id[:6]}"
+        for label, c in zip(labels, configs, strict=True)
+    ]
+
+
+def _memory_kind(method: str | None) -> str | None:
+    return {
+        "cuda_max_memory_allocated": "cuda_max_allocated",
+        "vmhwm": "cpu_rss_growth",
+        "ru_maxrss": "cpu_rss_growth_lower_bound",
+    }.get(method or "", method)
+
+
+def _provenance(spec: ModelSpec, weights: str | Path | None) -> dict[str, Any]:
+    import hashlib
+
+    from rexbench.models.provenance import provenance
+
+    info = provenance(spec)
+    if weights is not None:
+        path = Path(weights)
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+        info.update(weights=str(path.resolve()), weights_sha256=digest.hexdigest())
+    return info
+
+
+def derived(
+    record: Record, notes: Sequence[str] = (), bn_remaining: int = 0
+) -> tuple[dict[str, Any], list[str]]:
+    """The summary (stats.Summary fields, gflops_per_s, anchor ratio, stalled_fraction) and the
+    warnings (stalls, noise, unfolded BatchNorm, preparation notes) of a record."""
+    assert record.timing is not None
+    batch = int(record.run.config.get("batch_size", 1))
+    summary = summarize(record.timing.samples_ns, batch)
+    data = summary.to_dict()
+    macs = record.counts.get("macs_conv")
+    data["gflops_per_s"] = (
+        2 * macs * batch / summary.median if macs and summary.median > 0 else None
+    )
+    anchor_ns = record.timing.anchor_ns
+    anchor_median = summarize(anchor_ns).median if anchor_ns else None
+    data["anchor_median"] = anchor_median
+    data["median_over_anchor"] = summary.median / anchor_median if anchor_median else None
+    slow = sum(v > STALL_FACTOR * summary.median for v in record.timing.samples_ns)
+    data["stalled_fraction"] = slow / summary.n
+    warnings = []
+    if data["stalled_fraction"] >= STALL_WARN:
+        warnings.append(
+            f"contended: {data['stalled_fraction']:.1%} of the samples took over {STALL_FACTOR}x the "
+            "median (another process competing for the cores? multi-threaded runs suffer most); "
+            "re-run on a quiet machine"
+        )
+    if summary.noisy:
+        warnings.append(
+            f"noisy: IQR/median = {summary.noise:.1%} > {NOISE_THRESHOLD:.0%}; "
+            "other load on the machine? compare configurations measured together"
+        )
+    if record.run.config.get("fold_bn") and bn_remaining:
+        warnings.append(f"{bn_remaining} BatchNorm layer(s) could not be folded")
+    warnings += list(notes)
+    return data, warnings
+
+
+def first_line(exc: BaseException) -> str:
+    """`Type: first line of the message` (or the type alone) for one-line errors."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
