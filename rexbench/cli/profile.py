@@ -9,23 +9,12 @@ import typer
 
 from rexbench.cli.common import console, print_json, print_wide
 from rexbench.cli.options import (
-    BatchOpt,
-    ChannelsLastOpt,
-    CompileModeOpt,
-    CompileOpt,
-    ConfigOpt,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    InputShapeOpt,
     JsonOpt,
+    MeasureOptions,
     ModelsArg,
     OutOpt,
-    ResolutionOpt,
-    RunsOpt,
-    ThreadsOpt,
-    WarmupOpt,
     WeightsOpt,
+    measure_options,
 )
 from rexbench.cli.progress import ProgressView
 
@@ -35,20 +24,11 @@ if TYPE_CHECKING:
     from rexbench.records.schema import Record
 
 
+@measure_options()
 def profile(
     models: ModelsArg,
-    device: DeviceOpt = "cpu",
-    batch_size: BatchOpt = None,
-    runs: RunsOpt = 1000,
-    warmup: WarmupOpt = 20,
-    resolution: ResolutionOpt = None,
-    input_shape: InputShapeOpt = None,
-    dtype: DtypeOpt = Dtype.fp32,
-    channels_last: ChannelsLastOpt = None,
-    compile: CompileOpt = None,
-    compile_mode: CompileModeOpt = None,
-    config: ConfigOpt = None,
-    threads: ThreadsOpt = None,
+    *,
+    measure: MeasureOptions,
     weights: WeightsOpt = None,
     out: OutOpt = Path("results"),
     json_out: JsonOpt = False,
@@ -57,28 +37,14 @@ def profile(
 
     Several configurations (--config eager,compile_cl,max) are measured interleaved, so machine drift hits all alike; the table shows each one's speedup over the first.
     """
-    from rexbench.measure.config import ConfigOptions, build_configs
+    from rexbench.measure.config import build_configs
     from rexbench.measure.profile import profile_models
 
-    configs, note = build_configs(
-        ConfigOptions(
-            device=device,
-            batch_size=batch_size,
-            runs=runs,
-            warmup=warmup,
-            resolution=resolution,
-            dtype=dtype.value,
-            channels_last=channels_last,
-            compile=compile,
-            compile_mode=compile_mode.value if compile_mode else None,
-            names=config,
-            threads=threads,
-        )
-    )
+    configs, note = build_configs(measure.config_options())
     err = console(stderr=True)
     err.print(note, highlight=False)
     kept: list[Path] = []
-    view = ProgressView(err, len(configs) + 1, runs, warmup)
+    view = ProgressView(err, len(configs) + 1, measure.runs, measure.warmup)
 
     def saved(record: Record, path: Path | None) -> None:
         if path is not None:
@@ -90,7 +56,7 @@ def profile(
                 models,
                 configs,
                 weights=weights,
-                input_shape=input_shape,
+                input_shape=measure.input_shape,
                 out_dir=out,
                 progress=view.update,
                 on_record=saved,

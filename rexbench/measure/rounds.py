@@ -9,7 +9,7 @@ outside the timed region; the device state is read before and after the rounds.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -237,7 +237,7 @@ def derived(
     assert record.timing is not None
     batch = int(record.run.config.get("batch_size", 1))
     summary = summarize(record.timing.samples_ns, batch)
-    data = summary.to_dict()
+    data = asdict(summary)
     macs = record.counts.get("macs_conv")
     data["gflops_per_s"] = (
         2 * macs * batch / summary.median if macs and summary.median > 0 else None

@@ -11,7 +11,7 @@ paper's figure uses trained models on ImageNet validation images.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,16 +54,10 @@ class FeatureSpectrum:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "layer": self.layer,
-            "images": self.images,
-            "dim": self.dim,
-            "rank": self.rank,
-            "rtol": self.rtol,
-            "nuclear_norm": self.nuclear_norm,
-            "singular_values": self.singular_values,
-        }
+        """The fields, with the nuclear norm, and the singular values last."""
+        data = asdict(self)
+        values = data.pop("singular_values")
+        return data | {"nuclear_norm": self.nuclear_norm, "singular_values": values}
 
 
 def find_classifier(model: nn.Module) -> tuple[str, nn.Module]:
