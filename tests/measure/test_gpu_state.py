@@ -4,61 +4,11 @@ current names, deprecated names only, a driver without the current functions, no
 from __future__ import annotations
 
 import sys
-import types
-from types import SimpleNamespace
 
 import pytest
+from _gpu_fakes import IDLE, POWER_CAP, THERMAL, FunctionNotFound, fake_nvml
 
 from rexbench.measure import gpu_state, nvml
-
-THERMAL, POWER_CAP, IDLE = 0x40, 0x4, 0x1
-
-
-class FunctionNotFound(Exception):
-    """What pynvml raises when the driver's library lacks a function (NVMLError_FunctionNotFound)."""
-
-
-def fake_nvml(calls: list[str], masks: list[int], *, current: bool = True, **overrides):
-    """A pynvml with one device. masks: the clock event reasons of successive readings (the last
-    repeats). current: has the current names (ClocksEventReasons, TemperatureV)."""
-    nv = types.ModuleType("pynvml")
-    state = {"reads": 0, "violation": 0, "energy": 1_000_000}
-
-    def reasons(handle):
-        calls.append("reasons")
-        mask = masks[min(state["reads"], len(masks) - 1)]
-        state["reads"] += 1
-        state["violation"] += 5_000_000  # 5 ms of thermal violation per reading
-        state["energy"] += 2_000
-        return mask
-
-    def violation(handle, policy):
-        value = state["violation"] if policy == nv.NVML_PERF_POLICY_THERMAL else 0
-        return SimpleNamespace(referenceTime=0, violationTime=value)
-
-    vars(nv).update(
-        NVML_TEMPERATURE_GPU=0,
-        NVML_CLOCK_SM=1,
-        NVML_CLOCK_MEM=2,
-        NVML_PERF_POLICY_POWER=0,
-        NVML_PERF_POLICY_THERMAL=1,
-        nvmlInit=lambda: calls.append("init"),
-        nvmlShutdown=lambda: calls.append("shutdown"),
-        nvmlDeviceGetHandleByIndex=lambda i: f"handle{i}",
-        nvmlDeviceGetClockInfo=lambda h, kind: {1: 1980, 2: 2619}[kind],
-        nvmlDeviceGetPowerUsage=lambda h: 650_000,
-        nvmlDeviceGetViolationStatus=violation,
-        nvmlDeviceGetTotalEnergyConsumption=lambda h: state["energy"],
-        nvmlDeviceGetCurrentClocksThrottleReasons=reasons,
-        nvmlDeviceGetTemperature=lambda h, sensor: (calls.append("temperature"), 61)[1],
-    )
-    if current:
-        vars(nv).update(
-            nvmlDeviceGetCurrentClocksEventReasons=reasons,
-            nvmlDeviceGetTemperatureV=lambda h, sensor: (calls.append("temperatureV"), 62)[1],
-        )
-    vars(nv).update(overrides)
-    return nv
 
 
 def ticking():
@@ -68,7 +18,7 @@ def ticking():
 
 def test_sampler_reads_before_each_round_and_after_with_current_names():
     calls: list[str] = []
-    nv = fake_nvml(calls, [0x0])
+    nv = fake_nvml(calls, [0x0], violation_per_read_ns=5_000_000)
     sampler = gpu_state.GpuSampler("cuda:0", nv=nv, clock=ticking())
     sampler.start()
     sampler.sample("round 1")
