@@ -26,7 +26,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     # compile_cl replayed as CUDA graphs (torch.compile mode "reduce-overhead"; on CPU it behaves
     # like compile_cl): warmed up until the graph is recorded, see rexbench.measure.cudagraphs.
     "cudagraphs": dict(
-        fold_bn=False, channels_last=True, compile=True, compile_mode="reduce-overhead", freezing=False
+        fold_bn=False,
+        channels_last=True,
+        compile=True,
+        compile_mode="reduce-overhead",
+        freezing=False,
     ),
 }
 DEFAULT_PRESET = "compile_cl"

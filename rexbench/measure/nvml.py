@@ -37,11 +37,16 @@ SLOWDOWN_REASONS = (
     "hw_thermal_slowdown",
     "hw_power_brake_slowdown",
 )
-REASON_FUNCTIONS = ("nvmlDeviceGetCurrentClocksEventReasons", "nvmlDeviceGetCurrentClocksThrottleReasons")
+REASON_FUNCTIONS = (
+    "nvmlDeviceGetCurrentClocksEventReasons",
+    "nvmlDeviceGetCurrentClocksThrottleReasons",
+)
 TEMPERATURE_FUNCTIONS = ("nvmlDeviceGetTemperatureV", "nvmlDeviceGetTemperature")
 
 
-def first_answer(nv: Any, names: tuple[str, ...], handle: Any, *args: Any) -> tuple[Any, str | None]:
+def first_answer(
+    nv: Any, names: tuple[str, ...], handle: Any, *args: Any
+) -> tuple[Any, str | None]:
     """(value, function name) of the first of `names` this pynvml has and the driver answers;
     (None, None) when none does (missing in an old pynvml, FunctionNotFound in an old driver,
     NotSupported on this device)."""
@@ -118,7 +123,9 @@ def read_counters(nv: Any, handle: Any) -> dict[str, Any]:
     for key, policy in (("power_violation_ns", "NVML_PERF_POLICY_POWER"),
                         ("thermal_violation_ns", "NVML_PERF_POLICY_THERMAL")):  # fmt: skip
         try:
-            out[key] = int(nv.nvmlDeviceGetViolationStatus(handle, getattr(nv, policy)).violationTime)
+            out[key] = int(
+                nv.nvmlDeviceGetViolationStatus(handle, getattr(nv, policy)).violationTime
+            )
         except Exception:
             out[key] = None
     try:

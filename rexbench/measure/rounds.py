@@ -157,8 +157,13 @@ def _run_rounds(
     configs = [item.config for item in items]
     names, flush, watch = hooks
     runners = [
-        Runner(label, item.prepared.run, item.config.batch_size, _backend_setter(item),
-               flush if item.config.flush_l2 else None)  # fmt: skip
+        Runner(
+            label,
+            item.prepared.run,
+            item.config.batch_size,
+            _backend_setter(item),
+            before_call=flush if item.config.flush_l2 else None,
+        )  # fmt: skip
         for label, item in zip(names, items, strict=True)
     ]
     anchor = options.anchor
@@ -302,7 +307,9 @@ def derived(
         warnings.append(f"{bn_remaining} BatchNorm layer(s) could not be folded")
     config = record.run.config
     cudagraphs = uses_cudagraphs(config.get("compile_mode"), str(config.get("device", "cpu")))
-    warnings += validity_warnings(record.timing.validity, cudagraphs and bool(config.get("compile")))
+    warnings += validity_warnings(
+        record.timing.validity, cudagraphs and bool(config.get("compile"))
+    )
     warnings += list(notes)
     return data, warnings
 
