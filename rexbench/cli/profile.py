@@ -17,6 +17,7 @@ from rexbench.cli.options import (
     DeviceOpt,
     Dtype,
     DtypeOpt,
+    FlushL2Opt,
     InputShapeOpt,
     JsonOpt,
     ModelsArg,
@@ -49,6 +50,7 @@ def profile(
     compile_mode: CompileModeOpt = None,
     config: ConfigOpt = None,
     threads: ThreadsOpt = None,
+    flush_l2: FlushL2Opt = False,
     weights: WeightsOpt = None,
     out: OutOpt = Path("results"),
     json_out: JsonOpt = False,
@@ -73,6 +75,7 @@ def profile(
             compile_mode=compile_mode.value if compile_mode else None,
             names=config,
             threads=threads,
+            flush_l2=flush_l2,
         )
     )
     err = console(stderr=True)
