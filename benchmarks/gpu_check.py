@@ -100,6 +100,11 @@ class Budget:
         self.total_s, self.clock, self.start = total_s, clock, clock()
         self.per_config: list[float] = []
 
+    @property
+    def deadline(self) -> float:
+        """The clock's value at which the budget is spent."""
+        return self.start + self.total_s
+
     def used(self) -> float:
         return self.clock() - self.start
 
@@ -124,7 +129,7 @@ def run_models(specs: list[str], settings, budget: Budget, out: Path) -> tuple[l
             print(f"[{budget.used():5.0f} s] {spec}: skipped ({why})", file=sys.stderr, flush=True)
             continue
         print(f"[{budget.used():5.0f} s] {spec}: {n} configuration(s)", file=sys.stderr, flush=True)
-        result = check_model(spec, settings)
+        result = check_model(spec, settings, deadline=budget.deadline)
         budget.spent(result.seconds, n)
         records += result.records
         rows += result.rows

@@ -2,8 +2,9 @@
 counted, prepared under every configuration (each on its own: one that fails is one line, the rest
 go on), timed interleaved with the drift anchor as `rexbench profile` times them (records written),
 then checked: the validity of each record (GPU slowdown, recompilations, CUDA graphs recorded), the
-output of every configuration against eager fp32 (`output_parity`), and for the headline model
-rexbench's median against independent timers on the same prepared model (rexbench.measure.agreement).
+output of every configuration against eager fp32 (rexbench.measure.gpu_parity), and for the headline
+model rexbench's median against independent timers on the same prepared model
+(rexbench.measure.gpu_timers).
 
 Every step ends in `CheckRow`s: PASS, FAIL, WARN (marked, not failed) or SKIP (not run, and why).
 The prepare / device / anchor functions are looked up on rexbench.measure.profile at call time, as
@@ -19,31 +20,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.measure import profile as prof
+from rexbench.measure.check_rows import FAIL, PASS, SKIP, WARN, CheckRow
 from rexbench.measure.config import RunConfig
 from rexbench.measure.gpu_parity import output_parity
+from rexbench.measure.gpu_timers import agreement_rows, default_arms
 from rexbench.measure.rounds import PreparedConfig, RoundOptions, first_line, measure_prepared
 from rexbench.measure.timing import backend_settings
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from rexbench.measure.agreement import Arm
+    from rexbench.measure.gpu_timers import ArmsFn
     from rexbench.records.schema import Record
 
-PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
+__all__ = [
+    "FAIL",
+    "PASS",
+    "SKIP",
+    "WARN",
+    "CheckRow",
+    "CheckSettings",
+    "check_model",
+    "configs_for",
+]
+
 HEADLINE = "rexnet_x2.0"
-
-
-@dataclass(frozen=True)
-class CheckRow:
-    check: str  # "prepare", "profile", "gpu state", "recompiles", "cudagraphs", "parity", ...
-    subject: str  # "rexnet_x2.0 compile_cl"
-    status: str  # PASS, FAIL, WARN or SKIP
-    detail: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"check": self.check, "subject": self.subject, "status": self.status,
-                "detail": self.detail}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -95,21 +96,22 @@ class ModelResult:
     seconds: float = 0.0
 
 
-ArmsFn = Callable[[PreparedConfig, Any, CheckSettings], "tuple[list[Arm], list[CheckRow]]"]
-
-
 def check_model(
     spec: str,
     settings: CheckSettings,
     *,
     progress: Callable[[Any], None] | None = None,
     arms: ArmsFn | None = None,
+    deadline: float | None = None,
 ) -> ModelResult:
-    """Everything the check does with one model; never raises (but KeyboardInterrupt)."""
+    """Everything the check does with one model; never raises (but KeyboardInterrupt).
+
+    deadline: a time.monotonic() value after which no further configuration is prepared (each
+    one left is a SKIP row); what was prepared is still measured and checked."""
     t0 = time.perf_counter()
     result = ModelResult()
     try:
-        _check_model(spec, settings, result, progress, arms)
+        _check_model(spec, settings, result, _Hooks(progress, arms, deadline))
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # anything unforeseen is one line, and the check goes on
@@ -121,13 +123,17 @@ def check_model(
     return result
 
 
-def _check_model(
-    spec: str,
-    settings: CheckSettings,
-    result: ModelResult,
-    progress: Callable[[Any], None] | None,
-    arms: ArmsFn | None,
-) -> None:
+@dataclass(frozen=True)
+class _Hooks:
+    progress: Callable[[Any], None] | None = None
+    arms: ArmsFn | None = None
+    deadline: float | None = None
+
+    def late(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+
+def _check_model(spec: str, settings: CheckSettings, result: ModelResult, hooks: _Hooks) -> None:
     from rexbench.measure import env as envmod
     from rexbench.models.factory import create_model
     from rexbench.models.shapes import resolve_input_shape
@@ -139,6 +145,9 @@ def _check_model(
     counts = prof.count(model, shape, spec)
     items: list[PreparedConfig] = []
     for config in configs_for(spec, settings):
+        if hooks.late():
+            result.rows.append(CheckRow("prepare", _subject(spec, config), SKIP, "budget spent"))
+            continue
         item, row = _prepare(
             model, config, spec=spec, shape=shape, counts=counts, settings=settings
         )
@@ -149,13 +158,13 @@ def _check_model(
         return
     base_env = envmod.fingerprint()
     result.records = _measure(
-        parsed, items, base_env, settings, progress=progress, rows=result.rows
+        parsed, items, base_env, settings, progress=hooks.progress, rows=result.rows
     )
     for record in result.records:
         result.rows += record_rows(record)
     result.rows += parity_rows(model, items, spec, settings)
     if spec == settings.headline:
-        result.rows += agreement_rows(items, result.records, settings, arms or default_arms)
+        result.rows += agreement_rows(items, result.records, settings, hooks.arms or default_arms)
     items.clear()
 
 
@@ -258,7 +267,9 @@ def record_rows(record: Record) -> list[CheckRow]:
         elif reasons:
             rows.append(CheckRow("gpu state", subject, WARN, "slowdown: " + "; ".join(reasons)))
         else:
+            used = gpu.get("functions") or {}
             span = f"SM clock {clocks[0]}-{clocks[1]} MHz, " if clocks else ""
+            span += f"via {used.get('reasons')} and {used.get('temperature')}, "
             rows.append(
                 CheckRow("gpu state", subject, PASS, f"{span}{readings} readings, no slowdown")
             )
@@ -313,79 +324,10 @@ def parity_rows(
         if "why" in p:
             rows.append(CheckRow("parity", subject, FAIL, p["why"]))
             continue
-        top1 = (
-            f"; top-1 agrees on {p['top1_agreement']:.0%}"
-            if p["top1_agreement"] is not None
-            else ""
-        )
         rows.append(CheckRow("parity", subject, PASS if p["ok"] else FAIL,
-                             f"rel. RMSE {p['rel_rmse']:.1e} (limit {p['tolerance']:.0e}, "
-                             f"{item.config.dtype}){top1}"
+                             f"rel. RMSE {p['rel_rmse']:.1e} (limit {p['tolerance']:.2g}, "
+                             f"{item.config.dtype})"
                              + ("" if p["finite"] else "; NaN/inf in the output")))  # fmt: skip
-    return rows
-
-
-# --------------------------------------------------------------------------------- agreement
-
-
-def default_arms(
-    item: PreparedConfig, ops: Any, settings: CheckSettings
-) -> tuple[list[Arm], list[CheckRow]]:
-    """rexbench and torch.utils.benchmark.Timer; on a GPU also rexbench with the L2 flushed and
-    triton.testing.do_bench (which flushes it), or a SKIP row saying why not."""
-    from rexbench.measure import agreement as agree
-
-    run, subject = item.prepared.run, _subject(settings.headline, item.config)
-    arms = [agree.rexbench_arm(run, ops), agree.timer_arm(run, item.backend.get("threads"))]
-    if not item.prepared.device.startswith("cuda"):
-        return arms, [CheckRow("timer agreement", f"{subject} vs triton.testing.do_bench", SKIP,
-                               "needs a GPU")]  # fmt: skip
-    estimate_ms = float(sorted(arms[0].chunk(5))[2]) / 1e6
-    bench = agree.do_bench_arm(run, estimate_ms)
-    if isinstance(bench, str):
-        return arms, [
-            CheckRow("timer agreement", f"{subject} vs triton.testing.do_bench", SKIP, bench)
-        ]
-    from rexbench.measure.l2flush import make_flusher
-
-    flushed = agree.rexbench_arm(run, ops, make_flusher(item.prepared.device))
-    return [*arms, flushed, bench], []
-
-
-def agreement_rows(
-    items: Sequence[PreparedConfig],
-    records: Sequence[Record],
-    settings: CheckSettings,
-    arms_fn: ArmsFn,
-) -> list[CheckRow]:
-    """rexbench's median of the headline compile_cl configuration against independent timers."""
-    from rexbench.measure import agreement as agree
-
-    item = next((i for i in items if i.config.label == "compile_cl"), None)
-    subject = f"{settings.headline} compile_cl"
-    if item is None:
-        return [CheckRow("timer agreement", subject, SKIP, "compile_cl was not prepared")]
-    try:
-        ops = prof.device_ops(item.prepared.device)
-        with backend_settings(item.backend["threads"], item.config.cudnn_benchmark,
-                              item.config.allow_tf32):  # fmt: skip
-            arms, rows = arms_fn(item, ops, settings)
-            samples = agree.interleave(
-                arms, settings.agreement_rounds, settings.agreement_per_round
-            )
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:
-        return [CheckRow("timer agreement", subject, FAIL, first_line(exc))]
-    recorded = next((r for r in records if r.run.config_id == item.config.config_id), None)
-    note = f"; the record's median {recorded.latency.median_ms:.3f} ms" if recorded else ""
-    for result in agree.agreements(arms, samples):
-        ok = PASS if result.agrees else (WARN if settings.dry_run else FAIL)
-        extra = (
-            " (a dry run: CPU timings on this machine are not judged)" if settings.dry_run else ""
-        )
-        rows.append(CheckRow("timer agreement", f"{subject} vs {result.arm}", ok,
-                             result.text() + note + extra))  # fmt: skip
     return rows
 
 

@@ -84,6 +84,10 @@ def test_a_model_on_the_fake_gpu_gives_records_and_passing_rows(fake_gpu, tmp_pa
     agreement = [r for r in result.rows if r.check == "timer agreement"]
     assert [r.status for r in agreement] == [SKIP, PASS]
     assert "ratio 0.9950 (-0.50%; within 3%: yes; n=6)" in agreement[1].detail
+    parity = [r.detail for r in result.rows if r.check == "parity"]
+    assert parity[0].endswith("(limit 0.001, fp32)") and parity[4].endswith("(limit 0.16, bf16)")
+    gpu = [r.detail for r in result.rows if r.check == "gpu state"][0]
+    assert "via nvmlDeviceGetCurrentClocksEventReasons and nvmlDeviceGetTemperatureV" in gpu
     assert "the record's median 2.000 ms" in agreement[1].detail
     profile = [r.detail for r in result.rows if r.check == "profile"][0]
     assert profile.startswith("median 2.000 ms") and "cuDNN benchmark on" in profile
@@ -226,3 +230,21 @@ def test_real_rexbench_and_timer_arms_on_the_cpu():
     assert len(samples["rexbench"]) == 3 and len(samples["torch.utils.benchmark.Timer"]) == 3
     assert all(v > 0 for v in samples["torch.utils.benchmark.Timer"])
     assert isinstance(agree.do_bench_arm(lambda: None, 1.0), str)  # no triton here: the reason
+
+
+def test_past_the_deadline_no_further_configuration_is_prepared(fake_gpu, tmp_path):
+    import time
+
+    result = check_model(TINY, settings(tmp_path), deadline=time.monotonic() - 1)
+    assert by_check(result.rows, "prepare") == [
+        (label, SKIP)
+        for label in (
+            "compile_cl",
+            "eager",
+            "max",
+            "compile_cl+fp16",
+            "compile_cl+bf16",
+            "cudagraphs",
+        )  # fmt: skip
+    ]
+    assert {r.detail for r in result.rows} == {"budget spent"} and result.records == []
