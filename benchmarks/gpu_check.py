@@ -162,7 +162,7 @@ def report_rows(records: list, out: Path, dry_run: bool) -> list:
     if not lines and not any(r.model.top1 is not None for r in shown or records):
         status = WARN  # only models with a published top-1 are plotted (py: test models are not)
     what = f"{panels[panel]['title']}: {len(lines)} line(s) ({', '.join(lines)})"
-    files = ", ".join(str(p) for p in written.values())
+    files = ", ".join(str(p.relative_to(out)) for p in written.values())  # OUT-relative
     return [CheckRow("report", "Figure 3 + paper vs measured", status, f"{what}; {files}")]
 
 
