@@ -197,7 +197,6 @@ def main(argv: list[str] | None = None) -> int:
     from rexbench.errors import RexbenchError
     from rexbench.measure.gpu_check import FAIL
 
-    watchdog(args.budget_s + GRACE_S)
     budget = Budget(args.budget_s)
     try:
         specs, headline = model_list(args)
@@ -206,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     except RexbenchError as exc:
         print(f"gpu_check: error: {exc}")
         return 2
+    watchdog(args.budget_s + GRACE_S)
     try:
         records, rows = run_models(specs, settings, budget, args.out)
         rows += report_rows(records, args.out, args.dry_run)
@@ -252,7 +252,9 @@ def check_out(out: Path) -> None:
 def _jsonable(settings) -> dict[str, Any]:  # noqa: ANN001
     from dataclasses import asdict
 
-    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()}
+    data = asdict(settings)
+    data["out_dir"] = "records"  # relative to --out: no machine paths in the results
+    return data
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ def test_dry_run_end_to_end_on_the_cpu(command, tiny, monkeypatch, capsys):
     data = json.loads((out / "checks.json").read_text())
     assert data["partial"] is False and data["counts"]["FAIL"] == 0
     assert data["settings"]["device"] == "cpu" and data["settings"]["batch_size"] == 2
+    assert data["settings"]["out_dir"] == "records"  # relative: no machine path in the results
     status = {(r["check"], r["subject"]): r["status"] for r in data["rows"]}
     assert status[("prepare", f"{TINY} compile_cl+fp16")] == "SKIP"  # no fp16 on this CPU
     assert status[("parity", f"{TINY} cudagraphs")] == "PASS"
@@ -140,3 +141,9 @@ def test_report_rows_draw_the_gpu_panel(command, tmp_path):
     assert row.status == "PASS", row.detail
     assert row.detail.startswith("Top-1 vs GPU latency: 2 line(s)")
     assert (tmp_path / "report" / "report.md").exists()
+
+
+def test_a_bad_model_name_is_one_line_and_exit_2(command, tiny, capsys):
+    assert command.main(["--dry-run", "--models", "rexnet_x9.9", "--out", str(tiny / "c")]) == 2
+    printed = capsys.readouterr().out
+    assert printed.startswith("gpu_check: error: ") and printed.count("\n") == 1
