@@ -112,6 +112,14 @@ ConfigOpt = Annotated[
         show_default=False,
     ),
 ]
+FlushL2Opt = Annotated[
+    bool,
+    typer.Option(
+        "--flush-l2",
+        help="GPU only: overwrite a buffer larger than the L2 cache before every timed call "
+        "(outside the timed region; recorded in the configuration).",
+    ),
+]
 ThreadsOpt = Annotated[
     int | None,
     typer.Option("--threads", help="torch threads (default: torch's setting).", show_default=False),

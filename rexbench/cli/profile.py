@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +10,7 @@ import typer
 
 from rexbench.cli.common import console, print_json, print_wide
 from rexbench.cli.options import (
+    FlushL2Opt,
     JsonOpt,
     MeasureOptions,
     ModelsArg,
@@ -29,6 +31,7 @@ def profile(
     models: ModelsArg,
     *,
     measure: MeasureOptions,
+    flush_l2: FlushL2Opt = False,
     weights: WeightsOpt = None,
     out: OutOpt = Path("results"),
     json_out: JsonOpt = False,
@@ -40,7 +43,7 @@ def profile(
     from rexbench.measure.config import build_configs
     from rexbench.measure.profile import profile_models
 
-    configs, note = build_configs(measure.config_options())
+    configs, note = build_configs(replace(measure.config_options(), flush_l2=flush_l2))
     err = console(stderr=True)
     err.print(note, highlight=False)
     kept: list[Path] = []

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
+from rexbench.measure import cudagraphs
 from rexbench.measure.config import RunConfig
 
 if TYPE_CHECKING:
@@ -159,7 +160,9 @@ class PreparedModel:
     """A model ready to time: `run()` is one forward pass on the prepared input.
 
     compile_s: seconds of the first call of the compiled model (compilation plus one run), None
-    when not compiled. bn_folded / bn_remaining: BatchNorm layers folded away / left.
+    when not compiled. bn_folded / bn_remaining: BatchNorm layers folded away / left. cudagraphs:
+    for a model replayed as CUDA graphs, its warm-up until the graph was recorded
+    (rexbench.measure.cudagraphs.warm_up).
     """
 
     module: Any
@@ -172,6 +175,7 @@ class PreparedModel:
     bn_remaining: int = 0
     fold_method: str | None = None
     notes: list[str] = field(default_factory=list)
+    cudagraphs: dict[str, Any] | None = None
 
     def run(self) -> Any:
         return self.module(self.input)
@@ -182,12 +186,21 @@ class PreparedModel:
             "device": self.device,
             "resolution": self.resolution,
             "input_shape": list(self.input.shape),
+            "input_dtype": str(self.input.dtype).replace("torch.", ""),
+            "input_channels_last": _is_channels_last(self.input),
             "compile_s": self.compile_s,
             "bn_folded": self.bn_folded,
             "bn_remaining": self.bn_remaining,
             "fold_method": self.fold_method,
             "notes": list(self.notes),
+            **({"cudagraphs": self.cudagraphs} if self.cudagraphs is not None else {}),
         }
+
+
+def _is_channels_last(x: Any) -> bool:
+    import torch
+
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
 
 
 def _first_call(prepared: PreparedModel, freezing: bool) -> float:
@@ -246,6 +259,7 @@ def prepare(
     if config.channels_last:
         module = module.to(memory_format=torch.channels_last)
     notes = []
+    graphs = config.compile and cudagraphs.uses_cudagraphs(config.compile_mode, device)
     if config.compile:
         mode = None if config.compile_mode == "default" else config.compile_mode
         module = torch.compile(module, mode=mode, dynamic=False)
@@ -253,6 +267,8 @@ def prepare(
             notes.append(
                 "reduce-overhead uses CUDA graphs; on CPU it behaves like the default mode"
             )
+        if graphs:  # every call a new CUDA graph step (see rexbench.measure.cudagraphs)
+            module = cudagraphs.stepping(module)
     x = make_input(config_on_device, default_resolution, input_shape=input_shape)
     prepared = PreparedModel(
         module=module,
@@ -266,7 +282,10 @@ def prepare(
         notes=notes,
     )
     if config.compile:
+        before = cudagraphs.compile_counters() if graphs else {}
         prepared.compile_s = _first_call(prepared, config.freezing)
+        if graphs:  # warmed up until recorded, at the timed input: the timed calls replay it
+            prepared.cudagraphs = cudagraphs.warm_up(prepared.run, device, before)
     return prepared
 
 

@@ -3,7 +3,8 @@ interleaved rounds (rexbench.measure.timing), then one Record per configuration,
 and warnings, written as soon as the rounds end.
 
 Each runner's backend settings (threads, cuDNN, TF32) are re-applied before each of its chunks,
-outside the timed region; the device state is read before and after the rounds.
+outside the timed region; the device state is read before and after the rounds, and on a GPU
+once per round as well (rexbench.measure.validity, with torch.compile's recompilations).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rexbench.errors import RexbenchError
 from rexbench.measure import env as envmod
 from rexbench.measure.anchor import Anchor
 from rexbench.measure.config import RunConfig
+from rexbench.measure.cudagraphs import uses_cudagraphs
 from rexbench.measure.devices import DeviceOps
 from rexbench.measure.timing import (
     Clock,
@@ -26,6 +28,8 @@ from rexbench.measure.timing import (
     backend_settings,
     measure_interleaved,
 )
+from rexbench.measure.validity import RoundWatch
+from rexbench.measure.validity import warnings as validity_warnings
 from rexbench.records.schema import ModelInfo, Record, RunInfo, Timing
 from rexbench.records.store import write_record
 from rexbench.spec import ModelSpec
@@ -99,15 +103,29 @@ def measure_prepared(
     base_env: dict[str, Any],
     options: RoundOptions,
 ) -> list[Record]:
-    """Time `items` and the anchor in interleaved rounds; store and return one record per item."""
+    """Time `items` and the anchor in interleaved rounds; store and return one record per item.
+
+    The GPU's state and torch.compile's recompilations are watched through the rounds
+    (rexbench.measure.validity) and stored with each record (`Timing.validity`)."""
     name = str(spec)
+    names = _runner_names([item.config for item in items])
+    flush = _flusher(items, options.device)
+    watch = RoundWatch(
+        options.device,
+        [*names, f"anchor:{options.anchor.name}"],
+        [n for n, item in zip(names, items, strict=True) if item.config.compile],
+    )
     with backend_settings():  # every setup's changes are undone afterwards
         start = envmod.device_snapshot(options.device)
-        timings = _run_rounds(name, items, options)
+        watch.start()
+        try:
+            timings = _run_rounds(name, items, options, (names, flush, watch.on_event))
+        finally:
+            watch.finish()
         end = envmod.device_snapshot(options.device)
     anchor_ns = timings[-1].samples_ns
     records = []
-    for item, timing in zip(items, timings[:-1], strict=True):
+    for item, timing, runner in zip(items, timings[:-1], names, strict=True):
         record = Record(
             model=ModelInfo.from_spec(spec, _provenance(spec, options.weights)),
             run=RunInfo.from_config(item.config),
@@ -115,6 +133,9 @@ def measure_prepared(
             counts=item.counts,
             timing=_record_timing(item, timing, anchor_ns, options.anchor, (start, end)),
         )
+        record.timing.validity = watch.validity(runner)
+        if item.config.flush_l2 and flush is not None:
+            record.timing.validity["l2_flush"] = dict(flush.info)  # type: ignore[attr-defined]
         notes, bn_remaining = item.prepared.notes, item.prepared.bn_remaining
         record.summary, record.warnings = derived(record, notes, bn_remaining)
         path = write_record(record, options.out_dir) if options.out_dir is not None else None
@@ -126,18 +147,30 @@ def measure_prepared(
 
 
 def _run_rounds(
-    name: str, items: Sequence[PreparedConfig], options: RoundOptions
+    name: str,
+    items: Sequence[PreparedConfig],
+    options: RoundOptions,
+    hooks: tuple[list[str], Callable[[], None] | None, Callable[[ProgressEvent], None]],
 ) -> list[TimerResult]:
-    """The configurations' runners and then the anchor's, measured interleaved."""
+    """The configurations' runners and then the anchor's, measured interleaved. hooks: the runner
+    names, the L2 flush (for configs with flush_l2) and what sees every progress event first."""
     configs = [item.config for item in items]
+    names, flush, watch = hooks
     runners = [
-        Runner(label, item.prepared.run, item.config.batch_size, _backend_setter(item))
-        for label, item in zip(_runner_names(configs), items, strict=True)
+        Runner(
+            label,
+            item.prepared.run,
+            item.config.batch_size,
+            _backend_setter(item),
+            before_call=flush if item.config.flush_l2 else None,
+        )  # fmt: skip
+        for label, item in zip(names, items, strict=True)
     ]
     anchor = options.anchor
     runners.append(Runner(f"anchor:{anchor.name}", anchor.fn, anchor.batch_size, anchor.setup))
 
     def relay(event: ProgressEvent) -> None:
+        watch(event)
         options.emit(ProfileEvent(event.phase, name, event.runner, event.done, event.total))
 
     try:
@@ -179,6 +212,15 @@ def _record_timing(
         preparation=item.prepared.to_dict(),
         wall_s=timing.wall_s,
     )
+
+
+def _flusher(items: Sequence[PreparedConfig], device: str) -> Callable[[], None] | None:
+    """One L2 flush for every configuration that asks for it (rexbench.measure.l2flush)."""
+    if not any(item.config.flush_l2 for item in items):
+        return None
+    from rexbench.measure.l2flush import make_flusher
+
+    return make_flusher(device)
 
 
 def _backend_setter(item: PreparedConfig) -> Callable[[], None]:
@@ -233,7 +275,8 @@ def derived(
     record: Record, notes: Sequence[str] = (), bn_remaining: int = 0
 ) -> tuple[dict[str, Any], list[str]]:
     """The summary (stats.Summary fields, gflops_per_s, anchor ratio, stalled_fraction) and the
-    warnings (stalls, noise, unfolded BatchNorm, preparation notes) of a record."""
+    warnings (stalls, noise, unfolded BatchNorm, GPU slowdown, recompilations, preparation notes)
+    of a record."""
     assert record.timing is not None
     batch = int(record.run.config.get("batch_size", 1))
     summary = summarize(record.timing.samples_ns, batch)
@@ -262,6 +305,11 @@ def derived(
         )
     if record.run.config.get("fold_bn") and bn_remaining:
         warnings.append(f"{bn_remaining} BatchNorm layer(s) could not be folded")
+    config = record.run.config
+    cudagraphs = uses_cudagraphs(config.get("compile_mode"), str(config.get("device", "cpu")))
+    warnings += validity_warnings(
+        record.timing.validity, cudagraphs and bool(config.get("compile"))
+    )
     warnings += list(notes)
     return data, warnings
 
