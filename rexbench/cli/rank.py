@@ -239,7 +239,7 @@ def features_table(spectra: list[FeatureSpectrum]):
         box=box.SIMPLE_HEAD,
         show_edge=False,
     )
-    for name in ("model", "classifier"):
+    for name in ("model", "weights", "classifier"):
         table.add_column(name, no_wrap=True)
     for name in ("n", "dim", "rank", "nuclear", "sv max", "median"):
         table.add_column(name, justify="right")
@@ -249,6 +249,7 @@ def features_table(spectra: list[FeatureSpectrum]):
         top = s.singular_values[0] if s.singular_values else 0.0
         table.add_row(
             s.model,
+            "RANDOM" if s.random_weights else Path(s.weights or "").name,
             s.layer,
             str(s.images),
             str(s.dim),
@@ -325,5 +326,13 @@ def features(
     console().print(features_table(spectra))
     source = f"images from {images}" if images else f"{count} seeded synthetic images (seed {seed})"
     console().print(f"inputs: {source}", highlight=False, soft_wrap=True)
+    if random := [s.model for s in spectra if s.random_weights]:
+        console().print(
+            f"random weights (no --weights checkpoint) for {', '.join(random)}: these spectra "
+            "describe the architecture at initialisation, not a trained model (the paper's "
+            "Figure 5 uses trained models)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if out is not None:
         console().print(f"figure: {out}", highlight=False, soft_wrap=True)

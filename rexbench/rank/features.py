@@ -39,6 +39,11 @@ class FeatureSpectrum:
     singular_values: list[float] = field(default_factory=list)  # descending
     rank: int = 0
     rtol: float = 0.0
+    weights: str | None = None  # the checkpoint; None: random initialisation (no checkpoint)
+
+    @property
+    def random_weights(self) -> bool:
+        return self.weights is None
 
     @property
     def nuclear_norm(self) -> float:
@@ -63,6 +68,8 @@ class FeatureSpectrum:
             "rtol": self.rtol,
             "nuclear_norm": self.nuclear_norm,
             "singular_values": self.singular_values,
+            "weights": self.weights,
+            "random_weights": self.random_weights,
         }
 
 
@@ -254,4 +261,5 @@ def feature_spectra(
             )
         layer, feats = penultimate_features(model, cache[res])
         out.append(spectrum(label, layer, feats, rtol))
+        out[-1].weights = str(path) if path is not None else None
     return out

@@ -86,25 +86,53 @@ def cdf_points(normalized: Sequence[float]) -> tuple[list[float], list[float]]:
     return xs, [(k + 1) / n for k in range(n)]
 
 
+def spectrum_label(spec: FeatureSpectrum) -> str:
+    """Legend label: model, images, and whether its weights are random (no checkpoint)."""
+    source = "random init" if spec.random_weights else "checkpoint"
+    return f"{spec.model} (n={spec.images}, {source})"
+
+
 def plot_spectra(
     spectra: Sequence[FeatureSpectrum] | Mapping[str, FeatureSpectrum],
     path: str | Path | None = None,
 ) -> Figure:
-    """Cumulative distribution of singular values normalised to [0, 1], one line per model (Figure 5)."""
+    """Singular values normalised by the largest, one line per model (Figure 5, right).
+
+    Left: their cumulative distribution (the paper's plot) on a log x axis, since after a random
+    initialisation one singular value dominates and the rest sit far below 0.1. Right: each value
+    against its normalised index k/n, log y. The title says when weights are random.
+    """
     items = list(spectra.values()) if isinstance(spectra, Mapping) else list(spectra)
     out = check_figure_path(path) if path is not None else None
-    fig = _new_figure(4.6, 3.6)
-    ax = fig.subplots()
+    fig = _new_figure(8.4, 3.7)
+    left, right = fig.subplots(1, 2)
+    smallest = min([1.0, *(x for spec in items for x in spec.normalized() if x > 0)])
     for spec in items:
         xs, ys = cdf_points(spec.normalized())
-        ax.step([0.0, *xs], [0.0, *ys], where="post", label=f"{spec.model} (n={spec.images})")
-    ax.set_xlabel("normalised singular value")
-    ax.set_ylabel("cumulative fraction")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    ax.set_title("Penultimate-feature singular values (cf. paper Figure 5, right)", fontsize=9)
+        (line,) = left.step(
+            [smallest / 2, *xs], [0.0, *ys], where="post", label=spectrum_label(spec)
+        )
+        index = [(k + 1) / len(xs) for k in range(len(xs))]
+        right.plot(index, spec.normalized(), color=line.get_color(), label=spectrum_label(spec))
+    left.set_xscale("log")
+    left.set_xlim(max(smallest / 2, 1e-12), 1.05)
+    left.set_xlabel("normalised singular value (log scale)")
+    left.set_ylabel("cumulative fraction")
+    left.set_ylim(0, 1.02)
+    right.set_yscale("log")
+    right.set_xlabel("normalised index k / n")
+    right.set_ylabel("singular value / largest (log scale)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=7, loc="upper left")
+    title = "Penultimate-feature singular values (cf. paper Figure 5, right)"
+    random = [s.model for s in items if s.random_weights]
+    if random:
+        title += (
+            f"\nRANDOM WEIGHTS (no checkpoint) for {', '.join(random)}: the architecture at "
+            "initialisation, not a trained model"
+        )
+    fig.suptitle(title, fontsize=9)
     if out is not None:
         fig.savefig(out, dpi=110)
     return fig

@@ -135,6 +135,15 @@ def test_features_json_and_cdf_plot(toy_zoo, tmp_path, capsys) -> None:
     assert first["nuclear_norm"] == pytest.approx(sum(first["singular_values"]))
     assert 1 <= first["rank"] <= 8
     assert fig.read_text().startswith("<?xml") and toy_zoo == [("toy_8", None), ("toy_20", None)]
+    assert first["random_weights"] is True and first["weights"] is None
+    assert "RANDOM WEIGHTS (no checkpoint) for toy_8, toy_20" in fig.read_text()
+
+
+def test_features_says_when_weights_are_random(toy_zoo, capsys) -> None:
+    args = ["rank", "features", "toy_8", "--resolution", "16", "--count", "12"]
+    assert run(args) == 0
+    out = capsys.readouterr().out
+    assert "RANDOM" in out and "random weights (no --weights checkpoint) for toy_8" in out
 
 
 def test_features_table_from_an_image_folder(toy_zoo, tmp_path, capsys) -> None:
@@ -148,6 +157,7 @@ def test_features_table_from_an_image_folder(toy_zoo, tmp_path, capsys) -> None:
     assert run([*args, "--weights", str(weights)]) == 0
     out = capsys.readouterr().out
     assert "toy_6" in out and "output.1" in out and f"images from {tmp_path}" in out
+    assert "w.pth" in out and "RANDOM" not in out and "random weights" not in out
     assert toy_zoo == [("toy_6", str(weights))]
 
 

@@ -332,8 +332,27 @@ def test_spectrum_of_a_known_matrix() -> None:
     assert spec.normalized() == pytest.approx([1.0, 2 / 3, 1 / 3])
     assert spectrum("toy", "fc", feats, rtol=0.4).rank == 2
     assert cdf_points([1.0, 0.25, 0.5, 0.75]) == ([0.25, 0.5, 0.75, 1.0], [0.25, 0.5, 0.75, 1.0])
-    fig = plot_spectra([spec, spectrum("toy2", "fc", 2 * feats)])
-    assert len(fig.axes) == 1 and len(fig.axes[0].get_lines()) == 2
+    trained = spectrum("toy2", "fc", 2 * feats)
+    trained.weights = "toy2.pth"
+    fig = plot_spectra([spec, trained])
+    left, right = fig.axes
+    assert len(left.get_lines()) == 2 and len(right.get_lines()) == 2
+    assert [t.get_text() for t in left.get_legend().get_texts()] == [
+        "toy (n=3, random init)",
+        "toy2 (n=3, checkpoint)",
+    ]
+    assert "RANDOM WEIGHTS (no checkpoint) for toy:" in fig.texts[0].get_text()
+
+
+def test_feature_cdf_axis_shows_values_far_below_the_largest() -> None:
+    # a random-init spectrum: one dominant value, the rest below 1e-3 of it; a linear 0..1 axis
+    # drew all of them at x < 0.07
+    feats = torch.diag(torch.tensor([1.0, 1e-3, 5e-4, 1e-4]))
+    fig = plot_spectra([spectrum("rand", "fc", feats)])
+    left, right = fig.axes
+    assert left.get_xscale() == "log" and left.get_xlim()[0] <= 1e-4 / 2 * 1.0001
+    assert right.get_yscale() == "log"
+    assert list(right.get_lines()[0].get_xdata()) == [0.25, 0.5, 0.75, 1.0]
 
 
 def test_load_model_seeds_random_init_without_touching_the_global_rng(monkeypatch) -> None:
