@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from rexbench.cli import rank_options as ro
 from rexbench.cli.common import JsonOpt, ModelsArg, ResolutionOpt, console, print_json
 from rexbench.errors import RexbenchError
+from rexbench.rank.readings import DEFAULT_READING as READING
 
 if TYPE_CHECKING:
     from rexbench.rank.features import FeatureSpectrum
@@ -96,7 +98,8 @@ def study_table(result: StudyResult):
     summary = result.summary()
     cfg = result.config
     table = Table(
-        title=f"rank(f(WX)) / d_out, mean over {cfg.networks} networks (paper Figure 1)",
+        title=f"{cfg.reading.parsed_measure.name}(f(WX)) / d_out, mean over {cfg.networks} "
+        "networks (paper Figure 1)",
         caption="columns: d_in/d_out; std: largest std over networks, across the ratios",
         box=box.SIMPLE_HEAD,
         padding=(0, 0),
@@ -165,16 +168,27 @@ def study(
     ] = None,
     d_out: Annotated[
         tuple[int, int], typer.Option("--d-out", help="Range of the random d_out (inclusive).")
-    ] = (16, 96),
+    ] = READING.d_out_range,
     spatial: Annotated[
         int, typer.Option("--spatial", help="H = W of the random input (1: N is the batch).")
-    ] = 8,
-    rtol: RtolOpt = None,
+    ] = READING.spatial,
+    rank_measure: ro.MeasureOpt = READING.measure,
+    matrix: ro.MatrixOpt = READING.matrix,
+    inputs: ro.InputsOpt = READING.inputs,
+    n_ratio: ro.NRatioOpt = READING.n_ratio,
+    bn: ro.BnOpt = READING.bn,
+    bn_mode: ro.BnModeOpt = READING.bn_mode,
+    init: ro.InitOpt = READING.init,
+    dtype: ro.DtypeOpt = READING.dtype,
+    centre: ro.CentreOpt = READING.centre,
     device: DeviceOpt = Device.cpu,
     out: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Rank ratio vs dimension ratio of random blocks for eight nonlinearities (paper Figure 1)."""
+    """Rank ratio vs dimension ratio of random blocks for eight nonlinearities (paper Figure 1).
+
+    Reading options (--d-out .. --centre): defaults and the search behind them in docs/rank-study.md.
+    """
     from rexbench.rank.observations import observations
     from rexbench.rank.study import StudyConfig, resolve_activations, resolve_blocks, run_study
 
@@ -186,9 +200,7 @@ def study(
         seed=seed,
         blocks=resolve_blocks(_split(blocks)),
         activations=resolve_activations(_split(activations)),
-        d_out_range=d_out,
-        spatial=spatial,
-        rtol=rtol,
+        reading=ro.reading_from(locals()),
         device=_check_device(device),
         **kwargs,
     )
@@ -203,7 +215,7 @@ def study(
             cfg, progress=lambda done, total: bar.update(task, completed=done, total=total)
         )
     wall = time.perf_counter() - start
-    verdicts = observations(cfg.ratios, result.curves())
+    verdicts = observations(cfg.ratios, result.curves(), result.reference())
     if out is not None:
         from rexbench.rank.plots import plot_study
 
@@ -218,10 +230,8 @@ def study(
     out_console = console()
     out_console.print(study_table(result))
     print_verdicts(verdicts)
-    tol = "max(rows, cols) x fp32 eps" if cfg.rtol is None else f"{cfg.rtol:g}"
     out_console.print(
-        f"rank tolerance {tol} x largest singular value; d_out {d_out[0]}..{d_out[1]}, "
-        f"{spatial}x{spatial} inputs, seed {seed}; {wall:.1f} s",
+        f"reading: {cfg.reading.describe()}; seed {seed}; {wall:.1f} s",
         highlight=False,
         soft_wrap=True,
     )

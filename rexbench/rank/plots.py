@@ -39,40 +39,64 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
+# one marker and line style per nonlinearity, so that curves that coincide stay distinguishable
+MARKERS = {
+    "relu": ("o", "-"),
+    "relu6": ("s", "--"),
+    "leaky_relu": ("^", "-."),
+    "elu": ("D", "-"),
+    "softplus": ("v", "--"),
+    "hardswish": ("P", "-."),
+    "silu": ("*", "-"),
+    "none": ("x", ":"),
+}
+DODGE = 0.004  # horizontal offset between neighbouring curves' markers, in units of d_in/d_out
+
+
 def plot_study(result: StudyResult, path: str | Path | None = None) -> Figure:
-    """One panel per block: mean rank ratio per nonlinearity, 10-90% band, and y = d_in/d_out."""
+    """One panel per block: mean rank ratio per nonlinearity (own marker and line style, markers
+    offset by up to +-3.5 x DODGE so that equal values stay visible), 10-90% band, and the input's
+    own measure (d_in/d_out for the exact rank)."""
     from rexbench.rank.study import ACTIVATIONS, BLOCKS
 
     out = check_figure_path(path) if path is not None else None
     summary = result.summary()
     ratios = list(result.config.ratios)
     blocks = list(summary)
-    fig = _new_figure(3.2 * len(blocks), 3.4)
+    reference = result.reference() or ratios
+    fig = _new_figure(3.2 * len(blocks), 3.7)
     axes = fig.subplots(1, len(blocks), sharey=True, squeeze=False)[0]
     for ax, block in zip(axes, blocks, strict=True):
-        for act, stats in summary[block].items():
-            style = {"color": "0.35", "linestyle": "--"} if act == "none" else {}
+        acts = list(summary[block])
+        for k, (act, stats) in enumerate(summary[block].items()):
+            shift = (k - (len(acts) - 1) / 2) * DODGE
+            marker, style = MARKERS.get(act, (".", "-"))
             (line,) = ax.plot(
-                ratios,
+                [x + shift for x in ratios],
                 stats["mean"],
-                marker=".",
+                marker=marker,
+                linestyle=style,
+                markersize=4,
+                linewidth=1,
                 label="none (linear)" if act == "none" else ACTIVATIONS[act],
-                **style,
+                **({"color": "0.35"} if act == "none" else {}),
             )
-            ax.fill_between(ratios, stats["q10"], stats["q90"], color=line.get_color(), alpha=0.12)
-        ax.plot([0, 1], [0, 1], color="0.6", linewidth=0.8, linestyle=":", label="d_in/d_out")
+            ax.fill_between(ratios, stats["q10"], stats["q90"], color=line.get_color(), alpha=0.08)
+        ax.plot(ratios, reference, color="0.5", linewidth=1.6, alpha=0.6, label="input X")
         ax.set_title(BLOCKS[block][1], fontsize=9)
         ax.set_xlabel("dimension ratio d_in/d_out")
-        ax.set_xlim(0, 1.02)
+        ax.set_xlim(0, 1.04)
         ax.set_ylim(0, 1.05)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("rank ratio rank/d_out")
-    axes[-1].legend(fontsize=7, loc="lower right")
+    reading = result.config.reading
+    axes[0].set_ylabel(f"rank ratio: {reading.parsed_measure.name} / d_out")
+    axes[-1].legend(fontsize=6.5, loc="lower right")
     cfg = result.config
     fig.suptitle(
-        f"Rank of f(WX) over {cfg.networks} random networks per point "
-        f"(d_out {cfg.d_out_range[0]}..{cfg.d_out_range[1]}, seed {cfg.seed}; bands: 10-90%)",
-        fontsize=9,
+        f"{reading.parsed_measure.name}(f(WX)) / d_out, mean over {cfg.networks} random networks per "
+        f"point (seed {cfg.seed}; bands: 10-90% of networks; markers offset by up to "
+        f"+-{3.5 * DODGE:g} so that equal curves stay visible)\n{reading.describe()}",
+        fontsize=8,
     )
     if out is not None:
         fig.savefig(out, dpi=110)
