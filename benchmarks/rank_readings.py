@@ -203,13 +203,13 @@ def table(data: dict) -> str:
     for row in data["readings"]:
         for k, m in enumerate(sorted(row["measures"], key=lambda j: (-j["held"], -j["parts"]))):
             name = row["reading"] if k == 0 else ""
-            name += "  <- default" if (row["reading"], m["measure"]) == (default, "rank") else ""
+            mark = "  <- default" if (row["reading"], m["measure"]) == (default, "rank") else ""
             wall = f"{row['wall_s']:.1f} s" if k == 0 else ""
             h = m["holds"]
             seeds = "/".join(str(v) for v in row.get("seeds", {}).get(m["measure"], []))
             lines.append(
                 f"{name:<58} {m['measure']:<12} {_mark(h['i']):>4} {_mark(h['ii']):>4} "
-                f"{_mark(h['iii']):>5} {m['parts']:>3}/{m['tested']} {seeds:>7}  {wall}"
+                f"{_mark(h['iii']):>5} {m['parts']:>3}/{m['tested']} {seeds:>7}  {wall}{mark}"
             )
     pairs = [(row, m) for row in data["readings"] for m in row["measures"]]
     top = max((m["held"], m["parts"]) for _, m in pairs)
