@@ -156,7 +156,7 @@ def plot_spectra(
     right.set_ylabel("singular value / largest (log scale)")
     for ax in (left, right):
         ax.grid(alpha=0.3)
-    left.legend(fontsize=7, loc="upper left")
+    left.legend(fontsize=7, loc="lower right")
     title = "Penultimate-feature singular values (cf. paper Figure 5, right)"
     random = [s.model for s in items if s.random_weights]
     if random:
