@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from rexbench.cli import rank_options as ro
 from rexbench.cli.common import console, print_json
 from rexbench.cli.options import JsonOpt, ModelsArg, ResolutionOpt
 from rexbench.errors import RexbenchError
+from rexbench.rank.readings import DEFAULT_READING as READING
 
 if TYPE_CHECKING:
     from rexbench.rank.features import FeatureSpectrum
@@ -131,7 +133,8 @@ def study_table(result: StudyResult):
     summary = result.summary()
     cfg = result.config
     table = Table(
-        title=f"rank(f(WX)) / d_out, mean over {cfg.networks} networks (paper Figure 1)",
+        title=f"{cfg.reading.parsed_measure.name}(f(WX)) / d_out, mean over {cfg.networks} "
+        "networks (paper Figure 1)",
         caption="columns: d_in/d_out; std: largest std over networks, across the ratios",
         box=box.SIMPLE_HEAD,
         padding=(0, 0),
@@ -175,14 +178,25 @@ def study(
     seed: SeedOpt = 0,
     blocks: BlocksOpt = None,
     activations: ActivationsOpt = None,
-    d_out: DOutOpt = (16, 96),
-    spatial: SpatialOpt = 8,
-    rtol: RtolOpt = None,
+    d_out: DOutOpt = READING.d_out_range,
+    spatial: SpatialOpt = READING.spatial,
+    rank_measure: ro.MeasureOpt = READING.measure,
+    matrix: ro.MatrixOpt = READING.matrix,
+    inputs: ro.InputsOpt = READING.inputs,
+    n_ratio: ro.NRatioOpt = READING.n_ratio,
+    bn: ro.BnOpt = READING.bn,
+    bn_mode: ro.BnModeOpt = READING.bn_mode,
+    init: ro.InitOpt = READING.init,
+    dtype: ro.DtypeOpt = READING.dtype,
+    centre: ro.CentreOpt = READING.centre,
     device: DeviceOpt = Device.cpu,
     out: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Rank ratio vs dimension ratio of random blocks for eight nonlinearities (paper Figure 1)."""
+    """Rank ratio vs dimension ratio of random blocks for eight nonlinearities (paper Figure 1).
+
+    Reading options (--d-out .. --centre): defaults and the search behind them in docs/rank-study.md.
+    """
     from rexbench.rank.observations import observations
     from rexbench.rank.study import StudyConfig, resolve_activations, resolve_blocks, run_study
 
@@ -194,9 +208,7 @@ def study(
         seed=seed,
         blocks=resolve_blocks(_split(blocks)),
         activations=resolve_activations(_split(activations)),
-        d_out_range=d_out,
-        spatial=spatial,
-        rtol=rtol,
+        reading=ro.reading_from(locals()),
         device=_check_device(device),
         **kwargs,
     )
@@ -211,7 +223,7 @@ def study(
             cfg, progress=lambda done, total: bar.update(task, completed=done, total=total)
         )
     wall = time.perf_counter() - start
-    verdicts = observations(cfg.ratios, result.curves())
+    verdicts = observations(cfg.ratios, result.curves(), result.reference())
     if out is not None:
         from rexbench.rank.plots import plot_study
 
@@ -226,10 +238,8 @@ def study(
     out_console = console()
     out_console.print(study_table(result))
     print_verdicts(verdicts)
-    tol = "max(rows, cols) x fp32 eps" if cfg.rtol is None else f"{cfg.rtol:g}"
     out_console.print(
-        f"rank tolerance {tol} x largest singular value; d_out {d_out[0]}..{d_out[1]}, "
-        f"{spatial}x{spatial} inputs, seed {seed}; {wall:.1f} s",
+        f"reading: {cfg.reading.describe()}; seed {seed}; {wall:.1f} s",
         highlight=False,
         soft_wrap=True,
     )
@@ -247,7 +257,7 @@ def features_table(spectra: list[FeatureSpectrum]):
         box=box.SIMPLE_HEAD,
         show_edge=False,
     )
-    for name in ("model", "classifier"):
+    for name in ("model", "weights", "classifier"):
         table.add_column(name, no_wrap=True)
     for name in ("n", "dim", "rank", "nuclear", "sv max", "median"):
         table.add_column(name, justify="right")
@@ -257,6 +267,7 @@ def features_table(spectra: list[FeatureSpectrum]):
         top = s.singular_values[0] if s.singular_values else 0.0
         table.add_row(
             s.model,
+            "RANDOM" if s.random_weights else Path(s.weights or "").name,
             s.layer,
             str(s.images),
             str(s.dim),
@@ -340,6 +351,19 @@ def features(
         return
     console().print(features_table(spectra))
     source = f"images from {images}" if images else f"{count} seeded synthetic images (seed {seed})"
+    _features_notes(spectra, source, out)
+
+
+def _features_notes(spectra: list[FeatureSpectrum], source: str, out: Path | None) -> None:
+    """Where the images came from, which weights were random, where the figure went."""
     console().print(f"inputs: {source}", highlight=False, soft_wrap=True)
+    if random := [s.model for s in spectra if s.random_weights]:
+        console().print(
+            f"random weights (no --weights checkpoint) for {', '.join(random)}: these spectra "
+            "describe the architecture at initialisation, not a trained model (the paper's "
+            "Figure 5 uses trained models)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if out is not None:
         console().print(f"figure: {out}", highlight=False, soft_wrap=True)

@@ -39,6 +39,11 @@ class FeatureSpectrum:
     singular_values: list[float] = field(default_factory=list)  # descending
     rank: int = 0
     rtol: float = 0.0
+    weights: str | None = None  # the checkpoint; None: random initialisation (no checkpoint)
+
+    @property
+    def random_weights(self) -> bool:
+        return self.weights is None
 
     @property
     def nuclear_norm(self) -> float:
@@ -54,10 +59,14 @@ class FeatureSpectrum:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields, with the nuclear norm, and the singular values last."""
+        """The fields, the nuclear norm, the singular values, whether the weights are random."""
         data = asdict(self)
         values = data.pop("singular_values")
-        return data | {"nuclear_norm": self.nuclear_norm, "singular_values": values}
+        return data | {
+            "nuclear_norm": self.nuclear_norm,
+            "singular_values": values,
+            "random_weights": self.random_weights,
+        }
 
 
 def find_classifier(model: nn.Module) -> tuple[str, nn.Module]:
@@ -256,4 +265,5 @@ def feature_spectra(
             )
         layer, feats = penultimate_features(model, cache[res])
         out.append(spectrum(label, layer, feats, rtol))
+        out[-1].weights = str(path) if path is not None else None
     return out
