@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,10 @@ from rexbench.errors import RexbenchError
 AUTO, LOCAL = "auto", "local"
 INSTALL_HINT = "pip install 'rexbench[cluster]'"
 CONNECT_TIMEOUT_S = 5.0
+AUTH_HINT = (
+    "a cluster started with Ray's token authentication (its default) needs RAY_AUTH_MODE=token and "
+    "the cluster's token (RAY_AUTH_TOKEN or ~/.ray/auth_token) here; see docs/fleet.md"
+)
 
 
 def import_ray() -> ModuleType:
@@ -120,7 +125,8 @@ def _init(ray: ModuleType, address: str) -> None:
                 "--cluster auto: no Ray cluster found on this machine; start one with "
                 "`ray start --head`, give its HOST:PORT, or try --cluster local"
             ) from None
-        raise RexbenchError(f"--cluster {address}: {_first_line(exc)}") from None
+        hint = "" if os.environ.get("RAY_AUTH_MODE") else f"; {AUTH_HINT}"
+        raise RexbenchError(f"--cluster {address}: {_first_line(exc)}{hint}") from None
     except (RuntimeError, ValueError) as exc:
         raise RexbenchError(f"--cluster {address}: {_first_line(exc)}") from None
 

@@ -124,3 +124,14 @@ def test_notes_name_nodes_of_one_machine_and_other_versions() -> None:
     notes = _notes(runs)
     assert "cpu-1:bbbbbb, cpu-2:dddddd are the same hardware (cpu-box)" in notes[0]
     assert "REXBENCH_MACHINE_ID" in notes[0] and "cpu-2:dddddd runs rexbench 0.0.9" in notes[1]
+
+
+def test_a_node_without_the_device_says_so_for_the_whole_node() -> None:
+    import torch
+
+    from rexbench.measure.config import RunConfig
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    answer = remote.measure("rexnet_x1.0", [RunConfig(device="cuda")], {})
+    assert answer["node"] is True and "cuda" in answer["error"].lower()
