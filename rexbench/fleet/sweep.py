@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from rexbench.records.schema import Record
 
 IDENTIFY_TIMEOUT_S = 300.0
-POLL_S = 0.25
+POLL_S = 0.5  # the driver's loop: progress polled at most twice a second
 
 
 @dataclass
@@ -172,7 +172,8 @@ class _Driver:
         if self.queue is None:
             return
         try:
-            messages = self.queue.get_nowait_batch(self.queue.qsize())
+            waiting = self.queue.qsize()
+            messages = self.queue.get_nowait_batch(waiting) if waiting else []
         except Exception:  # the queue's node is gone: no more progress, the sweep goes on
             self.queue = None
             return
@@ -266,10 +267,15 @@ def run_fleet(
 ) -> FleetResult:
     """The sweep of `specs` x `configs` on `nodes` (connected `ray`), records written to `out`.
     options (runs, warmup, input_shape, ...) go to `rexbench.measure.profile.profile_models`."""
+    from rexbench.measure.profile import check_writable
+    from rexbench.records.store import machine_dir
+
     out, hooks = Path(out), hooks or Hooks()
     start = time.monotonic()
     runs = identify(ray, nodes)
     plans = plan_machines(runs, specs, configs, out, force)
+    for mid in plans:  # an unwritable --out fails now, not after the first model
+        check_writable(machine_dir(out, mid))
     result = FleetResult(runs, notes=_notes(runs))
     hooks.planned(runs)
     driver = _Driver(ray, out, options, hooks)
@@ -279,8 +285,9 @@ def run_fleet(
             driver.submit(run)
         driver.loop()
     except KeyboardInterrupt:
-        driver.cancel()
         result.interrupted = True
+    finally:  # Ctrl-C, or an error here: no task of this sweep goes on running
+        driver.cancel()
     for run in runs:  # what a lost machine left undone, on its first node
         left = driver.todo.get(run.machine_id)
         if left and not result.interrupted:
