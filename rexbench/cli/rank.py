@@ -284,11 +284,12 @@ def features_table(spectra: list[FeatureSpectrum]):
 
     table = Table(
         title="Penultimate features (classifier input): singular values (paper Figure 5)",
-        caption="n images; sv: singular value; nuclear: sum of sv; median: median of sv / sv max",
+        caption="*: RANDOM weights (no checkpoint); n images; sv: singular value; nuclear: sum of "
+        "sv; median: median of sv / sv max",
         box=box.SIMPLE_HEAD,
         show_edge=False,
     )
-    for name in ("model", "weights", "classifier"):
+    for name in ("model", "classifier"):
         table.add_column(name, no_wrap=True)
     for name in ("n", "dim", "rank", "nuclear", "sv max", "median"):
         table.add_column(name, justify="right")
@@ -297,8 +298,7 @@ def features_table(spectra: list[FeatureSpectrum]):
         median = norm[len(norm) // 2] if norm else 0.0
         top = s.singular_values[0] if s.singular_values else 0.0
         table.add_row(
-            s.model,
-            "RANDOM" if s.random_weights else Path(s.weights or "").name,
+            f"{s.model}*" if s.random_weights else s.model,
             s.layer,
             str(s.images),
             str(s.dim),

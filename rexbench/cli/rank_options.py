@@ -27,7 +27,7 @@ MatrixOpt = Annotated[
     typer.Option(
         "--matrix",
         help="positions (rows: batch x H x W), pooled (rows: images after global average "
-        "pooling) or per-position (one matrix per position, averaged).",
+        "pooling) or per-position (one matrix per diagonal position, averaged).",
     ),
 ]
 InputsOpt = Annotated[

@@ -187,7 +187,7 @@ def block_outputs(
     reading: Reading = DEFAULT_READING,
 ) -> torch.Tensor:
     """The block's feature matrices as the reading takes them, every row kept: (A, N, d_out) for
-    `positions` and `pooled`, (A, H x W, N, d_out) for `per-position`."""
+    `positions` and `pooled`, (A, H, N, d_out) for `per-position`."""
     maps = block_maps(block, x, d_out, activations, gen, reading=reading)
     mats = feature_matrices(maps, reading)
     return mats[:, 0] if mats.shape[1] == 1 else mats

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from rexbench.rank.study import StudyResult
 
 
-# one marker and line style per nonlinearity, so that curves that coincide stay distinguishable
+# one marker, line style and colour per nonlinearity, the same in every panel
 MARKERS = {
     "relu": ("o", "-"),
     "relu6": ("s", "--"),
@@ -30,52 +30,60 @@ MARKERS = {
     "silu": ("*", "-"),
     "none": ("x", ":"),
 }
-DODGE = 0.004  # horizontal offset between neighbouring curves' markers, in units of d_in/d_out
+SHORT_BLOCKS = {
+    "conv1x1": "1x1 conv",
+    "conv3x3": "3x3 conv",
+    "ib_conv3x3": "IB, 3x3",
+    "ib_dw3x3": "IB, dw 3x3",
+}
 
 
 def plot_study(result: StudyResult, path: str | Path | None = None) -> Figure:
-    """One panel per block: mean rank ratio per nonlinearity (own marker and line style, markers
-    offset by up to +-3.5 x DODGE so that equal values stay visible), 10-90% band, and the input's
-    own measure (d_in/d_out for the exact rank)."""
+    """Figure 1 as small multiples: a row per block, a panel per nonlinearity, so that curves that
+    coincide (most sit at full rank) never hide each other. Each panel: the mean rank ratio, its
+    10-90% band over networks, the linear block ("none") and the input's own measure (d_in/d_out
+    for the exact rank)."""
     from rexbench.rank.study import ACTIVATIONS, BLOCKS
 
     out = check_figure_path(path, create_parent=True) if path is not None else None
     summary = result.summary()
     ratios = list(result.config.ratios)
     blocks = list(summary)
+    acts = [a for a in summary[blocks[0]] if a != "none"] or ["none"]
     reference = result.reference() or ratios
-    fig = new_figure(3.2 * len(blocks), 3.7)
-    axes = fig.subplots(1, len(blocks), sharey=True, squeeze=False)[0]
-    for ax, block in zip(axes, blocks, strict=True):
-        acts = list(summary[block])
-        for k, (act, stats) in enumerate(summary[block].items()):
-            shift = (k - (len(acts) - 1) / 2) * DODGE
+    fig = new_figure(1.7 * len(acts) + 0.7, 1.5 * len(blocks) + 1.0)
+    axes = fig.subplots(len(blocks), len(acts), sharex=True, sharey=True, squeeze=False)
+    for r, block in enumerate(blocks):
+        for c, act in enumerate(acts):
+            ax, stats = axes[r][c], summary[block][act]
+            ax.plot(ratios, reference, color="0.6", linewidth=1.4, alpha=0.7, label="input X")
+            if act != "none" and "none" in summary[block]:
+                ax.plot(ratios, summary[block]["none"]["mean"], color="0.3", linestyle=":",
+                        marker="x", markersize=3, linewidth=0.9, label="none (linear)")  # fmt: skip
             marker, style = MARKERS.get(act, (".", "-"))
-            (line,) = ax.plot(
-                [x + shift for x in ratios],
-                stats["mean"],
-                marker=marker,
-                linestyle=style,
-                markersize=4,
-                linewidth=1,
-                label="none (linear)" if act == "none" else ACTIVATIONS[act],
-                **({"color": "0.35"} if act == "none" else {}),
-            )
-            ax.fill_between(ratios, stats["q10"], stats["q90"], color=line.get_color(), alpha=0.08)
-        ax.plot(ratios, reference, color="0.5", linewidth=1.6, alpha=0.6, label="input X")
-        ax.set_title(BLOCKS[block][1], fontsize=9)
-        ax.set_xlabel("dimension ratio d_in/d_out")
-        ax.set_xlim(0, 1.04)
-        ax.set_ylim(0, 1.05)
-        ax.grid(alpha=0.3)
-    reading = result.config.reading
-    axes[0].set_ylabel(f"rank ratio: {reading.parsed_measure.name} / d_out")
-    axes[-1].legend(fontsize=6.5, loc="lower right")
-    cfg = result.config
+            colour = f"C{list(ACTIVATIONS).index(act) % 10}"
+            ax.plot(ratios, stats["mean"], color=colour, marker=marker, linestyle=style,
+                    markersize=3.5, linewidth=1.1, label=ACTIVATIONS[act])  # fmt: skip
+            ax.fill_between(ratios, stats["q10"], stats["q90"], color=colour, alpha=0.15)
+            ax.set_xlim(0, 1.05)
+            ax.set_ylim(0, 1.05)
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=7)
+            if r == 0:
+                ax.set_title(ACTIVATIONS[act], fontsize=9)
+            if c == 0:
+                letter = BLOCKS[block][0]
+                ax.set_ylabel(
+                    f"({letter}) {SHORT_BLOCKS.get(block, block)}\nrank ratio", fontsize=8
+                )
+            if r == len(blocks) - 1:
+                ax.set_xlabel("d_in/d_out", fontsize=8)
+    axes[0][-1].legend(fontsize=6, loc="lower right")
+    reading, cfg = result.config.reading, result.config
     fig.suptitle(
         f"{reading.parsed_measure.name}(f(WX)) / d_out, mean over {cfg.networks} random networks per "
-        f"point (seed {cfg.seed}; bands: 10-90% of networks; markers offset by up to "
-        f"+-{3.5 * DODGE:g} so that equal curves stay visible)\n{reading.describe()}",
+        f"point (seed {cfg.seed}; bands: 10-90% of networks; grey: the input X, dotted: no "
+        f"nonlinearity)\n{reading.describe()}",
         fontsize=8,
     )
     if out is not None:
@@ -128,7 +136,7 @@ def plot_spectra(
     right.set_ylabel("singular value / largest (log scale)")
     for ax in (left, right):
         ax.grid(alpha=0.3)
-    left.legend(fontsize=7, loc="upper left")
+    left.legend(fontsize=7, loc="lower right")
     title = "Penultimate-feature singular values (cf. paper Figure 5, right)"
     random = [s.model for s in items if s.random_weights]
     if random:

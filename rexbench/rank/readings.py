@@ -8,7 +8,7 @@ d_out. A `Reading` names one choice for each:
 - ``measure``: see `rexbench.rank.measures` (rank, rank@RTOL, erank, srank, nuclear).
 - ``matrix``: ``positions`` (rows = every batch x H x W position, channels as columns), ``pooled``
   (global average pooling first: rows = images, the features a classifier sees) or ``per-position``
-  (one images x channels matrix per spatial position, the measure averaged over positions).
+  (one images x channels matrix per spatial position on the grid's diagonal, the measure averaged).
 - ``inputs``: i.i.d. ``gaussian`` N(0, 1); ``uniform`` on [-sqrt 3, sqrt 3]; ``relu``: ReLU of a
   Gaussian (non-negative, like a previous ReLU layer's output); ``smooth``: Gaussian noise blurred
   twice with a 3x3 box (spatially correlated, like images), re-standardised; ``lowrank``: d_in channels
@@ -195,9 +195,9 @@ def feature_matrices(
 ) -> torch.Tensor:
     """(A, B, C, H, W) block outputs -> (A, M, N, C) feature matrices as `reading.matrix` says.
 
-    positions: M = 1, the first `rows` (None: all) of the B x H x W positions; pooled: M = 1, the B = N images after
-    global average pooling; per-position: M = H x W matrices of the B = N images. Centred per column
-    when `reading.centre`.
+    positions: M = 1, the first `rows` (None: all) of the B x H x W positions; pooled: M = 1, the
+    B = N images after global average pooling; per-position: M = H matrices of the B = N images, one
+    per position (k, k) on the diagonal. Centred per column when `reading.centre`.
     """
     acts, batch, channels, h, w = outputs.shape
     if reading.matrix == "positions":
@@ -205,8 +205,8 @@ def feature_matrices(
         mats = flat[:, :, :rows]
     elif reading.matrix == "pooled":
         mats = outputs.mean(dim=(3, 4)).unsqueeze(1)
-    else:
-        mats = outputs.permute(0, 3, 4, 1, 2).reshape(acts, h * w, batch, channels)
+    else:  # the H positions on the diagonal: corners and interior alike, at 1/H of the cost
+        mats = outputs.diagonal(dim1=3, dim2=4).permute(0, 3, 1, 2)  # (A, B, C, H) -> (A, H, B, C)
     if reading.centre:
         mats = mats - mats.mean(dim=-2, keepdim=True)
     return mats

@@ -188,7 +188,8 @@ def test_features_says_when_weights_are_random(toy_zoo, capsys) -> None:
     args = ["rank", "features", "toy_8", "--resolution", "16", "--count", "12"]
     assert run(args) == 0
     out = capsys.readouterr().out
-    assert "RANDOM" in out and "random weights (no --weights checkpoint) for toy_8" in out
+    assert "toy_8*" in out and "*: RANDOM weights (no checkpoint)" in out
+    assert "random weights (no --weights checkpoint) for toy_8" in out
 
 
 def test_features_table_from_an_image_folder(toy_zoo, tmp_path, capsys) -> None:
@@ -202,7 +203,7 @@ def test_features_table_from_an_image_folder(toy_zoo, tmp_path, capsys) -> None:
     assert run([*args, "--weights", str(weights)]) == 0
     out = capsys.readouterr().out
     assert "toy_6" in out and "output.1" in out and f"images from {tmp_path}" in out
-    assert "w.pth" in out and "RANDOM" not in out and "random weights" not in out
+    assert "toy_6*" not in out and "random weights (no --weights" not in out
     assert toy_zoo == [("toy_6", str(weights))]
 
 

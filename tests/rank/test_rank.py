@@ -195,15 +195,15 @@ def test_progress_and_threads_restored() -> None:
 
 def test_plot_study_has_one_panel_per_block(tiny, tmp_path) -> None:
     fig = plot_study(tiny, tmp_path / "sub" / "fig.png")
-    assert len(fig.axes) == 2
-    relu, silu, linear, reference = fig.axes[0].get_lines()
-    # overlapping curves stay distinguishable: own marker and line style, markers offset sideways
-    assert (relu.get_marker(), silu.get_marker(), linear.get_marker()) == ("o", "*", "x")
-    assert relu.get_linestyle() != linear.get_linestyle()
-    assert [round(b - a, 6) for a, b in zip(relu.get_xdata(), silu.get_xdata(), strict=True)] == [
-        0.004
-    ] * 3
+    # a panel per block (rows) and nonlinearity (columns): coinciding curves never hide each other
+    assert len(fig.axes) == 2 * 2
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["ReLU", "SiLU"]
+    reference, linear, silu = fig.axes[1].get_lines()
+    assert (silu.get_label(), silu.get_marker()) == ("SiLU", "*")
+    assert (linear.get_label(), linear.get_linestyle()) == ("none (linear)", ":")
     assert list(reference.get_xdata()) == list(TINY.ratios) and reference.get_label() == "input X"
+    assert list(reference.get_ydata()) == tiny.reference()
+    assert fig.axes[2].get_ylabel().startswith("(d) IB, dw 3x3")
     assert "rank(f(WX)) / d_out, mean over 3 random networks" in fig.texts[0].get_text()
     assert (tmp_path / "sub" / "fig.png").stat().st_size > 0
     with pytest.raises(RexbenchError, match="ending in"):

@@ -86,8 +86,8 @@ def test_feature_matrices() -> None:
     assert torch.equal(positions[0, 0, 26], maps[0, 1, :, 0, 1])  # image 1, row 0, column 1
     pooled = feature_matrices(maps, Reading(matrix="pooled"))
     assert pooled.shape == (3, 1, 4, 6) and torch.allclose(pooled[1, 0], maps[1].mean(dim=(2, 3)))
-    per = feature_matrices(maps, Reading(matrix="per-position"))
-    assert per.shape == (3, 25, 4, 6) and torch.equal(per[2, 7], maps[2, :, :, 1, 2])
+    per = feature_matrices(maps, Reading(matrix="per-position"))  # the diagonal's 5 positions
+    assert per.shape == (3, 5, 4, 6) and torch.equal(per[2, 3], maps[2, :, :, 3, 3])
     centred = feature_matrices(maps + 5.0, Reading(matrix="pooled", centre=True))
     assert centred.mean(dim=-2).abs().max() < 1e-5
 
@@ -102,7 +102,7 @@ def test_linear_blocks_keep_the_input_rank_under_every_matrix_reading() -> None:
     per = block_outputs(
         "conv1x1", x, 20, ["none"], _generator(0, "m"), reading=Reading(matrix="per-position")
     )
-    assert per.shape == (1, 16, 60, 20) and matrix_rank(per[0]).tolist() == [3] * 16
+    assert per.shape == (1, 4, 60, 20) and matrix_rank(per[0]).tolist() == [3] * 4
     low = _input(Reading(inputs="lowrank"), (60, 6, 4, 4))
     out = block_outputs("conv1x1", low, 20, ["none", "relu"], _generator(0, "m"))
     assert int(matrix_rank(out[0])) == 3 and int(matrix_rank(out[1])) == 20
