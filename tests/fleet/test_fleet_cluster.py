@@ -117,9 +117,10 @@ def test_a_removed_node_loses_only_its_running_model(cluster, nets, tmp_path) ->
     removed = []
 
     class RemoveNodeC(fs.Hooks):
-        def started(self, run, item) -> None:
-            if run.machine_id == "node-c" and not removed:  # while its slow model builds
-                removed.append(threading.Timer(0.5, cluster.remove_node, (node_c,)))
+        def event(self, run, event) -> None:
+            if run.machine_id == "node-c" and event.phase == "build" and not removed:
+                # node c is building its slow model (2.5 s): remove the node meanwhile
+                removed.append(threading.Timer(0.2, cluster.remove_node, (node_c,)))
                 removed[0].start()
 
     out = tmp_path / "results"
