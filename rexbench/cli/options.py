@@ -181,6 +181,19 @@ def measure_options(names: str = "", **defaults: Any) -> Callable[[Command], Com
     return decorate
 
 
+# ------------------------------------------------------------------------------------ cluster
+
+ClusterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        help="Run on a Ray cluster: auto (the cluster this machine belongs to), local (a cluster "
+        "started in this process, to try it out) or the head's HOST:PORT. Needs "
+        "pip install 'rexbench[cluster]'; see docs/fleet.md.",
+        show_default=False,
+    ),
+]
+
 # ------------------------------------------------------------------------------ files, output
 
 OutOpt = Annotated[

@@ -11,14 +11,14 @@ import typer
 
 from rexbench.cli import rank_options as ro
 from rexbench.cli.common import console, print_json
-from rexbench.cli.options import JsonOpt, ModelsArg, ResolutionOpt
+from rexbench.cli.options import ClusterOpt, JsonOpt, ModelsArg, ResolutionOpt
 from rexbench.errors import RexbenchError
 from rexbench.rank.readings import DEFAULT_READING as READING
 
 if TYPE_CHECKING:
     from rexbench.rank.features import FeatureSpectrum
     from rexbench.rank.observations import Verdict
-    from rexbench.rank.study import StudyResult
+    from rexbench.rank.study import StudyConfig, StudyResult
 
 rank = typer.Typer(
     name="rank",
@@ -78,6 +78,15 @@ ActivationsOpt = Annotated[
 ]
 DOutOpt = Annotated[
     tuple[int, int], typer.Option("--d-out", help="Range of the random d_out (inclusive).")
+]
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        "-j",
+        help="Processes on this machine; the numbers do not depend on it (each network is "
+        "seeded by its index).",
+    ),
 ]
 SpatialOpt = Annotated[
     int, typer.Option("--spatial", help="H = W of the random input (1: N is the batch).")
@@ -190,6 +199,8 @@ def study(
     dtype: ro.DtypeOpt = READING.dtype,
     centre: ro.CentreOpt = READING.centre,
     device: DeviceOpt = Device.cpu,
+    workers: WorkersOpt = 1,
+    cluster: ClusterOpt = None,
     out: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -198,7 +209,7 @@ def study(
     Reading options (--d-out .. --centre): defaults and the search behind them in docs/rank-study.md.
     """
     from rexbench.rank.observations import observations
-    from rexbench.rank.study import StudyConfig, resolve_activations, resolve_blocks, run_study
+    from rexbench.rank.study import StudyConfig, resolve_activations, resolve_blocks
 
     kwargs: dict[str, Any] = {}
     if (parsed := _ratios(ratios)) is not None:
@@ -216,13 +227,7 @@ def study(
         from rexbench.figures import check_figure_path
 
         check_figure_path(out, create_parent=True)
-    start = time.perf_counter()
-    with _progress("random networks") as bar:
-        task = bar.add_task("study", total=None)
-        result = run_study(
-            cfg, progress=lambda done, total: bar.update(task, completed=done, total=total)
-        )
-    wall = time.perf_counter() - start
+    result, wall = _sample(cfg, workers, cluster)
     verdicts = observations(cfg.ratios, result.curves(), result.reference())
     if out is not None:
         from rexbench.rank.plots import plot_study
@@ -231,7 +236,7 @@ def study(
     if json_out:
         data = result.to_dict()
         data["observations"] = [v.to_dict() for v in verdicts]
-        data["wall_time_s"] = wall
+        data["wall_time_s"], data["workers"], data["cluster"] = wall, workers, cluster
         data["figure"] = str(out) if out is not None else None
         print_json(data)
         return
@@ -245,6 +250,32 @@ def study(
     )
     if out is not None:
         out_console.print(f"figure: {out}", highlight=False, soft_wrap=True)
+
+
+def _sample(cfg: StudyConfig, workers: int, cluster: str | None) -> tuple[StudyResult, float]:
+    """The study in this process, over `workers` processes or over a Ray cluster; its wall time."""
+    from rexbench.rank.parallel import run_study_local
+
+    if cluster is not None and (workers != 1 or cfg.device != "cpu"):
+        raise RexbenchError(
+            "--cluster spreads the study over the cluster's CPUs: leave out --workers and --device"
+        )
+    start = time.perf_counter()
+    with _progress("random networks") as bar:
+        task = bar.add_task("study", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        if cluster is None:
+            result = run_study_local(cfg, workers, progress)
+        else:
+            from rexbench.fleet.cluster import connect
+            from rexbench.fleet.rank import run_study_on_cluster
+
+            with connect(cluster) as ray:
+                result = run_study_on_cluster(ray, cfg, progress)
+    return result, time.perf_counter() - start
 
 
 def features_table(spectra: list[FeatureSpectrum]):

@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rexbench.cli.common import console, print_json
-from rexbench.cli.options import JsonOpt, MeasureOptions, OutOpt, measure_options
+from rexbench.cli.fleet_view import FleetArgs, NodesOpt
+from rexbench.cli.options import ClusterOpt, JsonOpt, MeasureOptions, OutOpt, measure_options
 from rexbench.cli.progress import SweepView
+from rexbench.errors import RexbenchError
 
 if TYPE_CHECKING:
     from rexbench.measure.sweep import PlanItem, SweepResult
@@ -45,10 +47,13 @@ def sweep(
     keep_going: KeepGoingOpt = False,
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
+    cluster: ClusterOpt = None,
+    nodes: NodesOpt = None,
 ) -> None:
     """Profile a set of the paper's models (table5, tableA1, tableA2, mobile, all) with one configuration.
 
     Resumable: a model already in --out with the identical configuration is skipped (--force measures it again). Ctrl-C keeps every finished model (exit 130).
+    With --cluster, every node (or those --nodes picks) runs the sweep; records land here, under results/<machine-id>/ of the node that measured them.
     """
     from rexbench.measure import sweep as sw
     from rexbench.measure.config import build_configs
@@ -58,6 +63,15 @@ def sweep(
     configs, note = build_configs(measure.config_options())
     # the shape is part of each config (and of its config_id) before the plan looks for records
     configs = [with_input_shape(c, measure.input_shape) for c in configs]
+    if cluster is not None:  # rexbench.fleet: the nodes check their devices themselves
+        from rexbench.cli.fleet_view import sweep_on_cluster
+
+        args = FleetArgs(cluster=cluster, nodes=nodes, out=out, force=force, dry_run=dry_run,
+                         json_out=json_out)  # fmt: skip
+        sweep_on_cluster(specs, configs, measure, args)
+        return
+    if nodes:
+        raise RexbenchError("--nodes picks nodes of a cluster: give --cluster too")
     err = console(stderr=True)
     if not dry_run:  # a device or dtype this machine cannot run fails once, before any model
         from rexbench.measure.prepare import check_dtype, resolve_device

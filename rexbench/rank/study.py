@@ -176,62 +176,71 @@ def run_measures(
     config: StudyConfig,
     measures: Sequence[Measure],
     progress: Callable[[int, int], None] | None = None,
+    networks: Sequence[int] | None = None,
 ) -> dict[str, StudyResult]:
     """One run, several measures of the same singular values: measure name -> result (whose
-    config's reading names that measure)."""
+    config's reading names that measure).
+
+    `networks`: the indices of the networks to sample (default: all, 0 .. config.networks - 1), in
+    the result's order. Network i is seeded by (seed, i) alone, so any split of the indices over
+    processes gives the same numbers (rexbench.rank.parallel)."""
     import torch
 
     previous_threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     try:
-        return _run(config, measures, progress)
+        return _run(config, measures, progress, networks)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def draw_d_out(cfg: StudyConfig) -> list[int]:
-    """d_out of each network, uniform in the reading's range, seeded by (seed, index)."""
+def draw_d_out(cfg: StudyConfig, networks: Sequence[int] | None = None) -> list[int]:
+    """d_out of each network (default: all), uniform in the reading's range, seeded by (seed, index)."""
     import torch
 
     lo, hi = cfg.reading.d_out_range
     return [
         int(torch.randint(lo, hi + 1, (1,), generator=_generator(cfg.seed, "d_out", i)))
-        for i in range(cfg.networks)
+        for i in (range(cfg.networks) if networks is None else networks)
     ]
 
 
 def _run(
-    cfg: StudyConfig, measures: Sequence[Measure], progress: Callable[[int, int], None] | None
+    cfg: StudyConfig,
+    measures: Sequence[Measure],
+    progress: Callable[[int, int], None] | None,
+    networks: Sequence[int] | None = None,
 ) -> dict[str, StudyResult]:
     import torch
 
-    reading, d_outs = cfg.reading, draw_d_out(cfg)
+    indices = list(range(cfg.networks) if networks is None else networks)
+    reading, d_outs = cfg.reading, draw_d_out(cfg, indices)
     values = {
         m.name: {
-            b: {a: [[0.0] * cfg.networks for _ in cfg.ratios] for a in cfg.activations}
+            b: {a: [[0.0] * len(indices) for _ in cfg.ratios] for a in cfg.activations}
             for b in cfg.blocks
         }
         for m in measures
     }
-    inputs = {m.name: [[0.0] * cfg.networks for _ in cfg.ratios] for m in measures}
-    total, done = cfg.networks * len(cfg.ratios) * len(cfg.blocks), 0
+    inputs = {m.name: [[0.0] * len(indices) for _ in cfg.ratios] for m in measures}
+    total, done = len(indices) * len(cfg.ratios) * len(cfg.blocks), 0
     with torch.no_grad():
-        for net, d_out in enumerate(d_outs):
+        for at, (net, d_out) in enumerate(zip(indices, d_outs, strict=True)):
             shape = (reading.images(d_out), 0, reading.spatial, reading.spatial)
             for ri, ratio in enumerate(cfg.ratios):
                 d_in = input_channels(ratio, d_out)
                 gen = _generator(cfg.seed, "x", net, ratio)
                 x = make_input(reading, (shape[0], d_in, *shape[2:]), gen).to(cfg.device)
                 x_mats = feature_matrices(x.unsqueeze(0), reading, reading.rows(d_out))
-                _record(_measured(x_mats, measures, reading), inputs, (ri, net))
+                _record(_measured(x_mats, measures, reading), inputs, (ri, at))
                 for block in cfg.blocks:
                     gen = _generator(cfg.seed, "w", net, ratio, block)
                     maps = block_maps(block, x, d_out, cfg.activations, gen, reading=reading)
                     mats = feature_matrices(maps, reading, reading.rows(d_out))
                     for name, found in _measured(mats, measures, reading).items():
                         for act, v in zip(cfg.activations, found, strict=True):
-                            values[name][block][act][ri][net] = v
+                            values[name][block][act][ri][at] = v
                     done += 1
                     if progress is not None:
                         progress(done, total)
