@@ -1,4 +1,4 @@
-"""Output helpers shared by the CLI commands: consoles, JSON, wide tables, records with warnings."""
+"""Output helpers shared by the CLI commands: consoles, JSON, tables that fit, records with warnings."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ if TYPE_CHECKING:
 
 
 def console(stderr: bool = False) -> Console:
-    """A Rich console; created on demand so that importing the CLI stays cheap."""
+    """A Rich console; created on demand so that importing the CLI stays cheap. Text printed on it
+    is never hard-wrapped at the page width (a log or a pipe gets whole lines); tables go through
+    `print_tables`."""
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    return Console(stderr=stderr, soft_wrap=True)
 
 
 def print_json(data: Any) -> None:
@@ -26,19 +28,24 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
-def print_wide(*renderables: Any, out: Console | None = None, max_width: int | None = None) -> None:
-    """Print on stdout (or `out`). When it is not a terminal (a file, a pipe, a CI log), the page is
-    first widened to each table's natural width (at most `max_width`), so that no number or name in
-    a table is cut or wrapped; text wraps at the page width."""
-    from rich.measure import Measurement
+def print_tables(*renderables: Any, out: Console | None = None, max_width: int | None = None) -> None:
+    """Print on stdout (or `out`), each table as a table where it fits the page whole and as one
+    block per row where it does not (rexbench.cli.tables): no number, name or unit is ever cut.
+    A page that is not a terminal is as wide as the console says (80, or the COLUMNS variable),
+    at most `max_width`."""
     from rich.table import Table
+
+    from rexbench.cli.tables import fit, page_width
 
     out = out if out is not None else console()
     for item in renderables:
-        if isinstance(item, Table) and not out.is_terminal:
-            needed = Measurement.get(out, out.options.update_width(10**5), item).maximum
-            out.width = max(out.width, needed if max_width is None else min(needed, max_width))
-        out.print(item)
+        if isinstance(item, Table):
+            out.print(fit(item, page_width(out, max_width)), soft_wrap=False)
+        else:
+            out.print(item, soft_wrap=False)
+
+
+print_wide = print_tables  # the earlier name
 
 
 def load_records(paths: Sequence[Path] | None) -> list[Record]:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rexbench.cli.common import console, print_json, print_wide
+from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.options import InputShapeOpt, JsonOpt, ModelsArg, ResolutionOpt, WeightsOpt
 from rexbench.errors import RexbenchError
 
@@ -71,7 +71,7 @@ def count(
             print_json(data)
         else:
             for name, shape, rows in results:
-                print_wide(_module_table(name, shape, rows))
+                print_tables(_module_table(name, shape, rows))
         return
 
     all_counts = []
@@ -83,9 +83,9 @@ def count(
             {"conventions": counting.CONVENTIONS, "counts": [c.to_dict() for c in all_counts]}
         )
         return
-    print_wide(_counts_table(all_counts))
-    print_wide(_agreement_table(all_counts))
-    print_wide(_skipped_table(all_counts))
+    print_tables(_counts_table(all_counts))
+    print_tables(_agreement_table(all_counts))
+    print_tables(_skipped_table(all_counts))
 
 
 def _num(value: int | None) -> str:

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rexbench.cli.common import console, print_json, print_wide
+from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.options import AllOpt, JsonOpt, OptionalModelsArg
 from rexbench.cli.progress import ConsoleHooks
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from rexbench.gate.report import GateReport
 
 BaselineOpt = Annotated[
@@ -134,7 +136,8 @@ def gate(
     raise typer.Exit(report.exit_code)
 
 
-def _render(report: GateReport, err: Any) -> None:
+def gate_table(report: GateReport) -> Table:
+    """The verdicts: one row per model x configuration x check."""
     from rich.table import Table
 
     from rexbench.gate import report as fmt
@@ -166,7 +169,11 @@ def _render(report: GateReport, err: Any) -> None:
             outcome,
             v.reason,
         )
-    print_wide(table, max_width=240)
+    return table
+
+
+def _render(report: GateReport, err: Any) -> None:
+    print_tables(gate_table(report))
     for note in report.notes:
         err.print(f"note: {note}", highlight=False, soft_wrap=True)
     if report.count("inconclusive") and not report.fail_on_inconclusive:

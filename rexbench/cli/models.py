@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rexbench.cli.common import console, print_json
+from rexbench.cli.common import print_json, print_tables
 from rexbench.cli.options import JsonOpt
 from rexbench.errors import RexbenchError
 from rexbench.paper.tables import published
 from rexbench.registry import MODELS, ModelEntry, normalize
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 FamilyOpt = Annotated[
     str | None,
@@ -56,7 +59,7 @@ def model_row(entry: ModelEntry) -> dict[str, Any]:
     }
 
 
-def _render(rows: list[dict[str, Any]]) -> None:
+def models_table(rows: list[dict[str, Any]]) -> Table:
     from rich import box
     from rich.markup import escape
     from rich.table import Table
@@ -96,7 +99,7 @@ def _render(rows: list[dict[str, Any]]) -> None:
             cell(r["paper_table"]),
             ", ".join(r["aliases"]) or "-",
         )
-    console().print(table)
+    return table
 
 
 def models(family: FamilyOpt = None, json_output: JsonOpt = False) -> None:
@@ -105,4 +108,4 @@ def models(family: FamilyOpt = None, json_output: JsonOpt = False) -> None:
     if json_output:
         print_json(rows)
     else:
-        _render(rows)
+        print_tables(models_table(rows))

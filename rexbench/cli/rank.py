@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rexbench.cli.common import console, print_json
+from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.options import JsonOpt, ModelsArg, ResolutionOpt
 from rexbench.errors import RexbenchError
 
@@ -224,7 +224,7 @@ def study(
         print_json(data)
         return
     out_console = console()
-    out_console.print(study_table(result))
+    print_tables(study_table(result))
     print_verdicts(verdicts)
     tol = "max(rows, cols) x fp32 eps" if cfg.rtol is None else f"{cfg.rtol:g}"
     out_console.print(
@@ -338,7 +338,7 @@ def features(
             }
         )
         return
-    console().print(features_table(spectra))
+    print_tables(features_table(spectra))
     source = f"images from {images}" if images else f"{count} seeded synthetic images (seed {seed})"
     console().print(f"inputs: {source}", highlight=False, soft_wrap=True)
     if out is not None:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from rexbench.cli.common import console, load_records, print_json, print_wide
+from rexbench.cli.common import console, load_records, print_json, print_tables
 from rexbench.cli.options import JsonOpt, PathsArg
 from rexbench.errors import RexbenchError
 
@@ -96,6 +96,6 @@ def report(
     if json_output:
         print_json({**doc.to_dict(), "written": {k: str(v) for k, v in written.items()}})
         return
-    print_wide(*to_rich(doc))
+    print_tables(*to_rich(doc))
     for kind, path in written.items():
         console().print(f"wrote {kind}: {path}", markup=False, soft_wrap=True)

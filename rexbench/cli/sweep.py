@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rexbench.cli.common import console, print_json
+from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.options import JsonOpt, MeasureOptions, OutOpt, measure_options
 from rexbench.cli.progress import SweepView
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from rexbench.measure.sweep import PlanItem, SweepResult
 
 NamesArg = Annotated[
@@ -118,7 +120,7 @@ def _finish(result: SweepResult, out: Path, json_out: bool, err: Any) -> None:
     if json_out:
         print_json(data)
     else:
-        _table(data)
+        print_tables(sweep_table(data))
     for model, error in result.failed:
         err.print(f"failed: {model}: {error}", markup=False)
     if result.interrupted:
@@ -137,7 +139,7 @@ def _finish(result: SweepResult, out: Path, json_out: bool, err: Any) -> None:
         raise typer.Exit(1)
 
 
-def _table(data: dict[str, Any]) -> None:
+def sweep_table(data: dict[str, Any]) -> Table:
     from rich.table import Table
 
     table = Table(title="rexbench sweep", title_justify="left")
@@ -149,4 +151,4 @@ def _table(data: dict[str, Any]) -> None:
             table.add_row(row["model"], row["config"], median, status)
     for row in data["failed"]:
         table.add_row(row["model"], "-", "-", "failed")
-    console().print(table)
+    return table
