@@ -80,11 +80,14 @@ def save(
         input_shape=measure.input_shape,
         weights=weights,
     )
-    saved = save_baselines(request, ConsoleHooks(err))
+    hooks = ConsoleHooks(err)
+    saved = save_baselines(request, hooks)
     if json_out:
         print_json(saved.to_dict())
+        hooks.print_notes()
         return
     print_tables(counts_table(saved.counts))
+    hooks.print_notes()
     for path in saved.records:
         err.print(f"saved {path}", highlight=False, soft_wrap=True)
     for text in saved.warnings:

@@ -8,6 +8,7 @@ import typer
 
 from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.options import InputShapeOpt, JsonOpt, ModelsArg, ResolutionOpt, WeightsOpt
+from rexbench.cli.progress import working
 from rexbench.errors import RexbenchError
 
 if TYPE_CHECKING:
@@ -45,11 +46,11 @@ def count(
     for spec in specs:  # and the input options, before anything is built
         check_options(spec, input_shape, resolution)
 
-    status = console(stderr=True)
+    err = console(stderr=True)
     if by_module:
         results = []
         for spec in specs:
-            with status.status(f"counting {spec} by module"):
+            with working(err, f"counting {spec} by module"):
                 results.append(
                     counting.count_modules(
                         spec, resolution, weights, depth, input_shape=input_shape
@@ -76,7 +77,7 @@ def count(
 
     all_counts = []
     for spec in specs:
-        with status.status(f"counting {spec}"):
+        with working(err, f"counting {spec}"):
             all_counts.append(counting.count(spec, resolution, weights, input_shape=input_shape))
     if json_out:
         print_json(

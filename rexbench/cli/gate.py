@@ -126,13 +126,15 @@ def gate(
         warmup=warmup,
     )
     err = console(stderr=True)
-    report = run_gate(request, ConsoleHooks(err))
+    hooks = ConsoleHooks(err)
+    report = run_gate(request, hooks)
     if summary is not None:
         append_summary(summary, report)
     if json_out:
         print_json(report.to_dict())
     else:
         _render(report, err)
+    hooks.print_notes()
     raise typer.Exit(report.exit_code)
 
 

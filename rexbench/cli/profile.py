@@ -41,8 +41,7 @@ def profile(
     from rexbench.measure.profile import profile_models
 
     configs, note = build_configs(measure.config_options())
-    err = console(stderr=True)
-    err.print(note, highlight=False)
+    err = console(stderr=True)  # nothing is printed before the run: an error comes first
     kept: list[Path] = []
     view = ProgressView(err, len(configs) + 1, measure.runs, measure.warmup)
 
@@ -70,6 +69,7 @@ def profile(
         print_json(data)
         return
     print_tables(render(data))
+    err.print(f"note: {note}", highlight=False)
     for row in data["rows"]:
         for warning in row["warnings"]:
             err.print(

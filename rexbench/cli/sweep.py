@@ -61,11 +61,8 @@ def sweep(
     # the shape is part of each config (and of its config_id) before the plan looks for records
     configs = [with_input_shape(c, measure.input_shape) for c in configs]
     err = console(stderr=True)
-    if not dry_run:  # a device or dtype this machine cannot run fails once, before any model
-        from rexbench.measure.prepare import check_dtype, resolve_device
-
-        for c in configs:
-            check_dtype(resolve_device(c.device), c.dtype)
+    if not dry_run:  # what this machine cannot run fails once, before any model or output
+        sw.check(specs, configs, out)
     items = sw.plan(specs, configs, out, force=force)
     _announce(items, f"sweep of {len(specs)} model(s); {note}", out, err)
     if dry_run:

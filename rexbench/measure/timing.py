@@ -154,7 +154,8 @@ def measure_interleaved(
        over them). Compilation belongs to prepare(), before this.
     2. Timing: rounds of `round_size` calls per runner; round r starts with runner r mod k
        (A B, B A, A B ... for two runners), so neither always follows the other.
-    The progress callback is called after every warm-up and every chunk, outside timed regions.
+    The progress callback is called before and after every warm-up, once before the first round
+    (done 0: timing starts) and after every chunk, always outside timed regions.
     A runner's `setup` runs before its warm-up and before each of its chunks; each TimerResult's
     `backend` is the backend state right after its runner's first setup.
     """
@@ -178,12 +179,16 @@ def measure_interleaved(
                 if runner.setup is not None:
                     runner.setup()
                 backends[i] = backend_state()
+                if progress:  # a display can show the warm-up while it runs
+                    progress(ProgressEvent("warmup", runner.name, 0, warmup))
                 if warmup:
                     ops.begin_memory()
                     warm[i] = _time_calls(runner.fn, warmup, ops, clock)
                     memory[i] = ops.end_memory()
                 if progress:
                     progress(ProgressEvent("warmup", runner.name, warmup, warmup))
+            if progress:  # timing starts: a display stops drawing on its own here
+                progress(ProgressEvent("timing", runners[0].name, 0, runs))
             for r in range(-(-runs // round_size)):
                 n = min(round_size, runs - r * round_size)
                 for k in range(len(runners)):
