@@ -74,7 +74,7 @@ class LiveView:
 
     INTERVAL_S = 0.5
 
-    def __init__(self, err: Any, *columns: Any) -> None:
+    def __init__(self, err: Any, columns: list[Any]) -> None:
         from rich.progress import Progress
 
         self.enabled = bool(err.is_terminal)
@@ -131,8 +131,8 @@ class ProgressView(LiveView):
     def __init__(self, err: Any, runners: int, runs: int, warmup: int) -> None:
         from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
-        super().__init__(err, TextColumn("{task.description}"), BarColumn(), _calls_column(),
-                         TimeElapsedColumn())  # fmt: skip
+        columns = [TextColumn("{task.description}"), BarColumn(), _calls_column(), TimeElapsedColumn()]
+        super().__init__(err, columns)
         self.task = self.progress.add_task("starting", total=None)
         self.runners, self.runs = runners, runs
         self.done: dict[str, int] = {}
@@ -161,8 +161,9 @@ class SweepView(LiveView):
     def __init__(self, err: Any, models: int, runners: int, runs: int, warmup: int) -> None:
         from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
-        super().__init__(err, TextColumn("{task.description}"), BarColumn(), _calls_column(),
-                         TextColumn("{task.fields[status]}"), TimeElapsedColumn())  # fmt: skip
+        columns = [TextColumn("{task.description}"), BarColumn(), _calls_column(),
+                   TextColumn("{task.fields[status]}"), TimeElapsedColumn()]  # fmt: skip
+        super().__init__(err, columns)
         self.overall = self.progress.add_task("sweep", total=None, status="")
         self.current = self.progress.add_task("", total=None, status="")
         self.eta = SweepClock(models, runs * runners)
@@ -289,7 +290,7 @@ def working(err: Any, text: str) -> Iterator[Callable[[str], None]]:
     a function that changes its text."""
     from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    view = LiveView(err, SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    view = LiveView(err, [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()])
     task = view.progress.add_task(text, total=None)
     with view:
         view.ticking(True)

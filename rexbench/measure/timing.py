@@ -137,6 +137,10 @@ def _time_calls(fn: Callable[[], object], n: int, ops: DeviceOps, clock: Clock) 
     return samples
 
 
+def _ignore(event: ProgressEvent) -> None:
+    pass
+
+
 def measure_interleaved(
     runners: Sequence[Runner],
     runs: int,
@@ -166,6 +170,7 @@ def measure_interleaved(
     if runs < 1 or warmup < 0 or round_size < 1:
         raise ValueError("runs and round_size must be >= 1, warmup >= 0")
     ops = ops if ops is not None else device_ops(device)
+    emit = progress if progress is not None else _ignore
     samples: list[list[int]] = [[] for _ in runners]
     warm: list[list[int]] = [[] for _ in runners]
     memory: list[int | None] = [None] * len(runners)
@@ -179,16 +184,13 @@ def measure_interleaved(
                 if runner.setup is not None:
                     runner.setup()
                 backends[i] = backend_state()
-                if progress:  # a display can show the warm-up while it runs
-                    progress(ProgressEvent("warmup", runner.name, 0, warmup))
+                emit(ProgressEvent("warmup", runner.name, 0, warmup))  # a display shows it
                 if warmup:
                     ops.begin_memory()
                     warm[i] = _time_calls(runner.fn, warmup, ops, clock)
                     memory[i] = ops.end_memory()
-                if progress:
-                    progress(ProgressEvent("warmup", runner.name, warmup, warmup))
-            if progress:  # timing starts: a display stops drawing on its own here
-                progress(ProgressEvent("timing", runners[0].name, 0, runs))
+                emit(ProgressEvent("warmup", runner.name, warmup, warmup))
+            emit(ProgressEvent("timing", runners[0].name, 0, runs))  # a display stops drawing
             for r in range(-(-runs // round_size)):
                 n = min(round_size, runs - r * round_size)
                 for k in range(len(runners)):
@@ -197,8 +199,7 @@ def measure_interleaved(
                     if current.setup is not None:
                         current.setup()
                     samples[i] += _time_calls(current.fn, n, ops, clock)
-                    if progress:
-                        progress(ProgressEvent("timing", current.name, len(samples[i]), runs))
+                    emit(ProgressEvent("timing", current.name, len(samples[i]), runs))
     except Exception as exc:
         if ops.is_oom(exc):
             ops.after_oom()
