@@ -49,13 +49,30 @@ print_wide = print_tables  # the earlier name
 
 
 def load_records(paths: Sequence[Path] | None) -> list[Record]:
-    """Records from the given files/folders (default results/); damaged files are skipped with a
-    warning on stderr."""
+    """Records from the given files/folders (default runs/). Damaged records are skipped with a
+    warning on stderr; none at all to show is an error (one line, before any other output)."""
+    from rexbench.cli.options import RUNS
+    from rexbench.errors import RexbenchError
     from rexbench.records.store import load_records as load
 
+    given = list(paths or [RUNS])
+    if not paths and not RUNS.exists():
+        raise RexbenchError(
+            f"no records yet in {RUNS}/, where profile and sweep write them: measure first "
+            "(rexbench profile rexnet_x1.0), or read the committed example (results/example)"
+        )
+    skipped: list[str] = []
+    records = load(given, skip_bad=True, on_skip=skipped.append)
+    where = ", ".join(str(p) for p in given)
+    if not records and skipped:
+        more = f" (and {len(skipped) - 1} more)" if len(skipped) > 1 else ""
+        raise RexbenchError(f"no readable record in {where}: {skipped[0]}{more}")
+    if not records:
+        raise RexbenchError(
+            f"no rexbench records in {where}: measure first (rexbench profile MODEL --out "
+            f"{given[0]}), or give the folder that holds them"
+        )
     err = console(stderr=True)
-    return load(
-        paths or [Path("results")],
-        skip_bad=True,
-        on_skip=lambda msg: err.print(f"warning: {msg}", markup=False, soft_wrap=True),
-    )
+    for message in skipped:
+        err.print(f"warning: {message}", markup=False, highlight=False)
+    return records

@@ -175,13 +175,15 @@ def measure_options(names: str = "", **defaults: Any) -> Callable[[Command], Com
 
 # ------------------------------------------------------------------------------ files, output
 
+RUNS = Path("runs")  # where a user's own records go (git-ignored); the committed example: results/example
 OutOpt = Annotated[
-    Path, typer.Option("--out", help="Folder for the records (results/<machine-id>/).")
+    Path, typer.Option("--out", help="Folder for the records (runs/<machine-id>/; git ignores runs/).")
 ]
 PathsArg = Annotated[
     list[Path] | None,
     typer.Argument(
-        help="Record files or folders, searched recursively (default: results/).",
+        help="Record files or folders, searched recursively (default: runs/, where profile and "
+        "sweep write; the committed example is results/example).",
         show_default=False,
     ),
 ]

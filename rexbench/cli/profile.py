@@ -9,6 +9,7 @@ import typer
 
 from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.options import (
+    RUNS,
     JsonOpt,
     MeasureOptions,
     ModelsArg,
@@ -30,7 +31,7 @@ def profile(
     *,
     measure: MeasureOptions,
     weights: WeightsOpt = None,
-    out: OutOpt = Path("results"),
+    out: OutOpt = RUNS,
     json_out: JsonOpt = False,
 ) -> None:
     """Time models on this machine (median, p90, CI, throughput, GFLOP/s) and store one record each.

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from rexbench.cli.common import console, load_records, print_json, print_tables
-from rexbench.cli.options import JsonOpt, PathsArg
+from rexbench.cli.options import RUNS, JsonOpt, PathsArg
 from rexbench.errors import RexbenchError
 
 
@@ -80,7 +80,7 @@ def report(
     from rexbench.report import paper as rep
     from rexbench.report.render import to_rich
 
-    given = paths or [Path("results")]
+    given = paths or [RUNS]
     records = load_records(given)
     doc = rep.build(
         records,

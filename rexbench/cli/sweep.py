@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rexbench.cli.common import console, print_json, print_tables
-from rexbench.cli.options import JsonOpt, MeasureOptions, OutOpt, measure_options
+from rexbench.cli.options import RUNS, JsonOpt, MeasureOptions, OutOpt, measure_options
 from rexbench.cli.progress import SweepView
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def sweep(
     names: NamesArg,
     *,
     measure: MeasureOptions,
-    out: OutOpt = Path("results"),
+    out: OutOpt = RUNS,
     force: ForceOpt = False,
     keep_going: KeepGoingOpt = False,
     dry_run: DryRunOpt = False,

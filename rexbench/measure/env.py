@@ -4,7 +4,7 @@ What makes two runs comparable (used by the store, the report and the gate):
 
 * **Hardware** - CPU vendor/brand/family/model, the logical cores this process may use, the CPU
   flags that select kernels (avx2, avx512*, amx*, ...), and the GPU names. Only these feed
-  `machine_id`, the folder name under results/ and baselines/. Two runs with the same machine id
+  `machine_id`, the folder name under runs/ and baselines/. Two runs with the same machine id
   ran on the same kind of hardware, so their latencies can be compared.
 * **Software** - torch / CUDA / cuDNN versions, torch's CPU capability, thread settings. They are
   recorded but kept out of `machine_id`: upgrading torch must not orphan a machine's baselines;

@@ -109,8 +109,9 @@ def profile_models(
     return records
 
 
-def check_writable(folder: Path) -> None:
-    """Create `folder` and a file in it now, so an unwritable --out fails before any measurement."""
+def check_writable(folder: Path, option: str = "--out") -> None:
+    """Create `folder` and a file in it now, so that an unwritable output folder (given with
+    `option`) fails before any measurement."""
     import os
     import tempfile
 
@@ -121,7 +122,7 @@ def check_writable(folder: Path) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise RexbenchError(
-            f"cannot write records to {folder}: {exc.strerror or exc}; choose a writable folder with --out"
+            f"cannot write records to {folder}: {exc.strerror or exc}; choose a writable folder with {option}"
         ) from None
 
 

@@ -223,6 +223,25 @@ def _xlabel(panel: str, records: list[Record]) -> str:
     return f"{_DEVICE_NAME[kind]} throughput (images/s, {_batches(records, kind)})"
 
 
+class NothingToPlot(RexbenchError):
+    """No record can be drawn (other families, no top-1): a figure would be empty."""
+
+
+def _nothing(count: int, hidden: dict[str, int], families: Sequence[str] | None) -> str:
+    """Why nothing can be drawn, and what would draw it."""
+    why = []
+    if not count:
+        return "nothing to plot: no records"
+    if hidden["family"]:
+        shown = ", ".join(families or ())
+        why.append(f"{hidden['family']} of other families than {shown} (--all-families draws them)")
+    if hidden["top1"]:
+        why.append(
+            f"{hidden['top1']} without a published top-1 (give one with --top1 SPEC=PCT)"
+        )
+    return f"nothing to plot: of {count} record(s), " + " and ".join(why)
+
+
 def caption(
     records: list[Record], hidden: dict[str, int], paper: bool, given: Sequence[str] = ()
 ) -> str:
@@ -281,6 +300,8 @@ def figure3(
         return given[spec] if spec in given else published_top1(spec)
 
     shown, hidden = _plottable(records, families, accuracy)
+    if not shown:
+        raise NothingToPlot(_nothing(len(records), hidden, families))
     fig = new_figure(15, 5.4)
     axes = fig.subplots(1, 3, sharey=True)
     panels = [count_axis] + [f"{kind}:{device_axis}" for kind in DEVICES]

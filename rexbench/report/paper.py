@@ -311,6 +311,17 @@ def build(
     return doc
 
 
+def _figure(records: Sequence[Record], figure_format: str) -> bytes | None:
+    """Figure 3 with the paper's own points as hollow markers, encoded; None when no record is of
+    the figure's families (the report goes without it)."""
+    from rexbench.report.figure3 import NothingToPlot, figure3, figure_bytes
+
+    try:
+        return figure_bytes(figure3(records, paper=True), figure_format)
+    except NothingToPlot:
+        return None
+
+
 def write(doc: Document, out: str | Path, records: Sequence[Record], figure: bool = True,
           figure_format: str = "png") -> dict[str, Path]:  # fmt: skip
     """report.md, report.html (self-contained, figure embedded) and figure3.png|svg (with the
@@ -320,12 +331,8 @@ def write(doc: Document, out: str | Path, records: Sequence[Record], figure: boo
 
     folder = Path(out)
     paths: dict[str, Path] = {}
-    data = None
-    if figure and records:
-        from rexbench.report.figure3 import figure3, figure_bytes
-
-        fig = figure3(records, paper=True)  # the paper's own points as hollow markers
-        data = figure_bytes(fig, figure_format)
+    data = _figure(records, figure_format) if figure and records else None
+    if data is not None:
         paths["figure"] = folder / f"figure3.{figure_format}"
         try:
             folder.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from _synthetic import make
 from rexbench.cli import run
 from rexbench.errors import RexbenchError
 from rexbench.records.store import write_record
-from rexbench.report.figure3 import figure3, panel_texts, parse_axes, summary
+from rexbench.report.figure3 import NothingToPlot, figure3, panel_texts, parse_axes, summary
 from rexbench.stats import median_ci
 
 TABLE5_CPU = [
@@ -64,10 +64,12 @@ def test_empty_gpu_panel_says_so_inside(tmp_path) -> None:
     texts = panel_texts(fig)
     assert texts[0] == [] and texts[1] == []
     assert texts[2] == ["no CUDA records - run `rexbench sweep table5 --device cuda`"]
-    # without any record the CPU panel says it too, and nothing fails
-    empty = figure3([])
-    assert empty.axes[1].texts[0].get_text().startswith("no CPU records - run `rexbench sweep")
-    assert "No measured records" in empty._supxlabel.get_text()
+    # without any record to draw there is no figure, and no file
+    with pytest.raises(NothingToPlot, match="^nothing to plot: no records$"):
+        figure3([], tmp_path / "empty.png")
+    with pytest.raises(NothingToPlot, match="1 of other families than ReXNet.*--all-families"):
+        figure3([make("mobilenet_v2")], tmp_path / "empty.png")
+    assert not (tmp_path / "empty.png").exists()
 
 
 def test_points_top1_flops_and_labels() -> None:

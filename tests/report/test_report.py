@@ -228,5 +228,6 @@ def test_empty_and_duplicate_records(tmp_path, capsys) -> None:
     assert any("1 older duplicate" in line for line in doc.intro)
     assert rows_by_model(doc.section("latency"))["rexnet_x1.0"]["median_ms"] == 40.0
     (tmp_path / "empty").mkdir()
-    assert run(["report", str(tmp_path / "empty")]) == 0
-    assert "No records found" in capsys.readouterr().out
+    assert run(["report", str(tmp_path / "empty")]) == 2  # nothing to report is an error
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("rexbench: error: no rexbench records in ")
