@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -16,6 +17,11 @@ from typing import Any
 from rexbench.errors import RexbenchError
 
 MAX_WIDTH = 4.0
+# The narrowest layer of a thin ReXNet is its penultimate 1x1 convolution, int(1280 x width)
+# channels (official ReXNetV1; the stem and first block keep 32 and 16 below x1.0): below
+# 1/1280 it is empty. MIN_WIDTH is the smallest width of five decimals that builds.
+PENULTIMATE = 1280
+MIN_WIDTH = math.ceil(1e5 / PENULTIMATE) / 1e5
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,12 @@ def _parse_width(text: str, raw_name: str, prefix: str = "rexnet_x") -> float:
         raise RexbenchError(
             f"{raw_name!r}: width multiplier must be in (0, {MAX_WIDTH:g}], got {text}."
             f" Did you mean: {_closest_widths(prefix, width)}?"
+        )
+    if prefix == "rexnet_x" and int(PENULTIMATE * width) < 1:
+        raise RexbenchError(
+            f"{raw_name!r}: width {text} builds an empty layer (the penultimate 1x1 convolution "
+            f"gets int({PENULTIMATE} x {text}) = 0 channels); the smallest width that builds is "
+            f"{MIN_WIDTH:g}: {prefix}{MIN_WIDTH:g}"
         )
     return width
 

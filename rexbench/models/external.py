@@ -130,11 +130,13 @@ def _build_torchvision(spec: ModelSpec, num_classes: int) -> nn.Module:
 def _build_py(spec: ModelSpec, num_classes: int) -> nn.Module:
     factory_name = py_target(spec)[1]
     with _on_sys_path(_py_folder(spec)):
-        factory = _py_factory(spec, reuse=False)
+        with _user_code(spec, "it was imported"):
+            factory = _py_factory(spec, reuse=False)
         kwargs = spec.kwargs_dict
         if "num_classes" not in kwargs and "num_classes" in _parameters(factory):
             kwargs["num_classes"] = num_classes
-        return _checked(spec, f"{factory_name}()", lambda: factory(**kwargs))
+        with _user_code(spec, f"{factory_name}() built the model"):
+            return _checked(spec, f"{factory_name}()", lambda: factory(**kwargs))
 
 
 def declared_input_shape(spec: ModelSpec) -> Any:
@@ -142,7 +144,7 @@ def declared_input_shape(spec: ModelSpec) -> Any:
 
     A file that `build` has loaded is not run again: its module is the one that built the model.
     """
-    with _on_sys_path(_py_folder(spec)):
+    with _on_sys_path(_py_folder(spec)), _user_code(spec, "it was imported"):
         factory = _py_factory(spec, reuse=True)
     return getattr(factory, "default_input_shape", None)
 
@@ -206,6 +208,9 @@ def _load_file(spec: ModelSpec, target: str, reuse: bool = False) -> ModuleType:
     sys.modules[name] = module  # dataclasses, pickling and typing look the module up by name
     try:
         exec(compile(source, str(path), "exec", dont_inherit=True), module.__dict__)
+    except SystemExit:
+        sys.modules.pop(name, None)
+        raise  # _user_code says whose exit it was
     except Exception as exc:
         sys.modules.pop(name, None)
         raise RexbenchError(
@@ -241,6 +246,34 @@ def _attribute(spec: ModelSpec, module: ModuleType, dotted: str, where: str) -> 
             raise RexbenchError(f"{spec}: {where} has no attribute {part!r}.{hint}")
         obj = getattr(obj, part)
     return obj
+
+
+@contextmanager
+def _user_code(spec: ModelSpec, while_: str) -> Iterator[None]:
+    """Run a `py:` file's code as a guest: sys.argv holds only the file's name (a script that parses
+    arguments when imported sees none of rexbench's), what it prints goes to stderr once it is
+    done (stdout stays rexbench's, for tables and --json), and its sys.exit() becomes a one-line
+    RexbenchError that names the file, not an exit of rexbench."""
+    import contextlib
+    import io
+
+    target = py_target(spec)[0]
+    saved, said = sys.argv, io.StringIO()
+    sys.argv = [target]
+    try:
+        with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+            yield
+    except SystemExit as exc:
+        lines = [line.strip() for line in said.getvalue().splitlines() if line.strip()]
+        last = f" (its last words: {lines[-1]})" if lines else ""
+        raise RexbenchError(
+            f"{spec}: {target} called sys.exit({exc.code!r}) while {while_}{last}; that is the "
+            "file's doing, not rexbench's: a py: factory must return an nn.Module without exiting "
+            "(keep script code under `if __name__ == \"__main__\":`)"
+        ) from None
+    finally:
+        sys.argv = saved
+    sys.stderr.write(said.getvalue())
 
 
 @contextmanager
