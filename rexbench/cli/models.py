@@ -42,14 +42,12 @@ def select(family: str | None) -> list[ModelEntry]:
 
 def model_row(entry: ModelEntry) -> dict[str, Any]:
     """One model as plain data: the `--json` object and the table row."""
-    from rexbench.models.factory import exact_params
-
     paper = published(entry.name)
     return {
         "name": entry.name,
         "family": entry.family,
         "resolution": entry.resolution,
-        "params": exact_params(entry),
+        "params": entry.params if entry.params is not None else _built_params(entry),
         "paper_flops": paper.flops.text if paper and paper.flops else None,
         "paper_params": paper.params.text if paper and paper.params else None,
         "paper_top1": paper.top1.value if paper and paper.top1 else None,
@@ -57,6 +55,13 @@ def model_row(entry: ModelEntry) -> dict[str, Any]:
         "aliases": list(entry.aliases),
         "reference": entry.reference,
     }
+
+
+def _built_params(entry: ModelEntry) -> int | None:
+    """Parameters of an entry without a known count, built on the meta device (imports torch)."""
+    from rexbench.models.factory import exact_params
+
+    return exact_params(entry)
 
 
 def models_table(rows: list[dict[str, Any]]) -> Table:

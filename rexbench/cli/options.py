@@ -21,17 +21,22 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 
 # ------------------------------------------------------------------------------------ models
 
+def _expand(names: list[str] | None) -> list[str] | None:
+    """Glob patterns among the model names become the built-in names they match."""
+    from rexbench.registry import expand_patterns
+
+    return None if names is None else expand_patterns(names)
+
+
+_MODELS_HELP = (
+    "Model names, aliases or specs (see `rexbench models`); quoted glob patterns select built-in "
+    "models: 'rexnet_x1*', 'efficientnet_b?'."
+)
 ModelsArg = Annotated[
-    list[str],
-    typer.Argument(
-        help="Model names, aliases or specs (see `rexbench models`).", show_default=False
-    ),
+    list[str], typer.Argument(help=_MODELS_HELP, show_default=False, callback=_expand)
 ]
 OptionalModelsArg = Annotated[
-    list[str] | None,
-    typer.Argument(
-        help="Model names, aliases or specs (see `rexbench models`).", show_default=False
-    ),
+    list[str] | None, typer.Argument(help=_MODELS_HELP, show_default=False, callback=_expand)
 ]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every registered model.")]
 WeightsOpt = Annotated[

@@ -52,11 +52,15 @@ def _key(name: str) -> str:
 
 def expand(names: Sequence[str]) -> list[str]:
     """Set names and model specs -> canonical model specs, in order, each once."""
+    from rexbench.registry import expand_patterns, is_pattern
     from rexbench.spec import parse
 
     by_key = {_key(k): v for k, v in sets().items()}
     out: list[str] = []
     for name in names:
+        if is_pattern(name):
+            out += expand_patterns([name])
+            continue
         if _key(name) in by_key:
             out += by_key[_key(name)]
             continue
