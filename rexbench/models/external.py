@@ -36,10 +36,6 @@ if TYPE_CHECKING:
     from torch import nn
 
 # Keyword arguments that would make a library fetch weights from the network (nothing is ever downloaded).
-INSTALL_HINT = {
-    "timm": 'pip install "rexbench[timm]"',
-    "torchvision": 'pip install "rexbench[torchvision]"',
-}
 _NO_DOWNLOAD = {"pretrained": False, "weights": None, "weights_backbone": None}
 
 
@@ -59,6 +55,24 @@ def build(spec: ModelSpec, num_classes: int = 1000) -> nn.Module:
     return builders[spec.source](spec, num_classes)
 
 
+def install_hint(name: str) -> str:
+    """How to install timm or torchvision without losing the installed torch: a plain `pip install`
+    may replace a CPU build of torch by a multi-GB CUDA one, and torchvision only loads beside the
+    torch it was built for (torch 2.N pairs with torchvision 0.(N+15); a +cpu torch with a +cpu
+    torchvision from the index that torch came from)."""
+    torch = _torch_version()
+    minor = torch.split(".")[1] if torch.startswith("2.") else ""
+    vision = f'"torchvision==0.{int(minor) + 15}.*"' if minor.isdigit() else "torchvision"
+    cpu = " (a +cpu torchvision, from the index this torch came from)" if "+cpu" in torch else ""
+    first = "timm " if name == "timm" else ""
+    if not torch[:1].isdigit():  # torch's metadata cannot be read: nothing to pin
+        return f"pip install {first}torchvision (the release built for your torch; see docs/external-models.md)"
+    return (
+        f'pip install {first}{vision} "torch=={torch}" (pins your torch, so pip keeps it; '
+        f"torchvision must be the release built for torch {torch}{cpu}; see docs/external-models.md)"
+    )
+
+
 def import_library(name: str) -> ModuleType:
     """Import timm or torchvision, or say exactly what to install."""
     try:
@@ -67,16 +81,16 @@ def import_library(name: str) -> ModuleType:
         missing = getattr(exc, "name", None)
         if missing == name:
             raise RexbenchError(
-                f"{name} is not installed; install it with: {INSTALL_HINT[name]}"
+                f"{name} is not installed; install it with: {install_hint(name)}"
             ) from None
         raise RexbenchError(
-            f"{name} is installed but cannot be imported ({exc}); reinstall it with: {INSTALL_HINT[name]}"
+            f"{name} is installed but cannot be imported ({exc}); reinstall it with: {install_hint(name)}"
         ) from None
     except Exception as exc:
         # e.g. a torchvision built for another torch: "operator torchvision::nms does not exist"
         raise RexbenchError(
             f"importing {name} failed ({type(exc).__name__}: {_first_line(exc)}); it must be built "
-            f"for the installed torch {_torch_version()}: {INSTALL_HINT[name]}"
+            f"for the installed torch {_torch_version()}: {install_hint(name)}"
         ) from None
 
 
