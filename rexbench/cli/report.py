@@ -81,7 +81,7 @@ def report(
     from rexbench.report.render import to_rich
 
     given = paths or [RUNS]
-    records = load_records(given)
+    records = load_records(paths)
     doc = rep.build(
         records,
         reference=_reference(reference),

@@ -115,11 +115,14 @@ def check_writable(folder: Path, option: str = "--out") -> None:
     import os
     import tempfile
 
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe.", suffix=".tmp")
         os.close(fd)
         os.unlink(probe)
+        for made in created:  # leave no empty folder behind: the records create it again
+            made.rmdir()
     except OSError as exc:
         raise RexbenchError(
             f"cannot write records to {folder}: {exc.strerror or exc}; choose a writable folder with {option}"
