@@ -57,3 +57,14 @@ def test_a_report_prints_through_the_same_helper():
     print_tables(*to_rich(doc), out=out)
     text = buffer.getvalue()
     assert "Title [x]" in text and "intro code" in text and "a note" in text
+
+
+def test_version_and_bare_command(capsys):
+    import rexbench
+    from rexbench.cli import run
+
+    assert run(["--version"]) == 0
+    assert capsys.readouterr().out == f"rexbench {rexbench.__version__}\n"
+    assert run([]) == 0  # no command: the help, on stdout
+    out, err = capsys.readouterr()
+    assert "profile" in out and err == ""
