@@ -328,7 +328,7 @@ def test_zoo_and_library_provenance(monkeypatch: pytest.MonkeyPatch):
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "version", missing)
-    with pytest.raises(RexbenchError, match=r'install it with: pip install "rexbench\[timm\]"'):
+    with pytest.raises(RexbenchError, match=r"timm is not installed; install it with: pip install timm torchvision"):
         provenance(parse("timm:resnet50"))
 
 
