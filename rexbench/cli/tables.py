@@ -3,8 +3,8 @@
 A Rich table squeezed into a narrow page cuts its cells ("4,796," for 4,796,186) or ends them with
 an ellipsis. `fit` renders a table at the page width first and keeps it only if every word of every
 header and cell comes out whole; otherwise it shows the same cells as a narrower layout, one block
-per row (the row's first cell as its heading, then one `header  value` line per other cell), which
-needs no more than the longest header plus the longest word of a value.
+per row: the row's first cell as its heading, then its other cells as `header: value` pairs packed
+into lines, never split inside a pair.
 """
 
 from __future__ import annotations
@@ -58,11 +58,12 @@ def fits(table: Table, width: int) -> bool:
     return all(text.count(word) >= n for word, n in Counter(words(table)).items())
 
 
-def stacked(table: Table) -> RenderableType:
-    """The table's rows as blocks: the first cell as a heading, then `header  value` per cell."""
+def stacked(table: Table, width: int) -> RenderableType:
+    """The table's rows as blocks for a page `width` columns wide: the row's first cell as a
+    heading, then its other cells as `header: value` pairs packed into indented lines; a pair is
+    never split across lines (one wider than a line wraps at its spaces)."""
     from rich.console import Group
     from rich.padding import Padding
-    from rich.table import Table
     from rich.text import Text
 
     parts: list[Any] = []
@@ -75,21 +76,46 @@ def stacked(table: Table) -> RenderableType:
         values = [as_text(column[row]) if row < len(column) else Text() for column in cells]
         heading = values[0].copy()
         heading.stylize("bold")
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="dim", no_wrap=True)
-        grid.add_column(overflow="fold")
-        for header, value in zip(headers[1:], values[1:], strict=True):
-            if value.plain.strip():
-                grid.add_row(header, value)
         if heading.plain.strip():  # an empty first cell continues the block above
             parts.append(heading)
-        if grid.row_count:
-            parts.append(Padding(grid, (0, 0, 0, 2), expand=False))
+        items: list[tuple[str, Text]] = []
+        for header, value in zip(headers[1:], values[1:], strict=True):
+            if value.plain.strip():
+                items += _pair(header, value)
+        parts += [Padding(line, (0, 0, 0, 2), expand=False) for line in _pack(items, width - 2)]
     if table.caption:
         caption = as_text(table.caption).copy()
         caption.stylize("dim")
         parts.append(caption)
     return Group(*parts)
+
+
+def _pair(header: str, value: Text) -> list[tuple[str, Text]]:
+    """`header: value` as (separator, piece) items: one per line of a multi-line value, joined by
+    "; " (so "aten.add x11" stays on one line), and two spaces before the header."""
+    from rich.text import Text
+
+    lines = [line for line in value.split("\n") if line.plain.strip()]
+    items = []
+    for i, line in enumerate(lines):
+        piece = (Text(f"{header}: ", style="dim") + line) if i == 0 else line.copy()
+        if i < len(lines) - 1:
+            piece.append(";")
+        items.append(("  " if i == 0 else " ", piece))
+    return items
+
+
+def _pack(items: list[tuple[str, Text]], room: int) -> list[Text]:
+    """The pieces into lines of at most `room` columns, greedily, in order; a piece is never split
+    (one wider than a line wraps at its spaces when printed)."""
+    lines: list[Text] = []
+    for separator, piece in items:
+        if lines and lines[-1].cell_len + len(separator) + piece.cell_len <= room:
+            lines[-1].append(separator)
+            lines[-1].append_text(piece)
+        else:
+            lines.append(piece.copy())
+    return lines
 
 
 def _one_line(header: str) -> str:
@@ -103,7 +129,7 @@ def _one_line(header: str) -> str:
 
 def fit(table: Table, width: int) -> RenderableType:
     """The table itself when it fits `width` whole, else its stacked layout."""
-    return table if fits(table, width) else stacked(table)
+    return table if fits(table, width) else stacked(table, width)
 
 
 def page_width(out: Console, max_width: int | None = None) -> int:
