@@ -7,12 +7,14 @@ canvas (no pyplot state), so figures work headless and never change the caller's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -37,3 +39,33 @@ def new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def shared_legend(fig: Figure, axes: Sequence[Axes], title: str, columns: int = 4) -> None:
+    """One legend for all panels, above them, under `title` (each label once): it never covers a
+    line, and the title needs no suptitle of its own (constrained layout places the two on top of
+    each other)."""
+    entries: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if not entries:
+        fig.suptitle(title, fontsize=12)
+        return
+    fig.legend(list(entries.values()), list(entries), loc="outside upper center", title=title,
+               title_fontsize=12, ncols=min(len(entries), columns), fontsize=9, frameon=False)  # fmt: skip
+
+
+def min_spans(axes: Sequence[Axes], y: float, x_relative: float = 0.3) -> None:
+    """No axis zooms into noise: the (shared) y axis spans at least `y`, each x axis with lines at
+    least `x_relative` x its largest value, centred on what is drawn (never below 0)."""
+    low, high = axes[0].get_ylim()
+    if high - low < y:
+        mid = (low + high) / 2
+        axes[0].set_ylim(mid - y / 2, mid + y / 2)
+    for ax in axes:
+        left, right = ax.get_xlim()
+        need = x_relative * max(abs(left), abs(right))
+        if ax.lines and right - left < need:
+            start = max((left + right - need) / 2, 0.0)
+            ax.set_xlim(start, start + need)

@@ -7,15 +7,22 @@ a model is built, so listing and resolving names never imports torch.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import importlib
+import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from rexbench.errors import RexbenchError
 
 MAX_WIDTH = 4.0
+# The narrowest layer of a thin ReXNet is its penultimate 1x1 convolution, int(1280 x width)
+# channels (official ReXNetV1; the stem and first block keep 32 and 16 below x1.0): below
+# 1/1280 it is empty. MIN_WIDTH is the smallest width of five decimals that builds.
+PENULTIMATE = 1280
+MIN_WIDTH = math.ceil(1e5 / PENULTIMATE) / 1e5
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,7 @@ class ModelEntry:
     resolution: int = 224
     reference: str = ""  # the implementation whose counts and state dict this model reproduces
     aliases: tuple[str, ...] = ()
+    params: int | None = None  # exact parameter count of the built model (PARAMS), when known
 
     def builder_fn(self) -> Callable[..., Any]:
         module_name, _, fn_name = self.builder.partition(":")
@@ -85,6 +93,38 @@ class Registry:
         return self.get(name).name
 
 
+GLOB_CHARS = "*?["
+
+
+def is_pattern(name: str) -> bool:
+    """A glob pattern over the built-in names ('rexnet_x1*', 'efficientnet_b?'), not a spec."""
+    return any(c in name for c in GLOB_CHARS) and ":" not in name
+
+
+def expand_patterns(names: Iterable[str], registry: Registry | None = None) -> list[str]:
+    """Names with every glob pattern replaced by the built-in names (and aliases) it matches, in
+    the registry's order; other names pass unchanged. A pattern that matches nothing is an error."""
+    registry = registry if registry is not None else MODELS
+    out: list[str] = []
+    for name in names:
+        if not is_pattern(name):
+            out.append(name)
+            continue
+        pattern = name.strip().lower()
+        found = [
+            e.name
+            for e in registry
+            if any(fnmatch.fnmatchcase(key.lower(), pattern) for key in (e.name, *e.aliases))
+        ]
+        if not found:
+            raise RexbenchError(
+                f"no built-in model matches {name!r}; run `rexbench models` for the names "
+                "(patterns: * any characters, ? one, [..] one of)"
+            )
+        out += [n for n in found if n not in out]
+    return out
+
+
 def normalize(name: str) -> str:
     """Fold case and separators so that 'ReXNet (x1.0)', 'rexnet_x1.0' and 'REXNET-X1.0' coincide."""
     return re.sub(r"[\s_()\-]+", "", name.strip().lower())
@@ -109,6 +149,12 @@ def _parse_width(text: str, raw_name: str, prefix: str = "rexnet_x") -> float:
         raise RexbenchError(
             f"{raw_name!r}: width multiplier must be in (0, {MAX_WIDTH:g}], got {text}."
             f" Did you mean: {_closest_widths(prefix, width)}?"
+        )
+    if prefix == "rexnet_x" and int(PENULTIMATE * width) < 1:
+        raise RexbenchError(
+            f"{raw_name!r}: width {text} builds an empty layer (the penultimate 1x1 convolution "
+            f"gets int({PENULTIMATE} x {text}) = 0 channels); the smallest width that builds is "
+            f"{MIN_WIDTH:g}: {prefix}{MIN_WIDTH:g}"
         )
     return width
 
@@ -267,10 +313,46 @@ def _builtin_entries() -> list[ModelEntry]:
     return entries
 
 
+# Exact parameter counts of the built-in models (1000 classes), so that listing them builds nothing:
+# tests/test_registry.py builds every model on the meta device and checks each number.
+PARAMS: dict[str, int] = {
+    "rexnet_x0.9": 4_091_257,
+    "rexnet_x1.0": 4_796_873,
+    "rexnet_x1.1": 5_642_328,
+    "rexnet_x1.2": 6_568_698,
+    "rexnet_x1.3": 7_557_091,
+    "rexnet_x1.4": 8_606_611,
+    "rexnet_x1.5": 9_728_593,
+    "rexnet_x2.0": 16_366_620,
+    "rexnet_x2.2": 19_485_308,
+    "rexnet_x3.0": 34_708_792,
+    "rexnet_lite_x1.0": 4_740_056,
+    "rexnet_lite_x1.3": 6_747_960,
+    "rexnet_lite_x1.5": 8_332_296,
+    "rexnet_lite_x2.0": 12_966_200,
+    "efficientnet_b0": 5_288_548,
+    "efficientnet_b1": 7_794_184,
+    "efficientnet_b2": 9_109_994,
+    "efficientnet_b3": 12_233_232,
+    "mobilenet_v2": 3_504_872,
+    "mobilenet_v2_x1.4": 6_108_776,
+    "mobilenet_v3_large": 5_483_032,
+    "mobilenet_v3_small": 2_542_856,
+    "efficientnet_lite0": 4_652_008,
+    "efficientnet_lite1": 5_416_680,
+    "efficientnet_lite2": 6_092_072,
+    "efficientnet_lite3": 8_197_096,
+    "mobilenet_v1": 4_231_976,
+    "rexnet_plain": 3_438_872,
+}
+
+
 def _build_registry() -> Registry:
+    from dataclasses import replace
+
     registry = Registry()
     for entry in _builtin_entries():
-        registry.register(entry)
+        registry.register(replace(entry, params=PARAMS.get(entry.name)))
     return registry
 
 

@@ -190,3 +190,58 @@ def test_cli_help_does_not_import_torch():
     imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
     assert "typer" in imported  # the log is there
     assert not {m for m in imported if m == "torch" or m.startswith("torch.")}
+
+
+# ------------------------------------------------------------------ listing without building
+
+
+@pytest.mark.parametrize("entry", list(MODELS), ids=lambda e: e.name)
+def test_every_listed_parameter_count_is_the_built_models(entry) -> None:
+    from rexbench.models.factory import exact_params
+
+    assert entry.params is not None and entry.params == exact_params(entry)
+
+
+def test_models_lists_without_importing_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys; from rexbench.cli import run; run(['models', '--json']); print('torch' in sys.modules, file=sys.stderr)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stderr.strip() == "False", done.stderr
+
+
+# -------------------------------------------------------------------------- glob patterns
+
+
+def test_glob_patterns_select_built_in_models_in_registry_order() -> None:
+    from rexbench.registry import expand_patterns
+
+    assert expand_patterns(["rexnet_x1*"]) == [f"rexnet_x1.{i}" for i in range(6)]
+    assert expand_patterns(["efficientnet_b?", "rexnet_x1.0"]) == [
+        "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "rexnet_x1.0"
+    ]  # fmt: skip
+    assert expand_patterns(["REXNET_1[03]0"]) == ["rexnet_x1.0", "rexnet_x1.3"]  # timm's aliases
+    assert expand_patterns(["timm:resnet50", "rexnet_x1.75"]) == ["timm:resnet50", "rexnet_x1.75"]
+    with pytest.raises(RexbenchError, match="no built-in model matches 'rexnet_x9\\*'"):
+        expand_patterns(["rexnet_x9*"])
+
+
+# ------------------------------------------------------------------ widths too small to build
+
+
+def test_a_width_that_builds_an_empty_layer_is_refused_with_the_smallest_that_builds() -> None:
+    import warnings
+
+    import torch
+
+    from rexbench.registry import MIN_WIDTH
+
+    with pytest.raises(RexbenchError, match=f"empty layer.*smallest width that builds is {MIN_WIDTH:g}"):
+        MODELS.get("rexnet_x0.0001")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no zero-element tensor, no warning
+        model = MODELS.get(f"rexnet_x{MIN_WIDTH:g}").build().eval()
+        with torch.inference_mode():
+            assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 1000)
+    assert MODELS.get("rexnet_lite_x0.0001").name == "rexnet_lite_x0.0001"  # lite keeps 8+ channels

@@ -1,13 +1,16 @@
 """The `rexbench` command: a thin Typer shell over the library.
 
 Every command lives in its own module and is registered here, in one visible list. Errors meant for
-the user (RexbenchError, click usage errors) become one line on stderr and exit code 2; Ctrl-C exits 130.
+the user (RexbenchError, click usage errors, an unwritable stdout) become one line on stderr and exit
+code 2 (rexbench.cli.errors); Ctrl-C exits 130.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Sequence
+from typing import Annotated
 
 import typer
 
@@ -27,6 +30,20 @@ _COMMANDS: list[tuple[str, str]] = [
 ]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from rexbench import __version__
+
+        print(f"rexbench {__version__}")
+        raise typer.Exit()
+
+
+VersionOpt = Annotated[
+    bool,
+    typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+]
+
+
 def build_app() -> typer.Typer:
     import importlib
 
@@ -38,6 +55,11 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
         rich_markup_mode="rich",
     )
+
+    @app.callback()
+    def main(version: VersionOpt = False) -> None:
+        """Build, count, time and compare ReXNet and the efficient vision models it is measured against."""
+
     for module_name, attr in _COMMANDS:
         obj = getattr(importlib.import_module(module_name), attr)
         if isinstance(obj, typer.Typer):
@@ -47,28 +69,53 @@ def build_app() -> typer.Typer:
     return app
 
 
-def error_line(message: str) -> None:
-    """Print a user-facing error as one line on stderr."""
-    flat = " ".join(str(message).split())
-    print(f"rexbench: error: {flat}", file=sys.stderr)
-
-
-def run(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code (used by `main` and by the tests)."""
-    app = build_app()
+def _invoke(app: typer.Typer, args: list[str]) -> int:
+    """Parse and run one command line; its exit code. Errors propagate."""
+    command = typer.main.get_command(app)
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="rexbench")
-    except SystemExit as exc:  # Typer's standalone mode always ends this way
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
-    except RexbenchError as exc:
-        error_line(str(exc))
+        with command.make_context("rexbench", args) as ctx:
+            command.invoke(ctx)
+    except typer.Exit as exc:
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("rexbench: interrupted", file=sys.stderr)
-        return 130
+    except Exception as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            return 0  # the help was printed on stdout while the error was made
+        raise
     return 0
 
 
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (used by `main` and by the tests).
+
+    Every failure is one line on stderr (rexbench.cli.errors): a RexbenchError or a click usage
+    error exits 2, and so does a stdout that cannot be written; Ctrl-C exits 130, SIGTERM 143.
+    """
+    from rexbench.cli import errors
+
+    args = list(argv) if argv is not None else sys.argv[1:]
+    app = build_app()
+    with errors.guarded_stdout() as stdout:
+        try:
+            code = _invoke(app, args)
+            stdout.flush()
+        except errors.usage_errors() as exc:
+            errors.error_line(errors.usage_message(exc, typer.main.get_command(app), args))
+            return 2
+        except RexbenchError as exc:
+            errors.error_line(str(exc))
+            if isinstance(exc, errors.OutputError) and argv is None:
+                errors.silence_stdout()
+            return exc.exit_code
+        except (KeyboardInterrupt, typer.Abort) as exc:
+            terminated = isinstance(exc, errors.Terminated)
+            with contextlib.suppress(OSError):
+                print(f"rexbench: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+            return errors.TERMINATED if terminated else errors.INTERRUPTED
+    return code
+
+
 def main() -> None:
+    from rexbench.cli import errors
+
+    errors.handle_sigterm()
     sys.exit(run())

@@ -4,11 +4,11 @@ that `rexbench gate` compares against (rexbench.gate.save)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rexbench.cli.common import console, print_json, print_wide
+from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.options import (
     AllOpt,
     JsonOpt,
@@ -18,6 +18,9 @@ from rexbench.cli.options import (
     measure_options,
 )
 from rexbench.cli.progress import ConsoleHooks
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 baseline = typer.Typer(
     name="baseline",
@@ -77,11 +80,14 @@ def save(
         input_shape=measure.input_shape,
         weights=weights,
     )
-    saved = save_baselines(request, ConsoleHooks(err))
+    hooks = ConsoleHooks(err)
+    saved = save_baselines(request, hooks)
     if json_out:
         print_json(saved.to_dict())
+        hooks.print_notes()
         return
-    _print_counts(saved.counts)
+    print_tables(counts_table(saved.counts))
+    hooks.print_notes()
     for path in saved.records:
         err.print(f"saved {path}", highlight=False, soft_wrap=True)
     for text in saved.warnings:
@@ -93,7 +99,7 @@ def save(
     )
 
 
-def _print_counts(entries: dict[str, dict[str, Any]]) -> None:
+def counts_table(entries: dict[str, dict[str, Any]]) -> Table:
     from rich.table import Table
 
     table = Table(title="Counts baseline (exact; macs_conv = Conv + Linear multiply-adds)")
@@ -105,4 +111,4 @@ def _print_counts(entries: dict[str, dict[str, Any]]) -> None:
         row = [e.get(k) for k in ("params_total", "params_trainable", "macs_conv", "macs_conv@224")]
         cells = ["-" if v is None else f"{v:,}" for v in row]
         table.add_row(spec, str(e.get("resolution") or e.get("input_shape")), *cells)
-    print_wide(table, max_width=240)
+    return table

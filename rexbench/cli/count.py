@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rexbench.cli.common import console, print_json, print_wide
+from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.options import InputShapeOpt, JsonOpt, ModelsArg, ResolutionOpt, WeightsOpt
+from rexbench.cli.progress import working
 from rexbench.errors import RexbenchError
 
 if TYPE_CHECKING:
@@ -45,11 +46,11 @@ def count(
     for spec in specs:  # and the input options, before anything is built
         check_options(spec, input_shape, resolution)
 
-    status = console(stderr=True)
+    err = console(stderr=True)
     if by_module:
         results = []
         for spec in specs:
-            with status.status(f"counting {spec} by module"):
+            with working(err, f"counting {spec} by module"):
                 results.append(
                     counting.count_modules(
                         spec, resolution, weights, depth, input_shape=input_shape
@@ -71,21 +72,21 @@ def count(
             print_json(data)
         else:
             for name, shape, rows in results:
-                print_wide(_module_table(name, shape, rows))
+                print_tables(_module_table(name, shape, rows))
         return
 
     all_counts = []
     for spec in specs:
-        with status.status(f"counting {spec}"):
+        with working(err, f"counting {spec}"):
             all_counts.append(counting.count(spec, resolution, weights, input_shape=input_shape))
     if json_out:
         print_json(
             {"conventions": counting.CONVENTIONS, "counts": [c.to_dict() for c in all_counts]}
         )
         return
-    print_wide(_counts_table(all_counts))
-    print_wide(_agreement_table(all_counts))
-    print_wide(_skipped_table(all_counts))
+    print_tables(_counts_table(all_counts))
+    print_tables(_agreement_table(all_counts))
+    print_tables(_skipped_table(all_counts))
 
 
 def _num(value: int | None) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rexbench.cli.common import console, print_json
-from rexbench.cli.progress import _LiveView
+from rexbench.cli.progress import LiveView
 from rexbench.fleet.sweep import Hooks
 
 if TYPE_CHECKING:
@@ -44,20 +44,20 @@ class FleetArgs:
     json_out: bool
 
 
-class FleetView(_LiveView, Hooks):
+class FleetView(LiveView, Hooks):
     """One line per node: models done of those its machine had to measure, the current model and
     phase. Redrawn from the driver's loop (at most twice a second), never on a timer."""
 
     def __init__(self, err: Any) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
 
-        super().__init__(
-            err,
+        columns = [
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[status]}"),
-        )
+        ]
+        super().__init__(err, columns)
         self.tasks: dict[str, Any] = {}
 
     def planned(self, runs: Sequence[NodeRun]) -> None:

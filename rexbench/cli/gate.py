@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rexbench.cli.common import console, print_json, print_wide
+from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.options import AllOpt, JsonOpt, OptionalModelsArg
 from rexbench.cli.progress import ConsoleHooks
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from rexbench.gate.report import GateReport
 
 BaselineOpt = Annotated[
@@ -124,17 +126,20 @@ def gate(
         warmup=warmup,
     )
     err = console(stderr=True)
-    report = run_gate(request, ConsoleHooks(err))
+    hooks = ConsoleHooks(err)
+    report = run_gate(request, hooks)
     if summary is not None:
         append_summary(summary, report)
     if json_out:
         print_json(report.to_dict())
     else:
         _render(report, err)
+    hooks.print_notes()
     raise typer.Exit(report.exit_code)
 
 
-def _render(report: GateReport, err: Any) -> None:
+def gate_table(report: GateReport) -> Table:
+    """The verdicts: one row per model x configuration x check."""
     from rich.table import Table
 
     from rexbench.gate import report as fmt
@@ -166,7 +171,11 @@ def _render(report: GateReport, err: Any) -> None:
             outcome,
             v.reason,
         )
-    print_wide(table, max_width=240)
+    return table
+
+
+def _render(report: GateReport, err: Any) -> None:
+    print_tables(gate_table(report))
     for note in report.notes:
         err.print(f"note: {note}", highlight=False, soft_wrap=True)
     if report.count("inconclusive") and not report.fail_on_inconclusive:

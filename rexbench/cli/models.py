@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rexbench.cli.common import console, print_json
+from rexbench.cli.common import print_json, print_tables
 from rexbench.cli.options import JsonOpt
 from rexbench.errors import RexbenchError
 from rexbench.paper.tables import published
 from rexbench.registry import MODELS, ModelEntry, normalize
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 FamilyOpt = Annotated[
     str | None,
@@ -39,14 +42,12 @@ def select(family: str | None) -> list[ModelEntry]:
 
 def model_row(entry: ModelEntry) -> dict[str, Any]:
     """One model as plain data: the `--json` object and the table row."""
-    from rexbench.models.factory import exact_params
-
     paper = published(entry.name)
     return {
         "name": entry.name,
         "family": entry.family,
         "resolution": entry.resolution,
-        "params": exact_params(entry),
+        "params": entry.params if entry.params is not None else _built_params(entry),
         "paper_flops": paper.flops.text if paper and paper.flops else None,
         "paper_params": paper.params.text if paper and paper.params else None,
         "paper_top1": paper.top1.value if paper and paper.top1 else None,
@@ -56,7 +57,14 @@ def model_row(entry: ModelEntry) -> dict[str, Any]:
     }
 
 
-def _render(rows: list[dict[str, Any]]) -> None:
+def _built_params(entry: ModelEntry) -> int | None:
+    """Parameters of an entry without a known count, built on the meta device (imports torch)."""
+    from rexbench.models.factory import exact_params
+
+    return exact_params(entry)
+
+
+def models_table(rows: list[dict[str, Any]]) -> Table:
     from rich import box
     from rich.markup import escape
     from rich.table import Table
@@ -96,7 +104,7 @@ def _render(rows: list[dict[str, Any]]) -> None:
             cell(r["paper_table"]),
             ", ".join(r["aliases"]) or "-",
         )
-    console().print(table)
+    return table
 
 
 def models(family: FamilyOpt = None, json_output: JsonOpt = False) -> None:
@@ -105,4 +113,4 @@ def models(family: FamilyOpt = None, json_output: JsonOpt = False) -> None:
     if json_output:
         print_json(rows)
     else:
-        _render(rows)
+        print_tables(models_table(rows))

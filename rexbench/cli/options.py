@@ -21,17 +21,22 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 
 # ------------------------------------------------------------------------------------ models
 
+def _expand(names: list[str] | None) -> list[str] | None:
+    """Glob patterns among the model names become the built-in names they match."""
+    from rexbench.registry import expand_patterns
+
+    return None if names is None else expand_patterns(names)
+
+
+_MODELS_HELP = (
+    "Model names, aliases or specs (see `rexbench models`); quoted glob patterns select built-in "
+    "models: 'rexnet_x1*', 'efficientnet_b?'."
+)
 ModelsArg = Annotated[
-    list[str],
-    typer.Argument(
-        help="Model names, aliases or specs (see `rexbench models`).", show_default=False
-    ),
+    list[str], typer.Argument(help=_MODELS_HELP, show_default=False, callback=_expand)
 ]
 OptionalModelsArg = Annotated[
-    list[str] | None,
-    typer.Argument(
-        help="Model names, aliases or specs (see `rexbench models`).", show_default=False
-    ),
+    list[str] | None, typer.Argument(help=_MODELS_HELP, show_default=False, callback=_expand)
 ]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every registered model.")]
 WeightsOpt = Annotated[
@@ -196,13 +201,15 @@ ClusterOpt = Annotated[
 
 # ------------------------------------------------------------------------------ files, output
 
+RUNS = Path("runs")  # where a user's own records go (git-ignored); the committed example: results/example
 OutOpt = Annotated[
-    Path, typer.Option("--out", help="Folder for the records (results/<machine-id>/).")
+    Path, typer.Option("--out", help="Folder for the records (runs/<machine-id>/; git ignores runs/).")
 ]
 PathsArg = Annotated[
     list[Path] | None,
     typer.Argument(
-        help="Record files or folders, searched recursively (default: results/).",
+        help="Record files or folders, searched recursively (default: runs/, where profile and "
+        "sweep write; the committed example is results/example).",
         show_default=False,
     ),
 ]

@@ -8,10 +8,12 @@ from typing import Annotated
 import typer
 
 from rexbench.cli.common import console, load_records, print_json
-from rexbench.cli.options import JsonOpt, PathsArg
+from rexbench.cli.options import RUNS, JsonOpt, PathsArg
 from rexbench.errors import RexbenchError
 
-FigureOutOpt = Annotated[Path, typer.Option("--out", "-o", help="Figure file: .png, .svg or .pdf.")]
+FigureOutOpt = Annotated[
+    Path, typer.Option("--out", "-o", help="Figure file: .png, .svg or .pdf (default: runs/figure3.png).")
+]
 XOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -60,7 +62,7 @@ def _check_families(families: list[str]) -> None:
 
 def plot(
     paths: PathsArg = None,
-    out: FigureOutOpt = Path("figure3.png"),
+    out: FigureOutOpt = RUNS / "figure3.png",
     x: XOpt = None,
     family: FamilyOpt = None,
     all_families: AllFamiliesOpt = False,

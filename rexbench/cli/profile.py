@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from rexbench.cli.common import console, print_json, print_wide
+from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.options import (
+    RUNS,
     FlushL2Opt,
     JsonOpt,
     MeasureOptions,
@@ -33,7 +34,7 @@ def profile(
     measure: MeasureOptions,
     flush_l2: FlushL2Opt = False,
     weights: WeightsOpt = None,
-    out: OutOpt = Path("results"),
+    out: OutOpt = RUNS,
     json_out: JsonOpt = False,
 ) -> None:
     """Time models on this machine (median, p90, CI, throughput, GFLOP/s) and store one record each.
@@ -44,8 +45,7 @@ def profile(
     from rexbench.measure.profile import profile_models
 
     configs, note = build_configs(replace(measure.config_options(), flush_l2=flush_l2))
-    err = console(stderr=True)
-    err.print(note, highlight=False)
+    err = console(stderr=True)  # nothing is printed before the run: an error comes first
     kept: list[Path] = []
     view = ProgressView(err, len(configs) + 1, measure.runs, measure.warmup)
 
@@ -72,7 +72,8 @@ def profile(
     if json_out:
         print_json(data)
         return
-    print_wide(render(data))
+    print_tables(render(data))
+    err.print(f"note: {note}", highlight=False)
     for row in data["rows"]:
         for warning in row["warnings"]:
             err.print(
@@ -127,24 +128,32 @@ def table_data(records: list[Record], paths: list[Path], note: str = "") -> dict
 
 
 def render(data: dict[str, Any]) -> Table:
+    """One row per record. Units sit under the headers and a batch size shared by every row goes
+    into the title, so the table fits a 120-column terminal (rexbench.cli.tables stacks it on
+    narrower pages)."""
+    from rich import box
     from rich.table import Table
 
     rows = data["rows"]
     several = any(r["speedup"] is not None for r in rows)
-    table = Table(title="rexbench profile", caption=data["conventions"])
-    for name in ("model", "config", "batch", "median ms", "p90 ms", "95% CI ms", "img/s",
-                 "params M", "macs_conv G", "GFLOP/s", "IQR/med", "compile s"):  # fmt: skip
+    batches = sorted({r["batch"] for r in rows})
+    one_batch = len(batches) == 1
+    title = "rexbench profile" + (f", batch {batches[0]}" if one_batch else "")
+    table = Table(title=title, caption=data["conventions"], box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1),
+                  pad_edge=False, show_edge=False, title_justify="left", caption_justify="left")  # fmt: skip
+    headers = ["model", "config", *([] if one_batch else ["batch"]), "median\nms", "p90\nms",
+               "95% CI\nms", "img/s", "params\nM", "GMACs", "GFLOP/s", "IQR/\nmed", "compile\ns",
+               *(["speedup"] if several else [])]  # fmt: skip
+    for name in headers:
         table.add_column(
             name, justify="left" if name in ("model", "config") else "right", no_wrap=True
         )
-    if several:
-        table.add_column("speedup", justify="right", no_wrap=True)
     for r in rows:
         noise = f"{r['noise']:.1%}" + (" ⚠" if r["noisy"] else "")
         cells = [
             r["model"],
             r["config"],
-            str(r["batch"]),
+            *([] if one_batch else [str(r["batch"])]),
             f"{r['median_ms']:.3f}",
             f"{r['p90_ms']:.3f}",
             f"{r['ci_low_ms']:.3f}-{r['ci_high_ms']:.3f}",

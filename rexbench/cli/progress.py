@@ -1,75 +1,33 @@
-"""Progress on stderr, drawn with Rich between timing chunks (no render thread competes with the
-timed code): one bar for `profile`, two lines for `sweep`, and the gate library's `Hooks`."""
+"""Progress on stderr, drawn with Rich: one line for `profile` (the phase, its live elapsed time and,
+while timing, the calls done), two for `sweep` (models done, elapsed and an ETA that includes
+building and compiling), and the gate library's `Hooks`.
+
+While a model is built, counted, prepared (torch.compile compiles here), exported or warmed up, a
+small thread redraws the line twice a second so the elapsed time moves. When timing starts the
+thread is stopped (it waits on an event, it does not even wake up), and the line is redrawn only
+from the progress callback, which the timing loop calls between rounds: nothing draws while a timed
+call runs. Nothing is drawn when stderr is not a terminal (a log gets no half-drawn bars).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from rich.progress import Task
+    from rich.text import Text
+
     from rexbench.measure.profile import ProfileEvent
     from rexbench.measure.sweep import PlanItem
 
-_TIMED = ("warmup", "timing")
-_LABELS = {"build": "building", "count": "counting", "prepare": "preparing", "record": "saved"}
-View = TypeVar("View", bound="_LiveView")
-
-
-class _LiveView:
-    """Rich progress lines on stderr that never refresh on their own: they are redrawn from the
-    progress callback, between chunks, at most twice a second (or at once when forced)."""
-
-    INTERVAL_S = 0.5
-
-    def __init__(self, err: Any, *columns: Any) -> None:
-        from rich.progress import Progress
-
-        self.progress = Progress(*columns, console=err, auto_refresh=False, transient=True)
-        self.last = 0.0
-
-    def __enter__(self: View) -> View:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def redraw(self, force: bool) -> None:
-        now = time.monotonic()
-        if force or now - self.last >= self.INTERVAL_S:
-            self.last = now
-            self.progress.refresh()
-
-
-class ProgressView(_LiveView):
-    """One progress bar: the model being profiled, its phase and the timed calls done."""
-
-    def __init__(self, err: Any, runners: int, runs: int, warmup: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
-
-        super().__init__(err, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-        self.task = self.progress.add_task("starting", total=None)
-        self.runners, self.runs, self.warmup = runners, runs, warmup
-        self.done: dict[str, int] = {}
-
-    def update(self, event: ProfileEvent) -> None:
-        if event.phase in _TIMED:
-            self.done[f"{event.phase}:{event.item}"] = event.done
-            total = (self.warmup if event.phase == "warmup" else self.runs) * self.runners
-            done = sum(v for k, v in self.done.items() if k.startswith(event.phase))
-            self.progress.update(
-                self.task, description=f"{event.model}: {event.phase}", total=total, completed=done
-            )
-        else:
-            self.done = {}
-            what = f" {event.item}" if event.item else ""
-            phase = _LABELS.get(event.phase, event.phase)
-            self.progress.update(
-                self.task, description=f"{event.model}: {phase}{what}", total=None, completed=0
-            )
-        self.redraw(force=event.phase not in _TIMED)
+_TIMED = "timing"
+_LABELS = {"build": "building", "count": "counting", "prepare": "preparing", "export": "exporting",
+           "warmup": "warming up", "record": "saving"}  # fmt: skip
+View = TypeVar("View", bound="LiveView")
 
 
 def _duration(seconds: float) -> str:
@@ -77,63 +35,263 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-class SweepView(_LiveView):
+def _calls_column() -> Any:
+    """ "1,230/4,000 calls" while timing; nothing while a phase has no count."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Calls(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            if task.total is None:
+                return Text("")
+            return Text(f"{int(task.completed):,}/{int(task.total):,} calls")
+
+    return Calls()
+
+
+def restart(progress: Any, task_id: Any, description: str, total: int | None = None, **fields: Any) -> None:
+    """Reset a Rich task (its elapsed time starts again) with a new description and total; a total
+    of None makes the bar indeterminate (Rich's own reset keeps the old total then)."""
+    if total is None:
+        for task in progress.tasks:
+            if task.id == task_id:
+                task.total = None
+    progress.reset(task_id, total=total, description=description, **fields)
+
+
+def phase_text(event: ProfileEvent) -> str:
+    """What a model is doing, in words: "rexnet_x1.0: preparing compile_cl (1/3)"."""
+    what = _LABELS.get(event.phase, event.phase)
+    if event.phase == "prepare" and event.item:
+        what += f" {event.item} ({event.done + 1}/{event.total}; torch.compile compiles here)"
+    elif event.phase == "count" and event.item:
+        what += f" {event.item}"
+    return f"{event.model}: {what}"
+
+
+class LiveView:
+    """Rich progress lines on stderr with a redraw thread that runs only while `ticking`."""
+
+    INTERVAL_S = 0.5
+
+    def __init__(self, err: Any, columns: list[Any]) -> None:
+        from rich.progress import Progress
+
+        self.enabled = bool(err.is_terminal)
+        self.progress = Progress(*columns, console=err, auto_refresh=False, transient=True,
+                                 disable=not self.enabled)  # fmt: skip
+        self.last = 0.0
+        self._tick = threading.Event()
+        self._closed = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self: View) -> View:
+        if self.enabled:
+            self.progress.start()
+            self._thread = threading.Thread(target=self._run, name="rexbench-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closed.set()
+        self._tick.set()  # wake the thread so that it ends
+        if self._thread is not None:
+            self._thread.join()
+        self.progress.stop()
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            self._tick.wait()
+            with self._lock:
+                if self._tick.is_set() and not self._closed.is_set():
+                    self.progress.refresh()
+            self._closed.wait(self.INTERVAL_S)
+
+    def ticking(self, on: bool) -> None:
+        """Start or stop the redraw thread; when stopped, no redraw is under way on return."""
+        if on:
+            self._tick.set()
+            return
+        self._tick.clear()
+        with self._lock:
+            pass
+
+    def redraw(self, force: bool) -> None:
+        now = time.monotonic()
+        if self.enabled and (force or now - self.last >= self.INTERVAL_S):
+            self.last = now
+            with self._lock:
+                self.progress.refresh()
+
+
+class ProgressView(LiveView):
+    """One line: the model and its phase, the phase's elapsed time, and the timed calls done."""
+
+    def __init__(self, err: Any, runners: int, runs: int, warmup: int) -> None:
+        from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+
+        columns = [TextColumn("{task.description}"), BarColumn(), _calls_column(), TimeElapsedColumn()]
+        super().__init__(err, columns)
+        self.task = self.progress.add_task("starting", total=None)
+        self.runners, self.runs = runners, runs
+        self.done: dict[str, int] = {}
+        self.phase = ""
+
+    def update(self, event: ProfileEvent) -> None:
+        if event.phase == _TIMED:
+            self.ticking(False)
+            self.done[event.item or ""] = event.done
+            described = f"{event.model}: timing {self.runners} runner(s) interleaved"
+            if self.phase != _TIMED:
+                restart(self.progress, self.task, described, self.runs * self.runners)
+            self.progress.update(self.task, completed=sum(self.done.values()))
+        else:
+            self.done = {}
+            if event.phase != self.phase or event.phase != "warmup":
+                restart(self.progress, self.task, phase_text(event))
+            self.ticking(event.phase != "record")
+        self.phase = event.phase
+        self.redraw(force=event.phase != _TIMED)
+
+
+class SweepView(LiveView):
     """Two lines: the whole sweep (models done, elapsed, ETA) and the current model's phase."""
 
     def __init__(self, err: Any, models: int, runners: int, runs: int, warmup: int) -> None:
-        from rich.progress import BarColumn, TextColumn
+        from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
-        super().__init__(
-            err, TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}")
-        )
-        self.overall = self.progress.add_task("sweep", total=max(models, 1), status="")
+        columns = [TextColumn("{task.description}"), BarColumn(), _calls_column(),
+                   TextColumn("{task.fields[status]}"), TimeElapsedColumn()]  # fmt: skip
+        super().__init__(err, columns)
+        self.overall = self.progress.add_task("sweep", total=None, status="")
         self.current = self.progress.add_task("", total=None, status="")
-        self.models, self.per_model = models, (runs + warmup) * runners
-        self.index, self.calls, self.start = 0, {}, time.monotonic()
-
-    def eta(self, fraction_done: float) -> str:
-        """Elapsed and remaining time, the remaining time from the mean time per model so far."""
-        elapsed = time.monotonic() - self.start
-        if fraction_done <= 0:
-            return f"{_duration(elapsed)} elapsed, ETA -:--:--"
-        remaining = elapsed / fraction_done * (self.models - fraction_done)
-        return f"{_duration(elapsed)} elapsed, ETA {_duration(remaining)}"
+        self.eta = SweepClock(models, runs * runners)
+        self.models, self.index, self.phase = models, 0, ""
+        self.calls: dict[str, int] = {}
 
     def next_model(self, index: int, item: PlanItem) -> None:
-        self.index, self.calls = index, {}
-        self._show(item.spec, "building", 0.0, force=True)
+        self.index, self.calls, self.phase = index, {}, ""
+        self.eta.next_model(index)
+        restart(self.progress, self.current, f"{item.spec}: building", status="")
+        self.ticking(True)
+        self._show(force=True)
 
     def update(self, event: ProfileEvent) -> None:
-        if event.phase in _TIMED:
-            self.calls[f"{event.phase}:{event.item}"] = event.done
-        fraction = min(1.0, sum(self.calls.values()) / self.per_model) if self.per_model else 0.0
-        what = f"{event.phase} {event.item}" if event.item else event.phase
-        self._show(event.model, what, fraction, force=event.phase not in _TIMED)
+        if event.phase == _TIMED:
+            self.ticking(False)
+            self.calls[event.item or ""] = event.done
+            self.eta.timed(sum(self.calls.values()))
+            if self.phase != _TIMED:
+                restart(self.progress, self.current, f"{event.model}: timing",
+                        self.eta.per_model_calls, status="")  # fmt: skip
+            self.progress.update(self.current, completed=sum(self.calls.values()))
+        elif event.phase != self.phase or event.phase != "warmup":
+            restart(self.progress, self.current, phase_text(event), status="")
+            self.ticking(event.phase != "record")
+        self.phase = event.phase
+        self._show(force=event.phase != _TIMED)
 
-    def _show(self, model: str, what: str, fraction: float, force: bool) -> None:
-        done = self.index + fraction
-        self.progress.update(self.overall, completed=done,
-                             description=f"model {self.index + 1}/{self.models}", status=self.eta(done))  # fmt: skip
-        self.progress.update(self.current, description=f"{model}: {what}", status="")
+    def _show(self, force: bool) -> None:
+        self.progress.update(self.overall, description=f"model {self.index + 1}/{self.models}",
+                             status=self.eta.text())  # fmt: skip
         self.redraw(force)
+
+    def redraw(self, force: bool) -> None:
+        if self.enabled:  # the ETA is text: refresh it at every redraw, ticking or not
+            self.progress.update(self.overall, status=self.eta.text())
+        super().redraw(force)
+
+    def _run(self) -> None:  # the thread also refreshes the sweep's ETA
+        while not self._closed.is_set():
+            self._tick.wait()
+            with self._lock:
+                if self._tick.is_set() and not self._closed.is_set():
+                    self.progress.update(self.overall, status=self.eta.text())
+                    self.progress.refresh()
+            self._closed.wait(self.INTERVAL_S)
+
+
+class SweepClock:
+    """The ETA of a sweep, compile time included: a model takes its setup (build, count, compile,
+    warm-up) plus its timed calls at the rate seen so far; models not yet started take the mean
+    of the finished ones (or the current one's estimate while none has finished)."""
+
+    def __init__(self, models: int, per_model_calls: int, clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self.models, self.per_model_calls, self.clock = models, max(per_model_calls, 1), clock
+        self.model_start = clock()
+        self.index, self.durations = 0, []  # type: ignore[var-annotated]
+        self.timing_start: float | None = None
+        self.calls = 0
+
+    def next_model(self, index: int) -> None:
+        now = self.clock()
+        if index > self.index:
+            self.durations.append(now - self.model_start)
+        self.index, self.model_start, self.timing_start, self.calls = index, now, None, 0
+
+    def timed(self, calls: int) -> None:
+        if self.timing_start is None:
+            self.timing_start = self.clock()
+        self.calls = calls
+
+    def current_estimate(self) -> float | None:
+        """Seconds the current model will take in all, once its timing rate is known."""
+        if self.timing_start is None or self.calls <= 0:
+            return None
+        rate = self.calls / max(self.clock() - self.timing_start, 1e-9)
+        return (self.timing_start - self.model_start) + self.per_model_calls / rate
+
+    def remaining(self) -> float | None:
+        now, current = self.clock(), self.current_estimate()
+        per_model = sum(self.durations) / len(self.durations) if self.durations else current
+        if per_model is None:
+            return None
+        this = (current if current is not None else per_model) - (now - self.model_start)
+        return max(this, 0.0) + per_model * (self.models - self.index - 1)
+
+    def text(self) -> str:
+        """ "ETA 0:01:40" (the elapsed time has a column of its own)."""
+        left = self.remaining()
+        return "ETA once the first model is timed" if left is None else f"ETA {_duration(left)}"
 
 
 class ConsoleHooks:
-    """The library's progress hooks (rexbench.gate.run.Hooks) on a stderr console: notes as lines,
-    counting as a spinner, timing as a ProgressView."""
+    """The library's progress hooks (rexbench.gate.run.Hooks) on a stderr console: counting as a
+    spinner with its elapsed time, timing as a ProgressView. Notes are kept and printed by
+    `print_notes` after the result, so that an error is the first thing a failing command prints."""
 
     def __init__(self, err: Any) -> None:
         self.err = err
+        self.notes: list[str] = []
 
     def note(self, text: str) -> None:
-        self.err.print(text, highlight=False, soft_wrap=True)
+        self.notes.append(text)
+
+    def print_notes(self) -> None:
+        for text in self.notes:
+            self.err.print(f"note: {text}", highlight=False, soft_wrap=True)
+        self.notes.clear()
 
     @contextlib.contextmanager
     def counting(self) -> Iterator[Callable[[str], None]]:
-        with self.err.status("counting") as status:
-            yield lambda spec: status.update(f"counting {spec}")
+        with working(self.err, "counting") as status:
+            yield lambda spec: status(f"counting {spec}")
 
     @contextlib.contextmanager
     def measuring(self, runners: int, runs: int, warmup: int) -> Iterator[Callable[[Any], None]]:
         with ProgressView(self.err, runners, runs, warmup) as view:
             yield view.update
+
+
+@contextlib.contextmanager
+def working(err: Any, text: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with a live elapsed time for work that times nothing (counting, loading); yields
+    a function that changes its text."""
+    from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    view = LiveView(err, [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()])
+    task = view.progress.add_task(text, total=None)
+    with view:
+        view.ticking(True)
+        yield lambda new: view.progress.update(task, description=new)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rexbench.cli import rank_options as ro
-from rexbench.cli.common import console, print_json
+from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.options import ClusterOpt, JsonOpt, ModelsArg, ResolutionOpt
 from rexbench.errors import RexbenchError
 from rexbench.rank.readings import DEFAULT_READING as READING
@@ -241,7 +241,7 @@ def study(
         print_json(data)
         return
     out_console = console()
-    out_console.print(study_table(result))
+    print_tables(study_table(result))
     print_verdicts(verdicts)
     out_console.print(
         f"reading: {cfg.reading.describe()}; seed {seed}; {wall:.1f} s",
@@ -380,7 +380,7 @@ def features(
             }
         )
         return
-    console().print(features_table(spectra))
+    print_tables(features_table(spectra))
     source = f"images from {images}" if images else f"{count} seeded synthetic images (seed {seed})"
     _features_notes(spectra, source, out)
 

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from rexbench.cli.common import console, load_records, print_json, print_wide
-from rexbench.cli.options import JsonOpt, PathsArg
+from rexbench.cli.common import console, load_records, print_json, print_tables
+from rexbench.cli.options import RUNS, JsonOpt, PathsArg
 from rexbench.errors import RexbenchError
 
 
@@ -80,8 +80,8 @@ def report(
     from rexbench.report import paper as rep
     from rexbench.report.render import to_rich
 
-    given = paths or [Path("results")]
-    records = load_records(given)
+    given = paths or [RUNS]
+    records = load_records(paths)
     doc = rep.build(
         records,
         reference=_reference(reference),
@@ -96,6 +96,6 @@ def report(
     if json_output:
         print_json({**doc.to_dict(), "written": {k: str(v) for k, v in written.items()}})
         return
-    print_wide(*to_rich(doc))
+    print_tables(*to_rich(doc))
     for kind, path in written.items():
         console().print(f"wrote {kind}: {path}", markup=False, soft_wrap=True)

@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rexbench.cli.common import console, print_json
+from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.fleet_view import FleetArgs, NodesOpt
-from rexbench.cli.options import ClusterOpt, JsonOpt, MeasureOptions, OutOpt, measure_options
+from rexbench.cli.options import RUNS, ClusterOpt, JsonOpt, MeasureOptions, OutOpt, measure_options
 from rexbench.cli.progress import SweepView
 from rexbench.errors import RexbenchError
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from rexbench.measure.sweep import PlanItem, SweepResult
 
 NamesArg = Annotated[
@@ -42,7 +44,7 @@ def sweep(
     names: NamesArg,
     *,
     measure: MeasureOptions,
-    out: OutOpt = Path("results"),
+    out: OutOpt = RUNS,
     force: ForceOpt = False,
     keep_going: KeepGoingOpt = False,
     dry_run: DryRunOpt = False,
@@ -53,7 +55,7 @@ def sweep(
     """Profile a set of the paper's models (table5, tableA1, tableA2, mobile, all) with one configuration.
 
     Resumable: a model already in --out with the identical configuration is skipped (--force measures it again). Ctrl-C keeps every finished model (exit 130).
-    With --cluster, every node (or those --nodes picks) runs the sweep; records land here, under results/<machine-id>/ of the node that measured them.
+    With --cluster, every node (or those --nodes picks) runs the sweep; records land here, under <out>/<machine-id>/ of the node that measured them.
     """
     from rexbench.measure import sweep as sw
     from rexbench.measure.config import build_configs
@@ -73,11 +75,8 @@ def sweep(
     if nodes:
         raise RexbenchError("--nodes picks nodes of a cluster: give --cluster too")
     err = console(stderr=True)
-    if not dry_run:  # a device or dtype this machine cannot run fails once, before any model
-        from rexbench.measure.prepare import check_dtype, resolve_device
-
-        for c in configs:
-            check_dtype(resolve_device(c.device), c.dtype)
+    if not dry_run:  # what this machine cannot run fails once, before any model or output
+        sw.check(specs, configs, out)
     items = sw.plan(specs, configs, out, force=force)
     _announce(items, f"sweep of {len(specs)} model(s); {note}", out, err)
     if dry_run:
@@ -132,7 +131,7 @@ def _finish(result: SweepResult, out: Path, json_out: bool, err: Any) -> None:
     if json_out:
         print_json(data)
     else:
-        _table(data)
+        print_tables(sweep_table(data))
     for model, error in result.failed:
         err.print(f"failed: {model}: {error}", markup=False)
     if result.interrupted:
@@ -151,7 +150,7 @@ def _finish(result: SweepResult, out: Path, json_out: bool, err: Any) -> None:
         raise typer.Exit(1)
 
 
-def _table(data: dict[str, Any]) -> None:
+def sweep_table(data: dict[str, Any]) -> Table:
     from rich.table import Table
 
     table = Table(title="rexbench sweep", title_justify="left")
@@ -163,4 +162,4 @@ def _table(data: dict[str, Any]) -> None:
             table.add_row(row["model"], row["config"], median, status)
     for row in data["failed"]:
         table.add_row(row["model"], "-", "-", "failed")
-    console().print(table)
+    return table

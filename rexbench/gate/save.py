@@ -57,18 +57,16 @@ def save_baselines(request: SaveRequest, hooks: Hooks | None = None) -> SavedBas
     hooks = hooks if hooks is not None else Quiet()
     specs = select_specs(request.models, request.all_models)
     records: list[Record] = []
-    if request.counts_only:
-        if request.from_records:
-            raise RexbenchError("--counts-only counts the models now: drop --from")
-    elif request.from_records:
+    if request.counts_only and request.from_records:
+        raise RexbenchError("--counts-only counts the models now: drop --from")
+    if request.from_records:
         records = _given_records(list(request.from_records), specs)
         specs = _specs_of(records)
-    else:
-        if not specs:
-            raise RexbenchError("give MODEL... or --all (or --from RECORDS)")
-        records = _measure(specs, request, hooks)
     if not specs:
         raise RexbenchError("give MODEL... or --all (or --from RECORDS)")
+    _check_directory(request.directory)
+    if not request.counts_only and not request.from_records:
+        records = _measure(specs, request, hooks)
 
     paths = save_records(records, request.directory) if records else []
     shapes: dict[str, list[Any]] = {}
@@ -85,6 +83,17 @@ def save_baselines(request: SaveRequest, hooks: Hooks | None = None) -> SavedBas
         )
     counts_file = write_counts(request.directory, entries)
     return SavedBaselines(counts_file, entries, paths, baseline_warnings(records))
+
+
+def _check_directory(directory: Path) -> None:
+    """What would make the save fail after measuring, checked before anything is measured or
+    written: a damaged counts.json (its advice keeps the other models' counts) and a --dir that
+    cannot be written."""
+    from rexbench.measure.profile import check_writable
+    from rexbench.records.store import counts_path, read_counts
+
+    read_counts(directory, missing_ok=True)
+    check_writable(counts_path(directory).parent, option="--dir")
 
 
 def baseline_warnings(records: list[Record]) -> list[str]:

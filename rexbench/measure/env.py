@@ -4,7 +4,7 @@ What makes two runs comparable (used by the store, the report and the gate):
 
 * **Hardware** - CPU vendor/brand/family/model, the logical cores this process may use, the CPU
   flags that select kernels (avx2, avx512*, amx*, ...), and the GPU names. Only these feed
-  `machine_id`, the folder name under results/ and baselines/. Two runs with the same machine id
+  `machine_id`, the folder name under runs/ (results/) and baselines/. Two runs with the same machine id
   ran on the same kind of hardware, so their latencies can be compared. The environment variable
   REXBENCH_MACHINE_ID, when set, names the machine instead (identical hardware kept apart, one
   name per cluster node); the record then keeps the hardware id as `hardware_id`.

@@ -109,19 +109,23 @@ def profile_models(
     return records
 
 
-def check_writable(folder: Path) -> None:
-    """Create `folder` and a file in it now, so an unwritable --out fails before any measurement."""
+def check_writable(folder: Path, option: str = "--out") -> None:
+    """Create `folder` and a file in it now, so that an unwritable output folder (given with
+    `option`) fails before any measurement."""
     import os
     import tempfile
 
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe.", suffix=".tmp")
         os.close(fd)
         os.unlink(probe)
+        for made in created:  # leave no empty folder behind: the records create it again
+            made.rmdir()
     except OSError as exc:
         raise RexbenchError(
-            f"cannot write records to {folder}: {exc.strerror or exc}; choose a writable folder with --out"
+            f"cannot write records to {folder}: {exc.strerror or exc}; choose a writable folder with {option}"
         ) from None
 
 

@@ -303,6 +303,7 @@ def derived(
             f"noisy: IQR/median = {summary.noise:.1%} > {NOISE_THRESHOLD:.0%}; "
             "other load on the machine? compare configurations measured together"
         )
+    warnings += _oversubscribed(record)
     if record.run.config.get("fold_bn") and bn_remaining:
         warnings.append(f"{bn_remaining} BatchNorm layer(s) could not be folded")
     config = record.run.config
@@ -312,6 +313,18 @@ def derived(
     )
     warnings += list(notes)
     return data, warnings
+
+
+def _oversubscribed(record: Record) -> list[str]:
+    """A warning when the run used more torch threads than the machine has usable cores."""
+    threads = (record.timing.backend if record.timing else {}).get("threads")
+    cores = (record.env.get("cpu") or {}).get("usable_cores")
+    if not (isinstance(threads, int) and isinstance(cores, int)) or threads <= cores:
+        return []
+    return [
+        f"oversubscribed: {threads} torch threads on {cores} usable core(s); the extra threads "
+        f"wait for a core and the times say little about this model (use --threads {cores} or fewer)"
+    ]
 
 
 def first_line(exc: BaseException) -> str:

@@ -52,11 +52,15 @@ def _key(name: str) -> str:
 
 def expand(names: Sequence[str]) -> list[str]:
     """Set names and model specs -> canonical model specs, in order, each once."""
+    from rexbench.registry import expand_patterns, is_pattern
     from rexbench.spec import parse
 
     by_key = {_key(k): v for k, v in sets().items()}
     out: list[str] = []
     for name in names:
+        if is_pattern(name):
+            out += expand_patterns([name])
+            continue
         if _key(name) in by_key:
             out += by_key[_key(name)]
             continue
@@ -69,6 +73,24 @@ def expand(names: Sequence[str]) -> list[str]:
     if not out:
         raise RexbenchError(f"nothing to sweep: name a set ({', '.join(sets())}) or models")
     return list(dict.fromkeys(out))
+
+
+def check(specs: Sequence[str], configs: Sequence[RunConfig], out_dir: str | Path) -> None:
+    """Everything a sweep can refuse, before anything is measured or printed: the device and
+    dtype of every configuration, every model's input size under it, and a writable --out."""
+    from rexbench.measure.env import machine_id
+    from rexbench.measure.prepare import check_dtype, resolve_device
+    from rexbench.measure.profile import check_writable
+    from rexbench.models.shapes import check_options
+    from rexbench.records.store import machine_dir
+    from rexbench.spec import parse
+
+    for config in configs:
+        check_dtype(resolve_device(config.device), config.dtype)
+    for spec in specs:
+        for config in configs:
+            check_options(parse(spec), config.input_shape, config.resolution)
+    check_writable(machine_dir(out_dir, machine_id()))
 
 
 @dataclass

@@ -151,6 +151,10 @@ def _time_calls(
     return samples
 
 
+def _ignore(event: ProgressEvent) -> None:
+    pass
+
+
 def measure_interleaved(
     runners: Sequence[Runner],
     runs: int,
@@ -168,7 +172,8 @@ def measure_interleaved(
        over them). Compilation belongs to prepare(), before this.
     2. Timing: rounds of `round_size` calls per runner; round r starts with runner r mod k
        (A B, B A, A B ... for two runners), so neither always follows the other.
-    The progress callback is called after every warm-up and every chunk, outside timed regions.
+    The progress callback is called before and after every warm-up, once before the first round
+    (done 0: timing starts) and after every chunk, always outside timed regions.
     A runner's `setup` runs before its warm-up and before each of its chunks; each TimerResult's
     `backend` is the backend state right after its runner's first setup.
     """
@@ -179,6 +184,7 @@ def measure_interleaved(
     if runs < 1 or warmup < 0 or round_size < 1:
         raise ValueError("runs and round_size must be >= 1, warmup >= 0")
     ops = ops if ops is not None else device_ops(device)
+    emit = progress if progress is not None else _ignore
     samples: list[list[int]] = [[] for _ in runners]
     warm: list[list[int]] = [[] for _ in runners]
     memory: list[int | None] = [None] * len(runners)
@@ -192,12 +198,13 @@ def measure_interleaved(
                 if runner.setup is not None:
                     runner.setup()
                 backends[i] = backend_state()
+                emit(ProgressEvent("warmup", runner.name, 0, warmup))  # a display shows it
                 if warmup:
                     ops.begin_memory()
                     warm[i] = _time_calls(runner.fn, warmup, ops, clock, runner.before_call)
                     memory[i] = ops.end_memory()
-                if progress:
-                    progress(ProgressEvent("warmup", runner.name, warmup, warmup))
+                emit(ProgressEvent("warmup", runner.name, warmup, warmup))
+            emit(ProgressEvent("timing", runners[0].name, 0, runs))  # a display stops drawing
             for r in range(-(-runs // round_size)):
                 n = min(round_size, runs - r * round_size)
                 for k in range(len(runners)):
@@ -206,8 +213,7 @@ def measure_interleaved(
                     if current.setup is not None:
                         current.setup()
                     samples[i] += _time_calls(current.fn, n, ops, clock, current.before_call)
-                    if progress:
-                        progress(ProgressEvent("timing", current.name, len(samples[i]), runs))
+                    emit(ProgressEvent("timing", current.name, len(samples[i]), runs))
     except Exception as exc:
         if ops.is_oom(exc):
             ops.after_oom()

@@ -36,10 +36,6 @@ if TYPE_CHECKING:
     from torch import nn
 
 # Keyword arguments that would make a library fetch weights from the network (nothing is ever downloaded).
-INSTALL_HINT = {
-    "timm": 'pip install "rexbench[timm]"',
-    "torchvision": 'pip install "rexbench[torchvision]"',
-}
 _NO_DOWNLOAD = {"pretrained": False, "weights": None, "weights_backbone": None}
 
 
@@ -59,6 +55,24 @@ def build(spec: ModelSpec, num_classes: int = 1000) -> nn.Module:
     return builders[spec.source](spec, num_classes)
 
 
+def install_hint(name: str) -> str:
+    """How to install timm or torchvision without losing the installed torch: a plain `pip install`
+    may replace a CPU build of torch by a multi-GB CUDA one, and torchvision only loads beside the
+    torch it was built for (torch 2.N pairs with torchvision 0.(N+15); a +cpu torch with a +cpu
+    torchvision from the index that torch came from)."""
+    torch = _torch_version()
+    minor = torch.split(".")[1] if torch.startswith("2.") else ""
+    vision = f'"torchvision==0.{int(minor) + 15}.*"' if minor.isdigit() else "torchvision"
+    cpu = " (a +cpu torchvision, from the index this torch came from)" if "+cpu" in torch else ""
+    first = "timm " if name == "timm" else ""
+    if not torch[:1].isdigit():  # torch's metadata cannot be read: nothing to pin
+        return f"pip install {first}torchvision (the release built for your torch; see docs/external-models.md)"
+    return (
+        f'pip install {first}{vision} "torch=={torch}" (pins your torch, so pip keeps it; '
+        f"torchvision must be the release built for torch {torch}{cpu}; see docs/external-models.md)"
+    )
+
+
 def import_library(name: str) -> ModuleType:
     """Import timm or torchvision, or say exactly what to install."""
     try:
@@ -67,16 +81,16 @@ def import_library(name: str) -> ModuleType:
         missing = getattr(exc, "name", None)
         if missing == name:
             raise RexbenchError(
-                f"{name} is not installed; install it with: {INSTALL_HINT[name]}"
+                f"{name} is not installed; install it with: {install_hint(name)}"
             ) from None
         raise RexbenchError(
-            f"{name} is installed but cannot be imported ({exc}); reinstall it with: {INSTALL_HINT[name]}"
+            f"{name} is installed but cannot be imported ({exc}); reinstall it with: {install_hint(name)}"
         ) from None
     except Exception as exc:
         # e.g. a torchvision built for another torch: "operator torchvision::nms does not exist"
         raise RexbenchError(
             f"importing {name} failed ({type(exc).__name__}: {_first_line(exc)}); it must be built "
-            f"for the installed torch {_torch_version()}: {INSTALL_HINT[name]}"
+            f"for the installed torch {_torch_version()}: {install_hint(name)}"
         ) from None
 
 
@@ -130,11 +144,13 @@ def _build_torchvision(spec: ModelSpec, num_classes: int) -> nn.Module:
 def _build_py(spec: ModelSpec, num_classes: int) -> nn.Module:
     factory_name = py_target(spec)[1]
     with _on_sys_path(_py_folder(spec)):
-        factory = _py_factory(spec, reuse=False)
+        with _user_code(spec, "it was imported"):
+            factory = _py_factory(spec, reuse=False)
         kwargs = spec.kwargs_dict
         if "num_classes" not in kwargs and "num_classes" in _parameters(factory):
             kwargs["num_classes"] = num_classes
-        return _checked(spec, f"{factory_name}()", lambda: factory(**kwargs))
+        with _user_code(spec, f"{factory_name}() built the model"):
+            return _checked(spec, f"{factory_name}()", lambda: factory(**kwargs))
 
 
 def declared_input_shape(spec: ModelSpec) -> Any:
@@ -142,7 +158,7 @@ def declared_input_shape(spec: ModelSpec) -> Any:
 
     A file that `build` has loaded is not run again: its module is the one that built the model.
     """
-    with _on_sys_path(_py_folder(spec)):
+    with _on_sys_path(_py_folder(spec)), _user_code(spec, "it was imported"):
         factory = _py_factory(spec, reuse=True)
     return getattr(factory, "default_input_shape", None)
 
@@ -206,6 +222,9 @@ def _load_file(spec: ModelSpec, target: str, reuse: bool = False) -> ModuleType:
     sys.modules[name] = module  # dataclasses, pickling and typing look the module up by name
     try:
         exec(compile(source, str(path), "exec", dont_inherit=True), module.__dict__)
+    except SystemExit:
+        sys.modules.pop(name, None)
+        raise  # _user_code says whose exit it was
     except Exception as exc:
         sys.modules.pop(name, None)
         raise RexbenchError(
@@ -241,6 +260,34 @@ def _attribute(spec: ModelSpec, module: ModuleType, dotted: str, where: str) -> 
             raise RexbenchError(f"{spec}: {where} has no attribute {part!r}.{hint}")
         obj = getattr(obj, part)
     return obj
+
+
+@contextmanager
+def _user_code(spec: ModelSpec, while_: str) -> Iterator[None]:
+    """Run a `py:` file's code as a guest: sys.argv holds only the file's name (a script that parses
+    arguments when imported sees none of rexbench's), what it prints goes to stderr once it is
+    done (stdout stays rexbench's, for tables and --json), and its sys.exit() becomes a one-line
+    RexbenchError that names the file, not an exit of rexbench."""
+    import contextlib
+    import io
+
+    target = py_target(spec)[0]
+    saved, said = sys.argv, io.StringIO()
+    sys.argv = [target]
+    try:
+        with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+            yield
+    except SystemExit as exc:
+        lines = [line.strip() for line in said.getvalue().splitlines() if line.strip()]
+        last = f" (its last words: {lines[-1]})" if lines else ""
+        raise RexbenchError(
+            f"{spec}: {target} called sys.exit({exc.code!r}) while {while_}{last}; that is the "
+            "file's doing, not rexbench's: a py: factory must return an nn.Module without exiting "
+            "(keep script code under `if __name__ == \"__main__\":`)"
+        ) from None
+    finally:
+        sys.argv = saved
+    sys.stderr.write(said.getvalue())
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rexbench.errors import RexbenchError
-from rexbench.models.external import INSTALL_HINT
+from rexbench.models.external import install_hint
 from rexbench.spec import ModelSpec, py_target, resolve_py_file, timm_name_tag
 
 
@@ -98,7 +98,7 @@ def library_version(name: str) -> str:
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
-        hint = INSTALL_HINT.get(name, f"pip install {name}")
+        hint = install_hint(name) if name in ("timm", "torchvision") else f"pip install {name}"
         raise RexbenchError(f"{name} is not installed; install it with: {hint}") from None
 
 

@@ -16,6 +16,9 @@ from rexbench.registry import MODELS
 # --- relative claims a measurement can check ------------------------------------------------------
 
 
+TIE = "tie (within CI)"
+
+
 @dataclass(frozen=True)
 class Claim:
     """A relative statement of the paper, as a ratio of two models' numbers.
@@ -67,6 +70,21 @@ class Claim:
         if tolerance is None:
             tolerance = 0.5 if self.kind == "gain_pp" else 0.1 * abs(self.stated)
         return abs(value - self.stated) <= tolerance
+
+    def edges(self) -> tuple[float, ...]:
+        """Where the claim turns from true to false: `stated` for ">" and "≥", the two ends of the
+        tolerated band for "≈"."""
+        if self.relation in (">", "≥"):
+            return (self.stated,)
+        tolerance = 0.5 if self.kind == "gain_pp" else 0.1 * abs(self.stated)
+        return (self.stated - tolerance, self.stated + tolerance)
+
+    def verdict(self, value: float, low: float, high: float) -> str:
+        """ "yes" or "no" when the interval [low, high] of the measured value lies on one side of
+        every edge; "tie (within CI)" when it contains one (the measurement cannot tell)."""
+        if any(low <= edge <= high for edge in self.edges()):
+            return TIE
+        return "yes" if self.holds(value) else "no"
 
 
 def _counterparts() -> tuple[Claim, ...]:

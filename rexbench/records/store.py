@@ -1,9 +1,9 @@
-"""Records on disk: results/<machine-id>/ and baselines/<machine-id>/, one JSON file per model x config.
+"""Records on disk: runs/<machine-id>/ and baselines/<machine-id>/, one JSON file per model x config.
 
 Layout (after pytest-benchmark's `<machine>/<NNNN>_<label>.json`):
 
-    results/amd-epyc-2c-16e4d4e5/rexnet_x1.0__eager__3fa2c1d0.json
-    results/amd-epyc-2c-16e4d4e5/timm_resnet50-7c3b9a1e__compiled__3fa2c1d0.json
+    runs/amd-epyc-2c-16e4d4e5/rexnet_x1.0__eager__3fa2c1d0.json
+    runs/amd-epyc-2c-16e4d4e5/timm_resnet50-7c3b9a1e__compiled__3fa2c1d0.json
     baselines/counts.json          machine-independent counts: model -> {params, macs_conv, ...}
 
 Writes are atomic (temporary file in the same folder, fsync, os.replace): Ctrl-C or a failing
@@ -13,6 +13,7 @@ serialisation leaves the previous file, or none, never a partial one.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -70,8 +71,7 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise RexbenchError(
-            f"cannot write to {path.parent}: {exc.strerror or exc}; choose a writable folder "
-            "(for example with --out)"
+            f"cannot write to {path.parent}: {exc.strerror or exc}; choose a writable folder"
         ) from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
@@ -121,8 +121,22 @@ def write_record(record: Record, root: str | Path) -> Path:
 # -------------------------------------------------------------------------------------- reading
 
 
-def load_record(path: str | Path) -> Record:
-    """One record file; RexbenchError (one line) when unreadable, damaged or of another schema."""
+class NotARecord(RexbenchError):
+    """A JSON file that does not claim to be a rexbench record (no schema_version, no kind)."""
+
+
+def claims_record(data: Any) -> bool:
+    """Whether parsed JSON says it is a rexbench record: an object with a `schema_version` or a
+    `kind` (other than the counts baseline's). Other JSON in a results folder (analyses, load
+    logs) is not a record and not a damaged one either."""
+    if not isinstance(data, dict) or data.get("kind") == "counts":
+        return False
+    return "schema_version" in data or "kind" in data
+
+
+def load_record(path: str | Path, *, only_claimed: bool = False) -> Record:
+    """One record file; RexbenchError (one line) when unreadable, damaged or of another schema.
+    only_claimed: valid JSON that does not claim to be a record raises NotARecord."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -130,7 +144,10 @@ def load_record(path: str | Path) -> Record:
         raise RexbenchError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise RexbenchError(f"{path}: not a text file; expected a rexbench JSON record") from None
-    return Record.from_json(text, source=str(path))
+    data = loads(text, str(path))
+    if only_claimed and not claims_record(data):
+        raise NotARecord(f"{path}: not a rexbench record")
+    return Record.from_dict(data, str(path))
 
 
 def _record_files(folder: Path) -> list[Path]:
@@ -151,28 +168,31 @@ def load_records(
 ) -> list[Record]:
     """Records from files and folders (folders searched recursively), each file once, in order.
 
-    A bad file raises RexbenchError naming it; with skip_bad=True it is reported through `on_skip`
-    (default: `warnings.warn`) and skipped instead.
+    In a folder, JSON that does not claim to be a record is passed over without a word; a file
+    named on its own must be a record. A bad record raises RexbenchError naming it; with
+    skip_bad=True it is reported through `on_skip` (default: `warnings.warn`) and skipped instead.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    files: list[Path] = []
+    files: list[tuple[Path, bool]] = []  # (file, found in a folder)
     for given in paths:
         p = Path(given)
         if p.is_dir():
-            files += _record_files(p)
+            files += [(f, True) for f in _record_files(p)]
         elif p.exists():
-            files.append(p)
+            files.append((p, False))
         else:
             raise RexbenchError(f"no such file or folder: {p}")
     seen: set[Path] = set()
     records = []
-    for f in files:
+    for f, in_folder in files:
         if f.resolve() in seen:
             continue
         seen.add(f.resolve())
         try:
-            records.append(load_record(f))
+            records.append(load_record(f, only_claimed=in_folder))
+        except NotARecord:
+            continue
         except RexbenchError as exc:
             if not skip_bad:
                 raise
@@ -219,13 +239,29 @@ def read_counts(path: str | Path, missing_ok: bool = False) -> dict[str, dict[st
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise RexbenchError(f"cannot read {path}: {exc.strerror or exc}") from None
-    data = upgrade(loads(text, str(path)), str(path), COUNTS_SCHEMA_VERSION, migrations={})
+    except UnicodeDecodeError:
+        raise _damaged_counts(path, "not a text file") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _damaged_counts(path, f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    data = upgrade(data, str(path), COUNTS_SCHEMA_VERSION, migrations={})
     if data.get("kind") != "counts" or not isinstance(data.get("models"), dict):
         raise RexbenchError(f"{path}: not a rexbench counts baseline (expected kind 'counts')")
     bad = [k for k, v in data["models"].items() if not isinstance(v, dict)]
     if bad:
-        raise RexbenchError(f"{path}: counts of {bad[0]!r} must be an object; the file is damaged")
+        raise _damaged_counts(path, f"the counts of {bad[0]!r} are not an object")
     return data["models"]
+
+
+def _damaged_counts(path: Path, what: str) -> RexbenchError:
+    """A damaged counts baseline: the advice keeps every model's counts (deleting the file, or
+    letting a save overwrite it, would drop all the models it does not name)."""
+    return RexbenchError(
+        f"{path} is damaged: {what}; nothing was written. Restore it from version control "
+        f"(git checkout -- {path}) or repair it by hand, then run the command again; to rebuild "
+        "it from scratch, move it aside and run `rexbench baseline save --counts-only --all`"
+    )
 
 
 def write_counts(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
-from rexbench.figures import check_figure_path, new_figure
+from rexbench.figures import check_figure_path, min_spans, new_figure, shared_legend
 from rexbench.records.derived import family, short_label
 from rexbench.records.derived import top1 as published_top1
 from rexbench.records.schema import Record
@@ -198,8 +198,10 @@ def _draw(ax: Axes, series: list[Series], paper: list[Series], style: dict[str, 
         else:
             ax.plot(s.xs, s.ys, marker=marker, color=color, label=s.name, markersize=5,
                     linestyle=s.linestyle)  # fmt: skip
+        # first family's labels above left, the next's below right: neighbours do not collide
+        at, ha = ((-5, 4), "right") if index % 2 == 0 else ((5, -12), "left")
         for x, y, text in zip(s.xs, s.ys, s.labels, strict=True):
-            ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=at, ha=ha, fontsize=8.5)
     for s in paper:
         ax.plot(s.xs, s.ys, marker="o", markerfacecolor="none", linestyle=":", linewidth=0.9,
                 color=_COLORS.get(s.family, "0.4"), label=s.name, markersize=6)  # fmt: skip
@@ -221,6 +223,25 @@ def _xlabel(panel: str, records: list[Record]) -> str:
     if axis == "latency":
         return f"{_DEVICE_NAME[kind]} latency (ms per batch, {_batches(records, kind)}; median, 95% CI)"
     return f"{_DEVICE_NAME[kind]} throughput (images/s, {_batches(records, kind)})"
+
+
+class NothingToPlot(RexbenchError):
+    """No record can be drawn (other families, no top-1): a figure would be empty."""
+
+
+def _nothing(count: int, hidden: dict[str, int], families: Sequence[str] | None) -> str:
+    """Why nothing can be drawn, and what would draw it."""
+    why = []
+    if not count:
+        return "nothing to plot: no records"
+    if hidden["family"]:
+        shown = ", ".join(families or ())
+        why.append(f"{hidden['family']} of other families than {shown} (--all-families draws them)")
+    if hidden["top1"]:
+        why.append(
+            f"{hidden['top1']} without a published top-1 (give one with --top1 SPEC=PCT)"
+        )
+    return f"nothing to plot: of {count} record(s), " + " and ".join(why)
 
 
 def caption(
@@ -246,13 +267,17 @@ def caption(
             "Hollow markers: the paper's own numbers (CPU: Intel Xeon E5-2630, batch 1; "
             "GPU: NVIDIA V100, batch 64; FP32)."
         )
+    for kind in DEVICES if paper else ():
+        if not any(r.device_kind == kind and r.latency is not None for r in records):
+            name = {"cpu": "CPU", "cuda": "CUDA"}[kind]
+            lines.append(f"No {name} records: `rexbench sweep table5 --device {kind}` measures them.")
     if hidden["family"]:
         lines.append(f"{hidden['family']} record(s) of other families not shown (--all-families).")
     if hidden["top1"]:
         lines.append(
             f"{hidden['top1']} record(s) without a published top-1 not shown (give one with --top1 SPEC=PCT)."
         )
-    return "\n".join(textwrap.fill(line, 190) for line in lines)
+    return "\n".join(textwrap.fill(line, 185) for line in lines)
 
 
 def figure3(
@@ -281,39 +306,19 @@ def figure3(
         return given[spec] if spec in given else published_top1(spec)
 
     shown, hidden = _plottable(records, families, accuracy)
-    fig = new_figure(15, 5.4)
+    if not shown:
+        raise NothingToPlot(_nothing(len(records), hidden, families))
+    fig = new_figure(12.5, 5.6)
     axes = fig.subplots(1, 3, sharey=True)
     panels = [count_axis] + [f"{kind}:{device_axis}" for kind in DEVICES]
-    specs = {r.model.spec for r in shown}
     style: dict[str, int] = {}
     for ax, panel in zip(axes, panels, strict=True):
-        if panel in COUNT_AXES:
-            series = _count_series(shown, panel, accuracy)
-            title = f"Top-1 vs {'FLOPs' if panel == 'flops' else 'parameters'}"
-            empty, other = "no records with counts", hidden["family"]
-        else:
-            kind = panel.split(":")[0]
-            series = _device_series(shown, kind, device_axis, accuracy)
-            title = f"Top-1 vs {_DEVICE_NAME[kind]} {device_axis}"
-            label = "CUDA" if kind == "cuda" else "CPU"
-            empty = f"no {label} records - run `rexbench sweep table5 --device {kind}`"
-            other = hidden[f"family:{kind}"]
-        _draw(ax, series, _paper_series(specs, panel) if paper else [], style)
-        if not series:
-            if other:
-                empty += f"\n({other} record(s) of other families hidden: --all-families)"
-            ax.text(0.5, 0.5, empty, transform=ax.transAxes, ha="center", va="center",
-                    fontsize=9, color="0.35", wrap=True)  # fmt: skip
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel(_xlabel(panel, shown), fontsize=8)
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="best")
+        _panel(ax, panel, shown, hidden, (accuracy, paper, style))
+    shared_legend(fig, axes, "ReXNet vs EfficientNet: accuracy against FLOPs and measured latency (cf. paper Figure 3)")
+    min_spans(axes, y=2.0)  # two models 0.1 points apart are not drawn edge to edge
     used = sorted({r.model.spec for r in shown} & set(given))
-    axes[0].set_ylabel("ImageNet top-1 (%, published" + (" or given)" if used else ")"))
-    fig.suptitle("ReXNet vs EfficientNet: accuracy against FLOPs and measured latency (cf. paper Figure 3)",
-                 fontsize=11)  # fmt: skip
-    fig.supxlabel(caption(shown, hidden, paper, used), fontsize=7, x=0.01, ha="left")
+    axes[0].set_ylabel("ImageNet top-1 (%, published" + (" or given)" if used else ")"), fontsize=10)
+    fig.supxlabel(caption(shown, hidden, paper, used), fontsize=8.5, x=0.01, ha="left")
     if out is not None:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -321,6 +326,37 @@ def figure3(
         except OSError as exc:
             raise RexbenchError(f"cannot write {out}: {exc.strerror or exc}") from None
     return fig
+
+
+def _panel(ax: Axes, panel: str, shown: list[Record], hidden: dict[str, int], how: tuple) -> None:
+    """One panel: its measured lines, the paper's (when asked), title, label, and what is missing:
+    inside an otherwise empty panel, else under the title (never over the paper's points)."""
+    accuracy, paper, style = how
+    if panel in COUNT_AXES:
+        series = _count_series(shown, panel, accuracy)
+        title = f"Top-1 vs {'FLOPs' if panel == 'flops' else 'parameters'}"
+        empty, other = "no records with counts", hidden["family"]
+    else:
+        kind, axis = panel.split(":")
+        series = _device_series(shown, kind, axis, accuracy)
+        title = f"Top-1 vs {_DEVICE_NAME[kind]} {axis}"
+        empty = f"no {'CUDA' if kind == 'cuda' else 'CPU'} records - run `rexbench sweep table5 --device {kind}`"
+        other = hidden[f"family:{kind}"]
+    theirs = _paper_series({r.model.spec for r in shown}, panel) if paper else []
+    _draw(ax, series, theirs, style)
+    if not series and other:
+        empty += f"\n({other} record(s) of other families hidden: --all-families)"
+    if not series and not theirs:  # an empty panel: the note in its middle, no scale
+        ax.text(0.5, 0.5, empty.replace(" - ", " -\n", 1), transform=ax.transAxes, ha="center",
+                va="center", fontsize=9, color="0.35")  # fmt: skip
+        ax.set_xticks([])
+    elif not series:  # the paper's points are drawn: the hint goes to the caption
+        title += f" ({empty.split(' - ')[0]})"
+    ax.set_title(title, fontsize=10.5)
+    ax.set_xlabel(_xlabel(panel, shown), fontsize=9)
+    ax.tick_params(labelsize=9)
+    ax.margins(x=0.12, y=0.06)  # room for the point labels at both ends
+    ax.grid(alpha=0.3)
 
 
 def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = 100) -> bytes:

@@ -229,9 +229,18 @@ def claim_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
                 "model": claim.model, "baseline": claim.baseline, "device": r.device,
                 "config": r.run.label, "dtype": r.dtype, "batch_size": r.batch_size,
                 "measured": value, "ci_low": ci.low, "ci_high": ci.high,
-                "holds": claim.holds(value),
+                "holds": claim.holds(value), "verdict": claim.verdict(value, ci.low, ci.high),
+                "edges": list(claim.edges()),
             })  # fmt: skip
     return out
+
+
+def ratio_text(value: float, low: float, high: float, edges: Sequence[float]) -> str:
+    """ "1.07x [1.06, 1.08]"; with 3 or 4 decimals where a number lies within 0.01 (or 0.001) of
+    an edge of the claim, so that the digits show on which side it falls: "0.9980x [0.9960, 1.0002]"."""
+    near = min((abs(v - e) for v in (value, low, high) for e in edges), default=1.0)
+    digits = 4 if near < 0.001 else 3 if near < 0.01 else 2
+    return f"{value:.{digits}f}x [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def claims_section(records: Sequence[Record]) -> Section:
@@ -250,8 +259,8 @@ def claims_section(records: Sequence[Record]) -> Section:
                 f"{row['config']} {row['dtype']} on {row['device']}, batch {row['batch_size']}",
                 f"{row['relation']}{row['stated']:g}x ({_short_table(row['table'])}: "
                 f"{row['paper_table_value']:.2f}x)",
-                f"{row['measured']:.2f}x [{row['ci_low']:.2f}, {row['ci_high']:.2f}]",
-                "yes" if row["holds"] else "no",
+                ratio_text(row["measured"], row["ci_low"], row["ci_high"], row["edges"]),
+                row["verdict"],
             ],  # fmt: skip
             row,
         )
@@ -261,7 +270,8 @@ def claims_section(records: Sequence[Record]) -> Section:
             "`rexbench sweep table5` measures the Table 5 pairs."
         )
     s.notes.append(
-        "'≈' holds within 10% of the stated ratio; CI: percentile bootstrap of the ratio of medians "
+        "'≈' holds within 10% of the stated ratio; 'tie (within CI)': the interval contains the "
+        "ratio where the claim turns, so this measurement cannot tell; CI: percentile bootstrap of the ratio of medians "
         "(2,000 resamples, seed 0)."
     )
     return s
@@ -311,6 +321,17 @@ def build(
     return doc
 
 
+def _figure(records: Sequence[Record], figure_format: str) -> bytes | None:
+    """Figure 3 with the paper's own points as hollow markers, encoded; None when no record is of
+    the figure's families (the report goes without it)."""
+    from rexbench.report.figure3 import NothingToPlot, figure3, figure_bytes
+
+    try:
+        return figure_bytes(figure3(records, paper=True), figure_format)
+    except NothingToPlot:
+        return None
+
+
 def write(doc: Document, out: str | Path, records: Sequence[Record], figure: bool = True,
           figure_format: str = "png") -> dict[str, Path]:  # fmt: skip
     """report.md, report.html (self-contained, figure embedded) and figure3.png|svg (with the
@@ -320,12 +341,8 @@ def write(doc: Document, out: str | Path, records: Sequence[Record], figure: boo
 
     folder = Path(out)
     paths: dict[str, Path] = {}
-    data = None
-    if figure and records:
-        from rexbench.report.figure3 import figure3, figure_bytes
-
-        fig = figure3(records, paper=True)  # the paper's own points as hollow markers
-        data = figure_bytes(fig, figure_format)
+    data = _figure(records, figure_format) if figure and records else None
+    if data is not None:
         paths["figure"] = folder / f"figure3.{figure_format}"
         try:
             folder.mkdir(parents=True, exist_ok=True)

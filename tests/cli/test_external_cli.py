@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _external import require
 from torch import nn
 
 from rexbench.cli import run
@@ -209,8 +210,8 @@ def test_profile_baseline_and_gate_end_to_end(nets: Path, tmp_path: Path, capsys
     assert SPEC in out and "py:nets.py:build?width=4" in out
     # Figure 3 needs a top-1: the paper has none for an external model, the user gives it
     code, out, err = cli(capsys, "plot", "results", "--all-families", "--out", "fig.png", "--json")
-    assert code == 0, err
-    assert all(not p["lines"] for p in json.loads(out)["panels"])  # nothing to draw without one
+    one_error_line(code, err, "nothing to plot", "--top1 SPEC=PCT")  # nothing to draw without one
+    assert not (tmp_path / "fig.png").exists()
     code, out, err = cli(
         capsys, "plot", "results", "--all-families", "--top1", f"py:./nets.py:build={71.5}",
         "--out", "fig.png", "--json",
@@ -396,25 +397,16 @@ def test_a_missing_library_says_what_to_install(nets, capsys, monkeypatch, comma
         )
         args = [*args, "--baseline", "baselines"]
     code, _, err = cli(capsys, *args, f"{library}:resnet18")
-    one_error_line(code, err, f"{library} is not installed", f'pip install "rexbench[{library}]"')
+    line = one_error_line(code, err, f"{library} is not installed", "pins your torch")
+    assert f'"torch=={torch.__version__}"' in line and "torchvision==0." in line
 
 
 # --- real timm / torchvision (skipped when they do not import) -----------------------------------
 
 
-def _require(name: str):
-    try:
-        return pytest.importorskip(
-            name, reason=f"{name} is not installed (pip install rexbench[{name}])"
-        )
-    except pytest.skip.Exception:
-        raise
-    except Exception as exc:  # e.g. a torchvision wheel built for another torch
-        pytest.skip(f"{name} is installed but does not import: {type(exc).__name__}: {exc}")
-
-
+@pytest.mark.external
 def test_timm_spec_in_count_and_profile(nets, capsys) -> None:
-    _require("timm")
+    require("timm")
     spec = "timm:resnet18?num_classes=10"
     code, out, err = cli(capsys, "count", spec, "--input-shape", "3x64x64", "--json")
     assert code == 0, err
@@ -432,8 +424,9 @@ def test_timm_spec_in_count_and_profile(nets, capsys) -> None:
     assert record["counts"]["input_shape"] == [1, 3, 160, 160]  # its pretrained_cfg input_size
 
 
+@pytest.mark.external
 def test_torchvision_spec_in_count_and_profile(nets, capsys) -> None:
-    _require("torchvision")
+    require("torchvision")
     code, out, err = cli(capsys, "count", "torchvision:resnet18", "-r", "64", "--json")
     assert code == 0, err
     (entry,) = json.loads(out)["counts"]

@@ -76,8 +76,11 @@ def test_interleaving_order_rotates_each_round_and_samples_stay_with_their_runne
     assert ta.samples_ns == [10] * 25 and tb.samples_ns == [20] * 25
     assert ta.warmup_ns == [1, 1] and tb.warmup_ns == [2, 2]
     assert [(e.phase, e.runner, e.done, e.total) for e in events] == [
+        ("warmup", "A", 0, 2),
         ("warmup", "A", 2, 2),
+        ("warmup", "B", 0, 2),
         ("warmup", "B", 2, 2),
+        ("timing", "A", 0, 25),
         ("timing", "A", 10, 25),
         ("timing", "B", 10, 25),
         ("timing", "B", 20, 25),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _external import require
 
 import rexbench
 from rexbench.errors import RexbenchError
@@ -22,6 +23,7 @@ from rexbench.models.shapes import (
     parse_input_shape,
     resolve_input_shape,
 )
+from rexbench.registry import MODELS
 from rexbench.spec import ModelSpec, parse, parse_value, py_target, timm_name_tag
 
 TINY = """
@@ -326,7 +328,7 @@ def test_zoo_and_library_provenance(monkeypatch: pytest.MonkeyPatch):
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "version", missing)
-    with pytest.raises(RexbenchError, match=r'install it with: pip install "rexbench\[timm\]"'):
+    with pytest.raises(RexbenchError, match=r"timm is not installed; install it with: pip install timm torchvision"):
         provenance(parse("timm:resnet50"))
 
 
@@ -367,9 +369,9 @@ def test_the_file_missing_for_provenance_too(tiny: Path):
 def test_missing_library_says_what_to_install(monkeypatch: pytest.MonkeyPatch, library: str):
     monkeypatch.setitem(sys.modules, library, None)  # makes `import library` fail
     message = one_line_error(f"{library}:resnet18")
-    assert (
-        message == f'{library} is not installed; install it with: pip install "rexbench[{library}]"'
-    )
+    first = "timm " if library == "timm" else ""
+    pin = f'pip install {first}"torchvision==0.{int(torch.__version__.split(".")[1]) + 15}.*" "torch=={torch.__version__}"'
+    assert message.startswith(f"{library} is not installed; install it with: {pin} (pins your torch")
 
 
 def test_broken_library_install_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -385,7 +387,7 @@ def test_broken_library_install_is_one_line(tmp_path: Path, monkeypatch: pytest.
     assert message.startswith(
         "importing torchvision failed (RuntimeError: operator torchvision::nms does not exist)"
     )
-    assert message.endswith('pip install "rexbench[torchvision]"')
+    assert f'"torch=={torch.__version__}" (pins your torch, so pip keeps it' in message
     sys.modules.pop("torchvision", None)
 
 
@@ -516,20 +518,9 @@ def test_check_options_is_the_one_input_check():
 # --- real timm / torchvision (skipped when not installed) -----------------------------------------
 
 
-def _require(name: str):
-    """The library, or a skip naming it (also when it is installed but does not import)."""
-    try:
-        return pytest.importorskip(
-            name, reason=f"{name} is not installed (pip install rexbench[{name}])"
-        )
-    except pytest.skip.Exception:
-        raise
-    except Exception as exc:  # e.g. a torchvision built for another torch
-        pytest.skip(f"{name} is installed but does not import: {type(exc).__name__}: {exc}")
-
-
+@pytest.mark.external
 def test_timm_models():
-    timm = _require("timm")
+    timm = require("timm")
     model = rexbench.create_model("timm:resnet18?num_classes=10")
     assert sum(p.numel() for p in model.parameters()) == 11_689_512 - 513 * 990
     assert not model.training
@@ -547,8 +538,9 @@ def test_timm_models():
     assert "unexpected keyword argument 'bogus'" in one_line_error("timm:test_resnet?bogus=1")
 
 
+@pytest.mark.external
 def test_torchvision_models():
-    torchvision = _require("torchvision")
+    torchvision = require("torchvision")
     model = rexbench.create_model("torchvision:resnet18")
     assert sum(p.numel() for p in model.parameters()) == 11_689_512  # torchvision's documented size
     small = rexbench.create_model("torchvision:mobilenet_v3_small?num_classes=10")
@@ -560,3 +552,33 @@ def test_torchvision_models():
     assert "Did you mean: torchvision:resnet18" in one_line_error("torchvision:resnet81")
     with pytest.raises(RexbenchError, match="cannot tell which input shape"):
         default_input_shape(parse("torchvision:lraspp_mobilenet_v3_large?num_classes=2"))
+
+
+def _reference(entry):
+    """The library model a built-in one reproduces: ("torchvision", name, kwargs) from its
+    `reference` ("torchvision mobilenet_v2(width_mult=1.4)", "timm tf_efficientnet_lite1")."""
+    import re
+
+    match = re.fullmatch(r"(timm|torchvision) (\w+)(?:\((.*)\))?", entry.reference)
+    if match is None:
+        return None
+    kwargs = dict(kv.split("=") for kv in match[3].split(", ")) if match[3] else {}
+    return match[1], match[2], {k: float(v) for k, v in kwargs.items()}
+
+
+@pytest.mark.external
+@pytest.mark.parametrize(
+    "entry", [e for e in MODELS if _reference(e)], ids=lambda e: e.name
+)  # fmt: skip
+def test_built_in_models_have_the_reference_librarys_parameters_and_keys(entry) -> None:
+    """The real timm / torchvision model each built-in one reproduces: same parameter count, same
+    state-dict keys and shapes (so their checkpoints load as they are)."""
+    library, name, kwargs = _reference(entry)
+    if library == "timm":
+        theirs = require("timm").create_model(name, pretrained=False, **kwargs)
+    else:
+        theirs = require("torchvision").models.get_model(name, weights=None, **kwargs)
+    ours = entry.build()
+    assert sum(p.numel() for p in theirs.parameters()) == entry.params
+    mine = {k: tuple(v.shape) for k, v in ours.state_dict().items()}
+    assert mine == {k: tuple(v.shape) for k, v in theirs.state_dict().items()}

@@ -112,7 +112,7 @@ def test_ctrl_c_during_write_leaves_no_partial_file(tmp_path, monkeypatch, where
 def test_unwritable_out_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(RexbenchError, match=r"^cannot write to .*file/amd-epyc.*--out\)$"):
+    with pytest.raises(RexbenchError, match=r"^cannot write to .*file/amd-epyc.*choose a writable folder$"):
         store.write_record(make_record(), blocker)
 
 
@@ -216,8 +216,26 @@ def test_counts_baseline_errors(tmp_path):
     with pytest.raises(RexbenchError, match="not a rexbench counts baseline"):
         store.read_counts(path)
     path.write_text(json.dumps({"schema_version": 1, "kind": "counts", "models": {"a": 3}}))
-    with pytest.raises(RexbenchError, match="counts of 'a' must be an object"):
+    with pytest.raises(RexbenchError, match="counts of 'a' are not an object"):
         store.read_counts(path)
+    path.write_text('{"schema_version": 1, "kind": "counts", "models": {"a": ')
+    with pytest.raises(RexbenchError) as damaged:
+        store.read_counts(path)
+    advice = str(damaged.value)
+    assert "not valid JSON" in advice and "git checkout -- " in advice and "delete" not in advice
+
+
+def test_non_record_json_in_a_folder_is_passed_over_and_a_claimed_one_warned(tmp_path):
+    store.write_record(make_record(), tmp_path)
+    (tmp_path / "analysis.json").write_text(json.dumps({"baseline": 1, "kinds": []}))
+    (tmp_path / "load.json").write_text("[1, 2, 3]")
+    (tmp_path / "future.json").write_text(json.dumps({"schema_version": 9, "kind": "profile"}))
+    skipped: list[str] = []
+    records = store.load_records(tmp_path, skip_bad=True, on_skip=skipped.append)
+    assert len(records) == 1
+    assert len(skipped) == 1 and "future.json" in skipped[0] and "newer rexbench" in skipped[0]
+    with pytest.raises(RexbenchError, match="analysis.json"):  # named on its own: must be a record
+        store.load_records(tmp_path / "analysis.json")
 
 
 def test_atomic_write_gives_the_usual_permissions(tmp_path):

@@ -11,7 +11,7 @@ from _synthetic import make
 from rexbench.cli import run
 from rexbench.errors import RexbenchError
 from rexbench.records.store import write_record
-from rexbench.report.figure3 import figure3, panel_texts, parse_axes, summary
+from rexbench.report.figure3 import NothingToPlot, figure3, panel_texts, parse_axes, summary
 from rexbench.stats import median_ci
 
 TABLE5_CPU = [
@@ -51,7 +51,7 @@ def errorbar(ax, label):
 def test_png_written_with_three_panels_and_size(tmp_path) -> None:
     out = tmp_path / "fig" / "figure3.png"
     fig = figure3(cpu_records(), out)
-    assert png_size(out) == (1500, 540)  # 15 x 5.4 inches at 100 dpi
+    assert png_size(out) == (1250, 560)  # 12.5 x 5.6 inches at 100 dpi
     titles = [p["title"] for p in summary(fig)["panels"]]
     assert titles == ["Top-1 vs FLOPs", "Top-1 vs CPU latency", "Top-1 vs GPU latency"]
     assert "batch 1" in fig.axes[1].get_xlabel() and "ms" in fig.axes[1].get_xlabel()
@@ -63,11 +63,13 @@ def test_empty_gpu_panel_says_so_inside(tmp_path) -> None:
     fig = figure3(cpu_records())
     texts = panel_texts(fig)
     assert texts[0] == [] and texts[1] == []
-    assert texts[2] == ["no CUDA records - run `rexbench sweep table5 --device cuda`"]
-    # without any record the CPU panel says it too, and nothing fails
-    empty = figure3([])
-    assert empty.axes[1].texts[0].get_text().startswith("no CPU records - run `rexbench sweep")
-    assert "No measured records" in empty._supxlabel.get_text()
+    assert texts[2] == ["no CUDA records -\nrun `rexbench sweep table5 --device cuda`"]
+    # without any record to draw there is no figure, and no file
+    with pytest.raises(NothingToPlot, match="^nothing to plot: no records$"):
+        figure3([], tmp_path / "empty.png")
+    with pytest.raises(NothingToPlot, match="1 of other families than ReXNet.*--all-families"):
+        figure3([make("mobilenet_v2")], tmp_path / "empty.png")
+    assert not (tmp_path / "empty.png").exists()
 
 
 def test_points_top1_flops_and_labels() -> None:
@@ -142,6 +144,26 @@ def test_cuda_panel_and_paper_overlay() -> None:
     assert "Hollow markers" in fig._supxlabel.get_text()
 
 
+def test_one_legend_above_the_panels_and_no_note_over_the_papers_points() -> None:
+    fig = figure3(cpu_records(), paper=True)
+    assert all(ax.get_legend() is None for ax in fig.axes)  # nothing drawn over any line
+    (legend,) = fig.legends
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels == ["ReXNet", "EfficientNet", "ReXNet (paper)", "EfficientNet (paper)"]
+    # the GPU panel shows the paper's points: its note is in the title and the caption
+    assert panel_texts(fig)[2] == []
+    assert fig.axes[2].get_title() == "Top-1 vs GPU latency (no CUDA records)"
+    assert "No CUDA records: `rexbench sweep table5 --device cuda`" in fig._supxlabel.get_text()
+
+
+def test_two_close_models_are_not_drawn_edge_to_edge() -> None:
+    fig = figure3([make("rexnet_x0.9", 10.0), make("efficientnet_b0", 10.5)])  # 77.2 and 77.3
+    low, high = fig.axes[0].get_ylim()
+    assert high - low >= 2.0 and low < 77.2 < 77.3 < high
+    left, right = fig.axes[1].get_xlim()
+    assert right - left >= 0.3 * 10.5
+
+
 def test_svg_and_bad_suffix(tmp_path) -> None:
     out = tmp_path / "f.svg"
     figure3(cpu_records(), out)
@@ -158,7 +180,7 @@ def test_cli_plot(tmp_path, capsys) -> None:
     data = json.loads(capsys.readouterr().out)
     assert data["records"] == 6 and data["machines"] == ["xeon-8c-aaaa0001"]
     assert [p["lines"] for p in data["panels"]][0] == ["ReXNet", "EfficientNet"]
-    assert png_size(out) == (1500, 540)
+    assert png_size(out) == (1250, 560)
     argv = [
         "plot",
         str(tmp_path / "results"),
@@ -198,3 +220,15 @@ def test_cli_plot_errors(tmp_path, capsys, args, message) -> None:
 def test_cli_plot_missing_folder(tmp_path, capsys) -> None:
     assert run(["plot", str(tmp_path / "nope"), "--out", str(tmp_path / "f.png")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_text_stays_readable_where_the_html_report_shows_the_figure() -> None:
+    """The HTML report shows the figure at most ~1,170 px wide; at 100 dpi every text of 8 pt or
+    more is then at least 10 px high."""
+    from matplotlib.text import Text
+
+    fig = figure3(cpu_records(), paper=True)
+    width_px = fig.get_figwidth() * 100
+    shown = min(1.0, 1170 / width_px)
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_text().strip()]
+    assert min(sizes) * 100 / 72 * shown >= 10.0, min(sizes)

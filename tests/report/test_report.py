@@ -80,6 +80,20 @@ def test_claim_ratio_from_known_medians() -> None:
     assert slow_claim["rexnet_x2.0_vs_b3_cpu"]["holds"] is False  # 90/80 = 1.125
 
 
+def test_a_claim_whose_interval_holds_its_edge_is_a_tie_shown_with_enough_digits() -> None:
+    # ReXNet x1.0 0.2% slower than B0: 0.998x, and the CI of the ratio reaches past 1
+    tied = [make("rexnet_x1.0", 40.08, machine=A), make("efficientnet_b0", 40.0, machine=A)]
+    section = report.build(tied).section("claims")
+    (row,) = section.data
+    assert row["ci_low"] < 1.0 <= row["ci_high"] and row["verdict"] == "tie (within CI)"
+    (cells,) = section.rows
+    assert cells[-1] == "tie (within CI)"
+    assert re.fullmatch(r"0\.99\d\dx \[0\.99\d\d, 1\.00\d\d\]", cells[3]), cells[3]
+    clear = [make("rexnet_x1.0", 30.0, machine=A), make("efficientnet_b0", 40.0, machine=A)]
+    (cells,) = report.build(clear).section("claims").rows
+    assert cells[-1] == "yes" and re.fullmatch(r"1\.33x \[1\.\d\d, 1\.\d\d\]", cells[3])
+
+
 def test_gpu_claims_need_cuda_records_with_the_same_settings() -> None:
     recs = [
         make("rexnet_x2.0", 40.0, machine=A, device="cuda"),
@@ -228,5 +242,6 @@ def test_empty_and_duplicate_records(tmp_path, capsys) -> None:
     assert any("1 older duplicate" in line for line in doc.intro)
     assert rows_by_model(doc.section("latency"))["rexnet_x1.0"]["median_ms"] == 40.0
     (tmp_path / "empty").mkdir()
-    assert run(["report", str(tmp_path / "empty")]) == 0
-    assert "No records found" in capsys.readouterr().out
+    assert run(["report", str(tmp_path / "empty")]) == 2  # nothing to report is an error
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("rexbench: error: no rexbench records in ")

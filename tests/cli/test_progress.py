@@ -1,0 +1,83 @@
+"""Progress lines: a live elapsed time while nothing is timed, no drawing while timing (redraws only
+from the callback between rounds), "calls" as the unit, and a sweep ETA that counts compile time."""
+
+from __future__ import annotations
+
+import io
+import time
+
+from rich.console import Console
+
+from rexbench.cli.progress import ProgressView, SweepClock, working
+from rexbench.measure.rounds import ProfileEvent
+
+
+def terminal() -> tuple[Console, io.StringIO]:
+    buffer = io.StringIO()
+    return Console(file=buffer, force_terminal=True, width=120, color_system=None), buffer
+
+
+class Counting(ProgressView):
+    INTERVAL_S = 0.01
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.refreshes = 0
+        refresh = self.progress.refresh
+
+        def counted() -> None:
+            self.refreshes += 1
+            refresh()
+
+        self.progress.refresh = counted  # type: ignore[method-assign]
+
+
+def test_the_line_moves_while_compiling_and_stops_drawing_when_timing_starts() -> None:
+    err, buffer = terminal()
+    with Counting(err, runners=2, runs=100, warmup=5) as view:
+        view.update(ProfileEvent("prepare", "rexnet_x1.0", "compile_cl", 0, 1))
+        time.sleep(0.2)  # a long compile: the thread redraws
+        assert view.refreshes >= 5
+        view.update(ProfileEvent("timing", "rexnet_x1.0", "compile_cl", 0, 100))
+        during = view.refreshes
+        time.sleep(0.2)  # a long timed call: nothing draws
+        assert view.refreshes == during
+        view.update(ProfileEvent("timing", "rexnet_x1.0", "compile_cl", 10, 100))
+        assert view.refreshes <= during + 1  # the callback, between rounds, at most twice a second
+    text = buffer.getvalue()
+    assert "preparing compile_cl" in text and "0:00:00" in text
+    assert "0/200 calls" in text
+
+
+def test_nothing_is_drawn_when_stderr_is_not_a_terminal() -> None:
+    buffer = io.StringIO()
+    err = Console(file=buffer, force_terminal=False)
+    with ProgressView(err, runners=2, runs=10, warmup=1) as view:
+        view.update(ProfileEvent("build", "rexnet_x1.0"))
+        view.update(ProfileEvent("timing", "rexnet_x1.0", "eager", 10, 10))
+    with working(err, "counting") as status:
+        status("counting rexnet_x1.0")
+    assert buffer.getvalue() == ""
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_sweep_eta_counts_build_and_compile_time() -> None:
+    clock = FakeClock()
+    eta = SweepClock(models=3, per_model_calls=100, clock=clock)
+    assert eta.text() == "ETA once the first model is timed"
+    clock.now = 30.0  # 30 s of building and compiling, then timing starts
+    eta.timed(0)
+    clock.now = 40.0
+    eta.timed(50)  # 5 calls/s: this model takes 30 + 100/5 = 50 s
+    assert eta.remaining() == 10 + 2 * 50
+    clock.now = 50.0
+    eta.next_model(1)  # the first model took 50 s: the others are expected to take as long
+    assert eta.remaining() == 50 + 50
+    assert eta.text() == "ETA 0:01:40"
