@@ -3,7 +3,9 @@ interleaved rounds (rexbench.measure.timing), then one Record per configuration,
 and warnings, written as soon as the rounds end.
 
 Each runner's backend settings (threads, cuDNN, TF32) are re-applied before each of its chunks,
-outside the timed region; the device state is read before and after the rounds.
+outside the timed region; the device state is read before and after the rounds, the kernel's
+contention counters around every chunk (rexbench.measure.contention), and the allocator is made
+steady before the warm-up (rexbench.measure.allocator).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
+from rexbench.measure import contention
 from rexbench.measure import env as envmod
+from rexbench.measure.allocator import steady_allocator
 from rexbench.measure.anchor import Anchor
 from rexbench.measure.config import RunConfig
 from rexbench.measure.devices import DeviceOps
@@ -75,6 +79,7 @@ class RoundOptions:
     out_dir: str | Path | None = None
     progress: ProgressFn | None = None
     on_record: RecordFn | None = None
+    abort_when_contended: bool = False  # stop a run certain to end contended (ContendedRun)
 
     def emit(self, event: ProfileEvent) -> None:
         if self.progress is not None:
@@ -101,11 +106,14 @@ def measure_prepared(
 ) -> list[Record]:
     """Time `items` and the anchor in interleaved rounds; store and return one record per item."""
     name = str(spec)
+    allocator = steady_allocator() if options.device == "cpu" else None
     with backend_settings():  # every setup's changes are undone afterwards
         start = envmod.device_snapshot(options.device)
-        timings = _run_rounds(name, items, options)
+        timings, sampler = _run_rounds(name, items, options)
         end = envmod.device_snapshot(options.device)
     anchor_ns = timings[-1].samples_ns
+    if allocator is not None:
+        base_env = {**base_env, "allocator": allocator}
     records = []
     for item, timing in zip(items, timings[:-1], strict=True):
         record = Record(
@@ -115,6 +123,7 @@ def measure_prepared(
             counts=item.counts,
             timing=_record_timing(item, timing, anchor_ns, options.anchor, (start, end)),
         )
+        record.timing.contention = sampler.to_dict()
         notes, bn_remaining = item.prepared.notes, item.prepared.bn_remaining
         record.summary, record.warnings = derived(record, notes, bn_remaining)
         path = write_record(record, options.out_dir) if options.out_dir is not None else None
@@ -127,8 +136,9 @@ def measure_prepared(
 
 def _run_rounds(
     name: str, items: Sequence[PreparedConfig], options: RoundOptions
-) -> list[TimerResult]:
-    """The configurations' runners and then the anchor's, measured interleaved."""
+) -> tuple[list[TimerResult], contention.ChunkSampler]:
+    """The configurations' runners and then the anchor's, measured interleaved; the kernel's
+    contention counters are read right before and right after every chunk."""
     configs = [item.config for item in items]
     runners = [
         Runner(label, item.prepared.run, item.config.batch_size, _backend_setter(item))
@@ -136,12 +146,21 @@ def _run_rounds(
     ]
     anchor = options.anchor
     runners.append(Runner(f"anchor:{anchor.name}", anchor.fn, anchor.batch_size, anchor.setup))
+    sampler = contention.ChunkSampler(
+        [r.name for r in runners],
+        model_runners=range(len(items)),
+        chunks_per_runner=-(-configs[0].runs // options.round_size),
+        abort_when_contended=options.abort_when_contended,
+    )
+    for i, runner in enumerate(runners):
+        runner.setup = _sampled(runner.setup, sampler, i)
 
     def relay(event: ProgressEvent) -> None:
+        sampler.end(event.phase, event.done)
         options.emit(ProfileEvent(event.phase, name, event.runner, event.done, event.total))
 
     try:
-        return measure_interleaved(
+        timings = measure_interleaved(
             runners,
             configs[0].runs,
             configs[0].warmup,
@@ -154,6 +173,20 @@ def _run_rounds(
         raise
     except Exception as exc:
         raise RexbenchError(f"{name} failed while being timed: {first_line(exc)}") from exc
+    return timings, sampler
+
+
+def _sampled(
+    setup: Callable[[], None] | None, sampler: contention.ChunkSampler, runner: int
+) -> Callable[[], None]:
+    """The runner's setup, then a contention reading: the last thing before its chunk starts."""
+
+    def run() -> None:
+        if setup is not None:
+            setup()
+        sampler.start(runner)
+
+    return run
 
 
 def _record_timing(
@@ -248,6 +281,7 @@ def derived(
     data["median_over_anchor"] = summary.median / anchor_median if anchor_median else None
     slow = sum(v > STALL_FACTOR * summary.median for v in record.timing.samples_ns)
     data["stalled_fraction"] = slow / summary.n
+    data["contention"] = contention.summarize(record.timing.contention)
     warnings = []
     if data["stalled_fraction"] >= STALL_WARN:
         warnings.append(
@@ -263,6 +297,11 @@ def derived(
     if record.run.config.get("fold_bn") and bn_remaining:
         warnings.append(f"{bn_remaining} BatchNorm layer(s) could not be folded")
     warnings += list(notes)
+    if data["contention"].get("contended"):
+        warnings.append(
+            f"machine contended: {contention.describe(data['contention'])}; a gate does not judge "
+            "such a run: re-run it on a quiet machine"
+        )
     return data, warnings
 
 

@@ -87,6 +87,8 @@ class Timing:
     backend: threads / cuDNN / TF32 state in force while the model ran (`timing.backend_state`).
     preparation: what `prepare` did (input shape, BN folded, compile notes; PreparedModel.to_dict).
     wall_s: wall time of the whole interleaved measurement this record was part of.
+    contention: the kernel's contention counters around every chunk of that measurement (CPU
+    pressure, steal, our threads' run-queue wait, page faults; `rexbench.measure.contention`).
     """
 
     samples_ns: list[int]
@@ -102,6 +104,7 @@ class Timing:
     backend: dict[str, Any] = field(default_factory=dict)
     preparation: dict[str, Any] = field(default_factory=dict)
     wall_s: float | None = None
+    contention: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -276,6 +279,7 @@ class _Checker:
             backend=self.optional(t, "backend", dict, {}, p),
             preparation=self.optional(t, "preparation", dict, {}, p),
             wall_s=self.optional(t, "wall_s", (int, float), None, p),
+            contention=self.optional(t, "contention", dict, {}, p),
         )
 
 
