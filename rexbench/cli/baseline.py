@@ -49,6 +49,10 @@ CountsOnlyOpt = Annotated[
         help="Only params and macs_conv into counts.json (no timing; machine-independent).",
     ),
 ]
+ForceOpt = Annotated[
+    bool,
+    typer.Option("--force", help="Save even a baseline measured on a contended machine."),
+]
 
 
 @baseline.command("save")
@@ -67,6 +71,7 @@ def save(
     input_shape: InputShapeOpt = None,
     threads: ThreadsOpt = None,
     weights: WeightsOpt = None,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Measure (or take --from records) and store them as baselines; merge counts into counts.json.
@@ -96,6 +101,7 @@ def save(
         configs=configs,
         input_shape=input_shape,
         weights=weights,
+        force=force,
     )
     saved = save_baselines(request, ConsoleHooks(err))
     if json_out:

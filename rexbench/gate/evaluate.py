@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rexbench.errors import RexbenchError
 from rexbench.gate import checks as gate
 from rexbench.gate.baseline import flat_counts, match_baseline
+from rexbench.gate.contended import contention_guard
 
 if TYPE_CHECKING:
     from rexbench.records.schema import Record
@@ -159,7 +160,7 @@ def latency_verdicts(
                 f"; but the baseline was measured on a busy machine ({busy_base}): save it again"
             )
         v.outcome = guarded
-        verdicts.append(v)
+        verdicts.append(contention_guard(v, base, cur))
     return verdicts, notes
 
 
