@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from rexbench.records.schema import Record
 
 MAX_ATTEMPTS = 3
-SETTLE_S = 10.0  # at most this long between attempts, waiting for a quiet second
+SETTLE_S = 5.0  # at most this long between attempts, waiting for a quiet second
 WINDOW_S = 1.0
 
 
