@@ -138,7 +138,7 @@ def detect_steps(
         jump = abs(float(np.median(y[lo + k : hi]) - np.median(y[lo : lo + k])))
         if p >= alpha or abs(size) < min_size or jump < NOISE_FACTOR * noise_sd(y[lo:hi]):
             continue
-        found.append(Step(lo + k, before, after, size, p, relative))
+        found.append(Step(lo + k, before, after, size, p_value=p, relative=relative))
         pending += [(lo, lo + k), (lo + k, hi)]
     return _levels(x, sorted(found, key=lambda s: s.index))
 
@@ -152,7 +152,7 @@ def _levels(x: np.ndarray, steps: list[Step]) -> list[Step]:
         before = float(np.median(x[bounds[i] : bounds[i + 1]]))
         after = float(np.median(x[bounds[i + 1] : bounds[i + 2]]))
         size = after / before - 1 if s.relative else after - before
-        out.append(Step(s.index, before, after, size, s.p_value, s.relative))
+        out.append(Step(s.index, before, after, size, p_value=s.p_value, relative=s.relative))
     return out
 
 
@@ -161,7 +161,8 @@ def exact_steps(values: Sequence[float]) -> list[Step]:
     x = [float(v) for v in values]
     relative = all(v > 0 for v in x)
     return [
-        Step(i, x[i - 1], x[i], (x[i] / x[i - 1] - 1) if relative else x[i] - x[i - 1], 0.0, relative)
+        Step(i, x[i - 1], x[i], (x[i] / x[i - 1] - 1) if relative else x[i] - x[i - 1],
+             p_value=0.0, relative=relative)  # fmt: skip
         for i in range(1, len(x))
         if x[i] != x[i - 1]
     ]
