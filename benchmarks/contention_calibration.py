@@ -213,7 +213,7 @@ def main() -> None:
     parser.add_argument("--model", default="rexnet_x0.9")
     parser.add_argument("--slow", default="rexnet_x1.1", help="the genuinely slower model")
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--busy-slow-repeats", type=int, default=10)
+    parser.add_argument("--busy-slow-repeats", type=int, default=6)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
