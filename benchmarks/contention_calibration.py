@@ -15,8 +15,9 @@ Method (docs/gate.md, Contention):
    - busy_slow:  SLOW beside the busy loops (only in the first --busy-slow-repeats rounds).
    Every busy loop has a hard lifetime (--busy-seconds) and is killed when the gate ends, when
    the script ends, is interrupted or fails.
-3. Per gate: exit code, the latency verdict (outcome, p10 ratio, reason), the attempts, the wall
-   time; appended to OUT/runs.jsonl as each gate ends (a re-run resumes after the last one).
+3. Per gate: exit code (in the slow groups also 1 from the count checks: the wider model has
+   more parameters and MACs), the latency verdict (outcome, p10 ratio, reason), the attempts, the
+   wall time; appended to OUT/runs.jsonl as each gate ends (a re-run resumes after the last one).
    OUT/summary.json and OUT/summary.md: regression / inconclusive / pass per group, the ratios,
    seconds per gate (median and max).
 
@@ -138,6 +139,10 @@ def one_gate(args: argparse.Namespace, out: Path, group: str, index: int) -> dic
         entry["error"] = err[-1000:]
         return entry
     latency = [v for v in report["verdicts"] if v["config"] != "counts"]
+    # the wider model also changes params and MACs: those count checks fail too (exit 1)
+    entry["count_regressions"] = sum(
+        v["outcome"] == "regression" for v in report["verdicts"] if v["config"] == "counts"
+    )
     if latency:
         v = latency[0]
         entry.update(outcome=v["outcome"], ratio=v["ratio"], reason=v["reason"],

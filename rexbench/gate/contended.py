@@ -43,6 +43,11 @@ def contended(record: Record) -> str | None:
     return contention.describe(summary) if summary.get("contended") else None
 
 
+def measured(record: Record) -> bool:
+    """Whether the record carries readable contention counters (then they, not the load, decide)."""
+    return bool(contention.summarize(record.timing.contention if record.timing else None)["measured"])
+
+
 def contention_guard(verdict: gate.Verdict, base: Record, cur: Record) -> gate.Verdict:
     """A pass or regression judged on a contended run (or against a contended baseline) becomes
     inconclusive, with the contention in the reason."""

@@ -187,8 +187,13 @@ def busy(record: Record, max_per_core: float = MAX_LOAD_PER_CORE) -> str | None:
     about the core count). Load only makes a run slower, so the gate does not call a regression
     measured on a busy machine, nor a pass against a baseline measured on one. Where the load
     average is host-wide (some containers), raise the limit ([tool.rexbench.gate]
-    max-load-per-core = inf switches this off).
+    max-load-per-core = inf switches this off). Only for records without contention counters
+    (rexbench.gate.contended): the 1-minute average lags a neighbour that started or ended seconds ago.
     """
+    from rexbench.gate.contended import measured
+
+    if measured(record):  # the kernel's counters say what the load average can only guess
+        return None
     load = _load(record)
     cores = (record.env.get("cpu") or {}).get("usable_cores")
     if load is None or not cores or str(record.run.config.get("device", "cpu")).startswith("cuda"):

@@ -73,6 +73,13 @@ def test_a_contended_baseline_makes_the_verdict_inconclusive():
     assert v.outcome == gate.INCONCLUSIVE and "baseline measured under contention" in v.reason
 
 
+def test_measured_counters_replace_the_lagging_load_guard():
+    # the loops ended seconds ago: the 1-min load is still high, the counters say the run was clean
+    base = with_contention(record(40.0, seed=1), 0)
+    v = p10_verdict(base, with_contention(record(52.0, seed=2, load=9.0), 0))
+    assert v.outcome == gate.REGRESSION
+
+
 def test_records_without_contention_data_keep_the_load_guard():
     base, cur = record(40.0, seed=1), record(76.0, seed=2, load=9.0)  # old records: no counters
     assert guard.contended(cur) is None
