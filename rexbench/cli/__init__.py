@@ -27,6 +27,7 @@ _COMMANDS: list[tuple[str, str]] = [
     ("rexbench.cli.sweep", "sweep"),
     ("rexbench.cli.baseline", "baseline"),
     ("rexbench.cli.gate", "gate"),
+    ("rexbench.cli.history", "history"),
 ]
 
 

@@ -46,6 +46,10 @@ CountsOnlyOpt = Annotated[
         help="Only params and macs_conv into counts.json (no timing; machine-independent).",
     ),
 ]
+ForceOpt = Annotated[
+    bool,
+    typer.Option("--force", help="Save even a baseline measured on a contended machine."),
+]
 
 
 # No dtype or preparation switches: a baseline is measured with named configurations (--config).
@@ -60,6 +64,7 @@ def save(
     *,
     measure: MeasureOptions,
     weights: WeightsOpt = None,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Measure (or take --from records) and store them as baselines; merge counts into counts.json.
@@ -79,6 +84,7 @@ def save(
         configs=measure.config_options(),
         input_shape=measure.input_shape,
         weights=weights,
+        force=force,
     )
     hooks = ConsoleHooks(err)
     saved = save_baselines(request, hooks)

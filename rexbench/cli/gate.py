@@ -87,6 +87,15 @@ RemeasureWarmupOpt = Annotated[
         "--warmup", help="Untimed calls first (default: the baseline's).", show_default=False
     ),
 ]
+AttemptsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--attempts",
+        min=1,
+        help="Measurements per model while the machine is contended (default 3); then inconclusive.",
+        show_default=False,
+    ),
+]
 
 
 def gate(
@@ -101,12 +110,14 @@ def gate(
     require_same_source: SameSourceOpt = False,
     runs: RemeasureRunsOpt = None,
     warmup: RemeasureWarmupOpt = None,
+    attempts: AttemptsOpt = None,
     json_out: JsonOpt = False,
     summary: SummaryOpt = None,
 ) -> None:
     """Check models against their baselines: counts exactly, latency with threshold + significance.
 
-    Without --from, each model is re-measured with its baseline's configurations on this machine.
+    Without --from, each model is re-measured with its baseline's configurations on this machine;
+    a measurement the kernel reports as contended is repeated (--attempts), never judged.
     Exit codes: 0 pass (inconclusive warns), 1 regression, 2 usage or configuration error.
     """
     from rexbench.gate.report import append_summary
@@ -124,6 +135,7 @@ def gate(
         require_same_source=require_same_source,
         runs=runs,
         warmup=warmup,
+        attempts=attempts,
     )
     err = console(stderr=True)
     hooks = ConsoleHooks(err)

@@ -14,6 +14,7 @@ table gives the defaults). Keys (dashes or underscores), every one optional:
     max-load-per-core = 2.0        # busy machine: 1-min load > this x usable cores (inf: ignore)
     runs = 300                     # re-measure with this many runs (default: the baseline's)
     warmup = 20
+    attempts = 3                   # measurements per model while the machine is contended
 
 Command-line options win over the file: `--check` adds to (or replaces by metric) its checks,
 `--baseline` replaces its folder, and the flags switch on what the file leaves off.
@@ -38,6 +39,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "max-load-per-core": (float, int),
     "runs": (int,),
     "warmup": (int,),
+    "attempts": (int,),
 }
 
 
@@ -56,6 +58,7 @@ class GateConfig:
     max_load_per_core: float | None = None
     runs: int | None = None
     warmup: int | None = None
+    attempts: int | None = None
     raw: dict[str, Any] = field(default_factory=dict)
 
 
@@ -120,8 +123,8 @@ def load_config(path: str | Path | None = None, start: str | Path | None = None)
         raise RexbenchError(
             f"{where}: max-load-per-core must be > 0 (inf to ignore the load), got {margin!r}"
         )
-    for name in ("runs", "warmup"):
-        if name in values and values[name] < (1 if name == "runs" else 0):
+    for name in ("runs", "warmup", "attempts"):
+        if name in values and values[name] < (0 if name == "warmup" else 1):
             raise RexbenchError(f"{where}: {name} must be a positive integer, got {values[name]!r}")
     if "checks" in values:
         from rexbench.gate.checks import parse_check
@@ -144,5 +147,6 @@ def load_config(path: str | Path | None = None, start: str | Path | None = None)
         max_load_per_core=float(margin) if margin is not None else None,
         runs=values.get("runs"),
         warmup=values.get("warmup"),
+        attempts=values.get("attempts"),
         raw=dict(table),
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rexbench.errors import RexbenchError
 from rexbench.gate import checks as gate
 from rexbench.gate.baseline import flat_counts, match_baseline
+from rexbench.gate.contended import contention_guard
 
 if TYPE_CHECKING:
     from rexbench.records.schema import Record
@@ -160,7 +161,7 @@ def latency_verdicts(
             )
         v.outcome = guarded
         slowdown_guard(v, base, cur)
-        verdicts.append(v)
+        verdicts.append(contention_guard(v, base, cur))
     return verdicts, notes
 
 
@@ -205,8 +206,13 @@ def busy(record: Record, max_per_core: float = MAX_LOAD_PER_CORE) -> str | None:
     about the core count). Load only makes a run slower, so the gate does not call a regression
     measured on a busy machine, nor a pass against a baseline measured on one. Where the load
     average is host-wide (some containers), raise the limit ([tool.rexbench.gate]
-    max-load-per-core = inf switches this off).
+    max-load-per-core = inf switches this off). Only for records without contention counters
+    (rexbench.gate.contended): the 1-minute average lags a neighbour that started or ended seconds ago.
     """
+    from rexbench.gate.contended import measured
+
+    if measured(record):  # the kernel's counters say what the load average can only guess
+        return None
     load = _load(record)
     cores = (record.env.get("cpu") or {}).get("usable_cores")
     if load is None or not cores or str(record.run.config.get("device", "cpu")).startswith("cuda"):

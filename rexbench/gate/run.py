@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from rexbench.gate.checks import Verdict
     from rexbench.gate.config import GateConfig
+    from rexbench.gate.contended import Attempts
     from rexbench.gate.evaluate import GateOptions
     from rexbench.gate.report import GateReport
     from rexbench.records.schema import Record
@@ -84,6 +85,7 @@ class GateRequest:
     require_same_source: bool = False
     runs: int | None = None
     warmup: int | None = None
+    attempts: int | None = None  # measurements per model when they are contended (default 3)
 
 
 def run_gate(
@@ -92,6 +94,7 @@ def run_gate(
     """Judge the requested models against their baselines (config: default, the pyproject.toml
     found from the working directory)."""
     from rexbench.gate.config import load_config
+    from rexbench.gate.contended import MAX_ATTEMPTS
     from rexbench.gate.report import GateReport
     from rexbench.records.store import read_counts
 
@@ -111,6 +114,7 @@ def run_gate(
             hooks=hooks,
             runs=request.runs if request.runs is not None else cfg.runs,
             warmup=request.warmup if request.warmup is not None else cfg.warmup,
+            attempts=request.attempts or cfg.attempts or MAX_ATTEMPTS,
         )
         verdicts, notes = run.judge(specs, list(request.from_records))
     return GateReport(
@@ -190,6 +194,7 @@ class _FullGate:
     hooks: Hooks
     runs: int | None = None
     warmup: int | None = None
+    attempts: int = 3
     baselines: list[Record] = field(default_factory=list)
     fingerprint: dict[str, Any] | None = None
 
@@ -226,27 +231,55 @@ class _FullGate:
                 f"no baseline for {spec} under {self.root}: create one with `rexbench baseline save {spec}`"
             )
         other: list[str] = []
+        tries: Attempts | None = None
         if measure:
-            current, other = self._measure(spec, known)
+            current, other, tries = self._measure(spec, known)
         counts_now = None
         if not current:  # count now, at the inputs of the baseline
             shapes = entry_shapes(self.counts[spec]) if spec in self.counts else []
             shapes += [b.counts["input_shape"] for b in known if b.counts.get("input_shape")]
             counts_now = count_entry(parse(spec), shapes)
-        return evaluate_model(
+        gave_up = tries is not None and tries.gave_up is not None and not current
+        verdicts, notes = evaluate_model(
             spec,
-            self.options,
+            replace(self.options, checks=tuple(self.options.count_checks))
+            if gave_up
+            else self.options,
             current=current or [],
             baselines=self.baselines,
             counts_baseline=self.counts.get(spec),
             counts_now=counts_now,
             other_machines=other,
         )
+        if tries is not None:
+            verdicts += self._attempted(spec, known, tries, verdicts, gave_up)
+            notes += tries.notes(spec)
+        return verdicts, notes
 
-    def _measure(self, spec: str, known: list[Record]) -> tuple[list[Record], list[str]]:
-        """(records measured now like this machine's baselines of `spec`, differences to another
-        machine's baseline when this one has none)."""
+    def _attempted(
+        self, spec: str, known: list[Record], tries: Attempts, verdicts: list[Verdict], gave_up: bool
+    ) -> list[Verdict]:
+        """Attempts in the latency verdicts' details; inconclusive ones when none was clean."""
         from rexbench.gate.baseline import baselines_of
+        from rexbench.gate.contended import contended_verdicts
+
+        for v in verdicts:
+            if v.config != "counts":
+                v.details["attempts"] = tries.to_list()
+        if not gave_up:
+            return []
+        mine, _ = baselines_of(spec, known, (self.fingerprint or {}).get("machine_id", ""))
+        labels = list(dict.fromkeys(b.run.label for b in mine))
+        return contended_verdicts(spec, labels, self.options.latency_checks, tries)
+
+    def _measure(
+        self, spec: str, known: list[Record]
+    ) -> tuple[list[Record], list[str], Attempts | None]:
+        """(records measured now like this machine's baselines of `spec` - re-measured while the
+        machine is contended, rexbench.gate.contended -, differences to another machine's baseline
+        when this one has none, the attempts)."""
+        from rexbench.gate.baseline import baselines_of
+        from rexbench.gate.contended import measure_until_clean
         from rexbench.gate.evaluate import refuse_changed_source
         from rexbench.measure.env import differences
         from rexbench.measure.env import fingerprint as take_fingerprint
@@ -258,13 +291,17 @@ class _FullGate:
         mine, others = baselines_of(spec, self.baselines, self.fingerprint["machine_id"])
         if mine and self.options.latency_checks:
             self.hooks.note(f"measuring {spec} like its baseline ({len(mine)} configuration(s))")
-            measured = measure_like(
-                spec, mine, runs=self.runs, warmup=self.warmup, hooks=self.hooks
-            )
-            return measured, []
+
+            def attempt() -> list[Record]:
+                return measure_like(
+                    spec, mine, runs=self.runs, warmup=self.warmup, hooks=self.hooks, abort=True
+                )
+
+            measured, tries = measure_until_clean(attempt, self.attempts)
+            return measured, [], tries
         if others:
-            return [], differences(others[0].env, self.fingerprint)
-        return [], []
+            return [], differences(others[0].env, self.fingerprint), None
+        return [], [], None
 
 
 def _given_records(paths: list[Path], specs: list[str]) -> dict[str, list[Record]]:
@@ -285,10 +322,11 @@ def measure_like(
     runs: int | None = None,
     warmup: int | None = None,
     hooks: Hooks | None = None,
+    abort: bool = False,
 ) -> list[Record]:
     """Profile `spec` now with the run configurations of its baseline records (interleaved with the
     drift anchor, nothing written). runs/warmup: override (default: the baselines' own, the largest
-    when they differ)."""
+    when they differ). abort: stop a run certain to end contended (`contention.ContendedRun`)."""
     from rexbench.measure.config import RunConfig
     from rexbench.measure.profile import profile_models
 
@@ -297,4 +335,6 @@ def measure_like(
     if warmup is None:
         warmup = max(int(b.run.config.get("warmup", 0)) for b in baselines)
     with (hooks or Quiet()).measuring(len(configs) + 1, runs, warmup) as progress:
-        return profile_models([spec], configs, runs=runs, warmup=warmup, progress=progress)
+        return profile_models(
+            [spec], configs, runs=runs, warmup=warmup, progress=progress, abort_when_contended=abort
+        )

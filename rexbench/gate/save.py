@@ -29,6 +29,7 @@ class SaveRequest:
     configs: ConfigOptions = field(default_factory=lambda: ConfigOptions(runs=300))
     input_shape: str | None = None
     weights: Path | None = None
+    force: bool = False  # save records measured under contention too
 
 
 @dataclass
@@ -67,6 +68,8 @@ def save_baselines(request: SaveRequest, hooks: Hooks | None = None) -> SavedBas
     _check_directory(request.directory)
     if not request.counts_only and not request.from_records:
         records = _measure(specs, request, hooks)
+    if not request.force:
+        refuse_contended(records)
 
     paths = save_records(records, request.directory) if records else []
     shapes: dict[str, list[Any]] = {}
@@ -94,6 +97,20 @@ def _check_directory(directory: Path) -> None:
 
     read_counts(directory, missing_ok=True)
     check_writable(counts_path(directory).parent, option="--dir")
+
+
+def refuse_contended(records: list[Record]) -> None:
+    """A baseline measured under contention would make every later gate judge against a slow
+    reference: refused (RexbenchError, nothing written) unless forced."""
+    from rexbench.gate.contended import contended
+
+    bad = [(r, why) for r in records if (why := contended(r))]
+    if bad:
+        what = "; ".join(f"{r.model.spec} ({r.run.label}): {why}" for r, why in bad)
+        raise RexbenchError(
+            f"not saved: measured on a contended machine ({what}); save it again when the machine "
+            "is quiet, or pass --force to keep it anyway"
+        )
 
 
 def baseline_warnings(records: list[Record]) -> list[str]:

@@ -223,9 +223,10 @@ def git_info(cwd: str | Path | None = None) -> dict[str, Any] | None:
     try:
         commit = git("rev-parse", "HEAD")
         dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        date = git("show", "-s", "--format=%cI", "HEAD")  # committer date: `rexbench history` order
     except (OSError, subprocess.SubprocessError):
         return None
-    return {"commit": commit, "dirty": dirty}
+    return {"commit": commit, "dirty": dirty, "date": date}
 
 
 # ---------------------------------------------------------------------------------- identity

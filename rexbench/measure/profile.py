@@ -66,13 +66,16 @@ def profile_models(
     anchor: Anchor | None = None,
     ops: DeviceOps | None = None,
     clock: Clock = time.perf_counter_ns,
+    abort_when_contended: bool = False,
 ) -> list[Record]:
     """Profile every model under every configuration; return the records in (model, config) order.
 
     runs / warmup: override every config's (None: take the configs', which must then agree).
     input_shape: (C, H, W) or "3x224x224" for every model (stored in each config; refused when it
     disagrees with a config's resolution). out_dir None: nothing is written. on_record(record,
-    path) is called after each record is stored. anchor / ops / clock: test injection (default:
+    path) is called after each record is stored. abort_when_contended: raise
+    `contention.ContendedRun` as soon as a run is certain to end contended (the gate re-measures
+    then). anchor / ops / clock: test injection (default:
     `anchor.make_anchor(device)`, the device's DeviceOps, perf_counter_ns).
     All configs must share one device. Every input is checked before any model is built.
     """
@@ -102,6 +105,7 @@ def profile_models(
         out_dir=out_dir,
         progress=progress,
         on_record=on_record,
+        abort_when_contended=abort_when_contended,
     )
     records: list[Record] = []
     for spec in parsed:

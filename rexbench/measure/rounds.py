@@ -4,7 +4,9 @@ and warnings, written as soon as the rounds end.
 
 Each runner's backend settings (threads, cuDNN, TF32) are re-applied before each of its chunks,
 outside the timed region; the device state is read before and after the rounds, and on a GPU
-once per round as well (rexbench.measure.validity, with torch.compile's recompilations).
+once per round as well (rexbench.measure.validity, with torch.compile's recompilations); the
+kernel's contention counters are read around every chunk (rexbench.measure.contention), and the
+allocator is made steady before the warm-up (rexbench.measure.allocator).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
+from rexbench.measure import contention
 from rexbench.measure import env as envmod
+from rexbench.measure.allocator import steady_allocator
 from rexbench.measure.anchor import Anchor
 from rexbench.measure.config import RunConfig
 from rexbench.measure.cudagraphs import uses_cudagraphs
@@ -79,6 +83,7 @@ class RoundOptions:
     out_dir: str | Path | None = None
     progress: ProgressFn | None = None
     on_record: RecordFn | None = None
+    abort_when_contended: bool = False  # stop a run certain to end contended (ContendedRun)
 
     def emit(self, event: ProfileEvent) -> None:
         if self.progress is not None:
@@ -108,6 +113,7 @@ def measure_prepared(
     The GPU's state and torch.compile's recompilations are watched through the rounds
     (rexbench.measure.validity) and stored with each record (`Timing.validity`)."""
     name = str(spec)
+    allocator = steady_allocator() if options.device == "cpu" else None
     names = _runner_names([item.config for item in items])
     flush = _flusher(items, options.device)
     watch = RoundWatch(
@@ -119,11 +125,13 @@ def measure_prepared(
         start = envmod.device_snapshot(options.device)
         watch.start()
         try:
-            timings = _run_rounds(name, items, options, (names, flush, watch.on_event))
+            timings, sampler = _run_rounds(name, items, options, (names, flush, watch.on_event))
         finally:
             watch.finish()
         end = envmod.device_snapshot(options.device)
     anchor_ns = timings[-1].samples_ns
+    if allocator is not None:
+        base_env = {**base_env, "allocator": allocator}
     records = []
     for item, timing, runner in zip(items, timings[:-1], names, strict=True):
         record = Record(
@@ -136,6 +144,7 @@ def measure_prepared(
         record.timing.validity = watch.validity(runner)
         if item.config.flush_l2 and flush is not None:
             record.timing.validity["l2_flush"] = dict(flush.info)  # type: ignore[attr-defined]
+        record.timing.contention = sampler.to_dict()
         notes, bn_remaining = item.prepared.notes, item.prepared.bn_remaining
         record.summary, record.warnings = derived(record, notes, bn_remaining)
         path = write_record(record, options.out_dir) if options.out_dir is not None else None
@@ -151,9 +160,10 @@ def _run_rounds(
     items: Sequence[PreparedConfig],
     options: RoundOptions,
     hooks: tuple[list[str], Callable[[], None] | None, Callable[[ProgressEvent], None]],
-) -> list[TimerResult]:
-    """The configurations' runners and then the anchor's, measured interleaved. hooks: the runner
-    names, the L2 flush (for configs with flush_l2) and what sees every progress event first."""
+) -> tuple[list[TimerResult], contention.ChunkSampler]:
+    """The configurations' runners and then the anchor's, measured interleaved; the kernel's
+    contention counters are read right before and right after every chunk. hooks: the runner names,
+    the L2 flush (for configs with flush_l2) and what sees every progress event first."""
     configs = [item.config for item in items]
     names, flush, watch = hooks
     runners = [
@@ -168,13 +178,22 @@ def _run_rounds(
     ]
     anchor = options.anchor
     runners.append(Runner(f"anchor:{anchor.name}", anchor.fn, anchor.batch_size, anchor.setup))
+    sampler = contention.ChunkSampler(
+        [r.name for r in runners],
+        model_runners=range(len(items)),
+        chunks_per_runner=-(-configs[0].runs // options.round_size),
+        abort_when_contended=options.abort_when_contended,
+    )
+    for i, runner in enumerate(runners):
+        runner.setup = _sampled(runner.setup, sampler, i)
 
     def relay(event: ProgressEvent) -> None:
         watch(event)
+        sampler.end(event.phase, event.done)
         options.emit(ProfileEvent(event.phase, name, event.runner, event.done, event.total))
 
     try:
-        return measure_interleaved(
+        timings = measure_interleaved(
             runners,
             configs[0].runs,
             configs[0].warmup,
@@ -187,6 +206,20 @@ def _run_rounds(
         raise
     except Exception as exc:
         raise RexbenchError(f"{name} failed while being timed: {first_line(exc)}") from exc
+    return timings, sampler
+
+
+def _sampled(
+    setup: Callable[[], None] | None, sampler: contention.ChunkSampler, runner: int
+) -> Callable[[], None]:
+    """The runner's setup, then a contention reading: the last thing before its chunk starts."""
+
+    def run() -> None:
+        if setup is not None:
+            setup()
+        sampler.start(runner)
+
+    return run
 
 
 def _record_timing(
@@ -291,6 +324,7 @@ def derived(
     data["median_over_anchor"] = summary.median / anchor_median if anchor_median else None
     slow = sum(v > STALL_FACTOR * summary.median for v in record.timing.samples_ns)
     data["stalled_fraction"] = slow / summary.n
+    data["contention"] = contention.summarize(record.timing.contention)
     warnings = []
     if data["stalled_fraction"] >= STALL_WARN:
         warnings.append(
@@ -312,6 +346,11 @@ def derived(
         record.timing.validity, cudagraphs and bool(config.get("compile"))
     )
     warnings += list(notes)
+    if data["contention"].get("contended"):
+        warnings.append(
+            f"machine contended: {contention.describe(data['contention'])}; a gate does not judge "
+            "such a run: re-run it on a quiet machine"
+        )
     return data, warnings
 
 

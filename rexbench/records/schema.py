@@ -91,6 +91,8 @@ class Timing:
     GPU's NVML readings before, once per round during and after the measurement with its power and
     thermal violation time; "recompiles", the graphs torch.compile compiled during the warm-up and
     the timed calls; "l2_flush", the flush buffer when the L2 cache was flushed before each call.
+    contention: the kernel's contention counters around every chunk of that measurement (CPU
+    pressure, steal, our threads' run-queue wait, page faults; `rexbench.measure.contention`).
     """
 
     samples_ns: list[int]
@@ -107,6 +109,7 @@ class Timing:
     preparation: dict[str, Any] = field(default_factory=dict)
     wall_s: float | None = None
     validity: dict[str, Any] = field(default_factory=dict)
+    contention: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -282,6 +285,7 @@ class _Checker:
             preparation=self.optional(t, "preparation", dict, {}, p),
             wall_s=self.optional(t, "wall_s", (int, float), None, p),
             validity=self.optional(t, "validity", dict, {}, p),
+            contention=self.optional(t, "contention", dict, {}, p),
         )
 
 

@@ -238,7 +238,12 @@ def test_git_info(tmp_path):
     subprocess.run([*git, "add", "a.txt"], check=True)
     subprocess.run([*git, "commit", "-q", "-m", "x"], check=True)
     head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
-    assert env.git_info(tmp_path) == {"commit": head.strip(), "dirty": False}
+    date = subprocess.run([*git, "show", "-s", "--format=%cI"], capture_output=True, text=True)
+    assert env.git_info(tmp_path) == {
+        "commit": head.strip(),
+        "dirty": False,
+        "date": date.stdout.strip(),
+    }
     (tmp_path / "a.txt").write_text("2")
     assert env.git_info(tmp_path)["dirty"] is True
 

@@ -1,0 +1,61 @@
+"""The minimal loop that benchmarks/cli_overhead.py compares `rexbench profile` with: torch and
+benchmarks/plain_net.py only (no rexbench import), a clock around each call, nothing else.
+
+Prints one JSON line: samples (ns), median, minor page faults per timed call, threads of the process.
+Usage: python benchmarks/plain_loop.py --threads 2 --runs 200 --warmup 20 [--compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plain_net import build  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--compile", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = build().eval()
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        if args.compile:
+            model = torch.compile(model, dynamic=False)
+            model(x)  # compiles, as rexbench's prepare does before its warm-up
+        for _ in range(args.warmup):
+            model(x)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        samples = []
+        for _ in range(args.runs):
+            t0 = time.perf_counter_ns()
+            model(x)
+            samples.append(time.perf_counter_ns() - t0)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+    print(
+        json.dumps(
+            {
+                "median_ns": statistics.median(samples),
+                "faults_per_call": faults / args.runs,
+                "threads": len(os.listdir("/proc/self/task")),
+                "samples_ns": samples,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
