@@ -87,6 +87,8 @@ class Timing:
     backend: threads / cuDNN / TF32 state in force while the model ran (`timing.backend_state`).
     preparation: what `prepare` did (input shape, BN folded, compile notes; PreparedModel.to_dict).
     wall_s: wall time of the whole interleaved measurement this record was part of.
+    run_id: one id shared by every record timed in the same interleaved measurement (the
+    configurations of a model, and the models a sweep measured together); None in older files.
     """
 
     samples_ns: list[int]
@@ -102,13 +104,16 @@ class Timing:
     backend: dict[str, Any] = field(default_factory=dict)
     preparation: dict[str, Any] = field(default_factory=dict)
     wall_s: float | None = None
+    run_id: str | None = None
 
 
 @dataclass
 class Record(RecordView):
     """One model x one run configuration on one machine. `summary` is derived from timing.
 
-    Derived: latency, settings, counts, hardware, ... (`rexbench.records.derived.RecordView`).
+    parity: the prepared model's output against the eager fp32 model's, checked before timing
+    (`rexbench.measure.parity`); {} in files written before the check existed (then not checked).
+    Derived: latency, settings, counts, hardware, valid ... (`rexbench.records.derived.RecordView`).
     """
 
     model: ModelInfo
@@ -118,6 +123,7 @@ class Record(RecordView):
     timing: Timing | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    parity: dict[str, Any] = field(default_factory=dict)
     kind: str = "profile"
     rexbench_version: str = field(default_factory=_version)
     created: str = field(default_factory=_utc_now)
@@ -166,6 +172,7 @@ class Record(RecordView):
             timing=None if timing is None else check.timing(timing),
             summary=check.field(data, "summary", dict),
             warnings=check.field(data, "warnings", list),
+            parity=check.optional(data, "parity", dict, {}),
             kind=data["kind"],
             rexbench_version=check.field(data, "rexbench_version", str),
             created=check.field(data, "created", str),
@@ -276,6 +283,7 @@ class _Checker:
             backend=self.optional(t, "backend", dict, {}, p),
             preparation=self.optional(t, "preparation", dict, {}, p),
             wall_s=self.optional(t, "wall_s", (int, float), None, p),
+            run_id=self.optional(t, "run_id", str, None, p),
         )
 
 
