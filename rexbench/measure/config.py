@@ -12,9 +12,12 @@ from rexbench.models.shapes import check_options
 
 DTYPES = ("fp32", "fp16", "bf16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+# Inference runtimes other than PyTorch (rexbench.measure.runtimes); None in a RunConfig is PyTorch.
+RUNTIMES = ("ort", "openvino")
 
 # The fields that define a preset; everything else (device, batch, threads, runs...) is orthogonal.
-_PRESET_FIELDS = ("fold_bn", "channels_last", "compile", "compile_mode", "freezing")
+_PRESET_FIELDS = ("fold_bn", "channels_last", "compile", "compile_mode", "freezing", "runtime")
+_PRESET_DEFAULTS: dict[str, Any] = {"compile_mode": "default", "runtime": None}
 PRESETS: dict[str, dict[str, Any]] = {
     "eager": dict(fold_bn=False, channels_last=False, compile=False, freezing=False),
     "channels_last": dict(fold_bn=False, channels_last=True, compile=False, freezing=False),
@@ -23,6 +26,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The fastest CPU inference recipe PyTorch offers (measured in benchmarks/profile.md):
     # BN folded into convs, channels-last, torch.compile with inductor's freezing.
     "max": dict(fold_bn=True, channels_last=True, compile=True, freezing=True),
+    # The model exported to ONNX and run by ONNX Runtime / converted and compiled by OpenVINO; each
+    # optimises the graph itself (rexbench.measure.runtimes).
+    "ort": dict(fold_bn=False, channels_last=False, compile=False, freezing=False, runtime="ort"),
+    "openvino": dict(
+        fold_bn=False, channels_last=False, compile=False, freezing=False, runtime="openvino"
+    ),
 }
 DEFAULT_PRESET = "compile_cl"
 # Fields that only change what happens on CUDA; ignored by `config_id` on other devices.
@@ -31,7 +40,7 @@ _CUDA_ONLY = ("cudnn_benchmark", "allow_tf32")
 _NOT_IDENTITY = ("runs", "warmup")
 # Optional fields added after the first records were written: left out of `config_id` while None,
 # so the ids of configurations that do not use them stay what they were.
-_OPTIONAL_IDENTITY = ("input_shape",)
+_OPTIONAL_IDENTITY = ("input_shape", "runtime")
 _DEVICE_RE = re.compile(r"cpu|cuda(:[0-9]+)?")
 
 
@@ -47,7 +56,8 @@ class RunConfig:
     resolution None means the model's own default; input_shape (C, H, W) is for inputs that are not
     3 x R x R (give one of resolution and input_shape); threads None means torch's current setting
     (the number actually used is recorded with the timing). cudnn_benchmark and allow_tf32 only
-    matter on CUDA; TF32 is off unless asked for, so fp32 means fp32.
+    matter on CUDA; TF32 is off unless asked for, so fp32 means fp32. runtime None is PyTorch;
+    "ort" or "openvino" hands the model to that runtime, which prepares it itself.
     """
 
     device: str = "cpu"
@@ -65,6 +75,7 @@ class RunConfig:
     cudnn_benchmark: bool = True
     allow_tf32: bool = False
     input_shape: tuple[int, int, int] | None = None
+    runtime: str | None = None
 
     def __post_init__(self) -> None:
         if not _DEVICE_RE.fullmatch(self.device):
@@ -90,6 +101,8 @@ class RunConfig:
             object.__setattr__(self, "input_shape", shape)  # a list from JSON becomes a tuple
         if self.freezing and not self.compile:
             raise RexbenchError("inductor freezing needs torch.compile; add --compile")
+        if self.runtime is not None:
+            _check_runtime(self)
 
     @classmethod
     def preset(cls, name: str, device: str = "cpu", **overrides: Any) -> RunConfig:
@@ -107,7 +120,7 @@ class RunConfig:
         if not self.compile:
             mine["compile_mode"] = "default"  # meaningless without compile
         for name, fields in PRESETS.items():
-            if all(mine[f] == fields.get(f, "default") for f in _PRESET_FIELDS):
+            if all(mine[f] == fields.get(f, _PRESET_DEFAULTS.get(f)) for f in _PRESET_FIELDS):
                 return name
         return None
 
@@ -128,7 +141,7 @@ class RunConfig:
             else:
                 parts.append("eager")
             parts += ["freezing"] if self.freezing else []
-            name = "+".join(parts)
+            name = "+".join(parts) if self.runtime is None else str(self.runtime)
         return name if self.dtype == "fp32" else f"{name}+{self.dtype}"
 
     @property
@@ -173,9 +186,29 @@ class RunConfig:
         return cls(**data)
 
 
+def _check_runtime(config: RunConfig) -> None:
+    if config.runtime not in RUNTIMES:
+        raise RexbenchError(
+            f"unknown runtime {config.runtime!r}; choose one of {', '.join(RUNTIMES)}"
+        )
+    torch_only = [f for f in ("fold_bn", "channels_last", "compile") if getattr(config, f)]
+    if torch_only:
+        raise RexbenchError(
+            f"--config {config.runtime} optimises the graph itself: "
+            f"{', '.join(torch_only)} apply to PyTorch configurations only"
+        )
+    if config.runtime == "openvino" and config.device != "cpu":
+        raise RexbenchError(
+            "--config openvino runs on OpenVINO's CPU device only: use --device cpu"
+        )
+
+
 # ------------------------------------------------------------------------ from command-line options
 
-PRESET_HELP = "eager, channels_last, compile, compile_cl (default), max (BN folded + freezing)"
+PRESET_HELP = (
+    "eager, channels_last, compile, compile_cl (default), max (BN folded + freezing), "
+    "ort (ONNX Runtime), openvino (OpenVINO)"
+)
 
 
 @dataclass(frozen=True)

@@ -159,7 +159,8 @@ class PreparedModel:
     """A model ready to time: `run()` is one forward pass on the prepared input.
 
     compile_s: seconds of the first call of the compiled model (compilation plus one run), None
-    when not compiled. bn_folded / bn_remaining: BatchNorm layers folded away / left.
+    when not compiled; for a runtime, its whole setup (rexbench.measure.runtimes). bn_folded /
+    bn_remaining: BatchNorm layers folded away / left. runtime: what ONNX Runtime or OpenVINO did.
     """
 
     module: Any
@@ -172,6 +173,7 @@ class PreparedModel:
     bn_remaining: int = 0
     fold_method: str | None = None
     notes: list[str] = field(default_factory=list)
+    runtime: dict[str, Any] | None = None
 
     def run(self) -> Any:
         return self.module(self.input)
@@ -187,6 +189,7 @@ class PreparedModel:
             "bn_remaining": self.bn_remaining,
             "fold_method": self.fold_method,
             "notes": list(self.notes),
+            **({"runtime": dict(self.runtime)} if self.runtime is not None else {}),
         }
 
 
@@ -236,6 +239,10 @@ def prepare(
     device = resolve_device(config.device)
     check_dtype(device, config.dtype)
     config_on_device = config if device == config.device else _with_device(config, device)
+    if config.runtime is not None:  # ONNX Runtime or OpenVINO prepares the model itself
+        from rexbench.measure.runtimes import prepare_with_runtime
+
+        return prepare_with_runtime(model, config_on_device, default_resolution, input_shape)
     module = copy.deepcopy(model).eval()
     before = count_batchnorm(module)
     fold_method = None
