@@ -84,13 +84,17 @@ class RoundOptions:
 @dataclass(frozen=True)
 class PreparedConfig:
     """One configuration of a model, ready to time: the prepared model, the backend state it was
-    prepared under (`backend_state()`), the thread info and the counts at its input."""
+    prepared under (`backend_state()`), the thread info and the counts at its input; spec: its
+    model when one measurement times several models (else the one given to measure_prepared);
+    parity: the output check of rexbench.measure.parity."""
 
     config: RunConfig
     prepared: PreparedModel
     backend: dict[str, Any]
     threads: dict[str, Any]
     counts: dict[str, Any]
+    spec: ModelSpec | None = None
+    parity: dict[str, Any] | None = None
 
 
 def measure_prepared(
@@ -99,8 +103,14 @@ def measure_prepared(
     base_env: dict[str, Any],
     options: RoundOptions,
 ) -> list[Record]:
-    """Time `items` and the anchor in interleaved rounds; store and return one record per item."""
-    name = str(spec)
+    """Time `items` and the anchor in interleaved rounds; store and return one record per item.
+
+    Items of several models (each with its `spec`) are timed in the same rounds; every record of
+    one call shares a `run_id`."""
+    import uuid
+
+    name = ", ".join(dict.fromkeys(str(item.spec or spec) for item in items)) or str(spec)
+    run_id = uuid.uuid4().hex[:16]
     with backend_settings():  # every setup's changes are undone afterwards
         start = envmod.device_snapshot(options.device)
         timings = _run_rounds(name, items, options)
@@ -108,17 +118,21 @@ def measure_prepared(
     anchor_ns = timings[-1].samples_ns
     records = []
     for item, timing in zip(items, timings[:-1], strict=True):
+        model = item.spec or spec
         record = Record(
-            model=ModelInfo.from_spec(spec, _provenance(spec, options.weights)),
+            model=ModelInfo.from_spec(model, _provenance(model, options.weights)),
             run=RunInfo.from_config(item.config),
             env={**base_env, "threads": item.threads},
             counts=item.counts,
-            timing=_record_timing(item, timing, anchor_ns, options.anchor, (start, end)),
+            timing=_record_timing(
+                item, timing, anchor_ns, options.anchor, (start, end), run_id=run_id
+            ),
+            parity=dict(item.parity or {}),
         )
         notes, bn_remaining = item.prepared.notes, item.prepared.bn_remaining
         record.summary, record.warnings = derived(record, notes, bn_remaining)
         path = write_record(record, options.out_dir) if options.out_dir is not None else None
-        options.emit(ProfileEvent("record", name, item.config.label))
+        options.emit(ProfileEvent("record", str(model), item.config.label))
         if options.on_record is not None:
             options.on_record(record, path)
         records.append(record)
@@ -130,15 +144,25 @@ def _run_rounds(
 ) -> list[TimerResult]:
     """The configurations' runners and then the anchor's, measured interleaved."""
     configs = [item.config for item in items]
+    models = [str(item.spec) if item.spec is not None else name for item in items]
+    labels = [""] * len(items)
+    for model in dict.fromkeys(models):  # a label shared by two configs of one model gets its id
+        mine = [i for i, m in enumerate(models) if m == model]
+        for i, label in zip(mine, _runner_names([configs[i] for i in mine]), strict=True):
+            labels[i] = label
+    several = len(set(models)) > 1
+    names = [f"{m} {label}" if several else label for m, label in zip(models, labels, strict=True)]
     runners = [
-        Runner(label, item.prepared.run, item.config.batch_size, _backend_setter(item))
-        for label, item in zip(_runner_names(configs), items, strict=True)
+        Runner(runner, item.prepared.run, item.config.batch_size, _backend_setter(item))
+        for runner, item in zip(names, items, strict=True)
     ]
     anchor = options.anchor
     runners.append(Runner(f"anchor:{anchor.name}", anchor.fn, anchor.batch_size, anchor.setup))
+    where = {runner: (m, label) for runner, m, label in zip(names, models, labels, strict=True)}
 
     def relay(event: ProgressEvent) -> None:
-        options.emit(ProfileEvent(event.phase, name, event.runner, event.done, event.total))
+        model, item = where.get(event.runner, (name, event.runner))
+        options.emit(ProfileEvent(event.phase, model, item, event.done, event.total))
 
     try:
         return measure_interleaved(
@@ -162,6 +186,8 @@ def _record_timing(
     anchor_ns: list[int],
     anchor: Anchor,
     snapshots: tuple[dict[str, Any], dict[str, Any]],
+    *,
+    run_id: str | None = None,
 ) -> Timing:
     """The record's Timing: the timer's samples, the anchor's, the device state before and after."""
     return Timing(
@@ -178,6 +204,7 @@ def _record_timing(
         backend=timing.backend,
         preparation=item.prepared.to_dict(),
         wall_s=timing.wall_s,
+        run_id=run_id,
     )
 
 
