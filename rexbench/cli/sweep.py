@@ -25,6 +25,7 @@ from rexbench.cli.options import (
     ThreadsOpt,
     WarmupOpt,
 )
+from rexbench.cli.outcome import AllowMismatchOpt, exit_code
 from rexbench.cli.progress import SweepView
 
 if TYPE_CHECKING:
@@ -44,6 +45,14 @@ KeepGoingOpt = Annotated[
     bool,
     typer.Option(
         "--keep-going", help="Go on with the next model when one fails (exit 1 at the end)."
+    ),
+]
+InterleaveOpt = Annotated[
+    str,
+    typer.Option(
+        "--interleave",
+        help="Which models are timed in the same interleaved rounds: 'claims' (the models a paper "
+        "claim compares, e.g. x2.0 with B3), 'all', or 'none' (one model after the other).",
     ),
 ]
 DryRunOpt = Annotated[
@@ -68,12 +77,14 @@ def sweep(
     out: OutOpt = Path("results"),
     force: ForceOpt = False,
     keep_going: KeepGoingOpt = False,
+    interleave: InterleaveOpt = "claims",
+    allow_mismatch: AllowMismatchOpt = False,
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Profile a set of the paper's models (table5, tableA1, tableA2, mobile, all) with one configuration.
 
-    Resumable: a model already in --out with the identical configuration is skipped (--force measures it again). Ctrl-C keeps every finished model (exit 130).
+    Resumable: a model already in --out with the identical configuration is skipped (--force measures it again). Ctrl-C keeps every finished model (exit 130). The models a paper claim compares are timed together (--interleave). A configuration whose output differs from the eager fp32 model's is recorded as invalid and the sweep exits 1 (unless --allow-mismatch).
     """
     from rexbench.measure import sweep as sw
     from rexbench.measure.config import ConfigOptions, build_configs
@@ -100,9 +111,12 @@ def sweep(
     err = console(stderr=True)
     if not dry_run:  # a device or dtype this machine cannot run fails once, before any model
         from rexbench.measure.prepare import check_dtype, resolve_device
+        from rexbench.measure.runtimes import check_available
 
         for c in configs:
             check_dtype(resolve_device(c.device), c.dtype)
+            check_available(c.runtime)
+    sw.groups([], interleave)  # an unknown --interleave fails before anything is measured
     items = sw.plan(specs, configs, out, force=force)
     _announce(items, f"sweep of {len(specs)} model(s); {note}", out, err)
     if dry_run:
@@ -114,6 +128,7 @@ def sweep(
             items,
             out,
             keep_going=keep_going,
+            interleave=interleave,
             on_model=view.next_model,
             runs=runs,
             warmup=warmup,
@@ -121,6 +136,9 @@ def sweep(
             progress=view.update,
         )
     _finish(result, out, json_out, err)
+    code = max(exit_code(err, result.records, [], allow_mismatch), 1 if result.failed else 0)
+    if code:
+        raise typer.Exit(code)
 
 
 def _announce(items: list[PlanItem], line: str, out: Path, err: Any) -> None:
@@ -158,7 +176,9 @@ def _finish(result: SweepResult, out: Path, json_out: bool, err: Any) -> None:
     else:
         _table(data)
     for model, error in result.failed:
-        err.print(f"failed: {model}: {error}", markup=False)
+        err.print(
+            f"failed: {error if error.startswith(model) else f'{model}: {error}'}", markup=False
+        )
     if result.interrupted:
         err.print(
             f"interrupted: {len(result.paths)} finished record(s) kept in {out}; run the same command "
@@ -171,8 +191,6 @@ def _finish(result: SweepResult, out: Path, json_out: bool, err: Any) -> None:
         highlight=False,
         markup=False,
     )
-    if result.failed:
-        raise typer.Exit(1)
 
 
 def _table(data: dict[str, Any]) -> None:
@@ -184,7 +202,8 @@ def _table(data: dict[str, Any]) -> None:
     for status in ("measured", "skipped"):
         for row in data[status]:
             median = "-" if row["median_ms"] is None else f"{row['median_ms']:.3f}"
-            table.add_row(row["model"], row["config"], median, status)
+            shown = status if row["valid"] else f"{status}, [red]INVALID[/] (output differs)"
+            table.add_row(row["model"], row["config"], median, shown)
     for row in data["failed"]:
         table.add_row(row["model"], "-", "-", "failed")
     console().print(table)
