@@ -23,6 +23,7 @@ from rexbench.cli.options import (
     WarmupOpt,
     WeightsOpt,
 )
+from rexbench.cli.outcome import AllowMismatchOpt
 from rexbench.cli.progress import ConsoleHooks
 
 baseline = typer.Typer(
@@ -67,6 +68,7 @@ def save(
     input_shape: InputShapeOpt = None,
     threads: ThreadsOpt = None,
     weights: WeightsOpt = None,
+    allow_mismatch: AllowMismatchOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Measure (or take --from records) and store them as baselines; merge counts into counts.json.
@@ -100,7 +102,13 @@ def save(
     saved = save_baselines(request, ConsoleHooks(err))
     if json_out:
         print_json(saved.to_dict())
-        return
+    else:
+        _show(saved, err)
+    if saved.invalid and not allow_mismatch:  # left out of the baselines either way
+        raise typer.Exit(1)
+
+
+def _show(saved: Any, err: Any) -> None:
     _print_counts(saved.counts)
     for path in saved.records:
         err.print(f"saved {path}", highlight=False, soft_wrap=True)

@@ -107,11 +107,13 @@ def _plottable(
 ) -> tuple[list[Record], dict[str, int]]:
     """Records with a top-1 in the chosen families, and counts of what was left out."""
     keep: list[Record] = []
-    hidden = {"family": 0, "top1": 0, "family:cpu": 0, "family:cuda": 0}
+    hidden = {"family": 0, "top1": 0, "family:cpu": 0, "family:cuda": 0, "invalid": 0}
     wanted = None if families is None else {f.lower() for f in families}
     for r in records:
         spec = r.model.spec
-        if wanted is not None and r.model.family.lower() not in wanted:
+        if not r.valid:  # its output differs from the eager fp32 model's (rexbench.measure.parity)
+            hidden["invalid"] += 1
+        elif wanted is not None and r.model.family.lower() not in wanted:
             hidden["family"] += 1
             hidden[f"family:{r.device_kind}"] += r.latency is not None
         elif top1(spec) is None:
@@ -248,6 +250,12 @@ def caption(
         )
     if hidden["family"]:
         lines.append(f"{hidden['family']} record(s) of other families not shown (--all-families).")
+    if hidden["invalid"]:
+        lines.append(
+            f"{hidden['invalid']} record(s) of configurations whose output differs from eager fp32 not shown."
+        )
+    if hidden.get("config"):
+        lines.append(f"{hidden['config']} record(s) of other configurations not shown (--config).")
     if hidden["top1"]:
         lines.append(
             f"{hidden['top1']} record(s) without a published top-1 not shown (give one with --top1 SPEC=PCT)."
@@ -264,8 +272,12 @@ def figure3(
     paper: bool = False,
     dpi: int = 100,
     top1: Mapping[str, float] | None = None,
+    configs: Sequence[str] | None = None,
 ) -> Figure:
     """Three panels: top-1 vs FLOPs (or params), vs CPU latency (or throughput), vs GPU latency.
+
+    configs: the configuration labels to draw ("ort" for ONNX Runtime alone, or several to overlay
+    them, one line per family and configuration); None draws every configuration measured.
 
     families None plots every family; records without a published top-1 are left out (counted in
     the caption) unless `top1` gives theirs ({canonical spec: %}, see `parse_top1`; it is named
@@ -275,12 +287,15 @@ def figure3(
     count_axis, device_axis = parse_axes(x)
     out = check_figure_path(path) if path is not None else None
     records, _ = Record.latest(records)
+    chosen = [r for r in records if configs is None or r.run.label in configs]
+    records, others = chosen, len(records) - len(chosen)
     given = dict(top1 or {})
 
     def accuracy(spec: str) -> float | None:
         return given[spec] if spec in given else published_top1(spec)
 
     shown, hidden = _plottable(records, families, accuracy)
+    hidden["config"] = others
     fig = new_figure(15, 5.4)
     axes = fig.subplots(1, 3, sharey=True)
     panels = [count_axis] + [f"{kind}:{device_axis}" for kind in DEVICES]
