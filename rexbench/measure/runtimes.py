@@ -229,6 +229,7 @@ def ort_session(blob: bytes, device: str, threads: int) -> tuple[Any, dict[str, 
         "intra_op_threads": threads,
         "inter_op_threads": 1,
         "execution_mode": "ORT_SEQUENTIAL",
+        "intra_op_allow_spinning": "ONNX Runtime's default (on)",
     }
     return session, info
 
