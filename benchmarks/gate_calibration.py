@@ -136,7 +136,9 @@ def outcomes(
             counts[gate.INCONCLUSIVE] += 1
             continue
         low, high = v.ci
-        outcome = gate.latency_outcome(v.ratio, low, high, v.p_value, 1 + threshold, alpha)
+        outcome = gate.latency_outcome(
+            v.ratio, low, high, v.p_value, limit=1 + threshold, alpha=alpha
+        )
         counts[load_guard(outcome, busy_base, busy_cur)] += 1
     return counts
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -91,9 +91,6 @@ class Summary:
     noise: float
     noisy: bool
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 def summarize(samples_ns: ArrayLike, batch_size: int = 1, level: float = 0.95) -> Summary:
     """Every statistic the profile table and records show, from raw nanosecond samples."""
@@ -162,10 +159,10 @@ class MannWhitney:
     z: float
     p_two_sided: float
     p_b_slower: float
-    prob_b_slower: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    @property
+    def prob_b_slower(self) -> float:
+        return 1.0 - self.u_a / (self.n_a * self.n_b)
 
 
 def mann_whitney(a: ArrayLike, b: ArrayLike) -> MannWhitney:
@@ -185,24 +182,14 @@ def mann_whitney(a: ArrayLike, b: ArrayLike) -> MannWhitney:
     mu = n_a * n_b / 2.0
     tie_term = float((ties.astype(np.float64) ** 3 - ties).sum()) / (n * (n - 1)) if n > 1 else 0.0
     var = n_a * n_b / 12.0 * ((n + 1) - tie_term)
-    if var <= 0:  # every value identical: no evidence of any difference
-        return MannWhitney(
-            n_a=n_a, n_b=n_b, u_a=u_a, z=0.0, p_two_sided=1.0, p_b_slower=1.0, prob_b_slower=0.5
-        )
-    sd = math.sqrt(var)
-    z = (u_a - mu) / sd
-    p_two = min(1.0, 2.0 * _normal_sf((abs(u_a - mu) - 0.5) / sd))
-    # b slower <=> a tends smaller <=> u_a small: P(U_a <= observed), with continuity correction
-    p_b_slower = min(1.0, _normal_sf((mu - u_a - 0.5) / sd))
-    return MannWhitney(
-        n_a=n_a,
-        n_b=n_b,
-        u_a=u_a,
-        z=z,
-        p_two_sided=p_two,
-        p_b_slower=p_b_slower,
-        prob_b_slower=1.0 - u_a / (n_a * n_b),
-    )
+    z, p_two, p_b_slower = 0.0, 1.0, 1.0  # every value identical: no evidence of any difference
+    if var > 0:
+        sd = math.sqrt(var)
+        z = (u_a - mu) / sd
+        p_two = min(1.0, 2.0 * _normal_sf((abs(u_a - mu) - 0.5) / sd))
+        # b slower <=> a tends smaller <=> u_a small: P(U_a <= observed), with continuity correction
+        p_b_slower = min(1.0, _normal_sf((mu - u_a - 0.5) / sd))
+    return MannWhitney(n_a=n_a, n_b=n_b, u_a=u_a, z=z, p_two_sided=p_two, p_b_slower=p_b_slower)
 
 
 @dataclass(frozen=True)

@@ -159,7 +159,8 @@ def fake_cuda(monkeypatch, ops: FakeCudaOps) -> None:
     def prepare_on_cpu(model, config, default_resolution=224, *, input_shape=None):
         from dataclasses import replace
 
-        prepared = real_prepare(model, replace(config, device="cpu"), input_shape=input_shape)
+        on_cpu = replace(config, device="cpu", flush_l2=False)  # flush_l2 is CUDA-only
+        prepared = real_prepare(model, on_cpu, input_shape=input_shape)
         prepared.config, prepared.device = config, "cuda:0"
         module = prepared.module
 

@@ -11,17 +11,11 @@ import typer
 from rexbench.cli.common import console, print_json, print_wide
 from rexbench.cli.options import (
     AllOpt,
-    BatchOpt,
-    ConfigOpt,
-    DeviceOpt,
-    InputShapeOpt,
     JsonOpt,
+    MeasureOptions,
     OptionalModelsArg,
-    ResolutionOpt,
-    RunsOpt,
-    ThreadsOpt,
-    WarmupOpt,
     WeightsOpt,
+    measure_options,
 )
 from rexbench.cli.outcome import AllowMismatchOpt
 from rexbench.cli.progress import ConsoleHooks
@@ -52,21 +46,17 @@ CountsOnlyOpt = Annotated[
 ]
 
 
+# No dtype or preparation switches: a baseline is measured with named configurations (--config).
 @baseline.command("save")
+@measure_options("config device batch_size runs warmup resolution input_shape threads", runs=300)
 def save(
     models: OptionalModelsArg = None,
     all_models: AllOpt = False,
     from_: FromOpt = None,
     directory: DirOpt = Path("baselines"),
     counts_only: CountsOnlyOpt = False,
-    config: ConfigOpt = None,
-    device: DeviceOpt = "cpu",
-    batch_size: BatchOpt = None,
-    runs: RunsOpt = 300,
-    warmup: WarmupOpt = 20,
-    resolution: ResolutionOpt = None,
-    input_shape: InputShapeOpt = None,
-    threads: ThreadsOpt = None,
+    *,
+    measure: MeasureOptions,
     weights: WeightsOpt = None,
     allow_mismatch: AllowMismatchOpt = False,
     json_out: JsonOpt = False,
@@ -77,26 +67,16 @@ def save(
     counts (params, macs_conv at the model's input and at 224) to DIR/counts.json, for every machine.
     """
     from rexbench.gate.save import SaveRequest, save_baselines
-    from rexbench.measure.config import ConfigOptions
 
     err = console(stderr=True)
-    configs = ConfigOptions(
-        device=device,
-        batch_size=batch_size,
-        runs=runs,
-        warmup=warmup,
-        resolution=resolution,
-        names=config,
-        threads=threads,
-    )
     request = SaveRequest(
         models=tuple(models or ()),
         all_models=all_models,
         from_records=tuple(from_ or ()),
         directory=directory,
         counts_only=counts_only,
-        configs=configs,
-        input_shape=input_shape,
+        configs=measure.config_options(),
+        input_shape=measure.input_shape,
         weights=weights,
     )
     saved = save_baselines(request, ConsoleHooks(err))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import importlib
 from typing import Annotated, Any
 
 import typer
@@ -39,36 +37,10 @@ def select(family: str | None) -> list[ModelEntry]:
     return chosen
 
 
-def exact_params(entry: ModelEntry) -> int | None:
-    """Parameters of the model, built on the meta device (no memory, no init cost).
-
-    None only when the model's builder module or function does not exist yet; any other error
-    (a broken builder, a missing dependency of the module) propagates.
-    """
-    return _count_params(entry.builder, tuple(sorted(entry.kwargs.items())))
-
-
-@functools.cache
-def _count_params(builder_path: str, kwargs: tuple[tuple[str, Any], ...]) -> int | None:
-    module_name, _, fn_name = builder_path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name != module_name:
-            raise
-        return None
-    builder = getattr(module, fn_name, None)
-    if builder is None:
-        return None
-    import torch
-
-    with torch.device("meta"):
-        model = builder(num_classes=1000, **dict(kwargs))
-    return sum(p.numel() for p in model.parameters())
-
-
 def model_row(entry: ModelEntry) -> dict[str, Any]:
     """One model as plain data: the `--json` object and the table row."""
+    from rexbench.models.factory import exact_params
+
     paper = published(entry.name)
     return {
         "name": entry.name,

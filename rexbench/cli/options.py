@@ -1,14 +1,23 @@
-"""Every option and argument that more than one command takes, defined once (Typer `Annotated`)."""
+"""Every option and argument that more than one command takes, defined once (Typer `Annotated`),
+and the group of measurement options that profile, sweep and baseline save declare with
+`@measure_options`."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-from rexbench.measure.config import PRESET_HELP
+from rexbench.measure.config import PRESET_HELP, ConfigOptions
+
+Command = TypeVar("Command", bound=Callable[..., Any])
 
 # ------------------------------------------------------------------------------------ models
 
@@ -103,9 +112,86 @@ ConfigOpt = Annotated[
         show_default=False,
     ),
 ]
+FlushL2Opt = Annotated[
+    bool,
+    typer.Option(
+        "--flush-l2",
+        help="GPU only: overwrite a buffer larger than the L2 cache before every timed call "
+        "(outside the timed region; recorded in the configuration).",
+    ),
+]
 ThreadsOpt = Annotated[
     int | None,
     typer.Option("--threads", help="torch threads (default: torch's setting).", show_default=False),
+]
+
+
+@dataclass(frozen=True)
+class MeasureOptions:
+    """What to measure and how: the options `@measure_options` gives a command, in their help order."""
+
+    device: DeviceOpt = "cpu"
+    batch_size: BatchOpt = None
+    runs: RunsOpt = 1000
+    warmup: WarmupOpt = 20
+    resolution: ResolutionOpt = None
+    input_shape: InputShapeOpt = None
+    dtype: DtypeOpt = Dtype.fp32
+    channels_last: ChannelsLastOpt = None
+    compile: CompileOpt = None
+    compile_mode: CompileModeOpt = None
+    config: ConfigOpt = None
+    threads: ThreadsOpt = None
+
+    def config_options(self) -> ConfigOptions:
+        """The run-configuration options (enums as their values; input_shape is not one of them)."""
+        values = {k: v.value if isinstance(v, Enum) else v for k, v in vars(self).items()}
+        del values["input_shape"]
+        return ConfigOptions(names=values.pop("config"), **values)
+
+
+def measure_options(names: str = "", **defaults: Any) -> Callable[[Command], Command]:
+    """Give a command the options of MeasureOptions (all of them, or the space-separated `names` in
+    that order, with `defaults` changed) in place of its `measure: MeasureOptions` parameter, and
+    call it with them gathered in one MeasureOptions. Typer reads the options from the new signature."""
+    hints = typing.get_type_hints(MeasureOptions, include_extras=True)
+    default = {f.name: f.default for f in fields(MeasureOptions)} | defaults
+    chosen = names.split() or list(default)
+
+    def decorate(command: Command) -> Command:
+        signature = inspect.signature(command, eval_str=True)
+        params: list[inspect.Parameter] = []
+        for p in signature.parameters.values():
+            if p.name != "measure":
+                params.append(p)
+                continue
+            params += [
+                inspect.Parameter(n, p.kind, default=default[n], annotation=hints[n])
+                for n in chosen
+            ]
+
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> Any:
+            measure = MeasureOptions(**{n: kwargs.pop(n) for n in chosen})
+            return command(measure=measure, **kwargs)
+
+        run.__signature__ = signature.replace(parameters=params)
+        return typing.cast(Command, run)
+
+    return decorate
+
+
+# ------------------------------------------------------------------------------------ cluster
+
+ClusterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--cluster",
+        help="Run on a Ray cluster: auto (the cluster this machine belongs to), local (a cluster "
+        "started in this process, to try it out) or the head's HOST:PORT. Needs "
+        "pip install 'rexbench[cluster]'; see docs/fleet.md.",
+        show_default=False,
+    ),
 ]
 
 # ------------------------------------------------------------------------------ files, output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,23 +11,13 @@ import typer
 
 from rexbench.cli.common import console, print_json, print_wide
 from rexbench.cli.options import (
-    BatchOpt,
-    ChannelsLastOpt,
-    CompileModeOpt,
-    CompileOpt,
-    ConfigOpt,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    InputShapeOpt,
+    FlushL2Opt,
     JsonOpt,
+    MeasureOptions,
     ModelsArg,
     OutOpt,
-    ResolutionOpt,
-    RunsOpt,
-    ThreadsOpt,
-    WarmupOpt,
     WeightsOpt,
+    measure_options,
 )
 from rexbench.cli.outcome import AllowMismatchOpt, exit_code, parity_cell
 from rexbench.cli.progress import ProgressView
@@ -37,20 +28,12 @@ if TYPE_CHECKING:
     from rexbench.records.schema import Record
 
 
+@measure_options()
 def profile(
     models: ModelsArg,
-    device: DeviceOpt = "cpu",
-    batch_size: BatchOpt = None,
-    runs: RunsOpt = 1000,
-    warmup: WarmupOpt = 20,
-    resolution: ResolutionOpt = None,
-    input_shape: InputShapeOpt = None,
-    dtype: DtypeOpt = Dtype.fp32,
-    channels_last: ChannelsLastOpt = None,
-    compile: CompileOpt = None,
-    compile_mode: CompileModeOpt = None,
-    config: ConfigOpt = None,
-    threads: ThreadsOpt = None,
+    *,
+    measure: MeasureOptions,
+    flush_l2: FlushL2Opt = False,
     weights: WeightsOpt = None,
     out: OutOpt = Path("results"),
     allow_mismatch: AllowMismatchOpt = False,
@@ -60,29 +43,15 @@ def profile(
 
     Several configurations (--config eager,compile_cl,max,ort,openvino) are measured interleaved, so machine drift hits all alike; the table shows each one's speedup over the first. Each configuration's output is checked against the eager fp32 model's first: one that differs is recorded as invalid and the command exits 1 (unless --allow-mismatch); one that cannot be prepared is one line, and the others are still measured.
     """
-    from rexbench.measure.config import ConfigOptions, build_configs
+    from rexbench.measure.config import build_configs
     from rexbench.measure.profile import profile_models
 
-    configs, note = build_configs(
-        ConfigOptions(
-            device=device,
-            batch_size=batch_size,
-            runs=runs,
-            warmup=warmup,
-            resolution=resolution,
-            dtype=dtype.value,
-            channels_last=channels_last,
-            compile=compile,
-            compile_mode=compile_mode.value if compile_mode else None,
-            names=config,
-            threads=threads,
-        )
-    )
+    configs, note = build_configs(replace(measure.config_options(), flush_l2=flush_l2))
     err = console(stderr=True)
     err.print(note, highlight=False)
     kept: list[Path] = []
     failures: list[Any] = []
-    view = ProgressView(err, len(configs) + 1, runs, warmup)
+    view = ProgressView(err, len(configs) + 1, measure.runs, measure.warmup)
 
     def saved(record: Record, path: Path | None) -> None:
         if path is not None:
@@ -94,7 +63,7 @@ def profile(
                 models,
                 configs,
                 weights=weights,
-                input_shape=input_shape,
+                input_shape=measure.input_shape,
                 out_dir=out,
                 progress=view.update,
                 on_record=saved,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from rexbench.measure.profile import ProfileEvent
@@ -14,36 +14,45 @@ if TYPE_CHECKING:
 
 _TIMED = ("warmup", "timing")
 _LABELS = {"build": "building", "count": "counting", "prepare": "preparing", "record": "saved"}
+View = TypeVar("View", bound="_LiveView")
 
 
-class ProgressView:
-    """A Rich progress bar on stderr that never refreshes on its own: it is redrawn from the
-    progress callback, between chunks, at most twice a second."""
+class _LiveView:
+    """Rich progress lines on stderr that never refresh on their own: they are redrawn from the
+    progress callback, between chunks, at most twice a second (or at once when forced)."""
 
     INTERVAL_S = 0.5
 
-    def __init__(self, err: Any, runners: int, runs: int, warmup: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    def __init__(self, err: Any, *columns: Any) -> None:
+        from rich.progress import Progress
 
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=err,
-            auto_refresh=False,
-            transient=True,
-        )
-        self.task = self.progress.add_task("starting", total=None)
-        self.runners, self.runs, self.warmup = runners, runs, warmup
-        self.done: dict[str, int] = {}
+        self.progress = Progress(*columns, console=err, auto_refresh=False, transient=True)
         self.last = 0.0
 
-    def __enter__(self) -> ProgressView:
+    def __enter__(self: View) -> View:
         self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
+
+    def redraw(self, force: bool) -> None:
+        now = time.monotonic()
+        if force or now - self.last >= self.INTERVAL_S:
+            self.last = now
+            self.progress.refresh()
+
+
+class ProgressView(_LiveView):
+    """One progress bar: the model being profiled, its phase and the timed calls done."""
+
+    def __init__(self, err: Any, runners: int, runs: int, warmup: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+
+        super().__init__(err, TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        self.task = self.progress.add_task("starting", total=None)
+        self.runners, self.runs, self.warmup = runners, runs, warmup
+        self.done: dict[str, int] = {}
 
     def update(self, event: ProfileEvent) -> None:
         if event.phase in _TIMED:
@@ -60,10 +69,7 @@ class ProgressView:
             self.progress.update(
                 self.task, description=f"{event.model}: {phase}{what}", total=None, completed=0
             )
-        now = time.monotonic()
-        if now - self.last >= self.INTERVAL_S or event.phase not in _TIMED:
-            self.last = now
-            self.progress.refresh()
+        self.redraw(force=event.phase not in _TIMED)
 
 
 def _duration(seconds: float) -> str:
@@ -71,34 +77,19 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-class SweepView:
-    """Two Rich progress lines on stderr: the whole sweep (models done, elapsed, ETA) and the
-    current model's phase; redrawn like ProgressView."""
-
-    INTERVAL_S = 0.5
+class SweepView(_LiveView):
+    """Two lines: the whole sweep (models done, elapsed, ETA) and the current model's phase."""
 
     def __init__(self, err: Any, models: int, runners: int, runs: int, warmup: int) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn
+        from rich.progress import BarColumn, TextColumn
 
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[status]}"),
-            console=err,
-            auto_refresh=False,
-            transient=True,
+        super().__init__(
+            err, TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}")
         )
         self.overall = self.progress.add_task("sweep", total=max(models, 1), status="")
         self.current = self.progress.add_task("", total=None, status="")
         self.models, self.per_model = models, (runs + warmup) * runners
-        self.index, self.calls, self.start, self.last = 0, {}, time.monotonic(), 0.0
-
-    def __enter__(self) -> SweepView:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        self.index, self.calls, self.start = 0, {}, time.monotonic()
 
     def eta(self, fraction_done: float) -> str:
         """Elapsed and remaining time, the remaining time from the mean time per model so far."""
@@ -124,10 +115,7 @@ class SweepView:
         self.progress.update(self.overall, completed=done,
                              description=f"model {self.index + 1}/{self.models}", status=self.eta(done))  # fmt: skip
         self.progress.update(self.current, description=f"{model}: {what}", status="")
-        now = time.monotonic()
-        if force or now - self.last >= self.INTERVAL_S:
-            self.last = now
-            self.progress.refresh()
+        self.redraw(force)
 
 
 class ConsoleHooks:

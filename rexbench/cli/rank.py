@@ -9,14 +9,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from rexbench.cli import rank_options as ro
 from rexbench.cli.common import console, print_json
-from rexbench.cli.options import JsonOpt, ModelsArg, ResolutionOpt
+from rexbench.cli.options import ClusterOpt, JsonOpt, ModelsArg, ResolutionOpt
 from rexbench.errors import RexbenchError
+from rexbench.rank.readings import DEFAULT_READING as READING
 
 if TYPE_CHECKING:
     from rexbench.rank.features import FeatureSpectrum
     from rexbench.rank.observations import Verdict
-    from rexbench.rank.study import StudyResult
+    from rexbench.rank.study import StudyConfig, StudyResult
 
 rank = typer.Typer(
     name="rank",
@@ -77,6 +79,15 @@ ActivationsOpt = Annotated[
 DOutOpt = Annotated[
     tuple[int, int], typer.Option("--d-out", help="Range of the random d_out (inclusive).")
 ]
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        "-j",
+        help="Processes on this machine; the numbers do not depend on it (each network is "
+        "seeded by its index).",
+    ),
+]
 SpatialOpt = Annotated[
     int, typer.Option("--spatial", help="H = W of the random input (1: N is the batch).")
 ]
@@ -131,7 +142,8 @@ def study_table(result: StudyResult):
     summary = result.summary()
     cfg = result.config
     table = Table(
-        title=f"rank(f(WX)) / d_out, mean over {cfg.networks} networks (paper Figure 1)",
+        title=f"{cfg.reading.parsed_measure.name}(f(WX)) / d_out, mean over {cfg.networks} "
+        "networks (paper Figure 1)",
         caption="columns: d_in/d_out; std: largest std over networks, across the ratios",
         box=box.SIMPLE_HEAD,
         padding=(0, 0),
@@ -175,16 +187,29 @@ def study(
     seed: SeedOpt = 0,
     blocks: BlocksOpt = None,
     activations: ActivationsOpt = None,
-    d_out: DOutOpt = (16, 96),
-    spatial: SpatialOpt = 8,
-    rtol: RtolOpt = None,
+    d_out: DOutOpt = READING.d_out_range,
+    spatial: SpatialOpt = READING.spatial,
+    rank_measure: ro.MeasureOpt = READING.measure,
+    matrix: ro.MatrixOpt = READING.matrix,
+    inputs: ro.InputsOpt = READING.inputs,
+    n_ratio: ro.NRatioOpt = READING.n_ratio,
+    bn: ro.BnOpt = READING.bn,
+    bn_mode: ro.BnModeOpt = READING.bn_mode,
+    init: ro.InitOpt = READING.init,
+    dtype: ro.DtypeOpt = READING.dtype,
+    centre: ro.CentreOpt = READING.centre,
     device: DeviceOpt = Device.cpu,
+    workers: WorkersOpt = 1,
+    cluster: ClusterOpt = None,
     out: OutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Rank ratio vs dimension ratio of random blocks for eight nonlinearities (paper Figure 1)."""
+    """Rank ratio vs dimension ratio of random blocks for eight nonlinearities (paper Figure 1).
+
+    Reading options (--d-out .. --centre): defaults and the search behind them in docs/rank-study.md.
+    """
     from rexbench.rank.observations import observations
-    from rexbench.rank.study import StudyConfig, resolve_activations, resolve_blocks, run_study
+    from rexbench.rank.study import StudyConfig, resolve_activations, resolve_blocks
 
     kwargs: dict[str, Any] = {}
     if (parsed := _ratios(ratios)) is not None:
@@ -194,9 +219,7 @@ def study(
         seed=seed,
         blocks=resolve_blocks(_split(blocks)),
         activations=resolve_activations(_split(activations)),
-        d_out_range=d_out,
-        spatial=spatial,
-        rtol=rtol,
+        reading=ro.reading_from(locals()),
         device=_check_device(device),
         **kwargs,
     )
@@ -204,14 +227,8 @@ def study(
         from rexbench.figures import check_figure_path
 
         check_figure_path(out, create_parent=True)
-    start = time.perf_counter()
-    with _progress("random networks") as bar:
-        task = bar.add_task("study", total=None)
-        result = run_study(
-            cfg, progress=lambda done, total: bar.update(task, completed=done, total=total)
-        )
-    wall = time.perf_counter() - start
-    verdicts = observations(cfg.ratios, result.curves())
+    result, wall = _sample(cfg, workers, cluster)
+    verdicts = observations(cfg.ratios, result.curves(), result.reference())
     if out is not None:
         from rexbench.rank.plots import plot_study
 
@@ -219,22 +236,46 @@ def study(
     if json_out:
         data = result.to_dict()
         data["observations"] = [v.to_dict() for v in verdicts]
-        data["wall_time_s"] = wall
+        data["wall_time_s"], data["workers"], data["cluster"] = wall, workers, cluster
         data["figure"] = str(out) if out is not None else None
         print_json(data)
         return
     out_console = console()
     out_console.print(study_table(result))
     print_verdicts(verdicts)
-    tol = "max(rows, cols) x fp32 eps" if cfg.rtol is None else f"{cfg.rtol:g}"
     out_console.print(
-        f"rank tolerance {tol} x largest singular value; d_out {d_out[0]}..{d_out[1]}, "
-        f"{spatial}x{spatial} inputs, seed {seed}; {wall:.1f} s",
+        f"reading: {cfg.reading.describe()}; seed {seed}; {wall:.1f} s",
         highlight=False,
         soft_wrap=True,
     )
     if out is not None:
         out_console.print(f"figure: {out}", highlight=False, soft_wrap=True)
+
+
+def _sample(cfg: StudyConfig, workers: int, cluster: str | None) -> tuple[StudyResult, float]:
+    """The study in this process, over `workers` processes or over a Ray cluster; its wall time."""
+    from rexbench.rank.parallel import run_study_local
+
+    if cluster is not None and (workers != 1 or cfg.device != "cpu"):
+        raise RexbenchError(
+            "--cluster spreads the study over the cluster's CPUs: leave out --workers and --device"
+        )
+    start = time.perf_counter()
+    with _progress("random networks") as bar:
+        task = bar.add_task("study", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        if cluster is None:
+            result = run_study_local(cfg, workers, progress)
+        else:
+            from rexbench.fleet.cluster import connect
+            from rexbench.fleet.rank import run_study_on_cluster
+
+            with connect(cluster) as ray:
+                result = run_study_on_cluster(ray, cfg, progress)
+    return result, time.perf_counter() - start
 
 
 def features_table(spectra: list[FeatureSpectrum]):
@@ -243,7 +284,8 @@ def features_table(spectra: list[FeatureSpectrum]):
 
     table = Table(
         title="Penultimate features (classifier input): singular values (paper Figure 5)",
-        caption="n images; sv: singular value; nuclear: sum of sv; median: median of sv / sv max",
+        caption="*: RANDOM weights (no checkpoint); n images; sv: singular value; nuclear: sum of "
+        "sv; median: median of sv / sv max",
         box=box.SIMPLE_HEAD,
         show_edge=False,
     )
@@ -256,7 +298,7 @@ def features_table(spectra: list[FeatureSpectrum]):
         median = norm[len(norm) // 2] if norm else 0.0
         top = s.singular_values[0] if s.singular_values else 0.0
         table.add_row(
-            s.model,
+            f"{s.model}*" if s.random_weights else s.model,
             s.layer,
             str(s.images),
             str(s.dim),
@@ -340,6 +382,19 @@ def features(
         return
     console().print(features_table(spectra))
     source = f"images from {images}" if images else f"{count} seeded synthetic images (seed {seed})"
+    _features_notes(spectra, source, out)
+
+
+def _features_notes(spectra: list[FeatureSpectrum], source: str, out: Path | None) -> None:
+    """Where the images came from, which weights were random, where the figure went."""
     console().print(f"inputs: {source}", highlight=False, soft_wrap=True)
+    if random := [s.model for s in spectra if s.random_weights]:
+        console().print(
+            f"random weights (no --weights checkpoint) for {', '.join(random)}: these spectra "
+            "describe the architecture at initialisation, not a trained model (the paper's "
+            "Figure 5 uses trained models)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if out is not None:
         console().print(f"figure: {out}", highlight=False, soft_wrap=True)

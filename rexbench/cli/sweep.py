@@ -8,25 +8,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rexbench.cli.common import console, print_json
-from rexbench.cli.options import (
-    BatchOpt,
-    ChannelsLastOpt,
-    CompileModeOpt,
-    CompileOpt,
-    ConfigOpt,
-    DeviceOpt,
-    Dtype,
-    DtypeOpt,
-    InputShapeOpt,
-    JsonOpt,
-    OutOpt,
-    ResolutionOpt,
-    RunsOpt,
-    ThreadsOpt,
-    WarmupOpt,
-)
+from rexbench.cli.fleet_view import FleetArgs, NodesOpt
+from rexbench.cli.options import ClusterOpt, JsonOpt, MeasureOptions, OutOpt, measure_options
 from rexbench.cli.outcome import AllowMismatchOpt, exit_code
 from rexbench.cli.progress import SweepView
+from rexbench.errors import RexbenchError
 
 if TYPE_CHECKING:
     from rexbench.measure.sweep import PlanItem, SweepResult
@@ -60,20 +46,11 @@ DryRunOpt = Annotated[
 ]
 
 
+@measure_options()
 def sweep(
     names: NamesArg,
-    device: DeviceOpt = "cpu",
-    batch_size: BatchOpt = None,
-    runs: RunsOpt = 1000,
-    warmup: WarmupOpt = 20,
-    resolution: ResolutionOpt = None,
-    input_shape: InputShapeOpt = None,
-    dtype: DtypeOpt = Dtype.fp32,
-    channels_last: ChannelsLastOpt = None,
-    compile: CompileOpt = None,
-    compile_mode: CompileModeOpt = None,
-    config: ConfigOpt = None,
-    threads: ThreadsOpt = None,
+    *,
+    measure: MeasureOptions,
     out: OutOpt = Path("results"),
     force: ForceOpt = False,
     keep_going: KeepGoingOpt = False,
@@ -81,33 +58,31 @@ def sweep(
     allow_mismatch: AllowMismatchOpt = False,
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
+    cluster: ClusterOpt = None,
+    nodes: NodesOpt = None,
 ) -> None:
     """Profile a set of the paper's models (table5, tableA1, tableA2, mobile, all) with one configuration.
 
     Resumable: a model already in --out with the identical configuration is skipped (--force measures it again). Ctrl-C keeps every finished model (exit 130). The models a paper claim compares are timed together (--interleave). A configuration whose output differs from the eager fp32 model's is recorded as invalid and the sweep exits 1 (unless --allow-mismatch).
+    With --cluster, every node (or those --nodes picks) runs the sweep; records land here, under results/<machine-id>/ of the node that measured them.
     """
     from rexbench.measure import sweep as sw
-    from rexbench.measure.config import ConfigOptions, build_configs
+    from rexbench.measure.config import build_configs
     from rexbench.measure.profile import with_input_shape
 
     specs = sw.expand(names)
-    configs, note = build_configs(
-        ConfigOptions(
-            device=device,
-            batch_size=batch_size,
-            runs=runs,
-            warmup=warmup,
-            resolution=resolution,
-            dtype=dtype.value,
-            channels_last=channels_last,
-            compile=compile,
-            compile_mode=compile_mode.value if compile_mode else None,
-            names=config,
-            threads=threads,
-        )
-    )
+    configs, note = build_configs(measure.config_options())
     # the shape is part of each config (and of its config_id) before the plan looks for records
-    configs = [with_input_shape(c, input_shape) for c in configs]
+    configs = [with_input_shape(c, measure.input_shape) for c in configs]
+    if cluster is not None:  # rexbench.fleet: the nodes check their devices themselves
+        from rexbench.cli.fleet_view import sweep_on_cluster
+
+        args = FleetArgs(cluster=cluster, nodes=nodes, out=out, force=force, dry_run=dry_run,
+                         json_out=json_out)  # fmt: skip
+        sweep_on_cluster(specs, configs, measure, args)
+        return
+    if nodes:
+        raise RexbenchError("--nodes picks nodes of a cluster: give --cluster too")
     err = console(stderr=True)
     if not dry_run:  # a device or dtype this machine cannot run fails once, before any model
         from rexbench.measure.prepare import check_dtype, resolve_device
@@ -123,6 +98,7 @@ def sweep(
         _dry_run(specs, items, json_out)
         return
     todo = [i for i in items if i.todo]
+    runs, warmup = measure.runs, measure.warmup
     with SweepView(err, len(todo), len(configs) + 1, runs, warmup) as view:
         result = sw.run(
             items,
@@ -132,7 +108,7 @@ def sweep(
             on_model=view.next_model,
             runs=runs,
             warmup=warmup,
-            input_shape=input_shape,
+            input_shape=measure.input_shape,
             progress=view.update,
         )
     _finish(result, out, json_out, err)

@@ -1,5 +1,6 @@
-"""CI gates: parsed checks, evaluation of records against baselines, baseline files, the
-[tool.rexbench.gate] settings and the gate report.
+"""CI gates: parsed checks (`checks`), the judging of records against baselines (`evaluate`), the
+gate run that measures or counts now and judges (`run`), baseline save (`save`), the baseline files
+(`baseline`), the `[tool.rexbench.gate]` settings (`config`) and the gate report (`report`).
 
 May import: measure and everything below it; not report or rank.
 """

@@ -159,8 +159,27 @@ def latency_verdicts(
                 f"; but the baseline was measured on a busy machine ({busy_base}): save it again"
             )
         v.outcome = guarded
+        slowdown_guard(v, base, cur)
         verdicts.append(v)
     return verdicts, notes
+
+
+def slowdown_guard(verdict: gate.Verdict, base: Record, cur: Record) -> None:
+    """A GPU run whose clocks were lowered by power or temperature (rexbench.measure.validity) proves
+    nothing either way: a pass or a regression with such a run on either side becomes inconclusive."""
+    from rexbench.measure.validity import slowdown_of
+
+    why = [(side, slowdown_of(r)) for side, r in (("baseline", base), ("current run", cur))]
+    why = [(side, reason) for side, reason in why if reason]
+    if not why or verdict.outcome not in (gate.PASS, gate.REGRESSION):
+        return
+    verdict.details["gpu_slowdown"] = {side: reason for side, reason in why}
+    text = "; ".join(f"the {side}: {reason}" for side, reason in why)
+    verdict.reason += (
+        f"; but the GPU clocks were lowered by power or temperature during {text}: "
+        "re-run on a cool GPU at its normal power limit"
+    )
+    verdict.outcome = gate.INCONCLUSIVE
 
 
 def load_guard(outcome: str, busy_base: str | None, busy_cur: str | None) -> str:

@@ -29,8 +29,9 @@ are not ratio-comparable):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 NAME = "conv4"
@@ -59,16 +60,10 @@ class Anchor:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def info(self) -> dict[str, Any]:
-        """What a record stores about the anchor (everything but the callables)."""
-        return {
-            "name": self.name,
-            "version": self.version,
-            "device": self.device,
-            "batch_size": self.batch_size,
-            "threads": self.threads,
-            "description": self.description,
-            **self.extra,
-        }
+        """What a record stores about the anchor: every field but the callables, `extra` spread out."""
+        skip = ("fn", "setup", "extra")
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
+        return data | self.extra
 
 
 def _network():  # noqa: ANN202 - torch is imported lazily
@@ -111,17 +106,13 @@ def make_anchor(device: str = "cpu") -> Anchor:
     x = x.to(device)
     for p in net.parameters():
         p.requires_grad_(False)
-
-    def run() -> object:
-        return net(x)
-
     return Anchor(
         name=NAME,
         version=VERSION,
         device=device,
         batch_size=batch,
         threads=CPU_THREADS,
-        fn=run,
+        fn=functools.partial(net, x),
         setup=lambda: _set_state(CPU_THREADS, cuda),
         description=(
             f"4-conv net, input {batch}x{'x'.join(map(str, INPUT_CHW))}, fp32, eager, "

@@ -32,15 +32,26 @@ PRESETS: dict[str, dict[str, Any]] = {
     "openvino": dict(
         fold_bn=False, channels_last=False, compile=False, freezing=False, runtime="openvino"
     ),
+    # compile_cl replayed as CUDA graphs (torch.compile mode "reduce-overhead"; on CPU it behaves
+    # like compile_cl): warmed up until the graph is recorded, see rexbench.measure.cudagraphs.
+    "cudagraphs": dict(
+        fold_bn=False,
+        channels_last=True,
+        compile=True,
+        compile_mode="reduce-overhead",
+        freezing=False,
+    ),
 }
 DEFAULT_PRESET = "compile_cl"
 # Fields that only change what happens on CUDA; ignored by `config_id` on other devices.
-_CUDA_ONLY = ("cudnn_benchmark", "allow_tf32")
+_CUDA_ONLY = ("cudnn_benchmark", "allow_tf32", "flush_l2")
 # Fields that change how many samples are taken, not what is measured; ignored by `config_id`.
 _NOT_IDENTITY = ("runs", "warmup")
 # Optional fields added after the first records were written: left out of `config_id` while None,
 # so the ids of configurations that do not use them stay what they were.
 _OPTIONAL_IDENTITY = ("input_shape", "runtime")
+# Switches added later that are off by default: left out of `config_id` while off, likewise.
+_OFF_BY_DEFAULT = ("flush_l2",)
 _DEVICE_RE = re.compile(r"cpu|cuda(:[0-9]+)?")
 
 
@@ -56,8 +67,10 @@ class RunConfig:
     resolution None means the model's own default; input_shape (C, H, W) is for inputs that are not
     3 x R x R (give one of resolution and input_shape); threads None means torch's current setting
     (the number actually used is recorded with the timing). cudnn_benchmark and allow_tf32 only
-    matter on CUDA; TF32 is off unless asked for, so fp32 means fp32. runtime None is PyTorch;
-    "ort" or "openvino" hands the model to that runtime, which prepares it itself.
+    matter on CUDA; TF32 is off unless asked for, so fp32 means fp32. flush_l2 (CUDA only, off by
+    default) overwrites a buffer larger than the GPU's L2 cache before every timed call, outside the
+    timed region (rexbench.measure.l2flush), so each call starts with a cold L2. runtime None is
+    PyTorch; "ort" or "openvino" hands the model to that runtime, which prepares it itself.
     """
 
     device: str = "cpu"
@@ -75,6 +88,7 @@ class RunConfig:
     cudnn_benchmark: bool = True
     allow_tf32: bool = False
     input_shape: tuple[int, int, int] | None = None
+    flush_l2: bool = False
     runtime: str | None = None
 
     def __post_init__(self) -> None:
@@ -101,6 +115,8 @@ class RunConfig:
             object.__setattr__(self, "input_shape", shape)  # a list from JSON becomes a tuple
         if self.freezing and not self.compile:
             raise RexbenchError("inductor freezing needs torch.compile; add --compile")
+        if self.flush_l2 and not self.device.startswith("cuda"):
+            raise RexbenchError("--flush-l2 flushes a GPU's L2 cache: it needs --device cuda")
         if self.runtime is not None:
             _check_runtime(self)
 
@@ -159,6 +175,7 @@ class RunConfig:
         if not self.compile:
             skip.add("compile_mode")
         skip |= {k for k in _OPTIONAL_IDENTITY if getattr(self, k) is None}
+        skip |= {k for k in _OFF_BY_DEFAULT if not getattr(self, k)}
         identity = {k: v for k, v in self.to_dict().items() if k not in skip}
         blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -207,7 +224,7 @@ def _check_runtime(config: RunConfig) -> None:
 
 PRESET_HELP = (
     "eager, channels_last, compile, compile_cl (default), max (BN folded + freezing), "
-    "ort (ONNX Runtime), openvino (OpenVINO)"
+    "cudagraphs (compile_cl replayed as CUDA graphs), ort (ONNX Runtime), openvino (OpenVINO)"
 )
 
 
@@ -230,6 +247,7 @@ class ConfigOptions:
     compile_mode: str | None = None
     names: Sequence[str] | None = None
     threads: int | None = None
+    flush_l2: bool = False
 
 
 def build_configs(options: ConfigOptions) -> tuple[list[RunConfig], str]:
@@ -245,6 +263,8 @@ def build_configs(options: ConfigOptions) -> tuple[list[RunConfig], str]:
         runs=o.runs,
         warmup=o.warmup,
     )
+    if o.flush_l2:
+        common["flush_l2"] = True
     wanted = [n.strip() for text in o.names or [] for n in text.split(",") if n.strip()]
     if o.names is not None and not wanted:
         raise RexbenchError(f"--config needs a configuration name: {PRESET_HELP}")

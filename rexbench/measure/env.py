@@ -5,7 +5,9 @@ What makes two runs comparable (used by the store, the report and the gate):
 * **Hardware** - CPU vendor/brand/family/model, the logical cores this process may use, the CPU
   flags that select kernels (avx2, avx512*, amx*, ...), and the GPU names. Only these feed
   `machine_id`, the folder name under results/ and baselines/. Two runs with the same machine id
-  ran on the same kind of hardware, so their latencies can be compared.
+  ran on the same kind of hardware, so their latencies can be compared. The environment variable
+  REXBENCH_MACHINE_ID, when set, names the machine instead (identical hardware kept apart, one
+  name per cluster node); the record then keeps the hardware id as `hardware_id`.
 * **Software** - torch / CUDA / cuDNN versions, torch's CPU capability, thread settings. They are
   recorded but kept out of `machine_id`: upgrading torch must not orphan a machine's baselines;
   a changed torch is exactly what a gate should detect. `differences()` lists them.
@@ -250,8 +252,23 @@ def hardware_identity(cpu: dict[str, Any], gpus: list[dict[str, Any]]) -> dict[s
     }
 
 
+#: Names this machine in place of the hardware hash (see `machine_id`).
+MACHINE_ID_VAR = "REXBENCH_MACHINE_ID"
+
+
+def machine_id_override() -> str | None:
+    """The machine id set by REXBENCH_MACHINE_ID, or None when it is unset or blank."""
+    return os.environ.get(MACHINE_ID_VAR, "").strip() or None
+
+
 def machine_id(cpu: dict[str, Any] | None = None, gpus: list[dict[str, Any]] | None = None) -> str:
-    """Folder name for this machine's records: readable slug + 8 hex of the hardware identity.
+    """Folder name for this machine's records: REXBENCH_MACHINE_ID when set, else readable slug +
+    8 hex of the hardware identity (`hardware_id`)."""
+    return machine_id_override() or hardware_id(cpu, gpus)
+
+
+def hardware_id(cpu: dict[str, Any] | None = None, gpus: list[dict[str, Any]] | None = None) -> str:
+    """Readable slug + 8 hex of the hardware identity.
 
     Example: "amd-epyc-2c-3f1a9b0e", "intel-xeon-gold-6248-8c-tesla-v100-sxm2-32gb-1b2c3d4e".
     """
@@ -273,8 +290,11 @@ def fingerprint(cwd: str | Path | None = None) -> dict[str, Any]:
     """
     cpu = cpu_info()
     gpu = gpu_info()
+    hardware = hardware_id(cpu, gpu["gpus"])
+    named = machine_id_override()
     return {
-        "machine_id": machine_id(cpu, gpu["gpus"]),
+        "machine_id": named or hardware,
+        **({"hardware_id": hardware} if named else {}),
         "hostname": socket.gethostname(),
         "cpu": cpu,
         "gpus": gpu["gpus"],

@@ -1,6 +1,12 @@
 """GPU readings through NVML (nvidia-ml-py's pynvml): names, memory, clocks, power, temperature and
 clock event ("throttle") reasons. No library, no driver or any NVML error gives no GPUs and the
 reason, never an exception; pynvml is imported inside `query_gpus`.
+
+Current NVML names first, the deprecated ones as fallbacks (NVML API reference, "Deprecated List"):
+nvmlDeviceGetCurrentClocksEventReasons (was nvmlDeviceGetCurrentClocksThrottleReasons) and
+nvmlDeviceGetTemperatureV with an nvmlTemperature_v1 struct (was nvmlDeviceGetTemperature). A name
+is tried when this pynvml has it and skipped when the driver lacks the function
+(NVMLError_FunctionNotFound) or the device does not support it, so old drivers still answer.
 """
 
 from __future__ import annotations
@@ -20,6 +26,39 @@ THROTTLE_REASONS = {
     0x80: "hw_power_brake_slowdown",
     0x100: "display_clock_setting",
 }
+
+
+#: The bits that mean the clocks were lowered by power or temperature (nvmlClocksEventReason* docs):
+#: a run measured with any of them set is not comparable with one without (rexbench.measure.gpu_state).
+SLOWDOWN_REASONS = (
+    "sw_power_cap",
+    "hw_slowdown",
+    "sw_thermal_slowdown",
+    "hw_thermal_slowdown",
+    "hw_power_brake_slowdown",
+)
+REASON_FUNCTIONS = (
+    "nvmlDeviceGetCurrentClocksEventReasons",
+    "nvmlDeviceGetCurrentClocksThrottleReasons",
+)
+TEMPERATURE_FUNCTIONS = ("nvmlDeviceGetTemperatureV", "nvmlDeviceGetTemperature")
+
+
+def first_answer(
+    nv: Any, names: tuple[str, ...], handle: Any, *args: Any
+) -> tuple[Any, str | None]:
+    """(value, function name) of the first of `names` this pynvml has and the driver answers;
+    (None, None) when none does (missing in an old pynvml, FunctionNotFound in an old driver,
+    NotSupported on this device)."""
+    for name in names:
+        fn = getattr(nv, name, None)
+        if fn is None:
+            continue
+        try:
+            return fn(handle, *args), name
+        except Exception:  # NVMLError_FunctionNotFound, NVMLError_NotSupported, ...
+            continue
+    return None, None
 
 
 def decode_throttle_reasons(mask: int) -> list[str]:
@@ -44,15 +83,11 @@ def _read_gpu(nv: Any, handle: Any, static: bool) -> dict[str, Any]:
         except Exception:  # NVMLError_NotSupported and friends: keep the other fields
             return None
 
-    reasons_fn = (
-        "nvmlDeviceGetCurrentClocksEventReasons"
-        if hasattr(nv, "nvmlDeviceGetCurrentClocksEventReasons")
-        else "nvmlDeviceGetCurrentClocksThrottleReasons"
-    )
-    mask = get(reasons_fn)
+    mask, _ = first_answer(nv, REASON_FUNCTIONS, handle)
+    temperature, _ = first_answer(nv, TEMPERATURE_FUNCTIONS, handle, nv.NVML_TEMPERATURE_GPU)
     power_mw = get("nvmlDeviceGetPowerUsage")
     out: dict[str, Any] = {
-        "temperature_c": get("nvmlDeviceGetTemperature", nv.NVML_TEMPERATURE_GPU),
+        "temperature_c": temperature,
         "sm_clock_mhz": get("nvmlDeviceGetClockInfo", nv.NVML_CLOCK_SM),
         "mem_clock_mhz": get("nvmlDeviceGetClockInfo", nv.NVML_CLOCK_MEM),
         "power_w": power_mw / 1000 if power_mw is not None else None,
@@ -71,6 +106,32 @@ def _read_gpu(nv: Any, handle: Any, static: bool) -> dict[str, Any]:
             "power_limit_w": limit_mw / 1000 if limit_mw is not None else None,
             **out,
         }
+    return out
+
+
+def read_volatile(nv: Any, handle: Any) -> dict[str, Any]:
+    """Temperature, clocks, power and clock event reasons of one device now."""
+    return _read_gpu(nv, handle, static=False)
+
+
+def read_counters(nv: Any, handle: Any) -> dict[str, Any]:
+    """NVML's cumulative counters: the time the clocks were held down by the power and the thermal
+    policy (nvmlDeviceGetViolationStatus, violationTime in ns) and the energy used since the driver
+    loaded (nvmlDeviceGetTotalEnergyConsumption, mJ). Differences over a run say how much of it was
+    slowed down, whenever NVML was asked; None where unsupported."""
+    out: dict[str, Any] = {}
+    for key, policy in (("power_violation_ns", "NVML_PERF_POLICY_POWER"),
+                        ("thermal_violation_ns", "NVML_PERF_POLICY_THERMAL")):  # fmt: skip
+        try:
+            out[key] = int(
+                nv.nvmlDeviceGetViolationStatus(handle, getattr(nv, policy)).violationTime
+            )
+        except Exception:
+            out[key] = None
+    try:
+        out["energy_mj"] = int(nv.nvmlDeviceGetTotalEnergyConsumption(handle))
+    except Exception:
+        out["energy_mj"] = None
     return out
 
 

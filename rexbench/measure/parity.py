@@ -87,12 +87,11 @@ def nontrivial_weights(model: nn.Module, seed: int = SEED) -> str:
 
 def reference_input(config: RunConfig, shape: Any) -> torch.Tensor:
     """The input `prepare` builds for `config` (same seed and values), in fp32 NCHW on the CPU."""
-    from dataclasses import replace
-
+    from rexbench.measure.config import RunConfig
     from rexbench.measure.prepare import make_input
 
-    plain = replace(config, device="cpu", dtype="fp32", channels_last=False, runtime=None,
-                    compile=False, freezing=False, fold_bn=False)  # fmt: skip
+    plain = RunConfig(device="cpu", batch_size=config.batch_size, resolution=config.resolution,
+                      input_shape=config.input_shape, channels_last=False, compile=False)  # fmt: skip
     return make_input(plain, input_shape=shape)
 
 

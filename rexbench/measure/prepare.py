@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
+from rexbench.measure import cudagraphs
 from rexbench.measure.config import RunConfig
 
 if TYPE_CHECKING:
@@ -160,7 +161,9 @@ class PreparedModel:
 
     compile_s: seconds of the first call of the compiled model (compilation plus one run), None
     when not compiled; for a runtime, its whole setup (rexbench.measure.runtimes). bn_folded /
-    bn_remaining: BatchNorm layers folded away / left. runtime: what ONNX Runtime or OpenVINO did.
+    bn_remaining: BatchNorm layers folded away / left. cudagraphs: for a model replayed as CUDA
+    graphs, its warm-up until the graph was recorded (rexbench.measure.cudagraphs.warm_up).
+    runtime: what ONNX Runtime or OpenVINO did.
     """
 
     module: Any
@@ -173,6 +176,7 @@ class PreparedModel:
     bn_remaining: int = 0
     fold_method: str | None = None
     notes: list[str] = field(default_factory=list)
+    cudagraphs: dict[str, Any] | None = None
     runtime: dict[str, Any] | None = None
 
     def run(self) -> Any:
@@ -183,14 +187,37 @@ class PreparedModel:
         return {
             "device": self.device,
             "resolution": self.resolution,
-            "input_shape": list(self.input.shape),
+            "input_shape": _shape(self.input),
+            "input_dtype": _dtype(self.input),
+            "input_channels_last": _is_channels_last(self.input),
             "compile_s": self.compile_s,
             "bn_folded": self.bn_folded,
             "bn_remaining": self.bn_remaining,
             "fold_method": self.fold_method,
             "notes": list(self.notes),
+            **({"cudagraphs": self.cudagraphs} if self.cudagraphs is not None else {}),
             **({"runtime": dict(self.runtime)} if self.runtime is not None else {}),
         }
+
+
+def _shape(x: Any) -> list[int]:
+    """A tensor's or array's shape; an OrtValue's is a method."""
+    shape = x.shape
+    return list(shape() if callable(shape) else shape)
+
+
+def _dtype(x: Any) -> str:
+    """ "float32", "bfloat16" ...: a tensor's or array's dtype, or an OrtValue's element type."""
+    dtype = getattr(x, "dtype", None)
+    return str(dtype if dtype is not None else x.data_type()).replace("torch.", "")
+
+
+def _is_channels_last(x: Any) -> bool:
+    import torch
+
+    if not isinstance(x, torch.Tensor):  # a runtime's input (NumPy array, OrtValue)
+        return False
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
 
 
 def _first_call(prepared: PreparedModel, freezing: bool) -> float:
@@ -253,6 +280,7 @@ def prepare(
     if config.channels_last:
         module = module.to(memory_format=torch.channels_last)
     notes = []
+    graphs = config.compile and cudagraphs.uses_cudagraphs(config.compile_mode, device)
     if config.compile:
         mode = None if config.compile_mode == "default" else config.compile_mode
         module = torch.compile(module, mode=mode, dynamic=False)
@@ -260,6 +288,8 @@ def prepare(
             notes.append(
                 "reduce-overhead uses CUDA graphs; on CPU it behaves like the default mode"
             )
+        if graphs:  # every call a new CUDA graph step (see rexbench.measure.cudagraphs)
+            module = cudagraphs.stepping(module)
     x = make_input(config_on_device, default_resolution, input_shape=input_shape)
     prepared = PreparedModel(
         module=module,
@@ -273,7 +303,10 @@ def prepare(
         notes=notes,
     )
     if config.compile:
+        before = cudagraphs.compile_counters() if graphs else {}
         prepared.compile_s = _first_call(prepared, config.freezing)
+        if graphs:  # warmed up until recorded, at the timed input: the timed calls replay it
+            prepared.cudagraphs = cudagraphs.warm_up(prepared.run, device, before)
     return prepared
 
 

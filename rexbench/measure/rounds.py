@@ -3,13 +3,14 @@ interleaved rounds (rexbench.measure.timing), then one Record per configuration,
 and warnings, written as soon as the rounds end.
 
 Each runner's backend settings (threads, cuDNN, TF32) are re-applied before each of its chunks,
-outside the timed region; the device state is read before and after the rounds.
+outside the timed region; the device state is read before and after the rounds, and on a GPU
+once per round as well (rexbench.measure.validity, with torch.compile's recompilations).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from rexbench.errors import RexbenchError
 from rexbench.measure import env as envmod
 from rexbench.measure.anchor import Anchor
 from rexbench.measure.config import RunConfig
+from rexbench.measure.cudagraphs import uses_cudagraphs
 from rexbench.measure.devices import DeviceOps
 from rexbench.measure.timing import (
     Clock,
@@ -26,6 +28,8 @@ from rexbench.measure.timing import (
     backend_settings,
     measure_interleaved,
 )
+from rexbench.measure.validity import RoundWatch
+from rexbench.measure.validity import warnings as validity_warnings
 from rexbench.records.schema import ModelInfo, Record, RunInfo, Timing
 from rexbench.records.store import write_record
 from rexbench.spec import ModelSpec
@@ -106,18 +110,30 @@ def measure_prepared(
     """Time `items` and the anchor in interleaved rounds; store and return one record per item.
 
     Items of several models (each with its `spec`) are timed in the same rounds; every record of
-    one call shares a `run_id`."""
+    one call shares a `run_id`. The GPU's state and torch.compile's recompilations are watched
+    through the rounds (rexbench.measure.validity) and stored with each record (`Timing.validity`)."""
     import uuid
 
     name = ", ".join(dict.fromkeys(str(item.spec or spec) for item in items)) or str(spec)
     run_id = uuid.uuid4().hex[:16]
+    names, where = _labelled(items, name)
+    flush = _flusher(items, options.device)
+    watch = RoundWatch(
+        options.device,
+        [*names, f"anchor:{options.anchor.name}"],
+        [n for n, item in zip(names, items, strict=True) if item.config.compile],
+    )
     with backend_settings():  # every setup's changes are undone afterwards
         start = envmod.device_snapshot(options.device)
-        timings = _run_rounds(name, items, options)
+        watch.start()
+        try:
+            timings = _run_rounds(name, items, options, (names, flush, watch.on_event, where))
+        finally:
+            watch.finish()
         end = envmod.device_snapshot(options.device)
     anchor_ns = timings[-1].samples_ns
     records = []
-    for item, timing in zip(items, timings[:-1], strict=True):
+    for item, timing, runner in zip(items, timings[:-1], names, strict=True):
         model = item.spec or spec
         record = Record(
             model=ModelInfo.from_spec(model, _provenance(model, options.weights)),
@@ -129,6 +145,9 @@ def measure_prepared(
             ),
             parity=dict(item.parity or {}),
         )
+        record.timing.validity = watch.validity(runner)
+        if item.config.flush_l2 and flush is not None:
+            record.timing.validity["l2_flush"] = dict(flush.info)  # type: ignore[attr-defined]
         notes, bn_remaining = item.prepared.notes, item.prepared.bn_remaining
         record.summary, record.warnings = derived(record, notes, bn_remaining)
         path = write_record(record, options.out_dir) if options.out_dir is not None else None
@@ -140,27 +159,36 @@ def measure_prepared(
 
 
 def _run_rounds(
-    name: str, items: Sequence[PreparedConfig], options: RoundOptions
+    name: str,
+    items: Sequence[PreparedConfig],
+    options: RoundOptions,
+    hooks: tuple[
+        list[str],
+        Callable[[], None] | None,
+        Callable[[ProgressEvent], None],
+        dict[str, tuple[str, str]],
+    ],
 ) -> list[TimerResult]:
-    """The configurations' runners and then the anchor's, measured interleaved."""
+    """The configurations' runners and then the anchor's, measured interleaved. hooks: the runner
+    names, the L2 flush (for configs with flush_l2), what sees every progress event first, and each
+    runner's (model, configuration label) for the progress events."""
     configs = [item.config for item in items]
-    models = [str(item.spec) if item.spec is not None else name for item in items]
-    labels = [""] * len(items)
-    for model in dict.fromkeys(models):  # a label shared by two configs of one model gets its id
-        mine = [i for i, m in enumerate(models) if m == model]
-        for i, label in zip(mine, _runner_names([configs[i] for i in mine]), strict=True):
-            labels[i] = label
-    several = len(set(models)) > 1
-    names = [f"{m} {label}" if several else label for m, label in zip(models, labels, strict=True)]
+    names, flush, watch, where = hooks
     runners = [
-        Runner(runner, item.prepared.run, item.config.batch_size, _backend_setter(item))
-        for runner, item in zip(names, items, strict=True)
+        Runner(
+            label,
+            item.prepared.run,
+            item.config.batch_size,
+            _backend_setter(item),
+            before_call=flush if item.config.flush_l2 else None,
+        )  # fmt: skip
+        for label, item in zip(names, items, strict=True)
     ]
     anchor = options.anchor
     runners.append(Runner(f"anchor:{anchor.name}", anchor.fn, anchor.batch_size, anchor.setup))
-    where = {runner: (m, label) for runner, m, label in zip(names, models, labels, strict=True)}
 
     def relay(event: ProgressEvent) -> None:
+        watch(event)
         model, item = where.get(event.runner, (name, event.runner))
         options.emit(ProfileEvent(event.phase, model, item, event.done, event.total))
 
@@ -178,6 +206,23 @@ def _run_rounds(
         raise
     except Exception as exc:
         raise RexbenchError(f"{name} failed while being timed: {first_line(exc)}") from exc
+
+
+def _labelled(
+    items: Sequence[PreparedConfig], name: str
+) -> tuple[list[str], dict[str, tuple[str, str]]]:
+    """Runner names (the config labels; "model label" when several models share the rounds) and
+    each runner's (model, label)."""
+    configs = [item.config for item in items]
+    models = [str(item.spec) if item.spec is not None else name for item in items]
+    labels = [""] * len(items)
+    for model in dict.fromkeys(models):  # a label shared by two configs of one model gets its id
+        mine = [i for i, m in enumerate(models) if m == model]
+        for i, label in zip(mine, _runner_names([configs[i] for i in mine]), strict=True):
+            labels[i] = label
+    several = len(set(models)) > 1
+    names = [f"{m} {label}" if several else label for m, label in zip(models, labels, strict=True)]
+    return names, {n: (m, label) for n, m, label in zip(names, models, labels, strict=True)}
 
 
 def _record_timing(
@@ -206,6 +251,15 @@ def _record_timing(
         wall_s=timing.wall_s,
         run_id=run_id,
     )
+
+
+def _flusher(items: Sequence[PreparedConfig], device: str) -> Callable[[], None] | None:
+    """One L2 flush for every configuration that asks for it (rexbench.measure.l2flush)."""
+    if not any(item.config.flush_l2 for item in items):
+        return None
+    from rexbench.measure.l2flush import make_flusher
+
+    return make_flusher(device)
 
 
 def _backend_setter(item: PreparedConfig) -> Callable[[], None]:
@@ -260,11 +314,12 @@ def derived(
     record: Record, notes: Sequence[str] = (), bn_remaining: int = 0
 ) -> tuple[dict[str, Any], list[str]]:
     """The summary (stats.Summary fields, gflops_per_s, anchor ratio, stalled_fraction) and the
-    warnings (stalls, noise, unfolded BatchNorm, preparation notes) of a record."""
+    warnings (stalls, noise, unfolded BatchNorm, GPU slowdown, recompilations, preparation notes)
+    of a record."""
     assert record.timing is not None
     batch = int(record.run.config.get("batch_size", 1))
     summary = summarize(record.timing.samples_ns, batch)
-    data = summary.to_dict()
+    data = asdict(summary)
     macs = record.counts.get("macs_conv")
     data["gflops_per_s"] = (
         2 * macs * batch / summary.median if macs and summary.median > 0 else None
@@ -289,6 +344,11 @@ def derived(
         )
     if record.run.config.get("fold_bn") and bn_remaining:
         warnings.append(f"{bn_remaining} BatchNorm layer(s) could not be folded")
+    config = record.run.config
+    cudagraphs = uses_cudagraphs(config.get("compile_mode"), str(config.get("device", "cpu")))
+    warnings += validity_warnings(
+        record.timing.validity, cudagraphs and bool(config.get("compile"))
+    )
     warnings += list(notes)
     return data, warnings
 

@@ -26,12 +26,15 @@ class Runner:
 
     setup: called before the runner's warm-up and before each of its chunks, outside the timed
     region (e.g. to set this runner's own thread count when runners need different ones).
+    before_call: called before every call, outside the timed region (on CUDA it is queued before
+    the start event: e.g. the L2 flush of rexbench.measure.l2flush).
     """
 
     name: str
     fn: Callable[[], object]
     batch_size: int = 1
     setup: Callable[[], None] | None = None
+    before_call: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -116,12 +119,21 @@ def backend_settings(
         torch.backends.cuda.matmul.allow_tf32 = saved["matmul_allow_tf32"]
 
 
-def _time_calls(fn: Callable[[], object], n: int, ops: DeviceOps, clock: Clock) -> list[int]:
-    """n timed calls of fn; nothing but the call sits between the two timestamps."""
+def _time_calls(
+    fn: Callable[[], object],
+    n: int,
+    ops: DeviceOps,
+    clock: Clock,
+    before: Callable[[], None] | None = None,
+) -> list[int]:
+    """n timed calls of fn; nothing but the call sits between the two timestamps (`before`, when
+    given, runs ahead of each call, outside them)."""
     samples: list[int] = []
     if ops.uses_events:
         ops.synchronize()  # nothing queued before the first start event
         for _ in range(n):
+            if before is not None:
+                before()
             start, end = ops.event(), ops.event()
             start.record()
             fn()
@@ -130,6 +142,8 @@ def _time_calls(fn: Callable[[], object], n: int, ops: DeviceOps, clock: Clock) 
             samples.append(round(start.elapsed_time(end) * 1_000_000))
     else:
         for _ in range(n):
+            if before is not None:
+                before()
             t0 = clock()
             fn()
             t1 = clock()
@@ -180,7 +194,7 @@ def measure_interleaved(
                 backends[i] = backend_state()
                 if warmup:
                     ops.begin_memory()
-                    warm[i] = _time_calls(runner.fn, warmup, ops, clock)
+                    warm[i] = _time_calls(runner.fn, warmup, ops, clock, runner.before_call)
                     memory[i] = ops.end_memory()
                 if progress:
                     progress(ProgressEvent("warmup", runner.name, warmup, warmup))
@@ -191,7 +205,7 @@ def measure_interleaved(
                     current = runners[i]
                     if current.setup is not None:
                         current.setup()
-                    samples[i] += _time_calls(current.fn, n, ops, clock)
+                    samples[i] += _time_calls(current.fn, n, ops, clock, current.before_call)
                     if progress:
                         progress(ProgressEvent("timing", current.name, len(samples[i]), runs))
     except Exception as exc:

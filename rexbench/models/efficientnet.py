@@ -18,6 +18,7 @@ from torch import nn
 
 from rexbench.models.layers import ConvBNAct, make_divisible
 from rexbench.models.layouts import (
+    BlockShape,
     DepthwiseSeparable,
     InvertedResidual,
     TimmInvertedResidual,
@@ -54,14 +55,9 @@ LITE_BN_EPS = (1e-5, 1e-3, 1e-3, 1e-3)  # timm efficientnet_lite0; tf_efficientn
 
 
 @dataclass(frozen=True)
-class MBConvCfg:
-    """One block: channels in / expanded / out, depthwise kernel, stride, expand ratio."""
+class MBConvCfg(BlockShape):
+    """One block of the stage table: its shape and the expand ratio of its row."""
 
-    in_ch: int
-    mid_ch: int
-    out_ch: int
-    kernel: int
-    stride: int
     expand: int
 
 
@@ -104,19 +100,11 @@ def efficientnet_b(index: int, num_classes: int = 1000) -> TorchvisionNet:
     for stage in stages:
         blocks = []
         for cfg in stage:
+            se_ch = max(1, cfg.in_ch // 4)
             layers = inverted_residual_layers(
-                cfg.in_ch,
-                cfg.mid_ch,
-                cfg.out_ch,
-                cfg.kernel,
-                cfg.stride,
-                act="silu",
-                se_ch=max(1, cfg.in_ch // 4),
-                se_act="silu",
-                se_gate="sigmoid",
+                cfg, act="silu", se_ch=se_ch, se_act="silu", se_gate="sigmoid"
             )
-            skip = cfg.stride == 1 and cfg.in_ch == cfg.out_ch
-            blocks.append(InvertedResidual(layers, skip, STOCHASTIC_DEPTH * done / total))
+            blocks.append(InvertedResidual(layers, cfg.skip, STOCHASTIC_DEPTH * done / total))
             done += 1
         features.append(nn.Sequential(*blocks))
     last = stages[-1][-1].out_ch
@@ -140,11 +128,7 @@ def efficientnet_lite(index: int, num_classes: int = 1000) -> TimmNet:
                     DepthwiseSeparable(c.in_ch, c.out_ch, c.kernel, c.stride, "relu6", bn_eps=eps)
                 )
             else:
-                blocks.append(
-                    TimmInvertedResidual(
-                        c.in_ch, c.mid_ch, c.out_ch, c.kernel, c.stride, act="relu6", bn_eps=eps
-                    )
-                )
+                blocks.append(TimmInvertedResidual(c, act="relu6", bn_eps=eps))
         stages.append(blocks)
     return TimmNet(
         STEM, stages, cfgs[-1][-1].out_ch, LITE_HEAD, num_classes, act="relu6", bn_eps=eps

@@ -1,12 +1,17 @@
-"""create_model: spec -> built, eval-mode nn.Module on CPU, optionally with a checkpoint loaded."""
+"""create_model: spec -> built, eval-mode nn.Module on CPU, optionally with a checkpoint loaded;
+exact_params: a registered model's parameter count, built on the meta device."""
 
 from __future__ import annotations
 
+import functools
+import importlib
 from pathlib import Path
+from typing import Any
 
+import torch
 from torch import nn
 
-from rexbench.registry import MODELS
+from rexbench.registry import MODELS, ModelEntry
 from rexbench.spec import ModelSpec, parse
 
 
@@ -30,3 +35,29 @@ def create_model(
 
         load_checkpoint(model, weights, model_name=str(spec))
     return model.eval()
+
+
+def exact_params(entry: ModelEntry) -> int | None:
+    """Parameters of the model, built on the meta device (no memory, no init cost).
+
+    None only when the model's builder module or function does not exist yet; any other error
+    (a broken builder, a missing dependency of the module) propagates.
+    """
+    return _count_params(entry.builder, tuple(sorted(entry.kwargs.items())))
+
+
+@functools.cache
+def _count_params(builder_path: str, kwargs: tuple[tuple[str, Any], ...]) -> int | None:
+    module_name, _, fn_name = builder_path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise
+        return None
+    builder = getattr(module, fn_name, None)
+    if builder is None:
+        return None
+    with torch.device("meta"):
+        model = builder(num_classes=1000, **dict(kwargs))
+    return sum(p.numel() for p in model.parameters())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -68,31 +69,11 @@ def conv_bn_act(
 
 
 class ConvBNAct(nn.Sequential):
-    """Conv2d -> BatchNorm2d -> activation, keyed 0/1/2 like torchvision's Conv2dNormActivation."""
+    """The layers of `conv_bn_act` (same arguments), keyed 0/1/2 like torchvision's
+    Conv2dNormActivation."""
 
-    def __init__(
-        self,
-        in_ch: int,
-        out_ch: int,
-        kernel: int = 1,
-        stride: int = 1,
-        groups: int = 1,
-        act: str | None = "relu",
-        bn_eps: float = 1e-5,
-        bn_momentum: float = 0.1,
-    ) -> None:
-        super().__init__(
-            *conv_bn_act(
-                in_ch,
-                out_ch,
-                kernel,
-                stride,
-                groups=groups,
-                act=act,
-                bn_eps=bn_eps,
-                bn_momentum=bn_momentum,
-            )
-        )
+    def __init__(self, in_ch: int, out_ch: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*conv_bn_act(in_ch, out_ch, *args, **kwargs))
         self.out_channels = out_ch
 
 

@@ -16,6 +16,8 @@ fvcore/thop see the same operators.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -43,6 +45,22 @@ class DropPath(nn.Module):
         return f"p={self.p}"
 
 
+@dataclass(frozen=True)
+class BlockShape:
+    """One inverted-residual block: channels in / expanded / out, depthwise kernel and stride."""
+
+    in_ch: int
+    mid_ch: int
+    out_ch: int
+    kernel: int
+    stride: int
+
+    @property
+    def skip(self) -> bool:
+        """Whether the block adds its input: stride 1 and as many channels out as in."""
+        return self.stride == 1 and self.in_ch == self.out_ch
+
+
 def _conv(in_ch: int, out_ch: int, kernel: int = 1, stride: int = 1, groups: int = 1) -> nn.Conv2d:
     """Bias-free conv with symmetric padding (k - 1) // 2, as both references pad odd kernels."""
     return nn.Conv2d(in_ch, out_ch, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False)
@@ -52,11 +70,7 @@ def _conv(in_ch: int, out_ch: int, kernel: int = 1, stride: int = 1, groups: int
 
 
 def inverted_residual_layers(
-    in_ch: int,
-    mid_ch: int,
-    out_ch: int,
-    kernel: int,
-    stride: int,
+    block: BlockShape,
     act: str,
     se_ch: int = 0,
     se_act: str = "relu",
@@ -70,11 +84,14 @@ def inverted_residual_layers(
     The projection is a ConvBNAct without activation (torchvision MBConv / MobileNetV3), or with
     `flat_project` a bare Conv2d then BatchNorm2d (torchvision MobileNetV2).
     """
+    in_ch, mid_ch, out_ch = block.in_ch, block.mid_ch, block.out_ch
     bn = {"bn_eps": bn_eps, "bn_momentum": bn_momentum}
     layers: list[nn.Module] = []
     if mid_ch != in_ch:
         layers.append(ConvBNAct(in_ch, mid_ch, 1, act=act, **bn))
-    layers.append(ConvBNAct(mid_ch, mid_ch, kernel, stride, groups=mid_ch, act=act, **bn))
+    layers.append(
+        ConvBNAct(mid_ch, mid_ch, block.kernel, block.stride, groups=mid_ch, act=act, **bn)
+    )
     if se_ch:
         layers.append(SqueezeExcitation(mid_ch, se_ch, act=se_act, gate=se_gate))
     if flat_project:
@@ -130,22 +147,34 @@ class TorchvisionNet(nn.Module):
 def init_torchvision(model: nn.Module, linear: str = "normal") -> nn.Module:
     """torchvision's init: kaiming-normal (fan_out) convs, unit BN, Linear normal(0, 0.01) for the
     MobileNets or uniform(+-1/sqrt(out)) for EfficientNet (`linear="uniform"`)."""
+    return _init(
+        model,
+        conv=lambda m: nn.init.kaiming_normal_(m.weight, mode="fan_out"),
+        linear=_uniform if linear == "uniform" else lambda m: nn.init.normal_(m.weight, 0, 0.01),
+    )
+
+
+def _init(
+    model: nn.Module, conv: Callable[[nn.Conv2d], object], linear: Callable[[nn.Linear], object]
+) -> nn.Module:
+    """Conv2d and Linear weights by the given rules, BatchNorm weights 1, every bias 0."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+            conv(m)
+        elif isinstance(m, nn.Linear):
+            linear(m)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            if linear == "uniform":
-                bound = 1.0 / math.sqrt(m.out_features)
-                nn.init.uniform_(m.weight, -bound, bound)
-            else:
-                nn.init.normal_(m.weight, 0, 0.01)
+        else:
+            continue
+        if m.bias is not None:
             nn.init.zeros_(m.bias)
     return model
+
+
+def _uniform(m: nn.Linear) -> None:
+    bound = 1.0 / math.sqrt(m.out_features)
+    nn.init.uniform_(m.weight, -bound, bound)
 
 
 # --- timm layout -----------------------------------------------------------------------------
@@ -194,21 +223,13 @@ class DepthwiseSeparable(nn.Module):
 class TimmInvertedResidual(nn.Module):
     """timm InvertedResidual without SE: conv_pw, bn1 (act), conv_dw, bn2 (act), conv_pwl, bn3."""
 
-    def __init__(
-        self,
-        in_ch: int,
-        mid_ch: int,
-        out_ch: int,
-        kernel: int,
-        stride: int,
-        act: str,
-        bn_eps: float,
-    ) -> None:
+    def __init__(self, block: BlockShape, act: str, bn_eps: float) -> None:
         super().__init__()
-        self.has_skip = stride == 1 and in_ch == out_ch
+        in_ch, mid_ch, out_ch = block.in_ch, block.mid_ch, block.out_ch
+        self.has_skip = block.skip
         self.conv_pw = _conv(in_ch, mid_ch)
         self.bn1 = BatchNormAct2d(mid_ch, act, bn_eps)
-        self.conv_dw = _conv(mid_ch, mid_ch, kernel, stride, groups=mid_ch)
+        self.conv_dw = _conv(mid_ch, mid_ch, block.kernel, block.stride, groups=mid_ch)
         self.bn2 = BatchNormAct2d(mid_ch, act, bn_eps)
         self.conv_pwl = _conv(mid_ch, out_ch)
         self.bn3 = BatchNormAct2d(out_ch, None, bn_eps)
@@ -255,17 +276,9 @@ class TimmNet(nn.Module):
 def init_timm(model: nn.Module) -> nn.Module:
     """timm's `efficientnet_init_weights`: conv normal(0, sqrt(2 / fan_out)) with fan_out =
     k*k*out/groups, unit BN, Linear uniform(+-1/sqrt(out))."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
-            nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            bound = 1.0 / math.sqrt(m.weight.size(0))
-            nn.init.uniform_(m.weight, -bound, bound)
-            nn.init.zeros_(m.bias)
-    return model
+
+    def conv(m: nn.Conv2d) -> None:
+        fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+        nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
+
+    return _init(model, conv=conv, linear=_uniform)

@@ -10,6 +10,7 @@ from torch import nn
 
 from rexbench.models.layers import ConvBNAct, make_divisible
 from rexbench.models.layouts import (
+    BlockShape,
     DepthwiseSeparable,
     InvertedResidual,
     TimmNet,
@@ -73,10 +74,9 @@ def mobilenet_v2(width_mult: float = 1.0, num_classes: int = 1000) -> Torchvisio
         for j in range(n):
             stride = s if j == 0 else 1
             mid = int(round(in_ch * t))
-            layers = inverted_residual_layers(
-                in_ch, mid, out_ch, 3, stride, act="relu6", flat_project=True
-            )
-            features.append(InvertedResidual(layers, stride == 1 and in_ch == out_ch, body="conv"))
+            block = BlockShape(in_ch, mid, out_ch, 3, stride)
+            layers = inverted_residual_layers(block, act="relu6", flat_project=True)
+            features.append(InvertedResidual(layers, block.skip, body="conv"))
             in_ch = out_ch
     features.append(ConvBNAct(in_ch, head, 1, act="relu6"))
     classifier = [nn.Dropout(0.2), nn.Linear(head, num_classes)]
@@ -133,10 +133,11 @@ def mobilenet_v3(size: str = "large", num_classes: int = 1000) -> TorchvisionNet
     features: list[nn.Module] = [ConvBNAct(3, in_ch, 3, 2, act="hardswish", **V3_BN)]
     for kernel, mid, out_ch, se, act, stride in rows:
         se_ch = make_divisible(mid // 4) if se else 0
+        block = BlockShape(in_ch, mid, out_ch, kernel, stride)
         layers = inverted_residual_layers(
-            in_ch, mid, out_ch, kernel, stride, act=act, se_ch=se_ch, se_gate="hardsigmoid", **V3_BN
+            block, act=act, se_ch=se_ch, se_gate="hardsigmoid", **V3_BN
         )
-        features.append(InvertedResidual(layers, stride == 1 and in_ch == out_ch))
+        features.append(InvertedResidual(layers, block.skip))
         in_ch = out_ch
     features.append(ConvBNAct(in_ch, 6 * in_ch, 1, act="hardswish", **V3_BN))
     classifier = [

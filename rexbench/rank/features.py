@@ -11,7 +11,7 @@ paper's figure uses trained models on ImageNet validation images.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,11 @@ class FeatureSpectrum:
     singular_values: list[float] = field(default_factory=list)  # descending
     rank: int = 0
     rtol: float = 0.0
+    weights: str | None = None  # the checkpoint; None: random initialisation (no checkpoint)
+
+    @property
+    def random_weights(self) -> bool:
+        return self.weights is None
 
     @property
     def nuclear_norm(self) -> float:
@@ -54,15 +59,13 @@ class FeatureSpectrum:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "layer": self.layer,
-            "images": self.images,
-            "dim": self.dim,
-            "rank": self.rank,
-            "rtol": self.rtol,
+        """The fields, the nuclear norm, the singular values, whether the weights are random."""
+        data = asdict(self)
+        values = data.pop("singular_values")
+        return data | {
             "nuclear_norm": self.nuclear_norm,
-            "singular_values": self.singular_values,
+            "singular_values": values,
+            "random_weights": self.random_weights,
         }
 
 
@@ -262,4 +265,5 @@ def feature_spectra(
             )
         layer, feats = penultimate_features(model, cache[res])
         out.append(spectrum(label, layer, feats, rtol))
+        out[-1].weights = str(path) if path is not None else None
     return out

@@ -15,13 +15,12 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rexbench.registry import MODELS
 
 if TYPE_CHECKING:
-    from rexbench.records.schema import ModelInfo, RunInfo, Timing
     from rexbench.registry import ModelEntry
 
 #: The settings that must agree before two latencies are compared (batch, dtype,
@@ -36,23 +35,15 @@ class Latency:
     """Median latency per batch (ms) with its 95% CI, and throughput (images/s) at that median."""
 
     median_ms: float
-    low_ms: float
-    high_ms: float
+    ci_low_ms: float
+    ci_high_ms: float
     n: int
     batch_size: int
     throughput: float
     noisy: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "median_ms": self.median_ms,
-            "ci_low_ms": self.low_ms,
-            "ci_high_ms": self.high_ms,
-            "n": self.n,
-            "batch_size": self.batch_size,
-            "throughput": self.throughput,
-            "noisy": self.noisy,
-        }
+        return asdict(self)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -62,8 +53,8 @@ def _latency(data: tuple[int, ...], batch: int) -> Latency:
     s = summarize(data, batch)
     return Latency(
         median_ms=s.median / 1e6,
-        low_ms=s.ci_low / 1e6,
-        high_ms=s.ci_high / 1e6,
+        ci_low_ms=s.ci_low / 1e6,
+        ci_high_ms=s.ci_high / 1e6,
         n=s.n,
         batch_size=batch,
         throughput=s.throughput,
@@ -148,12 +139,12 @@ class ModelView:
 class RecordView:
     """Properties of `Record` derived from its run config, counts, timing and fingerprint."""
 
-    if TYPE_CHECKING:
-        model: ModelInfo
-        run: RunInfo
+    if TYPE_CHECKING:  # Record's fields (its schema module imports this one, not the reverse)
+        model: ModelView
+        run: Any  # RunInfo: config (dict), label, config_id
         env: dict[str, Any]
         counts: dict[str, Any]
-        timing: Timing | None
+        timing: Any  # Timing | None: samples_ns, run_id
         parity: dict[str, Any]
         created: str
         machine_id: str

@@ -87,6 +87,10 @@ class Timing:
     backend: threads / cuDNN / TF32 state in force while the model ran (`timing.backend_state`).
     preparation: what `prepare` did (input shape, BN folded, compile notes; PreparedModel.to_dict).
     wall_s: wall time of the whole interleaved measurement this record was part of.
+    validity: what says whether the samples can be trusted (rexbench.measure.validity): "gpu", the
+    GPU's NVML readings before, once per round during and after the measurement with its power and
+    thermal violation time; "recompiles", the graphs torch.compile compiled during the warm-up and
+    the timed calls; "l2_flush", the flush buffer when the L2 cache was flushed before each call.
     run_id: one id shared by every record timed in the same interleaved measurement (the
     configurations of a model, and the models a sweep measured together); None in older files.
     """
@@ -104,6 +108,7 @@ class Timing:
     backend: dict[str, Any] = field(default_factory=dict)
     preparation: dict[str, Any] = field(default_factory=dict)
     wall_s: float | None = None
+    validity: dict[str, Any] = field(default_factory=dict)
     run_id: str | None = None
 
 
@@ -283,6 +288,7 @@ class _Checker:
             backend=self.optional(t, "backend", dict, {}, p),
             preparation=self.optional(t, "preparation", dict, {}, p),
             wall_s=self.optional(t, "wall_s", (int, float), None, p),
+            validity=self.optional(t, "validity", dict, {}, p),
             run_id=self.optional(t, "run_id", str, None, p),
         )
 

@@ -202,7 +202,7 @@ def _speed_section(aligned: dict, ids: list[str], ref: str) -> Section:
 
 def _overlap(a: Record, b: Record) -> bool:
     la, lb = a.latency, b.latency
-    return la.low_ms <= lb.high_ms and lb.low_ms <= la.high_ms
+    return la.ci_low_ms <= lb.ci_high_ms and lb.ci_low_ms <= la.ci_high_ms
 
 
 def ranking_changes(aligned: dict, ids: list[str], ref: str) -> list[dict[str, Any]]:

@@ -153,11 +153,11 @@ def _device_series(records: list[Record], kind: str, axis: str, top1: Top1) -> l
         style = _LINESTYLES[machines.index(r.machine_id) % len(_LINESTYLES)]
         s = groups.setdefault(key, Series(fam, name, linestyle=style))
         if axis == "latency":
-            x, err = lat.median_ms, (lat.median_ms - lat.low_ms, lat.high_ms - lat.median_ms)
+            x, err = lat.median_ms, (lat.median_ms - lat.ci_low_ms, lat.ci_high_ms - lat.median_ms)
         else:  # images/s; the CI of the median latency maps to the reverse throughput interval
             per_ms = lat.batch_size * 1e3
             x = lat.throughput
-            err = (x - per_ms / lat.high_ms, per_ms / lat.low_ms - x)
+            err = (x - per_ms / lat.ci_high_ms, per_ms / lat.ci_low_ms - x)
         s.xs.append(x)
         s.ys.append(top1(r.model.spec))
         s.labels.append(r.model.short_label)

@@ -65,18 +65,12 @@ def _paper_counts(spec: str, metric: str, exact: int | None, res: int | None) ->
 
 def counts_section(records: Iterable[Record]) -> Section:
     """Exact params / macs_conv of every measured model against each printed paper value."""
+    columns = ["model", "res", "params", "paper params", "FLOPs (macs_conv)", "paper FLOPs",
+               "paper issues"]  # fmt: skip
     s = Section(
         "counts",
         "Parameters and FLOPs: exact counts vs the paper's rounded numbers",
-        [
-            "model",
-            "res",
-            "params",
-            "paper params",
-            "FLOPs (macs_conv)",
-            "paper FLOPs",
-            "paper issues",
-        ],
+        columns,
         right={1, 2, 4},
         intro="FLOPs are multiply-adds of the conv and linear layers (macs_conv), the paper's "
         "convention. 'ok': the exact count prints as the paper's number at the paper's precision.",
@@ -133,21 +127,9 @@ def _paper_latency(spec: str, r: Record) -> tuple[Printed | None, Any, str]:
 
 def latency_section(records: Iterable[Record]) -> Section:
     """Measured median per batch (95% CI) next to the paper's latency and its hardware."""
-    s = Section(
-        "latency",
-        "Latency: measured vs paper",
-        [
-            "model",
-            "device",
-            "config",
-            "batch",
-            "measured ms [95% CI]",
-            "paper ms",
-            "measured/paper",
-            "notes",
-        ],
-        right={3, 4, 5, 6},
-    )
+    columns = ["model", "device", "config", "batch", "measured ms [95% CI]", "paper ms",
+               "measured/paper", "notes"]  # fmt: skip
+    s = Section("latency", "Latency: measured vs paper", columns, right={3, 4, 5, 6})
     hardware: dict[str, str] = {}
     timed = [r for r in records if r.latency is not None]
     for r in sorted(timed, key=lambda r: (r.device, r.run.label, r.model.spec)):

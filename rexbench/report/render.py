@@ -79,7 +79,7 @@ def fmt_ms(value: float) -> str:
 
 def fmt_latency(lat: Any) -> str:
     """ "47.12 [46.90, 47.50]": a `Record.latency` as median ms per batch and its 95% CI."""
-    return f"{fmt_ms(lat.median_ms)} [{fmt_ms(lat.low_ms)}, {fmt_ms(lat.high_ms)}]"
+    return f"{fmt_ms(lat.median_ms)} [{fmt_ms(lat.ci_low_ms)}, {fmt_ms(lat.ci_high_ms)}]"
 
 
 # ------------------------------------------------------------------------------------------ Rich

@@ -37,7 +37,47 @@ def test_study_table_and_verdicts(capsys) -> None:
     out = capsys.readouterr().out
     assert "mean over 2 networks" in out and "ReLU" in out and "0.25" in out
     assert "(i)" in out and "(ii)" in out and "(iii)" in out
-    assert "rank tolerance max(rows, cols) x fp32 eps" in out
+    assert "reading: " in out and "seed 0" in out
+
+
+def test_study_defaults_are_the_default_reading(capsys) -> None:
+    from rexbench.rank.readings import DEFAULT_READING
+
+    assert run([*STUDY, "--json"]) == 0
+    reading = json.loads(capsys.readouterr().out)["config"]["reading"]
+    expected = DEFAULT_READING.to_dict() | {"d_out_range": [8, 12], "spatial": 4}
+    assert reading == expected
+
+
+def test_study_reading_options_reach_the_study(capsys) -> None:
+    args = ["--rank-measure", "erank", "--matrix", "pooled", "--inputs", "relu", "--n-ratio", "3"]
+    args += ["--bn", "none", "--bn-mode", "eval", "--init", "torch", "--dtype", "fp64", "--centre"]
+    assert run([*STUDY, *args, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["config"]["reading"] | {"d_out_range": None} == {
+        "measure": "erank",
+        "matrix": "pooled",
+        "inputs": "relu",
+        "n_ratio": 3.0,
+        "bn": "none",
+        "bn_mode": "eval",
+        "init": "torch",
+        "dtype": "fp64",
+        "d_out_range": None,
+        "spatial": 4,
+        "centre": True,
+    }
+    # an effective rank is a real number between 1 and the rank; the linear 1x1 conv keeps d_in
+    erank = data["ranks"]["conv1x1"]["none"]
+    assert any(v != round(v) for per_net in erank for v in per_net)
+    assert all(1.0 <= v <= d + 1e-9 for v, d in zip(erank[1], data["d_out"], strict=True))
+    assert len(data["reference"]) == 2
+
+
+def test_study_table_names_a_soft_measure(capsys) -> None:
+    assert run([*STUDY, "--rank-measure", "srank", "--spatial", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "srank(f(WX)) / d_out" in out and "reading: srank (stable rank" in out
 
 
 def test_same_seed_same_json(capsys) -> None:
@@ -58,6 +98,11 @@ def test_same_seed_same_json(capsys) -> None:
         (["--activations", "gelu"], "unknown activation 'gelu'"),
         (["--out", "figure.txt"], "ending in .png"),
         (["-n", "0"], "--networks must be at least 1"),
+        (["--rank-measure", "trace"], "unknown rank measure 'trace'"),
+        (["--rank-measure", "rank@3"], "must be a number in (0, 1)"),
+        (["--matrix", "rows"], "matrix must be one of positions, pooled, per-position"),
+        (["--n-ratio", "0.5"], "N / d_out must exceed 1"),
+        (["--bn", "after"], "bn must be one of pre, post, none"),
     ],
 )
 def test_study_bad_input_is_one_line_exit_2(args, message, capsys) -> None:
@@ -135,6 +180,16 @@ def test_features_json_and_cdf_plot(toy_zoo, tmp_path, capsys) -> None:
     assert first["nuclear_norm"] == pytest.approx(sum(first["singular_values"]))
     assert 1 <= first["rank"] <= 8
     assert fig.read_text().startswith("<?xml") and toy_zoo == [("toy_8", None), ("toy_20", None)]
+    assert first["random_weights"] is True and first["weights"] is None
+    assert "RANDOM WEIGHTS (no checkpoint) for toy_8, toy_20" in fig.read_text()
+
+
+def test_features_says_when_weights_are_random(toy_zoo, capsys) -> None:
+    args = ["rank", "features", "toy_8", "--resolution", "16", "--count", "12"]
+    assert run(args) == 0
+    out = capsys.readouterr().out
+    assert "toy_8*" in out and "*: RANDOM weights (no checkpoint)" in out
+    assert "random weights (no --weights checkpoint) for toy_8" in out
 
 
 def test_features_table_from_an_image_folder(toy_zoo, tmp_path, capsys) -> None:
@@ -148,6 +203,7 @@ def test_features_table_from_an_image_folder(toy_zoo, tmp_path, capsys) -> None:
     assert run([*args, "--weights", str(weights)]) == 0
     out = capsys.readouterr().out
     assert "toy_6" in out and "output.1" in out and f"images from {tmp_path}" in out
+    assert "toy_6*" not in out and "random weights (no --weights" not in out
     assert toy_zoo == [("toy_6", str(weights))]
 
 

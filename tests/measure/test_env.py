@@ -241,3 +241,15 @@ def test_git_info(tmp_path):
     assert env.git_info(tmp_path) == {"commit": head.strip(), "dirty": False}
     (tmp_path / "a.txt").write_text("2")
     assert env.git_info(tmp_path)["dirty"] is True
+
+
+def test_machine_id_override_names_the_machine_and_keeps_the_hardware_id(monkeypatch) -> None:
+    monkeypatch.delenv(env.MACHINE_ID_VAR, raising=False)
+    hardware = env.machine_id(CPU, [])
+    assert env.hardware_id(CPU, []) == hardware and "hardware_id" not in env.fingerprint()
+    monkeypatch.setenv(env.MACHINE_ID_VAR, "  rack-2-node-7 ")
+    assert env.machine_id(CPU, []) == "rack-2-node-7"
+    fp = env.fingerprint()
+    assert fp["machine_id"] == "rack-2-node-7" and fp["hardware_id"] == env.hardware_id()
+    monkeypatch.setenv(env.MACHINE_ID_VAR, " ")
+    assert env.machine_id(CPU, []) == hardware

@@ -11,8 +11,15 @@ from torch import nn
 
 from rexbench.errors import RexbenchError
 from rexbench.rank.features import find_classifier, penultimate_features, spectrum, synthetic_images
-from rexbench.rank.observations import check_expansion, check_lift, check_single_vs_ib, observations
+from rexbench.rank.observations import (
+    check_expansion,
+    check_lift,
+    check_single_vs_ib,
+    observations,
+    score,
+)
 from rexbench.rank.plots import cdf_points, plot_spectra, plot_study
+from rexbench.rank.readings import Reading
 from rexbench.rank.study import (
     FP32_EPS,
     StudyConfig,
@@ -30,8 +37,7 @@ TINY = StudyConfig(
     ratios=(0.25, 0.5, 1.0),
     blocks=("conv1x1", "ib_dw3x3"),
     activations=("relu", "silu", "none"),
-    d_out_range=(8, 24),
-    spatial=4,
+    reading=Reading(measure="rank", d_out_range=(8, 24), spatial=4),
 )
 
 
@@ -132,7 +138,7 @@ def test_unknown_names_are_user_errors() -> None:
     with pytest.raises(RexbenchError, match="ratios"):
         StudyConfig(ratios=(0.0, 0.5))
     with pytest.raises(RexbenchError, match="d_out range"):
-        StudyConfig(d_out_range=(20, 10))
+        Reading(d_out_range=(20, 10))
 
 
 # --- the study --------------------------------------------------------------------------------
@@ -158,8 +164,11 @@ def test_tiny_study_end_to_end(tiny) -> None:
         lo <= m <= hi for lo, m, hi in zip(stats["min"], stats["mean"], stats["max"], strict=True)
     )
     data = json.loads(json.dumps(tiny.to_dict()))
-    assert data["config"]["networks"] == 3 and data["config"]["rtol_rule"].startswith("max(rows")
-    assert len(observations(TINY.ratios, tiny.curves())) == 3
+    assert data["config"]["networks"] == 3 and data["config"]["reading"]["measure"] == "rank"
+    assert data["config"]["measure"].startswith("numerical rank, tolerance max(rows, cols)")
+    # the input X measures d_in / d_out: the reference the lift is taken above
+    assert tiny.inputs == tiny.ranks["conv1x1"]["none"]
+    assert len(observations(TINY.ratios, tiny.curves(), tiny.reference())) == 3
 
 
 def test_same_seed_same_numbers_other_seed_other_numbers(tiny) -> None:
@@ -186,7 +195,16 @@ def test_progress_and_threads_restored() -> None:
 
 def test_plot_study_has_one_panel_per_block(tiny, tmp_path) -> None:
     fig = plot_study(tiny, tmp_path / "sub" / "fig.png")
-    assert len(fig.axes) == 2
+    # a panel per block (rows) and nonlinearity (columns): coinciding curves never hide each other
+    assert len(fig.axes) == 2 * 2
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["ReLU", "SiLU"]
+    reference, linear, silu = fig.axes[1].get_lines()
+    assert (silu.get_label(), silu.get_marker()) == ("SiLU", "*")
+    assert (linear.get_label(), linear.get_linestyle()) == ("none (linear)", ":")
+    assert list(reference.get_xdata()) == list(TINY.ratios) and reference.get_label() == "input X"
+    assert list(reference.get_ydata()) == tiny.reference()
+    assert fig.axes[2].get_ylabel().startswith("(d) IB, dw 3x3")
+    assert "rank(f(WX)) / d_out, mean over 3 random networks" in fig.texts[0].get_text()
     assert (tmp_path / "sub" / "fig.png").stat().st_size > 0
     with pytest.raises(RexbenchError, match="ending in"):
         plot_study(tiny, tmp_path / "fig.txt")
@@ -221,6 +239,34 @@ def test_all_observations_hold_on_paper_like_curves() -> None:
     assert verdicts[2].details[0].startswith("mean lift above d_in/d_out: a 0.500, b 0.375")
 
 
+def test_parts_score_and_lift_at_small_ratios_on_paper_like_curves() -> None:
+    verdicts = observations(RATIOS, PAPER_LIKE)
+    assert [v.parts for v in verdicts] == [(True, True, True), (True, True, True), (True,)]
+    assert score(verdicts) == (3, 7, 7)
+    # lift b * a * (1 - x), mean b = 0.625, mean a (nonlinear) = 5/6: 0.417 at 0.2, 0.208 at 0.6
+    assert (
+        verdicts[1].details[2]
+        == "more lift at smaller ratios: yes (mean lift 0.417 at 0.2 vs 0.208 at 0.6)"
+    )
+
+
+def test_lift_above_a_reference_curve() -> None:
+    # a soft measure: the input itself measures 0.15, 0.45, 0.8 instead of 0.2, 0.6, 1.0
+    reference = [0.15, 0.45, 0.8]
+    curves = {"conv1x1": {"silu": [0.18, 0.5, 0.85]}, "ib_dw3x3": {"silu": [0.16, 0.46, 0.8]}}
+    assert check_lift(RATIOS, curves).holds is False  # below d_in/d_out
+    lifted = check_lift(RATIOS, curves, reference)
+    assert lifted.parts[0] is True
+    assert lifted.details[0].startswith(
+        "every nonlinear curve lies above the input's own measure: yes"
+    )
+    ib = check_single_vs_ib(RATIOS, curves, reference)
+    assert ib.holds is True
+    assert ib.details[0] == "mean lift above the input's own measure: a 0.040, d 0.010"
+    # (i) fails on "IBs lose more" and (ii) on "more lift at smaller ratios": 1 observation, 3 of 5 parts
+    assert score(observations(RATIOS, curves, reference)) == (1, 3, 5)
+
+
 def test_expansion_fails_when_depthwise_loses_less() -> None:
     curves = _curves({"ib_conv3x3": 0.25, "ib_dw3x3": 0.5}, {"silu": 1.0})
     verdict = check_expansion(RATIOS, curves)
@@ -230,7 +276,13 @@ def test_expansion_fails_when_depthwise_loses_less() -> None:
 
 def test_expansion_fails_when_a_block_keeps_full_rank() -> None:
     verdict = check_expansion(RATIOS, {"conv1x1": {"relu": [1.0, 1.0, 1.0]}})
-    assert verdict.holds is False and verdict.details[1] == "every block loses rank: no"
+    assert verdict.holds is False
+    assert verdict.details[1] == "every block loses rank (drop >= 0.05): no"
+    # a sliver of a drop (0.02 at the smallest ratio only) is not the paper's "harms the rank"
+    sliver = check_expansion(RATIOS, {"conv1x1": {"relu": [0.98, 1.0, 1.0]}})
+    assert sliver.holds is False and sliver.parts == (False,)
+    visible = check_expansion(RATIOS, {"conv1x1": {"relu": [0.94, 1.0, 1.0]}})
+    assert visible.holds is True and visible.parts == (True,)
 
 
 def test_lift_fails_when_relu6_lifts_most_or_a_curve_is_below_the_diagonal() -> None:
@@ -332,8 +384,27 @@ def test_spectrum_of_a_known_matrix() -> None:
     assert spec.normalized() == pytest.approx([1.0, 2 / 3, 1 / 3])
     assert spectrum("toy", "fc", feats, rtol=0.4).rank == 2
     assert cdf_points([1.0, 0.25, 0.5, 0.75]) == ([0.25, 0.5, 0.75, 1.0], [0.25, 0.5, 0.75, 1.0])
-    fig = plot_spectra([spec, spectrum("toy2", "fc", 2 * feats)])
-    assert len(fig.axes) == 1 and len(fig.axes[0].get_lines()) == 2
+    trained = spectrum("toy2", "fc", 2 * feats)
+    trained.weights = "toy2.pth"
+    fig = plot_spectra([spec, trained])
+    left, right = fig.axes
+    assert len(left.get_lines()) == 2 and len(right.get_lines()) == 2
+    assert [t.get_text() for t in left.get_legend().get_texts()] == [
+        "toy (n=3, random init)",
+        "toy2 (n=3, checkpoint)",
+    ]
+    assert "RANDOM WEIGHTS (no checkpoint) for toy:" in fig.texts[0].get_text()
+
+
+def test_feature_cdf_axis_shows_values_far_below_the_largest() -> None:
+    # a random-init spectrum: one dominant value, the rest below 1e-3 of it; a linear 0..1 axis
+    # drew all of them at x < 0.07
+    feats = torch.diag(torch.tensor([1.0, 1e-3, 5e-4, 1e-4]))
+    fig = plot_spectra([spectrum("rand", "fc", feats)])
+    left, right = fig.axes
+    assert left.get_xscale() == "log" and left.get_xlim()[0] <= 1e-4 / 2 * 1.0001
+    assert right.get_yscale() == "log"
+    assert list(right.get_lines()[0].get_xdata()) == [0.25, 0.5, 0.75, 1.0]
 
 
 def test_load_model_seeds_random_init_without_touching_the_global_rng(monkeypatch) -> None:

@@ -14,7 +14,7 @@ def test_latency_from_the_raw_samples():
     r = make("rexnet_x1.0", 40.0)
     lat = r.latency
     assert lat.median_ms == pytest.approx(40.0) and lat.n == 21 and lat.batch_size == 1
-    assert lat.low_ms < lat.median_ms < lat.high_ms
+    assert lat.ci_low_ms < lat.median_ms < lat.ci_high_ms
     assert lat.throughput == pytest.approx(1000 / 40.0)
     assert set(lat.to_dict()) >= {"median_ms", "ci_low_ms", "ci_high_ms", "throughput", "noisy"}
     assert r.samples == list(r.timing.samples_ns)
