@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     by_model: dict[str, list] = {}
     for record in records:
         by_model.setdefault(record.model.spec, []).append(record)
-    order = ["eager", "channels_last", "compile", "compile_cl", "max"]
+    order = ["eager", "channels_last", "compile", "compile_cl", "max", "ort", "openvino"]
     print(
         f"{'model':<12} {'config':<14} {'median ms':>9} {'IQR ms':>7} {'95% CI of median':>17} "
         f"{'compile s':>9} {'speedup':>8} {'95% CI':>13}  anchor ms"
@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
             anchor = (
                 summarize(r.timing.anchor_ns).median / 1e6 if r.timing.anchor_ns else float("nan")
             )
-            if ref is not None:
+            if not r.valid:  # its output differs from eager fp32: no speed-up
+                speed = "INVALID"
+            elif ref is not None:
                 # median(ref) / median(r), raw (not anchor-normalised), 95% interval
                 ratio = ratio_interval(
                     Samples(r.timing.samples_ns), Samples(ref.timing.samples_ns), alpha=0.025

@@ -17,6 +17,7 @@ from rexbench.cli.options import (
     WeightsOpt,
     measure_options,
 )
+from rexbench.cli.outcome import AllowMismatchOpt
 from rexbench.cli.progress import ConsoleHooks
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ def save(
     measure: MeasureOptions,
     weights: WeightsOpt = None,
     force: ForceOpt = False,
+    allow_mismatch: AllowMismatchOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Measure (or take --from records) and store them as baselines; merge counts into counts.json.
@@ -91,9 +93,16 @@ def save(
     if json_out:
         print_json(saved.to_dict())
         hooks.print_notes()
-        return
-    print_tables(counts_table(saved.counts))
-    hooks.print_notes()
+    else:
+        print_tables(counts_table(saved.counts))
+        hooks.print_notes()
+        _show_saved(saved, err)
+    if saved.invalid and not allow_mismatch:  # left out of the baselines either way
+        raise typer.Exit(1)
+
+
+def _show_saved(saved: Any, err: Any) -> None:
+    """Where the records and counts went, and any warning."""
     for path in saved.records:
         err.print(f"saved {path}", highlight=False, soft_wrap=True)
     for text in saved.warnings:

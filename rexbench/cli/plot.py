@@ -40,6 +40,16 @@ PaperOpt = Annotated[
         "--paper", help="Overlay the paper's own numbers as hollow markers (its hardware)."
     ),
 ]
+PlotConfigOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="Configuration(s) to draw, repeatable or comma-separated, e.g. --config ort for ONNX "
+        "Runtime alone or --config max,ort,openvino to overlay them (default: all measured).",
+        show_default=False,
+    ),
+]
 Top1Opt = Annotated[
     list[str] | None,
     typer.Option(
@@ -68,6 +78,7 @@ def plot(
     all_families: AllFamiliesOpt = False,
     paper: PaperOpt = False,
     top1: Top1Opt = None,
+    config: PlotConfigOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Draw the paper's Figure 3 from measured records: top-1 (published) vs FLOPs, CPU and GPU latency."""
@@ -81,7 +92,16 @@ def plot(
     check_figure_path(out)
     records = load_records(paths)
     families = None if all_families else (family or DEFAULT_FAMILIES)
-    fig = figure3(records, out, x=x, families=families, paper=paper, top1=accuracy)
+    configs = [n.strip() for text in config or [] for n in text.split(",") if n.strip()] or None
+    if configs is not None:
+        measured = sorted({r.run.label for r in records})
+        unknown = [c for c in configs if c not in measured]
+        if unknown:
+            raise RexbenchError(
+                f"--config {', '.join(unknown)}: no such configuration in the records "
+                f"(measured: {', '.join(measured) or 'none'})"
+            )
+    fig = figure3(records, out, x=x, families=families, paper=paper, top1=accuracy, configs=configs)
     machines = Record.by_machine(records)
     data = {"figure": str(out), "records": len(records), "machines": list(machines), **summary(fig)}
     if json_output:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from rexbench.cli.options import (
     WeightsOpt,
     measure_options,
 )
+from rexbench.cli.outcome import AllowMismatchOpt, exit_code, parity_cell
 from rexbench.cli.progress import ProgressView
 
 if TYPE_CHECKING:
@@ -35,11 +37,12 @@ def profile(
     flush_l2: FlushL2Opt = False,
     weights: WeightsOpt = None,
     out: OutOpt = RUNS,
+    allow_mismatch: AllowMismatchOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Time models on this machine (median, p90, CI, throughput, GFLOP/s) and store one record each.
 
-    Several configurations (--config eager,compile_cl,max) are measured interleaved, so machine drift hits all alike; the table shows each one's speedup over the first.
+    Several configurations (--config eager,compile_cl,max,ort,openvino) are measured interleaved, so machine drift hits all alike; the table shows each one's speedup over the first. Each configuration's output is checked against the eager fp32 model's first: one that differs is recorded as invalid and the command exits 1 (unless --allow-mismatch); one that cannot be prepared is one line, and the others are still measured.
     """
     from rexbench.measure.config import build_configs
     from rexbench.measure.profile import profile_models
@@ -47,6 +50,7 @@ def profile(
     configs, note = build_configs(replace(measure.config_options(), flush_l2=flush_l2))
     err = console(stderr=True)  # nothing is printed before the run: an error comes first
     kept: list[Path] = []
+    failures: list[Any] = []
     view = ProgressView(err, len(configs) + 1, measure.runs, measure.warmup)
 
     def saved(record: Record, path: Path | None) -> None:
@@ -63,17 +67,25 @@ def profile(
                 out_dir=out,
                 progress=view.update,
                 on_record=saved,
+                on_failure=failures.append,
             )
     except KeyboardInterrupt:
         where = f" in {kept[0].parent}" if kept else ""
         err.print(f"interrupted: {len(kept)} finished record(s) kept{where}", highlight=False)
         raise typer.Exit(130) from None
-    data = table_data(records, kept, note)
+    data = table_data(records, kept, note, failures)
     if json_out:
         print_json(data)
-        return
+    else:
+        _show(data, kept, err)
+        err.print(f"note: {note}", highlight=False)
+    code = exit_code(err, records, failures, allow_mismatch)
+    if code:
+        raise typer.Exit(code)
+
+
+def _show(data: dict[str, Any], kept: list[Path], err: Any) -> None:
     print_tables(render(data))
-    err.print(f"note: {note}", highlight=False)
     for row in data["rows"]:
         for warning in row["warnings"]:
             err.print(
@@ -86,8 +98,11 @@ def profile(
 # -------------------------------------------------------------------------------------- output
 
 
-def table_data(records: list[Record], paths: list[Path], note: str = "") -> dict[str, Any]:
-    """What the table shows and --json prints: one row per record, times in milliseconds."""
+def table_data(
+    records: list[Record], paths: list[Path], note: str = "", failures: Sequence[Any] = ()
+) -> dict[str, Any]:
+    """What the table shows and --json prints: one row per record, times in milliseconds, and the
+    configurations that failed to prepare (one line each)."""
     from rexbench.measure.profile import MACS_CONVENTION
 
     rows = []
@@ -95,7 +110,9 @@ def table_data(records: list[Record], paths: list[Path], note: str = "") -> dict
     several = len({r.run.config_id for r in records}) > 1
     for i, record in enumerate(records):
         s, t, config = record.summary, record.timing, record.run.config
-        first.setdefault(record.model.spec, s["median"])
+        if record.valid:  # speed-ups are over the first valid configuration of the model
+            first.setdefault(record.model.spec, s["median"])
+        speedup = first.get(record.model.spec) if several and record.valid else None
         rows.append(
             {
                 "model": record.model.spec,
@@ -117,14 +134,18 @@ def table_data(records: list[Record], paths: list[Path], note: str = "") -> dict
                 "gflops_per_s": s.get("gflops_per_s"),
                 "noise": s["noise"],
                 "noisy": s["noisy"],
-                "speedup": first[record.model.spec] / s["median"] if several else None,
+                "speedup": speedup / s["median"] if speedup else None,
+                "valid": record.valid,
+                "parity": dict(record.parity),
+                "parity_cell": parity_cell(record),
                 "compile_s": t.compile_s if t else None,
                 "anchor_median_ms": s["anchor_median"] / 1e6 if s.get("anchor_median") else None,
                 "warnings": list(record.warnings),
                 "record": str(paths[i]) if i < len(paths) else None,
             }
         )
-    return {"note": note, "conventions": MACS_CONVENTION, "rows": rows}
+    failed = [f.line for f in failures]
+    return {"note": note, "conventions": MACS_CONVENTION, "rows": rows, "failed": failed}
 
 
 def render(data: dict[str, Any]) -> Table:
@@ -143,6 +164,7 @@ def render(data: dict[str, Any]) -> Table:
                   pad_edge=False, show_edge=False, title_justify="left", caption_justify="left")  # fmt: skip
     headers = ["model", "config", *([] if one_batch else ["batch"]), "median\nms", "p90\nms",
                "95% CI\nms", "img/s", "params\nM", "GMACs", "GFLOP/s", "IQR/\nmed", "compile\ns",
+               "vs eager\nfp32",
                *(["speedup"] if several else [])]  # fmt: skip
     for name in headers:
         table.add_column(
@@ -152,7 +174,7 @@ def render(data: dict[str, Any]) -> Table:
         noise = f"{r['noise']:.1%}" + (" ⚠" if r["noisy"] else "")
         cells = [
             r["model"],
-            r["config"],
+            r["config"] if r["valid"] else f"{r['config']} [red](invalid)[/]",
             *([] if one_batch else [str(r["batch"])]),
             f"{r['median_ms']:.3f}",
             f"{r['p90_ms']:.3f}",
@@ -163,6 +185,7 @@ def render(data: dict[str, Any]) -> Table:
             _fmt(r["gflops_per_s"], 1, 1),
             f"[yellow]{noise}[/]" if r["noisy"] else noise,
             "-" if r["compile_s"] is None else f"{r['compile_s']:.1f}",
+            r["parity_cell"] if r["valid"] else f"[red]{r['parity_cell']}[/]",
         ]
         if several:
             cells.append("-" if r["speedup"] is None else f"{r['speedup']:.2f}x")

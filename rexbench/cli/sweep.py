@@ -10,6 +10,7 @@ import typer
 from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.fleet_view import FleetArgs, NodesOpt
 from rexbench.cli.options import RUNS, ClusterOpt, JsonOpt, MeasureOptions, OutOpt, measure_options
+from rexbench.cli.outcome import AllowMismatchOpt, exit_code
 from rexbench.cli.progress import SweepView
 from rexbench.errors import RexbenchError
 
@@ -34,6 +35,14 @@ KeepGoingOpt = Annotated[
         "--keep-going", help="Go on with the next model when one fails (exit 1 at the end)."
     ),
 ]
+InterleaveOpt = Annotated[
+    str,
+    typer.Option(
+        "--interleave",
+        help="Which models are timed in the same interleaved rounds: 'claims' (the models a paper "
+        "claim compares, e.g. x2.0 with B3), 'all', or 'none' (one model after the other).",
+    ),
+]
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Show what would be measured and skipped.")
 ]
@@ -47,6 +56,8 @@ def sweep(
     out: OutOpt = RUNS,
     force: ForceOpt = False,
     keep_going: KeepGoingOpt = False,
+    interleave: InterleaveOpt = "claims",
+    allow_mismatch: AllowMismatchOpt = False,
     dry_run: DryRunOpt = False,
     json_out: JsonOpt = False,
     cluster: ClusterOpt = None,
@@ -54,7 +65,7 @@ def sweep(
 ) -> None:
     """Profile a set of the paper's models (table5, tableA1, tableA2, mobile, all) with one configuration.
 
-    Resumable: a model already in --out with the identical configuration is skipped (--force measures it again). Ctrl-C keeps every finished model (exit 130).
+    Resumable: a model already in --out with the identical configuration is skipped (--force measures it again). Ctrl-C keeps every finished model (exit 130). The models a paper claim compares are timed together (--interleave). A configuration whose output differs from the eager fp32 model's is recorded as invalid and the sweep exits 1 (unless --allow-mismatch).
     With --cluster, every node (or those --nodes picks) runs the sweep; records land here, under <out>/<machine-id>/ of the node that measured them.
     """
     from rexbench.measure import sweep as sw
@@ -76,7 +87,12 @@ def sweep(
         raise RexbenchError("--nodes picks nodes of a cluster: give --cluster too")
     err = console(stderr=True)
     if not dry_run:  # what this machine cannot run fails once, before any model or output
+        from rexbench.measure.runtimes import check_available
+
         sw.check(specs, configs, out)
+        for c in configs:
+            check_available(c.runtime)
+    sw.groups([], interleave)  # an unknown --interleave fails before anything is measured
     items = sw.plan(specs, configs, out, force=force)
     _announce(items, f"sweep of {len(specs)} model(s); {note}", out, err)
     if dry_run:
@@ -89,6 +105,7 @@ def sweep(
             items,
             out,
             keep_going=keep_going,
+            interleave=interleave,
             on_model=view.next_model,
             runs=runs,
             warmup=warmup,
@@ -96,6 +113,9 @@ def sweep(
             progress=view.update,
         )
     _finish(result, out, json_out, err)
+    code = max(exit_code(err, result.records, [], allow_mismatch), 1 if result.failed else 0)
+    if code:
+        raise typer.Exit(code)
 
 
 def _announce(items: list[PlanItem], line: str, out: Path, err: Any) -> None:
@@ -133,7 +153,9 @@ def _finish(result: SweepResult, out: Path, json_out: bool, err: Any) -> None:
     else:
         print_tables(sweep_table(data))
     for model, error in result.failed:
-        err.print(f"failed: {model}: {error}", markup=False)
+        err.print(
+            f"failed: {error if error.startswith(model) else f'{model}: {error}'}", markup=False
+        )
     if result.interrupted:
         err.print(
             f"interrupted: {len(result.paths)} finished record(s) kept in {out}; run the same command "
@@ -146,8 +168,6 @@ def _finish(result: SweepResult, out: Path, json_out: bool, err: Any) -> None:
         highlight=False,
         markup=False,
     )
-    if result.failed:
-        raise typer.Exit(1)
 
 
 def sweep_table(data: dict[str, Any]) -> Table:
@@ -159,7 +179,8 @@ def sweep_table(data: dict[str, Any]) -> Table:
     for status in ("measured", "skipped"):
         for row in data[status]:
             median = "-" if row["median_ms"] is None else f"{row['median_ms']:.3f}"
-            table.add_row(row["model"], row["config"], median, status)
+            shown = status if row["valid"] else f"{status}, [red]INVALID[/] (output differs)"
+            table.add_row(row["model"], row["config"], median, shown)
     for row in data["failed"]:
         table.add_row(row["model"], "-", "-", "failed")
     return table

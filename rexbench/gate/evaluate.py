@@ -278,6 +278,22 @@ def _with_source(verdicts: list[gate.Verdict], change: dict[str, str] | None) ->
     return verdicts
 
 
+def invalid_verdicts(
+    checks: Sequence[gate.Check], current: Record, base: Record | None
+) -> list[gate.Verdict]:
+    """Not judged: a record whose output differed from the eager fp32 model's (its own parity
+    check, rexbench.measure.parity), now or in the baseline; [] when both are valid."""
+    sides = (("now", current), ("baseline", base))
+    invalid = [f"{side}: {r.parity_text}" for side, r in sides if r is not None and not r.valid]
+    if not invalid:
+        return []
+    why = f"output differs from the eager fp32 model's, not judged ({'; '.join(invalid)})"
+    label = current.run.label
+    return [
+        gate.Verdict(current.model.spec, label, c.text, gate.NOT_COMPARABLE, why) for c in checks
+    ]
+
+
 # ------------------------------------------------------------------------------------ model
 
 
@@ -338,6 +354,10 @@ def evaluate_model(
                     )
                 )
     for record, (base, _same) in zip(current, matched, strict=True):
+        invalid = invalid_verdicts(options.latency_checks, record, base)
+        if invalid:
+            verdicts += invalid
+            continue
         if base is None:
             for check in options.latency_checks:
                 verdicts.append(

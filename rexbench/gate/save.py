@@ -40,6 +40,7 @@ class SavedBaselines:
     counts: dict[str, dict[str, Any]]
     records: list[Path]
     warnings: list[str]
+    invalid: int = 0  # measured records left out because their output differs from eager fp32
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +48,7 @@ class SavedBaselines:
             "counts": self.counts,
             "records": [str(p) for p in self.records],
             "warnings": self.warnings,
+            "invalid": self.invalid,
         }
 
 
@@ -71,6 +73,8 @@ def save_baselines(request: SaveRequest, hooks: Hooks | None = None) -> SavedBas
     if not request.force:
         refuse_contended(records)
 
+    invalid = [r for r in records if not r.valid]
+    records = [r for r in records if r.valid]  # never a reference: its output is wrong
     paths = save_records(records, request.directory) if records else []
     shapes: dict[str, list[Any]] = {}
     for record in records:
@@ -85,7 +89,12 @@ def save_baselines(request: SaveRequest, hooks: Hooks | None = None) -> SavedBas
             resolution=request.configs.resolution,
         )
     counts_file = write_counts(request.directory, entries)
-    return SavedBaselines(counts_file, entries, paths, baseline_warnings(records))
+    warnings = baseline_warnings(records) + [
+        f"{r.model.spec} ({r.run.label}): not saved: {r.parity_text}, its output differs from the "
+        "eager fp32 model's"
+        for r in invalid
+    ]
+    return SavedBaselines(counts_file, entries, paths, warnings, invalid=len(invalid))
 
 
 def _check_directory(directory: Path) -> None:

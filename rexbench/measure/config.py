@@ -12,9 +12,12 @@ from rexbench.models.shapes import check_options
 
 DTYPES = ("fp32", "fp16", "bf16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+# Inference runtimes other than PyTorch (rexbench.measure.runtimes); None in a RunConfig is PyTorch.
+RUNTIMES = ("ort", "openvino")
 
 # The fields that define a preset; everything else (device, batch, threads, runs...) is orthogonal.
-_PRESET_FIELDS = ("fold_bn", "channels_last", "compile", "compile_mode", "freezing")
+_PRESET_FIELDS = ("fold_bn", "channels_last", "compile", "compile_mode", "freezing", "runtime")
+_PRESET_DEFAULTS: dict[str, Any] = {"compile_mode": "default", "runtime": None}
 PRESETS: dict[str, dict[str, Any]] = {
     "eager": dict(fold_bn=False, channels_last=False, compile=False, freezing=False),
     "channels_last": dict(fold_bn=False, channels_last=True, compile=False, freezing=False),
@@ -23,6 +26,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The fastest CPU inference recipe PyTorch offers (measured in benchmarks/profile.md):
     # BN folded into convs, channels-last, torch.compile with inductor's freezing.
     "max": dict(fold_bn=True, channels_last=True, compile=True, freezing=True),
+    # The model exported to ONNX and run by ONNX Runtime / converted and compiled by OpenVINO; each
+    # optimises the graph itself (rexbench.measure.runtimes).
+    "ort": dict(fold_bn=False, channels_last=False, compile=False, freezing=False, runtime="ort"),
+    "openvino": dict(
+        fold_bn=False, channels_last=False, compile=False, freezing=False, runtime="openvino"
+    ),
     # compile_cl replayed as CUDA graphs (torch.compile mode "reduce-overhead"; on CPU it behaves
     # like compile_cl): warmed up until the graph is recorded, see rexbench.measure.cudagraphs.
     "cudagraphs": dict(
@@ -40,7 +49,7 @@ _CUDA_ONLY = ("cudnn_benchmark", "allow_tf32", "flush_l2")
 _NOT_IDENTITY = ("runs", "warmup")
 # Optional fields added after the first records were written: left out of `config_id` while None,
 # so the ids of configurations that do not use them stay what they were.
-_OPTIONAL_IDENTITY = ("input_shape",)
+_OPTIONAL_IDENTITY = ("input_shape", "runtime")
 # Switches added later that are off by default: left out of `config_id` while off, likewise.
 _OFF_BY_DEFAULT = ("flush_l2",)
 _DEVICE_RE = re.compile(r"cpu|cuda(:[0-9]+)?")
@@ -60,7 +69,8 @@ class RunConfig:
     (the number actually used is recorded with the timing). cudnn_benchmark and allow_tf32 only
     matter on CUDA; TF32 is off unless asked for, so fp32 means fp32. flush_l2 (CUDA only, off by
     default) overwrites a buffer larger than the GPU's L2 cache before every timed call, outside the
-    timed region (rexbench.measure.l2flush), so each call starts with a cold L2.
+    timed region (rexbench.measure.l2flush), so each call starts with a cold L2. runtime None is
+    PyTorch; "ort" or "openvino" hands the model to that runtime, which prepares it itself.
     """
 
     device: str = "cpu"
@@ -79,6 +89,7 @@ class RunConfig:
     allow_tf32: bool = False
     input_shape: tuple[int, int, int] | None = None
     flush_l2: bool = False
+    runtime: str | None = None
 
     def __post_init__(self) -> None:
         if not _DEVICE_RE.fullmatch(self.device):
@@ -106,6 +117,8 @@ class RunConfig:
             raise RexbenchError("inductor freezing needs torch.compile; add --compile")
         if self.flush_l2 and not self.device.startswith("cuda"):
             raise RexbenchError("--flush-l2 flushes a GPU's L2 cache: it needs --device cuda")
+        if self.runtime is not None:
+            _check_runtime(self)
 
     @classmethod
     def preset(cls, name: str, device: str = "cpu", **overrides: Any) -> RunConfig:
@@ -123,7 +136,7 @@ class RunConfig:
         if not self.compile:
             mine["compile_mode"] = "default"  # meaningless without compile
         for name, fields in PRESETS.items():
-            if all(mine[f] == fields.get(f, "default") for f in _PRESET_FIELDS):
+            if all(mine[f] == fields.get(f, _PRESET_DEFAULTS.get(f)) for f in _PRESET_FIELDS):
                 return name
         return None
 
@@ -144,7 +157,7 @@ class RunConfig:
             else:
                 parts.append("eager")
             parts += ["freezing"] if self.freezing else []
-            name = "+".join(parts)
+            name = "+".join(parts) if self.runtime is None else str(self.runtime)
         return name if self.dtype == "fp32" else f"{name}+{self.dtype}"
 
     @property
@@ -190,11 +203,28 @@ class RunConfig:
         return cls(**data)
 
 
+def _check_runtime(config: RunConfig) -> None:
+    if config.runtime not in RUNTIMES:
+        raise RexbenchError(
+            f"unknown runtime {config.runtime!r}; choose one of {', '.join(RUNTIMES)}"
+        )
+    torch_only = [f for f in ("fold_bn", "channels_last", "compile") if getattr(config, f)]
+    if torch_only:
+        raise RexbenchError(
+            f"--config {config.runtime} optimises the graph itself: "
+            f"{', '.join(torch_only)} apply to PyTorch configurations only"
+        )
+    if config.runtime == "openvino" and config.device != "cpu":
+        raise RexbenchError(
+            "--config openvino runs on OpenVINO's CPU device only: use --device cpu"
+        )
+
+
 # ------------------------------------------------------------------------ from command-line options
 
 PRESET_HELP = (
     "eager, channels_last, compile, compile_cl (default), max (BN folded + freezing), "
-    "cudagraphs (compile_cl replayed as CUDA graphs)"
+    "cudagraphs (compile_cl replayed as CUDA graphs), ort (ONNX Runtime), openvino (OpenVINO)"
 )
 
 

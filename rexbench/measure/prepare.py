@@ -160,9 +160,10 @@ class PreparedModel:
     """A model ready to time: `run()` is one forward pass on the prepared input.
 
     compile_s: seconds of the first call of the compiled model (compilation plus one run), None
-    when not compiled. bn_folded / bn_remaining: BatchNorm layers folded away / left. cudagraphs:
-    for a model replayed as CUDA graphs, its warm-up until the graph was recorded
-    (rexbench.measure.cudagraphs.warm_up).
+    when not compiled; for a runtime, its whole setup (rexbench.measure.runtimes). bn_folded /
+    bn_remaining: BatchNorm layers folded away / left. cudagraphs: for a model replayed as CUDA
+    graphs, its warm-up until the graph was recorded (rexbench.measure.cudagraphs.warm_up).
+    runtime: what ONNX Runtime or OpenVINO did.
     """
 
     module: Any
@@ -176,6 +177,7 @@ class PreparedModel:
     fold_method: str | None = None
     notes: list[str] = field(default_factory=list)
     cudagraphs: dict[str, Any] | None = None
+    runtime: dict[str, Any] | None = None
 
     def run(self) -> Any:
         return self.module(self.input)
@@ -185,8 +187,8 @@ class PreparedModel:
         return {
             "device": self.device,
             "resolution": self.resolution,
-            "input_shape": list(self.input.shape),
-            "input_dtype": str(self.input.dtype).replace("torch.", ""),
+            "input_shape": _shape(self.input),
+            "input_dtype": _dtype(self.input),
             "input_channels_last": _is_channels_last(self.input),
             "compile_s": self.compile_s,
             "bn_folded": self.bn_folded,
@@ -194,12 +196,27 @@ class PreparedModel:
             "fold_method": self.fold_method,
             "notes": list(self.notes),
             **({"cudagraphs": self.cudagraphs} if self.cudagraphs is not None else {}),
+            **({"runtime": dict(self.runtime)} if self.runtime is not None else {}),
         }
+
+
+def _shape(x: Any) -> list[int]:
+    """A tensor's or array's shape; an OrtValue's is a method."""
+    shape = x.shape
+    return list(shape() if callable(shape) else shape)
+
+
+def _dtype(x: Any) -> str:
+    """ "float32", "bfloat16" ...: a tensor's or array's dtype, or an OrtValue's element type."""
+    dtype = getattr(x, "dtype", None)
+    return str(dtype if dtype is not None else x.data_type()).replace("torch.", "")
 
 
 def _is_channels_last(x: Any) -> bool:
     import torch
 
+    if not isinstance(x, torch.Tensor):  # a runtime's input (NumPy array, OrtValue)
+        return False
     return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
 
 
@@ -249,6 +266,10 @@ def prepare(
     device = resolve_device(config.device)
     check_dtype(device, config.dtype)
     config_on_device = config if device == config.device else _with_device(config, device)
+    if config.runtime is not None:  # ONNX Runtime or OpenVINO prepares the model itself
+        from rexbench.measure.runtimes import prepare_with_runtime
+
+        return prepare_with_runtime(model, config_on_device, default_resolution, input_shape)
     module = copy.deepcopy(model).eval()
     before = count_batchnorm(module)
     fold_method = None

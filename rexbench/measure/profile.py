@@ -12,9 +12,10 @@ no partial file.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ from rexbench.measure.rounds import (
     first_line,
     measure_prepared,
 )
+from rexbench.measure.runtimes import check_available
 from rexbench.measure.timing import Clock, backend_settings
 from rexbench.models.shapes import check_options, format_shape
 from rexbench.records.schema import Record
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
 
     from rexbench.measure.prepare import PreparedModel
 
+FailureFn = Callable[["ConfigFailure"], None]
 MACS_CONVENTION = (
     "macs_conv: Conv + Linear multiply-adds of one image (the paper's FLOPs); "
     "GFLOP/s = 2 x macs_conv x batch / median"
@@ -62,6 +65,8 @@ def profile_models(
     out_dir: str | Path | None = None,
     progress: ProgressFn | None = None,
     on_record: RecordFn | None = None,
+    on_failure: FailureFn | None = None,
+    together: bool = False,
     round_size: int = ROUND_SIZE,
     anchor: Anchor | None = None,
     ops: DeviceOps | None = None,
@@ -73,7 +78,11 @@ def profile_models(
     runs / warmup: override every config's (None: take the configs', which must then agree).
     input_shape: (C, H, W) or "3x224x224" for every model (stored in each config; refused when it
     disagrees with a config's resolution). out_dir None: nothing is written. on_record(record,
-    path) is called after each record is stored. abort_when_contended: raise
+    path) is called after each record is stored. A configuration that cannot be prepared is left
+    out and passed to on_failure (without one: a RexbenchError after every other configuration
+    was measured). together: every model timed in the same interleaved rounds (else one model after
+    the other). Every configuration's output is checked against the eager fp32 model's before it
+    is timed (rexbench.measure.parity; the record's `parity`). abort_when_contended: raise
     `contention.ContendedRun` as soon as a run is certain to end contended (the gate re-measures
     then). anchor / ops / clock: test injection (default:
     `anchor.make_anchor(device)`, the device's DeviceOps, perf_counter_ns).
@@ -88,6 +97,7 @@ def profile_models(
     device = resolve_device(configs[0].device)
     for config in configs:
         check_dtype(device, config.dtype)
+        check_available(config.runtime)
     for spec in parsed:  # input sizes too, before any model is built
         for config in configs:
             check_options(spec, config.input_shape, config.resolution)
@@ -107,10 +117,37 @@ def profile_models(
         on_record=on_record,
         abort_when_contended=abort_when_contended,
     )
+    failures: list[ConfigFailure] = []
+
+    def failed(failure: ConfigFailure) -> None:
+        failures.append(failure)
+        if on_failure is not None:
+            on_failure(failure)
+
     records: list[Record] = []
-    for spec in parsed:
-        records += _profile_model(spec, configs, options)
+    for group in [parsed] if together else [[spec] for spec in parsed]:
+        records += _profile_group(group, configs, options, failed)
+    if failures and on_failure is None:
+        raise RexbenchError("; ".join(f.line for f in failures))
     return records
+
+
+@dataclass(frozen=True)
+class ConfigFailure:
+    """A configuration that could not be prepared or checked (an export, a conversion, a
+    compilation that failed); the other configurations of the run are measured all the same."""
+
+    model: str
+    config: str
+    reason: str
+
+    @property
+    def line(self) -> str:
+        return (
+            self.reason
+            if self.reason.startswith(self.model)
+            else f"{self.model} {self.config}: {self.reason}"
+        )
 
 
 def check_writable(folder: Path, option: str = "--out") -> None:
@@ -179,11 +216,33 @@ def with_input_shape(config: RunConfig, input_shape: str | Sequence[int] | None)
 # ------------------------------------------------------------------------------------ one model
 
 
-def _profile_model(
-    spec: ModelSpec, configs: list[RunConfig], options: RoundOptions
+def _profile_group(
+    specs: list[ModelSpec], configs: list[RunConfig], options: RoundOptions, failed: FailureFn
 ) -> list[Record]:
-    """Build the model, count it once per input shape, prepare every configuration (under its own
-    backend settings), then measure them together (rexbench.measure.rounds)."""
+    """Prepare every configuration of every model of the group, then time them all in the same
+    interleaved rounds (rexbench.measure.rounds)."""
+    items: list[PreparedConfig] = []
+    base_env: dict[str, Any] | None = None
+    compiled = any(c.compile for c in configs)
+    with _compile_room(len(specs) * len(configs) if compiled and len(specs) > 1 else 0):
+        for spec in specs:
+            more, env = _prepare_model(spec, configs, options, failed)
+            items += more
+            base_env = base_env or env
+    records = measure_prepared(specs[0], items, base_env or {}, options) if items else []
+    items.clear()
+    if compiled:
+        _reset_compiler()
+    return records
+
+
+def _prepare_model(
+    spec: ModelSpec, configs: list[RunConfig], options: RoundOptions, failed: FailureFn
+) -> tuple[list[PreparedConfig], dict[str, Any] | None]:
+    """Build the model, count it once per input shape, give it weights a parity check can see
+    through (without --weights), prepare and check every configuration under its own backend
+    settings. A configuration that cannot be prepared or checked goes to `failed`."""
+    from rexbench.measure import parity
     from rexbench.models.factory import create_model
 
     name = str(spec)
@@ -194,23 +253,31 @@ def _profile_model(
     for shape in dict.fromkeys(shapes):
         options.emit(ProfileEvent("count", name, format_shape(shape)))
         counts[shape] = count(model, shape, name)
-
+    if options.weights is None:
+        weights = parity.nontrivial_weights(model)
+    else:
+        weights = f"the checkpoint {Path(options.weights).name}"
+    references: dict[tuple[Any, ...], Any] = {}  # eager fp32 outputs per input
     base_env: dict[str, Any] | None = None
     items: list[PreparedConfig] = []
     for i, (config, shape) in enumerate(zip(configs, shapes, strict=True)):
         options.emit(ProfileEvent("prepare", name, config.label, i, len(configs)))
         with backend_settings(config.threads, config.cudnn_benchmark, config.allow_tf32) as state:
-            prepared = _prepare(model, config, shape, name)
+            try:
+                prepared = _prepare(model, config, shape, name)
+                check = _check(prepared, _Reference(model, shape, references), weights, options)
+            except RexbenchError as exc:
+                if str(exc).startswith("out of memory"):  # devices.oom_error: smaller batch, all
+                    raise
+                failed(ConfigFailure(name, config.label, str(exc)))
+                continue
             if base_env is None:  # threads are set: the fingerprint shows what the run uses
                 base_env = envmod.fingerprint()
             threads = envmod.thread_info()
-        items.append(PreparedConfig(config, prepared, state, threads, counts[shape]))
-    del model
-    records = measure_prepared(spec, items, base_env or {}, options)
-    items.clear()
-    if any(c.compile for c in configs):
-        _reset_compiler()
-    return records
+        items.append(
+            PreparedConfig(config, prepared, state, threads, counts[shape], spec=spec, parity=check)
+        )
+    return items, base_env
 
 
 def _input_shape(spec: ModelSpec, model: nn.Module, config: RunConfig) -> tuple[int, int, int]:
@@ -244,15 +311,82 @@ def count(model: nn.Module, shape: Sequence[int], name: str) -> dict[str, Any]:
 def _prepare(
     model: nn.Module, config: RunConfig, shape: tuple[int, ...], name: str
 ) -> PreparedModel:
+    what = f"{name} could not be prepared as {config.label}"
+    if config.runtime is not None:
+        from rexbench.measure.runtimes import EXTRAS, version
+
+        what += f" ({EXTRAS[config.runtime][2]} {version(config.runtime)})"
     try:
         return prepare(model, config, input_shape=shape)
-    except (RexbenchError, KeyboardInterrupt):
+    except KeyboardInterrupt:
         raise
+    except RexbenchError as exc:
+        if config.runtime is None:
+            raise
+        raise RexbenchError(f"{what}: {exc}") from exc
     except Exception as exc:
         hint = "; try --config eager or --no-compile" if config.compile else ""
+        raise RexbenchError(f"{what}: {first_line(exc)}{hint}") from exc
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """The eager fp32 output of `model` on a configuration's seeded input, computed once per
+    input shape and batch size (kept in `cache`)."""
+
+    model: nn.Module
+    shape: tuple[int, ...]
+    cache: dict[tuple[Any, ...], Any]
+
+    def output(self, config: RunConfig) -> Any:
+        from rexbench.measure.parity import reference_output
+
+        key = (self.shape, config.batch_size)
+        if key not in self.cache:
+            self.cache[key] = reference_output(self.model, config, self.shape)
+        return self.cache[key]
+
+
+def _check(
+    prepared: PreparedModel, reference: _Reference, weights: str, options: RoundOptions
+) -> dict[str, Any]:
+    """The output parity of a prepared configuration (rexbench.measure.parity); an invalid one
+    is warned about in its record."""
+    from rexbench.measure import parity
+    from rexbench.measure.devices import oom_error
+
+    config = prepared.config
+    try:
+        data = parity.check(prepared, reference.output(config), weights)
+    except Exception as exc:
+        if options.ops.is_oom(exc):
+            options.ops.after_oom()
+            raise oom_error(prepared.device, config.batch_size, "the output check") from None
         raise RexbenchError(
-            f"{name} could not be prepared as {config.label}: {first_line(exc)}{hint}"
+            f"{config.label} failed on its first output check: {first_line(exc)}"
         ) from exc
+    if not data["valid"]:
+        prepared.notes.append(
+            f"invalid: the output differs from the eager fp32 model's ({data['reason']}); left "
+            "out of speed-ups, plots, claims and gates"
+        )
+    return data
+
+
+@contextlib.contextmanager
+def _compile_room(entries: int) -> Iterator[None]:
+    """Let dynamo keep `entries` compiled versions of one forward: models of one class measured
+    together (ReXNet x1.0 and x2.0) share their forward's code, and past torch's recompile limit
+    (8) a model would silently run eagerly."""
+    if entries <= 8:
+        yield
+        return
+    import torch
+
+    dynamo = torch._dynamo.config
+    name = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
+    with dynamo.patch(**{name: max(getattr(dynamo, name), entries)}):
+        yield
 
 
 def _reset_compiler() -> None:

@@ -12,7 +12,7 @@ allocator is made steady before the warm-up (rexbench.measure.allocator).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,7 @@ from rexbench.measure import env as envmod
 from rexbench.measure.allocator import steady_allocator
 from rexbench.measure.anchor import Anchor
 from rexbench.measure.config import RunConfig
-from rexbench.measure.cudagraphs import uses_cudagraphs
+from rexbench.measure.derived import derived
 from rexbench.measure.devices import DeviceOps
 from rexbench.measure.timing import (
     Clock,
@@ -33,21 +33,14 @@ from rexbench.measure.timing import (
     measure_interleaved,
 )
 from rexbench.measure.validity import RoundWatch
-from rexbench.measure.validity import warnings as validity_warnings
 from rexbench.records.schema import ModelInfo, Record, RunInfo, Timing
 from rexbench.records.store import write_record
 from rexbench.spec import ModelSpec
-from rexbench.stats import NOISE_THRESHOLD, summarize
 
 if TYPE_CHECKING:
     from rexbench.measure.prepare import PreparedModel
 
 ROUND_SIZE = 10  # calls per runner per round: small enough to interleave, large enough to amortise
-# A sample over STALL_FACTOR x the median is a stall, not noise: on this project's 2-core machines a
-# competing process made 2-thread runs 60x slower (each OpenMP barrier waiting out a time slice)
-# while the 1-thread anchor was barely affected. STALL_WARN of such samples earns a warning.
-STALL_FACTOR = 3
-STALL_WARN = 0.01
 
 
 @dataclass(frozen=True)
@@ -93,13 +86,17 @@ class RoundOptions:
 @dataclass(frozen=True)
 class PreparedConfig:
     """One configuration of a model, ready to time: the prepared model, the backend state it was
-    prepared under (`backend_state()`), the thread info and the counts at its input."""
+    prepared under (`backend_state()`), the thread info and the counts at its input; spec: its
+    model when one measurement times several models (else the one given to measure_prepared);
+    parity: the output check of rexbench.measure.parity."""
 
     config: RunConfig
     prepared: PreparedModel
     backend: dict[str, Any]
     threads: dict[str, Any]
     counts: dict[str, Any]
+    spec: ModelSpec | None = None
+    parity: dict[str, Any] | None = None
 
 
 def measure_prepared(
@@ -110,11 +107,15 @@ def measure_prepared(
 ) -> list[Record]:
     """Time `items` and the anchor in interleaved rounds; store and return one record per item.
 
-    The GPU's state and torch.compile's recompilations are watched through the rounds
-    (rexbench.measure.validity) and stored with each record (`Timing.validity`)."""
-    name = str(spec)
+    Items of several models (each with its `spec`) are timed in the same rounds; every record of
+    one call shares a `run_id`. The GPU's state and torch.compile's recompilations are watched
+    through the rounds (rexbench.measure.validity) and stored with each record (`Timing.validity`)."""
+    import uuid
+
+    name = ", ".join(dict.fromkeys(str(item.spec or spec) for item in items)) or str(spec)
+    run_id = uuid.uuid4().hex[:16]
     allocator = steady_allocator() if options.device == "cpu" else None
-    names = _runner_names([item.config for item in items])
+    names, where = _labelled(items, name)
     flush = _flusher(items, options.device)
     watch = RoundWatch(
         options.device,
@@ -125,7 +126,7 @@ def measure_prepared(
         start = envmod.device_snapshot(options.device)
         watch.start()
         try:
-            timings, sampler = _run_rounds(name, items, options, (names, flush, watch.on_event))
+            timings, sampler = _run_rounds(name, items, options, (names, flush, watch.on_event, where))
         finally:
             watch.finish()
         end = envmod.device_snapshot(options.device)
@@ -134,12 +135,16 @@ def measure_prepared(
         base_env = {**base_env, "allocator": allocator}
     records = []
     for item, timing, runner in zip(items, timings[:-1], names, strict=True):
+        model = item.spec or spec
         record = Record(
-            model=ModelInfo.from_spec(spec, _provenance(spec, options.weights)),
+            model=ModelInfo.from_spec(model, _provenance(model, options.weights)),
             run=RunInfo.from_config(item.config),
             env={**base_env, "threads": item.threads},
             counts=item.counts,
-            timing=_record_timing(item, timing, anchor_ns, options.anchor, (start, end)),
+            timing=_record_timing(
+                item, timing, anchor_ns, options.anchor, (start, end), run_id=run_id
+            ),
+            parity=dict(item.parity or {}),
         )
         record.timing.validity = watch.validity(runner)
         if item.config.flush_l2 and flush is not None:
@@ -148,7 +153,7 @@ def measure_prepared(
         notes, bn_remaining = item.prepared.notes, item.prepared.bn_remaining
         record.summary, record.warnings = derived(record, notes, bn_remaining)
         path = write_record(record, options.out_dir) if options.out_dir is not None else None
-        options.emit(ProfileEvent("record", name, item.config.label))
+        options.emit(ProfileEvent("record", str(model), item.config.label))
         if options.on_record is not None:
             options.on_record(record, path)
         records.append(record)
@@ -159,13 +164,19 @@ def _run_rounds(
     name: str,
     items: Sequence[PreparedConfig],
     options: RoundOptions,
-    hooks: tuple[list[str], Callable[[], None] | None, Callable[[ProgressEvent], None]],
+    hooks: tuple[
+        list[str],
+        Callable[[], None] | None,
+        Callable[[ProgressEvent], None],
+        dict[str, tuple[str, str]],
+    ],
 ) -> tuple[list[TimerResult], contention.ChunkSampler]:
     """The configurations' runners and then the anchor's, measured interleaved; the kernel's
-    contention counters are read right before and right after every chunk. hooks: the runner names,
-    the L2 flush (for configs with flush_l2) and what sees every progress event first."""
+    contention counters are read right before and right after every chunk. hooks: the runner
+    names, the L2 flush (for configs with flush_l2), what sees every progress event first, and each
+    runner's (model, configuration label) for the progress events."""
     configs = [item.config for item in items]
-    names, flush, watch = hooks
+    names, flush, watch, where = hooks
     runners = [
         Runner(
             label,
@@ -190,7 +201,8 @@ def _run_rounds(
     def relay(event: ProgressEvent) -> None:
         watch(event)
         sampler.end(event.phase, event.done)
-        options.emit(ProfileEvent(event.phase, name, event.runner, event.done, event.total))
+        model, item = where.get(event.runner, (name, event.runner))
+        options.emit(ProfileEvent(event.phase, model, item, event.done, event.total))
 
     try:
         timings = measure_interleaved(
@@ -222,12 +234,31 @@ def _sampled(
     return run
 
 
+def _labelled(
+    items: Sequence[PreparedConfig], name: str
+) -> tuple[list[str], dict[str, tuple[str, str]]]:
+    """Runner names (the config labels; "model label" when several models share the rounds) and
+    each runner's (model, label)."""
+    configs = [item.config for item in items]
+    models = [str(item.spec) if item.spec is not None else name for item in items]
+    labels = [""] * len(items)
+    for model in dict.fromkeys(models):  # a label shared by two configs of one model gets its id
+        mine = [i for i, m in enumerate(models) if m == model]
+        for i, label in zip(mine, _runner_names([configs[i] for i in mine]), strict=True):
+            labels[i] = label
+    several = len(set(models)) > 1
+    names = [f"{m} {label}" if several else label for m, label in zip(models, labels, strict=True)]
+    return names, {n: (m, label) for n, m, label in zip(names, models, labels, strict=True)}
+
+
 def _record_timing(
     item: PreparedConfig,
     timing: TimerResult,
     anchor_ns: list[int],
     anchor: Anchor,
     snapshots: tuple[dict[str, Any], dict[str, Any]],
+    *,
+    run_id: str | None = None,
 ) -> Timing:
     """The record's Timing: the timer's samples, the anchor's, the device state before and after."""
     return Timing(
@@ -244,6 +275,7 @@ def _record_timing(
         backend=timing.backend,
         preparation=item.prepared.to_dict(),
         wall_s=timing.wall_s,
+        run_id=run_id,
     )
 
 
@@ -302,68 +334,6 @@ def _provenance(spec: ModelSpec, weights: str | Path | None) -> dict[str, Any]:
                 digest.update(block)
         info.update(weights=str(path.resolve()), weights_sha256=digest.hexdigest())
     return info
-
-
-def derived(
-    record: Record, notes: Sequence[str] = (), bn_remaining: int = 0
-) -> tuple[dict[str, Any], list[str]]:
-    """The summary (stats.Summary fields, gflops_per_s, anchor ratio, stalled_fraction) and the
-    warnings (stalls, noise, unfolded BatchNorm, GPU slowdown, recompilations, preparation notes)
-    of a record."""
-    assert record.timing is not None
-    batch = int(record.run.config.get("batch_size", 1))
-    summary = summarize(record.timing.samples_ns, batch)
-    data = asdict(summary)
-    macs = record.counts.get("macs_conv")
-    data["gflops_per_s"] = (
-        2 * macs * batch / summary.median if macs and summary.median > 0 else None
-    )
-    anchor_ns = record.timing.anchor_ns
-    anchor_median = summarize(anchor_ns).median if anchor_ns else None
-    data["anchor_median"] = anchor_median
-    data["median_over_anchor"] = summary.median / anchor_median if anchor_median else None
-    slow = sum(v > STALL_FACTOR * summary.median for v in record.timing.samples_ns)
-    data["stalled_fraction"] = slow / summary.n
-    data["contention"] = contention.summarize(record.timing.contention)
-    warnings = []
-    if data["stalled_fraction"] >= STALL_WARN:
-        warnings.append(
-            f"contended: {data['stalled_fraction']:.1%} of the samples took over {STALL_FACTOR}x the "
-            "median (another process competing for the cores? multi-threaded runs suffer most); "
-            "re-run on a quiet machine"
-        )
-    if summary.noisy:
-        warnings.append(
-            f"noisy: IQR/median = {summary.noise:.1%} > {NOISE_THRESHOLD:.0%}; "
-            "other load on the machine? compare configurations measured together"
-        )
-    warnings += _oversubscribed(record)
-    if record.run.config.get("fold_bn") and bn_remaining:
-        warnings.append(f"{bn_remaining} BatchNorm layer(s) could not be folded")
-    config = record.run.config
-    cudagraphs = uses_cudagraphs(config.get("compile_mode"), str(config.get("device", "cpu")))
-    warnings += validity_warnings(
-        record.timing.validity, cudagraphs and bool(config.get("compile"))
-    )
-    warnings += list(notes)
-    if data["contention"].get("contended"):
-        warnings.append(
-            f"machine contended: {contention.describe(data['contention'])}; a gate does not judge "
-            "such a run: re-run it on a quiet machine"
-        )
-    return data, warnings
-
-
-def _oversubscribed(record: Record) -> list[str]:
-    """A warning when the run used more torch threads than the machine has usable cores."""
-    threads = (record.timing.backend if record.timing else {}).get("threads")
-    cores = (record.env.get("cpu") or {}).get("usable_cores")
-    if not (isinstance(threads, int) and isinstance(cores, int)) or threads <= cores:
-        return []
-    return [
-        f"oversubscribed: {threads} torch threads on {cores} usable core(s); the extra threads "
-        f"wait for a core and the times say little about this model (use --threads {cores} or fewer)"
-    ]
 
 
 def first_line(exc: BaseException) -> str:

@@ -1,10 +1,13 @@
 """Sweeps: the paper's model sets profiled with one configuration, resumable, interruptible.
 
 A sweep is a list of models (named sets from the paper's tables, or model specs) and a list of run
-configurations. Each model is handed to `rexbench.measure.profile.profile_models`, which writes its records
-atomically as soon as the model is finished; a model already measured with the identical
-configuration (same config_id, on this machine, in the output folder) is skipped unless forced.
-Ctrl-C stops the sweep and keeps every finished record (the result says it was interrupted).
+configurations. The models go to `rexbench.measure.profile.profile_models` in groups timed in the
+same interleaved rounds (`groups`: by default, the models a paper claim compares, so that a claim's
+two latencies are never measured minutes apart), which writes their records atomically as soon as
+the group is finished; a model already measured with the identical configuration (same config_id,
+on this machine, in the output folder) is skipped unless forced, and a group with anything left to
+measure is measured whole. Ctrl-C stops the sweep and keeps every finished record (the result says
+it was interrupted).
 """
 
 from __future__ import annotations
@@ -130,6 +133,36 @@ def plan(
     return items
 
 
+INTERLEAVE = ("claims", "all", "none")
+
+
+def groups(items: Sequence[PlanItem], interleave: str = "claims") -> list[list[PlanItem]]:
+    """The plan's models in measuring groups, in plan order. "claims": models linked by a speed
+    claim of the paper (rexbench.paper.claims; x2.0 with B3 and B1, B1 with x1.3, ...) share a
+    group; "all": one group; "none": one model per group."""
+    if interleave not in INTERLEAVE:
+        raise RexbenchError(f"--interleave {interleave!r}: choose one of {', '.join(INTERLEAVE)}")
+    if interleave == "all":
+        return [list(items)] if items else []
+    parent = {item.spec: item.spec for item in items}
+
+    def root(spec: str) -> str:
+        while parent[spec] != spec:
+            spec = parent[spec]
+        return spec
+
+    if interleave == "claims":
+        from rexbench.paper.claims import CLAIMS
+
+        for claim in CLAIMS:
+            if claim.kind == "speedup" and claim.model in parent and claim.baseline in parent:
+                parent[root(claim.baseline)] = root(claim.model)
+    out: dict[str, list[PlanItem]] = {}
+    for item in items:
+        out.setdefault(root(item.spec), []).append(item)
+    return list(out.values())
+
+
 @dataclass
 class SweepResult:
     records: list[Record] = field(default_factory=list)
@@ -143,7 +176,7 @@ class SweepResult:
         def row(r: Record, path: Path | None) -> dict[str, Any]:
             lat = r.latency
             return {"model": r.model.spec, "config": r.run.label, "config_id": r.run.config_id,
-                    "median_ms": lat.median_ms if lat else None,
+                    "median_ms": lat.median_ms if lat else None, "valid": r.valid,
                     "record": str(path) if path else None}  # fmt: skip
 
         paths = self.paths + [None] * (len(self.records) - len(self.paths))
@@ -161,17 +194,22 @@ def run(
     out_dir: str | Path,
     *,
     keep_going: bool = False,
+    interleave: str = "claims",
     on_model: Callable[[int, PlanItem], None] | None = None,
     profile_fn: ProfileFn | None = None,
     **profile_kwargs: Any,
 ) -> SweepResult:
     """Measure every planned model with `profile_fn` (default rexbench.measure.profile.profile_models),
-    one model per call, records written to `out_dir` as each model finishes.
+    one group of models (`groups(items, interleave)`) per call, timed together, records written to
+    `out_dir` as each group finishes. A group with anything left to measure is measured whole, with
+    every configuration any of its models still needs.
 
-    on_model(i, item) is called before model i is measured. A RexbenchError stops the sweep (it is
-    re-raised) unless keep_going, which records it and goes on. Ctrl-C ends the sweep with
-    `interrupted=True`; everything finished before it is on disk and in the result.
-    profile_kwargs (runs, warmup, weights, input_shape, progress, ...) go to `profile_fn`.
+    on_model(i, item) is called before the group starting with model i is measured (item: the group
+    as one PlanItem, its models joined by ", "). A configuration that fails to prepare is recorded in
+    `failed` and the others are measured; any other RexbenchError stops the sweep (it is re-raised)
+    unless keep_going, which records it and goes on. Ctrl-C ends the sweep with `interrupted=True`;
+    everything finished before it is on disk and in the result. profile_kwargs (runs, warmup,
+    weights, input_shape, progress, ...) go to `profile_fn`.
     """
     if profile_fn is None:
         from rexbench.measure import profile
@@ -179,6 +217,7 @@ def run(
         profile_fn = profile.profile_models
     result = SweepResult(skipped=[i for i in items if i.done])
     user_on_record = profile_kwargs.pop("on_record", None)
+    user_on_failure = profile_kwargs.pop("on_failure", None)
 
     def on_record(record: Record, path: Path | None) -> None:
         result.records.append(record)
@@ -187,19 +226,30 @@ def run(
         if user_on_record is not None:
             user_on_record(record, path)
 
+    def on_failure(failure: Any) -> None:
+        result.failed.append((failure.model, failure.line))
+        if user_on_failure is not None:
+            user_on_failure(failure)
+
     start = time.monotonic()
-    todo = [i for i in items if i.todo]
+    done = 0
     try:
-        for index, item in enumerate(todo):
+        for group in groups(items, interleave):
+            if not any(i.todo for i in group):
+                continue
+            specs = [i.spec for i in group]
+            configs = list({c.config_id: c for i in group for c in i.todo}.values())
             if on_model is not None:
-                on_model(index, item)
+                on_model(done, PlanItem(", ".join(specs), configs))
+            done += len(group)
+            together = {"together": True} if len(specs) > 1 else {}
             try:
-                profile_fn([item.spec], item.todo, out_dir=out_dir, on_record=on_record,
-                           **profile_kwargs)  # fmt: skip
+                profile_fn(specs, configs, out_dir=out_dir, on_record=on_record,
+                           on_failure=on_failure, **together, **profile_kwargs)  # fmt: skip
             except RexbenchError as exc:
                 if not keep_going:
                     raise
-                result.failed.append((item.spec, str(exc)))
+                result.failed.append((", ".join(specs), str(exc)))
     except KeyboardInterrupt:
         result.interrupted = True
     result.seconds = time.monotonic() - start

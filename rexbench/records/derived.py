@@ -144,7 +144,8 @@ class RecordView:
         run: Any  # RunInfo: config (dict), label, config_id
         env: dict[str, Any]
         counts: dict[str, Any]
-        timing: Any  # Timing | None: samples_ns
+        timing: Any  # Timing | None: samples_ns, run_id
+        parity: dict[str, Any]
         created: str
         machine_id: str
         key: tuple[str, str]
@@ -159,6 +160,34 @@ class RecordView:
         """The latency from the raw samples; None for a record without timing samples."""
         data = self.samples
         return _latency(tuple(data), self.batch_size) if data else None
+
+    @property
+    def valid(self) -> bool:
+        """False when the output parity check (`rexbench.measure.parity`) found the prepared model
+        computing another function than the eager fp32 model; records without a check are valid."""
+        return self.parity.get("valid") is not False
+
+    @property
+    def parity_text(self) -> str:
+        """ "ok (rel L2 3.1e-07)", "INVALID (rel L2 0.21 > 0.001)" or "not checked" (older records)."""
+        p = self.parity
+        if "valid" not in p:
+            return "not checked"
+        rel, tol = p.get("rel_l2"), (p.get("tolerance") or {}).get("rel_l2")
+        value = f"rel L2 {rel:.2g}" if isinstance(rel, (int, float)) else str(p.get("reason", "-"))
+        if p["valid"]:
+            return f"ok ({value})"
+        limit = f" > {tol:g}" if isinstance(rel, (int, float)) and tol else ""
+        return f"INVALID ({value}{limit})"
+
+    @property
+    def run_id(self) -> str | None:
+        """The id of the interleaved measurement the record was timed in (None: older records)."""
+        return self.timing.run_id if self.timing is not None else None
+
+    def measured_with(self, other: RecordView) -> bool:
+        """Whether both records were timed in the same interleaved measurement."""
+        return self.run_id is not None and self.run_id == other.run_id
 
     @property
     def batch_size(self) -> int:

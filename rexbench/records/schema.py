@@ -93,6 +93,8 @@ class Timing:
     the timed calls; "l2_flush", the flush buffer when the L2 cache was flushed before each call.
     contention: the kernel's contention counters around every chunk of that measurement (CPU
     pressure, steal, our threads' run-queue wait, page faults; `rexbench.measure.contention`).
+    run_id: one id shared by every record timed in the same interleaved measurement (the
+    configurations of a model, and the models a sweep measured together); None in older files.
     """
 
     samples_ns: list[int]
@@ -110,13 +112,16 @@ class Timing:
     wall_s: float | None = None
     validity: dict[str, Any] = field(default_factory=dict)
     contention: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
 
 
 @dataclass
 class Record(RecordView):
     """One model x one run configuration on one machine. `summary` is derived from timing.
 
-    Derived: latency, settings, counts, hardware, ... (`rexbench.records.derived.RecordView`).
+    parity: the prepared model's output against the eager fp32 model's, checked before timing
+    (`rexbench.measure.parity`); {} in files written before the check existed (then not checked).
+    Derived: latency, settings, counts, hardware, valid ... (`rexbench.records.derived.RecordView`).
     """
 
     model: ModelInfo
@@ -126,6 +131,7 @@ class Record(RecordView):
     timing: Timing | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    parity: dict[str, Any] = field(default_factory=dict)
     kind: str = "profile"
     rexbench_version: str = field(default_factory=_version)
     created: str = field(default_factory=_utc_now)
@@ -174,6 +180,7 @@ class Record(RecordView):
             timing=None if timing is None else check.timing(timing),
             summary=check.field(data, "summary", dict),
             warnings=check.field(data, "warnings", list),
+            parity=check.optional(data, "parity", dict, {}),
             kind=data["kind"],
             rexbench_version=check.field(data, "rexbench_version", str),
             created=check.field(data, "created", str),
@@ -286,6 +293,7 @@ class _Checker:
             wall_s=self.optional(t, "wall_s", (int, float), None, p),
             validity=self.optional(t, "validity", dict, {}, p),
             contention=self.optional(t, "contention", dict, {}, p),
+            run_id=self.optional(t, "run_id", str, None, p),
         )
 
 

@@ -98,7 +98,12 @@ def _ranks(aligned: dict[RowKey, dict[str, Record]], keys: list[RowKey], mid: st
 
 
 def _common(aligned: dict[RowKey, dict[str, Record]], machines: Sequence[str], kind: str) -> list:
-    return [k for k, recs in aligned.items() if k[1] == kind and all(x in recs for x in machines)]
+    """Rows measured, validly (rexbench.measure.parity), on every one of `machines`."""
+    return [
+        k
+        for k, recs in aligned.items()
+        if k[1] == kind and all(x in recs and recs[x].valid for x in machines)
+    ]
 
 
 def sections(records: Sequence[Record], ref: str, allow_mismatch: bool = False) -> list[Section]:
@@ -155,10 +160,11 @@ def _latency_section(aligned: dict, ids: list[str], ref: str, marked: set) -> Se
                 continue
             lat, rank = r.latency, ranks[(kind, mid)].get(key)
             star = "*" if (spec, kind, mid) in marked else ""
+            star += "" if r.valid else " INVALID"
             cells.append(f"{fmt_latency(lat)}{star}" + (f" #{rank}" if rank else ""))
             data["machines"][mid] = {**lat.to_dict(), **r.settings, "rank": rank}
         for mid in others:
-            ok = ref in recs and mid in recs
+            ok = ref in recs and mid in recs and recs[ref].valid and recs[mid].valid
             value = speed(recs[ref], recs[mid]) if ok else None
             cells.append(f"{value:.2f}x" if value is not None else "-")
             data["machines"].setdefault(mid, {})["speed_vs_reference"] = value

@@ -1,11 +1,9 @@
 """The paper's Figure 3 from measured records: ImageNet top-1 against FLOPs, CPU latency and GPU latency.
 
-Top-1 is the paper's published accuracy (rexbench.paper.tables; nothing here measures accuracy), or
-for other models (timm:, torchvision:, py:) the one given with `--top1 SPEC=PCT`;
-FLOPs and parameters are the exact counts stored in the records (`macs_conv`, the paper's
-convention); latency is the median per batch with its 95% confidence interval (`Record.latency`).
-matplotlib is imported inside the functions and drawn on `rexbench.figures.new_figure` (Agg
-canvas, no pyplot state), so it works headless and never changes the caller's backend.
+Top-1 is the paper's published accuracy (rexbench.paper.tables; nothing here measures it), or for
+timm:, torchvision: and py: models the one given with `--top1 SPEC=PCT`; FLOPs and parameters are
+the exact counts of the records (`macs_conv`); latency is the median per batch with its 95% CI.
+Drawn on `rexbench.figures.new_figure` (Agg canvas, no pyplot state): headless, backend untouched.
 """
 
 from __future__ import annotations
@@ -107,11 +105,13 @@ def _plottable(
 ) -> tuple[list[Record], dict[str, int]]:
     """Records with a top-1 in the chosen families, and counts of what was left out."""
     keep: list[Record] = []
-    hidden = {"family": 0, "top1": 0, "family:cpu": 0, "family:cuda": 0}
+    hidden = {"family": 0, "top1": 0, "family:cpu": 0, "family:cuda": 0, "invalid": 0}
     wanted = None if families is None else {f.lower() for f in families}
     for r in records:
         spec = r.model.spec
-        if wanted is not None and r.model.family.lower() not in wanted:
+        if not r.valid:  # its output differs from the eager fp32 model's (rexbench.measure.parity)
+            hidden["invalid"] += 1
+        elif wanted is not None and r.model.family.lower() not in wanted:
             hidden["family"] += 1
             hidden[f"family:{r.device_kind}"] += r.latency is not None
         elif top1(spec) is None:
@@ -273,6 +273,12 @@ def caption(
             lines.append(f"No {name} records: `rexbench sweep table5 --device {kind}` measures them.")
     if hidden["family"]:
         lines.append(f"{hidden['family']} record(s) of other families not shown (--all-families).")
+    if hidden["invalid"]:
+        lines.append(
+            f"{hidden['invalid']} record(s) of configurations whose output differs from eager fp32 not shown."
+        )
+    if hidden.get("config"):
+        lines.append(f"{hidden['config']} record(s) of other configurations not shown (--config).")
     if hidden["top1"]:
         lines.append(
             f"{hidden['top1']} record(s) without a published top-1 not shown (give one with --top1 SPEC=PCT)."
@@ -289,23 +295,30 @@ def figure3(
     paper: bool = False,
     dpi: int = 100,
     top1: Mapping[str, float] | None = None,
+    configs: Sequence[str] | None = None,
 ) -> Figure:
     """Three panels: top-1 vs FLOPs (or params), vs CPU latency (or throughput), vs GPU latency.
+
+    configs: the configuration labels to draw ("ort" for ONNX Runtime alone, or several to overlay
+    them, one line per family and configuration); None draws every configuration measured.
 
     families None plots every family; records without a published top-1 are left out (counted in
     the caption) unless `top1` gives theirs ({canonical spec: %}, see `parse_top1`; it is named
     in the caption). A device panel without records says so inside the panel. Saved when `path`
-    is given (.png, .svg or .pdf); the figure is 15 x 5.4 inches at `dpi`.
+    is given (.png, .svg or .pdf); the figure is 12.5 x 5.6 inches at `dpi`.
     """
     count_axis, device_axis = parse_axes(x)
     out = check_figure_path(path) if path is not None else None
     records, _ = Record.latest(records)
+    chosen = [r for r in records if configs is None or r.run.label in configs]
+    records, others = chosen, len(records) - len(chosen)
     given = dict(top1 or {})
 
     def accuracy(spec: str) -> float | None:
         return given[spec] if spec in given else published_top1(spec)
 
     shown, hidden = _plottable(records, families, accuracy)
+    hidden["config"] = others
     if not shown:
         raise NothingToPlot(_nothing(len(records), hidden, families))
     fig = new_figure(12.5, 5.6)

@@ -146,6 +146,8 @@ def latency_section(records: Iterable[Record]) -> Section:
         row = published(spec) if r.model.zoo_entry else None
         if row is not None and r.resolution not in (None, row.resolution):
             notes.append(f"paper at {row.resolution}px")
+        if not r.valid:
+            notes.append(f"INVALID: output differs from eager fp32 ({r.parity_text})")
         if lat.noisy:
             notes.append("noisy (IQR/median > 10%)")
         notes += [i.summary for i in (inconsistencies(spec) if r.model.zoo_entry else ())
@@ -210,11 +212,11 @@ def claim_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
     batch, dtype), as measured speed-up = baseline median / model median with a bootstrap 95% CI."""
     from rexbench.stats import Samples, ratio_interval
 
-    index = {(r.model.spec, *_pair_key(r)): r for r in records}
+    index = {(r.model.spec, *_pair_key(r)): r for r in records if r.valid}
     out = []
     for claim in _speed_claims():
         for r in records:
-            if r.model.spec != claim.model or not _claim_matches(claim, r):
+            if r.model.spec != claim.model or not r.valid or not _claim_matches(claim, r):
                 continue
             base = index.get((claim.baseline, *_pair_key(r)))
             if base is None:
@@ -231,8 +233,12 @@ def claim_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
                 "measured": value, "ci_low": ci.low, "ci_high": ci.high,
                 "holds": claim.holds(value), "verdict": claim.verdict(value, ci.low, ci.high),
                 "edges": list(claim.edges()),
+                "measured_together": r.measured_with(base),
             })  # fmt: skip
-    return out
+    return sorted(out, key=lambda row: (_CLAIM_ORDER[row["id"]], row["device"], row["config"]))
+
+
+_CLAIM_ORDER = {c.id: i for i, c in enumerate(CLAIMS)}
 
 
 def ratio_text(value: float, low: float, high: float, edges: Sequence[float]) -> str:
@@ -247,12 +253,15 @@ def claims_section(records: Sequence[Record]) -> Section:
     s = Section(
         "claims",
         "The paper's relative speed claims, measured",
-        ["claim", "config", "paper", "measured [95% CI]", "holds here"],
+        ["claim", "config", "paper", "measured [95% CI]", "holds here", "timed"],
         right={2, 3},
-        intro="Speed-up = baseline latency / model latency (> 1: the first model is faster). Only "
-        "claims whose two models were measured here with identical settings are shown.",
+        intro="Speed-up = baseline latency / model latency (> 1: the first model is faster), per "
+        "configuration (PyTorch eager or compiled, ONNX Runtime `ort`, OpenVINO `openvino`). Only "
+        "claims whose two models were measured here with identical settings are shown; a "
+        "configuration whose output differs from eager fp32 (invalid) is left out.",
     )
-    for row in claim_rows(records):
+    rows = claim_rows(records)
+    for row in rows:
         s.add(
             [
                 f"{row['statement']} ({row['source']})",
@@ -261,8 +270,16 @@ def claims_section(records: Sequence[Record]) -> Section:
                 f"{row['paper_table_value']:.2f}x)",
                 ratio_text(row["measured"], row["ci_low"], row["ci_high"], row["edges"]),
                 row["verdict"],
+                "together" if row["measured_together"] else "apart",
             ],  # fmt: skip
             row,
+        )
+    apart = sum(not row["measured_together"] for row in rows)
+    if apart:
+        s.notes.append(
+            f"{apart} claim row(s) rest on two records timed apart (different runs, possibly "
+            "minutes or machines' moods apart): drift between them is not cancelled; `rexbench sweep` "
+            "times the models of a claim together (--interleave claims)."
         )
     if not s.rows:
         s.notes.append(
@@ -281,7 +298,14 @@ def claims_section(records: Sequence[Record]) -> Section:
 
 
 def paper_sections(records: Sequence[Record]) -> list[Section]:
-    return [counts_section(records), latency_section(records), claims_section(records)]
+    from rexbench.report.runtimes import runtime_section
+
+    return [
+        counts_section(records),
+        latency_section(records),
+        runtime_section(records),
+        claims_section(records),
+    ]
 
 
 def build(

@@ -215,7 +215,8 @@ def test_a_closed_pipe_is_one_line_exit_2_never_1() -> None:
                                                    (signal.SIGTERM, 143, "terminated")])  # fmt: skip
 def test_a_signal_ends_a_command_in_one_line_and_keeps_no_partial_file(tmp_path, sig, code, word):
     (tmp_path / "nets.py").write_text(NETS)
-    proc = subprocess.Popen([*CLI, "count", "rexnet_x3.0", "rexnet_x2.2", "rexnet_x2.0"],
+    widths = [f"rexnet_x{w / 10:.1f}" for w in range(40, 20, -1)]  # ~20 s of counting: still busy at 4 s
+    proc = subprocess.Popen([*CLI, "count", *widths],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=_env())  # fmt: skip
     time.sleep(4)  # inside the imports or the counting

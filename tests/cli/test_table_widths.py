@@ -108,7 +108,7 @@ def test_models_table(width: int) -> None:
 
 
 def _profile_records():
-    from rexbench.measure.rounds import derived
+    from rexbench.measure.derived import derived
 
     records = [syn.make("rexnet_x1.0", 12.3456, preset=p) for p in ("eager", "compile_cl", "max")]
     records.append(syn.make("efficientnet_b3", 128.75, preset="eager"))
@@ -139,7 +139,7 @@ def test_sweep_table(width: int) -> None:
 
     def row(model: str, ms: float | None) -> dict:
         return {"model": model, "config": "compile_cl", "config_id": "84fad6bd21af",
-                "median_ms": ms, "record": None}  # fmt: skip
+                "median_ms": ms, "record": None, "valid": True}  # fmt: skip
 
     data = {"measured": [row("rexnet_x1.0", 17.6543), row("timm:resnet50?drop_rate=0.1", 103.25)],
             "skipped": [row("efficientnet_b3", 81.5)], "failed": [{"model": "rexnet_x2.0", "error": "x"}]}  # fmt: skip

@@ -114,7 +114,18 @@ def test_save_takes_records_and_merges_their_counts(tmp_path):
     assert read_counts(tmp_path / "b")["rexnet_x1.0"] == saved.counts["rexnet_x1.0"]
     assert saved.counts["rexnet_x1.0"]["macs_conv"] == REXNET["macs_conv"]
     assert any("measured on a busy machine" in w for w in saved.warnings)
-    assert set(saved.to_dict()) == {"counts_file", "counts", "records", "warnings"}
+    assert set(saved.to_dict()) == {"counts_file", "counts", "records", "warnings", "invalid"}
+
+
+def test_an_invalid_record_is_never_saved_as_a_baseline(tmp_path):
+    given = tmp_path / "given"
+    bad = record(40.0, seed=1)
+    bad.parity = {"valid": False, "rel_l2": 0.3, "tolerance": {"rel_l2": 1e-3}}
+    write_record(bad, given)
+    saved = save_baselines(SaveRequest(from_records=(given,), directory=tmp_path / "b"))
+    assert saved.records == [] and saved.invalid == 1
+    assert any("not saved: INVALID (rel L2 0.3 > 0.001)" in w for w in saved.warnings)
+    assert "rexnet_x1.0" in read_counts(tmp_path / "b")  # the counts do not depend on it
 
 
 def test_save_refuses_what_cannot_be_saved(tmp_path):

@@ -102,10 +102,11 @@ def test_input_shape_field_keeps_old_ids_and_round_trips():
     assert shaped.input_shape == (1, 28, 28) and shaped.to_dict()["input_shape"] == [1, 28, 28]
     assert shaped.config_id != base.config_id
     assert RunConfig.from_dict(json.loads(json.dumps(shaped.to_dict()))) == shaped
-    # an id computed before the field existed: the same dict without it
+    # an id computed before the fields existed: the same dict without them
     import hashlib
 
-    later = ("runs", "warmup", "input_shape", "flush_l2")  # flush_l2: added later, off here
+    # runtime and flush_l2: added later, None / off here
+    later = ("runs", "warmup", "input_shape", "flush_l2", "runtime")
     old = {k: v for k, v in base.to_dict().items() if k not in later}
     old = {
         k: v for k, v in old.items() if k not in ("cudnn_benchmark", "allow_tf32", "compile_mode")
@@ -116,3 +117,14 @@ def test_input_shape_field_keeps_old_ids_and_round_trips():
         RunConfig(resolution=224, input_shape=(3, 224, 224))
     with pytest.raises(RexbenchError, match="input_shape must be"):
         RunConfig(input_shape=(3, 0, 224))
+
+
+def test_runtime_presets_are_their_own_configurations():
+    ort, ov = RunConfig.preset("ort"), RunConfig.preset("openvino", dtype="bf16")
+    assert (ort.label, ov.label) == ("ort", "openvino+bf16")
+    assert ort.preset_name == "ort" and not ort.compile and not ort.channels_last
+    eager = RunConfig.preset("eager")
+    assert len({eager.config_id, ort.config_id, RunConfig.preset("openvino").config_id}) == 3
+    assert RunConfig.from_dict(json.loads(json.dumps(ort.to_dict()))) == ort
+    # a torch configuration's dict says runtime None, and its id is the one it always had
+    assert eager.to_dict()["runtime"] is None

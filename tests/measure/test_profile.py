@@ -132,7 +132,8 @@ def test_each_config_runs_with_its_own_threads(tiny, monkeypatch):
     monkeypatch.setattr(profile, "prepare", recording)
     configs = [RunConfig.preset("eager", threads=1), RunConfig.preset("eager", threads=2)]
     records = profile_models([tiny], configs, runs=4, warmup=1, round_size=1, anchor=fake_anchor())
-    assert seen == {"eager1": [1] * 5, "eager2": [2] * 5}
+    # one output check, one warm-up and four timed calls, each under its config's threads
+    assert seen == {"eager1": [1] * 6, "eager2": [2] * 6}
     assert [r.timing.backend["threads"] for r in records] == [1, 2]
     assert records[0].run.config_id != records[1].run.config_id
 
@@ -277,9 +278,11 @@ def test_cuda_path_with_a_fake_device(tiny, monkeypatch):
     assert config.batch_size == 64 and config.allow_tf32 is False
     (record,) = profile_models([tiny], [config], runs=2, warmup=1, round_size=1)
     # every timed call: synchronize (queue empty), record start, call, record end, synchronize,
-    # then elapsed_time; warm-up wrapped in the peak-memory reset and read.
+    # then elapsed_time; warm-up wrapped in the peak-memory reset and read. The one call before
+    # them all is the output check of the prepared model.
     one = ["synchronize", "record", "call", "record", "synchronize", "elapsed"]
-    assert ops.log == ["reset_peak", *one, "max_allocated"] * 2 + one * 4
+    assert ops.log == ["call"] + ["reset_peak", *one, "max_allocated"] * 2 + one * 4
+    assert record.parity["valid"] and record.parity["rel_l2"] == 0.0
     assert record.timing.clock == "cuda_event"
     assert (
         record.timing.samples_ns == [2_000_000] * 2 and record.timing.anchor_ns == [2_000_000] * 2
@@ -318,3 +321,23 @@ def test_stalled_samples_are_counted_and_warned_about(tiny):
     assert record.summary["stalled_fraction"] == 0.02
     assert record.warnings[0].startswith("contended: 2.0% of the samples took over 3x the median")
     assert not record.summary["noisy"]
+
+
+def test_models_measured_together_share_the_rounds_and_a_run_id(tiny):
+    other = "py:nets.py:Tiny?num_classes=3"
+    clock, events = ScriptedClock(), []
+    records = profile_models([tiny, other], [EAGER], runs=2, warmup=1, round_size=1,
+                             together=True, anchor=fake_anchor(), clock=clock,
+                             progress=events.append)  # fmt: skip
+    first, second = records
+    assert (first.model.spec, second.model.spec) == (tiny, other)
+    # warm-up: tiny, other, anchor (1 call each); round 0: tiny, other, anchor; round 1 starts
+    # with the next runner: other, anchor, tiny
+    assert first.timing.samples_ns == [4, 9] and second.timing.samples_ns == [5, 7]
+    assert first.timing.anchor_ns == second.timing.anchor_ns == [6, 8]
+    assert first.run_id == second.run_id and first.measured_with(second)
+    assert first.valid and second.valid
+    timed = {(e.model, e.item) for e in events if e.phase == "timing"}
+    assert timed == {(tiny, "eager"), (other, "eager"), (f"{tiny}, {other}", "anchor:fake")}
+    apart = profile_models([tiny, other], [EAGER], runs=2, warmup=0, anchor=fake_anchor())
+    assert apart[0].run_id != apart[1].run_id

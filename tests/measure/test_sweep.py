@@ -27,10 +27,17 @@ class FakeProfile:
                  fail_at: str | None = None) -> None:  # fmt: skip
         self.machine, self.interrupt_at, self.fail_at = machine, interrupt_at, fail_at
         self.calls: list[tuple[str, list[str]]] = []
+        self.together: list[bool] = []
 
     def __call__(self, specs, configs, *, out_dir, on_record=None, progress=None, **kw):
-        (spec,) = specs
-        self.calls.append((spec, [c.label for c in configs]))
+        self.calls.append((", ".join(specs), [c.label for c in configs]))
+        self.together.append(kw.get("together", False))
+        records = []
+        for spec in specs:
+            records += self._one(spec, configs, out_dir, on_record, progress)
+        return records
+
+    def _one(self, spec, configs, out_dir, on_record, progress):
         if spec == self.interrupt_at:
             raise KeyboardInterrupt
         if spec == self.fail_at:
@@ -122,6 +129,40 @@ def test_failure_stops_or_keeps_going(tmp_path) -> None:
     assert result.to_dict()["failed"][0]["model"] == "rexnet_x0.9"
 
 
+def test_groups_join_the_models_of_each_claim() -> None:
+    items = [sw.PlanItem(spec, [EAGER]) for spec in sw.sets()["table5"]]
+    grouped = [[i.spec for i in g] for g in sw.groups(items)]
+    # x2.0 vs B3 and vs B1, x1.3 vs B1 (Figure 3 caption), x1.0 vs B0, x1.5 vs B2; x0.9 alone
+    assert sorted(map(sorted, grouped)) == sorted(map(sorted, [
+        ["rexnet_x0.9"], ["efficientnet_b0", "rexnet_x1.0"],
+        ["efficientnet_b1", "rexnet_x1.3", "efficientnet_b3", "rexnet_x2.0"],
+        ["efficientnet_b2", "rexnet_x1.5"],
+    ]))  # fmt: skip
+    assert [len(g) for g in sw.groups(items, "all")] == [9]
+    assert [len(g) for g in sw.groups(items, "none")] == [1] * 9
+    with pytest.raises(RexbenchError, match="--interleave 'pairs': choose one of claims, all"):
+        sw.groups(items, "pairs")
+
+
+def test_a_claims_pair_is_measured_together_even_when_one_model_was_done(tmp_path) -> None:
+    fake = FakeProfile()
+    specs = ["rexnet_x1.0", "efficientnet_b0", "mobilenet_v3_small"]
+    sw.run(sw.plan(["rexnet_x1.0"], [EAGER], tmp_path, machine_id=MACHINE), tmp_path,
+           profile_fn=fake)  # fmt: skip
+    items = sw.plan(specs, [EAGER], tmp_path, machine_id=MACHINE)
+    assert [bool(i.todo) for i in items] == [False, True, True]
+    seen = []
+    result = sw.run(
+        items, tmp_path, profile_fn=fake, on_model=lambda i, item: seen.append((i, item.spec))
+    )
+    assert fake.calls[1:] == [("rexnet_x1.0, efficientnet_b0", ["eager"]),
+                              ("mobilenet_v3_small", ["eager"])]  # fmt: skip
+    assert fake.together == [False, True, False]
+    assert seen == [(0, "rexnet_x1.0, efficientnet_b0"), (2, "mobilenet_v3_small")]
+    assert [r.model.spec for r in result.records] == specs
+    assert result.to_dict()["measured"][0]["valid"] is True
+
+
 # ------------------------------------------------------------------------------------------ CLI
 
 TINY = ["sweep", "mobilenet_v3_small", "--runs", "2", "--warmup", "1", "--config", "eager"]
@@ -177,4 +218,6 @@ def test_cli_errors(tmp_path, capsys) -> None:
     assert "is neither a set" in capsys.readouterr().err
     assert run(["sweep", "table5", "--device", "cuda", "--out", str(tmp_path)]) == 2
     assert "CUDA is not available" in capsys.readouterr().err
+    assert run(["sweep", "table5", "--interleave", "pairs", "--out", str(tmp_path)]) == 2
+    assert "--interleave 'pairs': choose one of claims, all, none" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())

@@ -204,3 +204,34 @@ def test_dumps_inlines_only_number_lists():
     text = dumps({"a": [1, 2.5], "b": ["x", "y"], "c": [], "d": {"e": [3]}})
     assert '"a": [1, 2.5]' in text and '"d": {\n    "e": [3]\n  }' in text
     assert json.loads(text) == {"a": [1, 2.5], "b": ["x", "y"], "c": [], "d": {"e": [3]}}
+
+
+def test_parity_and_run_id_round_trip_and_decide_validity():
+    parity = {"valid": False, "rel_l2": 0.21, "max_abs_diff": 0.05, "top1_agreement": 0.0,
+              "tolerance": {"rel_l2": 1e-3, "dtype": "fp32", "source": "..."},
+              "reason": "relative L2 error 0.21 > 0.001 (fp32 tolerance)"}  # fmt: skip
+    record = make_record(parity=parity)
+    record.timing.run_id = "00ff00ff00ff00ff"
+    back = Record.from_json(record.to_json())
+    assert back == record and back.parity == parity and back.run_id == "00ff00ff00ff00ff"
+    assert not back.valid and back.parity_text == "INVALID (rel L2 0.21 > 0.001)"
+    ok = make_record(parity={**parity, "valid": True, "rel_l2": 3.1e-07})
+    assert ok.valid and ok.parity_text == "ok (rel L2 3.1e-07)"
+    other = make_record()
+    other.timing.run_id = "00ff00ff00ff00ff"
+    assert back.measured_with(other) and not make_record().measured_with(make_record())
+
+
+def test_records_written_before_the_parity_check_still_load_as_not_checked():
+    """The committed results/ were written before `parity` and `timing.run_id` existed."""
+    from pathlib import Path
+
+    from rexbench.records.store import load_records
+
+    data = as_dict(make_record())
+    del data["parity"], data["timing"]["run_id"]
+    old = Record.from_dict(data)
+    assert old.parity == {} and old.valid and old.run_id is None
+    assert old.parity_text == "not checked"
+    committed = load_records(Path(__file__).parents[2] / "results" / "example" / "amd-epyc-2c-16e4d4e5")
+    assert committed and all(r.valid and r.parity == {} for r in committed)

@@ -1,0 +1,57 @@
+"""What the measuring commands (profile, sweep, baseline save) say and return at the end about
+configurations that failed to prepare and configurations whose output differs from eager fp32."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rexbench.measure.profile import ConfigFailure
+    from rexbench.records.schema import Record
+
+AllowMismatchOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-mismatch",
+        help="Exit 0 even when a configuration's output differs from the eager fp32 model's beyond "
+        "tolerance (it is recorded as invalid and left out of speed-ups, plots, claims and gates).",
+    ),
+]
+
+
+def parity_cell(record: Record) -> str:
+    """ "ok 3e-07", "INVALID 0.21" or "-" (not checked): the rel L2 error against eager fp32."""
+    p = record.parity
+    if "valid" not in p:
+        return "-"
+    rel = p.get("rel_l2")
+    number = f" {rel:.1g}" if isinstance(rel, (int, float)) else ""
+    return f"ok{number}" if p["valid"] else f"INVALID{number}"
+
+
+def exit_code(
+    err: Any,
+    records: Sequence[Record],
+    failures: Sequence[ConfigFailure],
+    allow_mismatch: bool,
+) -> int:
+    """One line per failed configuration and one for the invalid ones; 1 when any configuration
+    failed, or was invalid without --allow-mismatch; else 0."""
+    for failure in failures:
+        err.print(f"[red]failed[/]: {failure.line}", highlight=False, soft_wrap=True)
+    invalid = [r for r in records if not r.valid]
+    if invalid:
+        names = ", ".join(f"{r.model.spec} {r.run.label}" for r in invalid)
+        tail = (
+            "accepted (--allow-mismatch)" if allow_mismatch else "exit 1 (--allow-mismatch: exit 0)"
+        )
+        err.print(
+            f"[red]invalid[/]: {names}: output differs from the eager fp32 model's beyond "
+            f"tolerance; recorded, left out of speed-ups, plots, claims and gates; {tail}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    return 1 if failures or (invalid and not allow_mismatch) else 0

@@ -1,0 +1,178 @@
+"""Output parity: does a prepared configuration (BN folded, frozen, compiled, exported to ONNX
+Runtime, converted to OpenVINO, run in half precision) still compute the eager fp32 model's function?
+
+Before a configuration is timed, its runner is called once on the seeded input it will be timed on
+and its output compared with the eager fp32 model's output on the same input (on the CPU). Stored
+in the record's `parity`:
+
+- max_abs_diff: max |output - reference|;
+- rel_l2: ||output - reference||_2 / ||reference||_2 over the whole batch of outputs;
+- top1_agreement: fraction of the batch whose arg-max agrees (informative only: random weights
+  can leave near-ties that half precision legitimately flips).
+
+The configuration is valid when rel_l2 <= TOLERANCES[dtype]. The relative L2 norm is used rather
+than an element-wise relative test because a classifier's logits sit around zero, where an
+element-wise relative error means nothing; both numbers come from the places named in
+TOLERANCE_SOURCES.
+
+A check only means something when the weights do: freshly initialised models have BatchNorm layers
+that compute the identity (weight 1, bias 0, running mean 0, variance 1), so a preparation that
+dropped or misfolded them would pass, and a zero-initialised layer makes every output equal.
+`nontrivial_weights` therefore draws seeded BatchNorm statistics and affine parameters, and
+replaces all-zero weight tensors, before a model without a checkpoint is prepared.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from rexbench.measure.config import RunConfig
+    from rexbench.measure.prepare import PreparedModel
+
+#: Largest relative L2 error of a valid configuration, per dtype of the run.
+TOLERANCES = {"fp32": 1e-3, "fp16": 1.6e-2, "bf16": 1.6e-2}
+TOLERANCE_SOURCES = {
+    "fp32": "rtol 1e-3 of PyTorch's ONNX export tutorial, the test with which it accepts ONNX "
+    "Runtime's output as the PyTorch model's (np.testing.assert_allclose(..., rtol=1e-03, atol=1e-05))",
+    "fp16": "rtol 1.6e-2 of torch.testing.assert_close for bfloat16, the coarser half format "
+    "(fp16's own, 1e-3, is the rounding of a single operation, not of a whole network)",
+    "bf16": "rtol 1.6e-2 of torch.testing.assert_close for bfloat16",
+}
+SEED = 0
+
+
+def nontrivial_weights(model: nn.Module, seed: int = SEED) -> str:
+    """Give `model` (in place) weights a parity check can see through, seeded: every BatchNorm's
+    running mean ~ N(0, 0.1^2), running variance and weight ~ U(0.8, 1.2), bias ~ N(0, 0.1^2);
+    every all-zero weight tensor (a zero-initialised classifier or last residual layer) ~
+    N(0, 1 / fan_in). Returns what was done, for the record."""
+    import torch
+    from torch import nn
+
+    generator = torch.Generator().manual_seed(seed)
+
+    def draw(
+        shape: torch.Size, low: float | None = None, high: float | None = None
+    ) -> torch.Tensor:
+        if low is None:
+            return torch.randn(shape, generator=generator) * 0.1
+        return torch.empty(shape).uniform_(low, high, generator=generator)
+
+    norms = zeros = 0
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                if module.running_mean is not None and module.running_var is not None:
+                    module.running_mean.copy_(draw(module.running_mean.shape))
+                    module.running_var.copy_(draw(module.running_var.shape, 0.8, 1.2))
+                if module.affine:
+                    module.weight.copy_(draw(module.weight.shape, 0.8, 1.2))
+                    module.bias.copy_(draw(module.bias.shape))
+                norms += 1
+                continue
+            for param in module.parameters(recurse=False):
+                if param.dim() > 1 and param.dtype.is_floating_point and not param.any():
+                    fan_in = param[0].numel()
+                    param.copy_(torch.randn(param.shape, generator=generator) / fan_in**0.5)
+                    zeros += 1
+    return (
+        f"random (seed {seed}): BatchNorm statistics and affine parameters of {norms} layer(s) "
+        f"drawn, {zeros} all-zero weight tensor(s) redrawn"
+    )
+
+
+def reference_input(config: RunConfig, shape: Any) -> torch.Tensor:
+    """The input `prepare` builds for `config` (same seed and values), in fp32 NCHW on the CPU."""
+    from rexbench.measure.config import RunConfig
+    from rexbench.measure.prepare import make_input
+
+    plain = RunConfig(device="cpu", batch_size=config.batch_size, resolution=config.resolution,
+                      input_shape=config.input_shape, channels_last=False, compile=False)  # fmt: skip
+    return make_input(plain, input_shape=shape)
+
+
+def reference_output(model: nn.Module, config: RunConfig, shape: Any) -> torch.Tensor:
+    """The eager fp32 model's output on `config`'s seeded input (CPU, NCHW)."""
+    import copy
+
+    import torch
+
+    module = copy.deepcopy(model).eval().float()
+    with torch.inference_mode():
+        return as_tensor(module(reference_input(config, shape)))
+
+
+def as_tensor(output: Any) -> torch.Tensor:
+    """A runner's output (torch tensor on any device, NumPy array, ONNX Runtime OrtValue, or the
+    first of a tuple / list / dict of them) as an fp32 CPU tensor."""
+    import numpy as np
+    import torch
+
+    while isinstance(output, (tuple, list, dict)):
+        output = next(iter(output.values())) if isinstance(output, dict) else output[0]
+    if hasattr(output, "numpy") and not isinstance(output, torch.Tensor):
+        output = output.numpy()  # OrtValue
+    if isinstance(output, np.ndarray):
+        output = torch.from_numpy(np.ascontiguousarray(output))
+    return output.detach().to(device="cpu", dtype=torch.float32)
+
+
+def compare(output: torch.Tensor, reference: torch.Tensor, dtype: str) -> dict[str, Any]:
+    """The parity numbers of one output against the reference and the verdict for `dtype`."""
+    import torch
+
+    tolerance = {"rel_l2": TOLERANCES[dtype], "dtype": dtype, "source": TOLERANCE_SOURCES[dtype]}
+    data: dict[str, Any] = {"valid": False, "tolerance": tolerance, "reason": None}
+    if output.shape != reference.shape:
+        data["reason"] = f"output shape {list(output.shape)} vs {list(reference.shape)}"
+        return data
+    ref_norm = float(reference.norm())
+    if not torch.isfinite(reference).all() or float(reference.max() - reference.min()) == 0:
+        data["reason"] = "the eager output is constant or not finite: nothing to compare"
+        return data
+    diff = output - reference
+    rows = reference.reshape(reference.shape[0], -1)
+    data.update(
+        max_abs_diff=float(diff.abs().max()),
+        rel_l2=float(diff.norm()) / ref_norm,
+        top1_agreement=float(
+            (output.reshape(rows.shape).argmax(1) == rows.argmax(1)).float().mean()
+        ),
+        reference_max_abs=float(reference.abs().max()),
+    )
+    if not torch.isfinite(output).all():
+        data.update(rel_l2=None, max_abs_diff=None, reason="the output is not finite")
+    elif data["rel_l2"] > TOLERANCES[dtype]:
+        data["reason"] = (
+            f"relative L2 error {data['rel_l2']:.3g} > {TOLERANCES[dtype]:g} ({dtype} tolerance)"
+        )
+    else:
+        data["valid"] = True
+    return data
+
+
+def check(prepared: PreparedModel, reference: torch.Tensor, weights: str) -> dict[str, Any]:
+    """Call the prepared runner once (under inference mode, as it is timed) and compare its output
+    with the eager fp32 reference; `weights` says what the weights were (for the record)."""
+    import torch
+
+    with torch.inference_mode():
+        output = as_tensor(prepared.run())
+    data = compare(output, reference, prepared.config.dtype)
+    data["reference"] = "eager fp32 on the CPU, same seeded input"
+    data["weights"] = weights
+    return data
+
+
+def summary(parity: dict[str, Any]) -> str:
+    """One line: "rel L2 3.1e-07, max |diff| 2.1e-07, top-1 100%" or the reason it failed."""
+    if parity.get("rel_l2") is None:
+        return str(parity.get("reason") or "not checked")
+    return (
+        f"rel L2 {parity['rel_l2']:.2g}, max |diff| {parity['max_abs_diff']:.2g}, "
+        f"top-1 {parity['top1_agreement']:.0%}"
+    )
