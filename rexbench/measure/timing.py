@@ -169,7 +169,11 @@ def measure_interleaved(
     """Time several runners in small interleaved rounds so that machine drift hits all equally.
 
     1. Warm-up: each runner in turn runs `warmup` calls (timed into warmup_ns, peak memory taken
-       over them). Compilation belongs to prepare(), before this.
+       over them). Compilation belongs to prepare(), before this. With several runners the last
+       min(round_size, warmup // 2) of each runner's warm-up calls run as one interleaved round,
+       so the memory allocator reaches the state the timed rounds will keep: warmed one runner
+       after the other, a model's first timed chunk still took thousands of page faults, its heap
+       re-grown around the allocations the anchor's warm-up made after it.
     2. Timing: rounds of `round_size` calls per runner; round r starts with runner r mod k
        (A B, B A, A B ... for two runners), so neither always follows the other.
     The progress callback is called before and after every warm-up, once before the first round
@@ -185,6 +189,7 @@ def measure_interleaved(
         raise ValueError("runs and round_size must be >= 1, warmup >= 0")
     ops = ops if ops is not None else device_ops(device)
     emit = progress if progress is not None else _ignore
+    settle = min(round_size, warmup // 2) if len(runners) > 1 else 0
     samples: list[list[int]] = [[] for _ in runners]
     warm: list[list[int]] = [[] for _ in runners]
     memory: list[int | None] = [None] * len(runners)
@@ -201,8 +206,14 @@ def measure_interleaved(
                 emit(ProgressEvent("warmup", runner.name, 0, warmup))  # a display shows it
                 if warmup:
                     ops.begin_memory()
-                    warm[i] = _time_calls(runner.fn, warmup, ops, clock, runner.before_call)
+                    warm[i] = _time_calls(runner.fn, warmup - settle, ops, clock, runner.before_call)
                     memory[i] = ops.end_memory()
+                emit(ProgressEvent("warmup", runner.name, len(warm[i]), warmup))
+            for i, runner in enumerate(runners if settle else ()):
+                current = runner
+                if runner.setup is not None:
+                    runner.setup()
+                warm[i] += _time_calls(runner.fn, settle, ops, clock, runner.before_call)
                 emit(ProgressEvent("warmup", runner.name, warmup, warmup))
             emit(ProgressEvent("timing", runners[0].name, 0, runs))  # a display stops drawing
             for r in range(-(-runs // round_size)):

@@ -59,27 +59,30 @@ def test_cpu_samples_are_exact_and_warmup_is_kept_apart():
 def test_interleaving_order_rotates_each_round_and_samples_stay_with_their_runner():
     clock = FakeClock()
     log: list[str] = []
-    a = stepping_fn(clock, [1] * 2 + [10] * 25, log, "A")
-    b = stepping_fn(clock, [2] * 2 + [20] * 25, log, "B")
+    a = stepping_fn(clock, [1] * 4 + [10] * 25, log, "A")
+    b = stepping_fn(clock, [2] * 4 + [20] * 25, log, "B")
     events: list[ProgressEvent] = []
     ta, tb = measure_interleaved(
         [Runner("A", a), Runner("B", b)],
         runs=25,
-        warmup=2,
+        warmup=4,
         round_size=10,
         clock=clock,
         progress=events.append,
     )
-    expected = ["A"] * 2 + ["B"] * 2  # warm-up, one runner after the other
+    # warm-up: 2 calls of each runner, one after the other, then 2 of each as one round
+    expected = ["A"] * 2 + ["B"] * 2 + ["A"] * 2 + ["B"] * 2
     expected += ["A"] * 10 + ["B"] * 10 + ["B"] * 10 + ["A"] * 10 + ["A"] * 5 + ["B"] * 5
     assert log == expected
     assert ta.samples_ns == [10] * 25 and tb.samples_ns == [20] * 25
-    assert ta.warmup_ns == [1, 1] and tb.warmup_ns == [2, 2]
+    assert ta.warmup_ns == [1] * 4 and tb.warmup_ns == [2] * 4
     assert [(e.phase, e.runner, e.done, e.total) for e in events] == [
-        ("warmup", "A", 0, 2),
-        ("warmup", "A", 2, 2),
-        ("warmup", "B", 0, 2),
-        ("warmup", "B", 2, 2),
+        ("warmup", "A", 0, 4),
+        ("warmup", "A", 2, 4),
+        ("warmup", "B", 0, 4),
+        ("warmup", "B", 2, 4),
+        ("warmup", "A", 4, 4),
+        ("warmup", "B", 4, 4),
         ("timing", "A", 0, 25),
         ("timing", "A", 10, 25),
         ("timing", "B", 10, 25),
@@ -88,6 +91,22 @@ def test_interleaving_order_rotates_each_round_and_samples_stay_with_their_runne
         ("timing", "A", 25, 25),
         ("timing", "B", 25, 25),
     ]
+
+
+def test_interleaved_warmup_ends_with_one_round_of_at_most_round_size_calls():
+    clock = FakeClock()
+    log: list[str] = []
+    a = stepping_fn(clock, [1] * 50, log, "A")
+    b = stepping_fn(clock, [2] * 50, log, "B")
+    ta, tb = measure_interleaved(
+        [Runner("A", a), Runner("B", b)], runs=3, warmup=25, round_size=3, clock=clock
+    )
+    warm = log[: 2 * 25]
+    assert warm == ["A"] * 22 + ["B"] * 22 + ["A"] * 3 + ["B"] * 3
+    assert len(ta.warmup_ns) == len(tb.warmup_ns) == 25
+    one = []
+    measure(stepping_fn(clock, [1] * 10, one, "C"), runs=2, warmup=5, clock=clock)
+    assert one == ["C"] * 7  # a single runner warms up in one go
 
 
 def test_progress_callback_never_lands_inside_a_sample():
