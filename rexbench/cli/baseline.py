@@ -11,6 +11,7 @@ import typer
 from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.options import (
     AllOpt,
+    InstructionsOpt,
     JsonOpt,
     MeasureOptions,
     OptionalModelsArg,
@@ -67,6 +68,7 @@ def save(
     weights: WeightsOpt = None,
     force: ForceOpt = False,
     allow_mismatch: AllowMismatchOpt = False,
+    instructions: InstructionsOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Measure (or take --from records) and store them as baselines; merge counts into counts.json.
@@ -87,6 +89,7 @@ def save(
         input_shape=measure.input_shape,
         weights=weights,
         force=force,
+        instructions=instructions,
     )
     hooks = ConsoleHooks(err)
     saved = save_baselines(request, hooks)

@@ -42,7 +42,8 @@ CheckOpt = Annotated[
     typer.Option(
         "--check",
         help="Extra check, repeatable: params:=, macs_conv:=, latency.median:+10%, latency.p10:+10%, "
-        "latency.p90:+20%, throughput:-10%. Replaces a default on the same metric.",
+        "latency.p90:+20%, throughput:-10%, instructions:+2% (callgrind; minutes per configuration). "
+        "Replaces a default on the same metric.",
         show_default=False,
     ),
 ]

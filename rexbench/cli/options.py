@@ -125,6 +125,15 @@ FlushL2Opt = Annotated[
         "(outside the timed region; recorded in the configuration).",
     ),
 ]
+InstructionsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--instructions",
+        help="Also count each configuration's instructions per call with valgrind's callgrind "
+        "(CPU, configurations without torch.compile; minutes each): a figure load cannot move, "
+        "for `gate --check instructions:+2%` and `history --metric instructions`.",
+    ),
+]
 ThreadsOpt = Annotated[
     int | None,
     typer.Option("--threads", help="torch threads (default: torch's setting).", show_default=False),

@@ -13,6 +13,7 @@ from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.options import (
     RUNS,
     FlushL2Opt,
+    InstructionsOpt,
     JsonOpt,
     MeasureOptions,
     ModelsArg,
@@ -38,6 +39,7 @@ def profile(
     weights: WeightsOpt = None,
     out: OutOpt = RUNS,
     allow_mismatch: AllowMismatchOpt = False,
+    instructions: InstructionsOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Time models on this machine (median, p90, CI, throughput, GFLOP/s) and store one record each.
@@ -68,6 +70,7 @@ def profile(
                 progress=view.update,
                 on_record=saved,
                 on_failure=failures.append,
+                instructions=instructions,
             )
     except KeyboardInterrupt:
         where = f" in {kept[0].parent}" if kept else ""

@@ -64,6 +64,8 @@ def phase_text(event: ProfileEvent) -> str:
     what = _LABELS.get(event.phase, event.phase)
     if event.phase == "prepare" and event.item:
         what += f" {event.item} ({event.done + 1}/{event.total}; torch.compile compiles here)"
+    elif event.phase == "instructions" and event.item:
+        what += f" of {event.item} under callgrind (minutes)"
     elif event.phase == "count" and event.item:
         what += f" {event.item}"
     return f"{event.model}: {what}"

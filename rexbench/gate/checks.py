@@ -11,6 +11,9 @@ Check syntax, `METRIC:TOLERANCE`:
   `flops_torch`): `=` exact (any change is a regression), or `+N%` (growth up to N% allowed).
 * `latency.STAT` (STAT = `median`, `mean` or `pNN`, e.g. `p90`): `+N%`, the slowdown allowed.
 * `throughput`: `-N%`, the drop of images/s allowed (judged on the median latency).
+* `instructions`: `+N%`, the growth of instructions per call allowed (valgrind's callgrind,
+  rexbench.measure.instructions; a count that load cannot move, so no statistics: over the limit is
+  a regression, provided both sides were counted by the same torch, valgrind and CPU architecture).
 
 Latency rule (`compare_latency`). Let S be the statistic. When both records carry drift-anchor
 samples (a fixed reference workload timed interleaved with the model, `rexbench.measure.anchor`), each
@@ -35,7 +38,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -68,15 +71,16 @@ N_BOOT = 2000
 MIN_SAMPLES = 20
 _TAIL_SAMPLES = 5  # samples needed on each side of a percentile for its ratio to mean anything
 _SYNTAX = (
-    "expected METRIC:= or METRIC:+N% (counts), latency.STAT:+N% (STAT median, mean or pNN) "
-    "or throughput:-N%"
+    "expected METRIC:= or METRIC:+N% (counts), latency.STAT:+N% (STAT median, mean or pNN), "
+    "throughput:-N% or instructions:+N%"
 )
 _TOLERANCE = re.compile(r"(=)|([+-])(\d+(?:\.\d*)?|\.\d+)%")
 
 
 @dataclass(frozen=True)
 class Check:
-    """One parsed check. kind: "count", "latency" or "throughput"; tolerance: fraction or None (=)."""
+    """One parsed check. kind: "count", "latency", "throughput" or "instructions"; tolerance:
+    fraction or None (=)."""
 
     metric: str
     kind: str
@@ -119,6 +123,12 @@ def parse_check(text: str) -> Check:
         if sign != "-" or not 0 < fraction < 1:
             raise RexbenchError(f"check {raw!r}: throughput takes -N% with 0 < N < 100, e.g. -10%")
         return Check(metric, "throughput", fraction, canonical)
+    if metric == "instructions":
+        if sign != "+" or fraction <= 0:
+            raise RexbenchError(
+                f"check {raw!r}: instructions take +N% with N > 0 (the growth allowed)"
+            )
+        return Check(metric, "instructions", fraction, canonical)
     if metric.startswith("latency."):
         stat = metric.partition(".")[2]
         if stat not in ("median", "mean") and quantile_of(stat) is None:
@@ -130,7 +140,9 @@ def parse_check(text: str) -> Check:
                 f"check {raw!r}: latency takes +N% with N > 0 (the slowdown allowed)"
             )
         return Check(metric, "latency", fraction, canonical)
-    known = ", ".join((*COUNT_METRICS, "params", "latency.median", "latency.p90", "throughput"))
+    known = ", ".join(
+        (*COUNT_METRICS, "params", "latency.median", "latency.p90", "throughput", "instructions")
+    )
     raise RexbenchError(f"check {raw!r}: unknown metric {metric!r}; known: {known}")
 
 
@@ -287,6 +299,40 @@ def latency_outcome(
 def _pct(ratio: float, kind: str) -> str:
     """A latency ratio as the change a reader expects: +12.0% slower, or -10.7% throughput."""
     return f"{1 / ratio - 1:+.1%}" if kind == "throughput" else f"{ratio - 1:+.1%}"
+
+
+def compare_instructions(
+    check: Check,
+    baseline: Mapping[str, Any],
+    current: Mapping[str, Any],
+    differences: Sequence[str] = (),
+    **where: str,
+) -> Verdict:
+    """Instructions per call, baseline vs current (each a record's `counts`): over the limit is a
+    regression, at or under it a pass. Not comparable when either side was not counted, or when
+    `differences` (torch, valgrind, architecture) say the counts come from different code."""
+    base, cur = baseline.get("instructions"), current.get("instructions")
+    verdict = Verdict(**where, check=check.text, outcome=NOT_COMPARABLE, reason="",
+                      baseline=base, current=cur, limit=check.limit)  # fmt: skip
+    if base is None or cur is None:
+        side, flag = ("baseline", "baseline save --instructions") if base is None else (
+            "current run", "--instructions")  # fmt: skip
+        why = current.get("instructions_skipped") or baseline.get("instructions_skipped")
+        verdict.reason = f"no instruction count in the {side} ({why or f'count it with {flag}'})"
+        return verdict
+    if differences:
+        verdict.reason = f"counted by different code: {'; '.join(differences)}"
+        return verdict
+    spreads = [(side.get("instructions_method") or {}).get("spread") for side in (baseline, current)]
+    noise = max((s for s in spreads if s is not None), default=0.0)
+    verdict.ratio = cur / base if base else math.inf
+    verdict.details["repeat_spread"] = noise
+    change = f"instructions {verdict.ratio - 1:+.3%}, allowed +{check.tolerance:.0%}"
+    if verdict.ratio > check.limit:
+        verdict.outcome, verdict.reason = REGRESSION, f"{change} (repeat spread {noise:.1e})"
+    else:
+        verdict.outcome, verdict.reason = PASS, change
+    return verdict
 
 
 def not_comparable(check: Check, reasons: Sequence[str], **where: str) -> Verdict:

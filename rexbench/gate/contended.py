@@ -13,7 +13,9 @@ So the gate
 3. when no attempt was clean, reports *inconclusive: machine contended (...)* for every latency check
    of the model (counts are still checked), and never a regression or a pass;
 4. a verdict against a baseline that was itself measured under contention is inconclusive too
-   (`baseline save` refuses such a baseline unless forced).
+   (`baseline save` refuses such a baseline unless forced);
+5. a verdict between runs whose virtual CPUs the hypervisor had placed differently (one core
+   complex or two: rexbench.measure.placement) is inconclusive: the anchor cannot cancel that.
 
 Records without contention data (older rexbench, or a system without the counters) fall back to
 the 1-minute load average guard of rexbench.gate.evaluate.
@@ -27,7 +29,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rexbench.gate import checks as gate
-from rexbench.measure import contention
+from rexbench.measure import contention, placement
+from rexbench.measure.placement import signature
 
 if TYPE_CHECKING:
     from rexbench.records.schema import Record
@@ -54,7 +57,14 @@ def contention_guard(verdict: gate.Verdict, base: Record, cur: Record) -> gate.V
     if verdict.outcome not in (gate.PASS, gate.REGRESSION):
         return verdict
     now, then = contended(cur), contended(base)
-    if now:
+    moved = placement.mismatch(_placement(base), _placement(cur))
+    if moved:
+        verdict.details["placement"] = [signature(_placement(r)) for r in (base, cur)]
+        verdict.reason = (
+            f"{moved}: the 2-thread speed differs by 20-30% between placements and no 1-thread "
+            f"anchor cancels it, {verdict.outcome} not trusted; re-run later; {verdict.reason}"
+        )
+    elif now:
         verdict.reason = f"machine contended ({now}): {verdict.outcome} not trusted; {verdict.reason}"
     elif then:
         verdict.reason = (
@@ -65,6 +75,10 @@ def contention_guard(verdict: gate.Verdict, base: Record, cur: Record) -> gate.V
         return verdict
     verdict.outcome = gate.INCONCLUSIVE
     return verdict
+
+
+def _placement(record: Record) -> dict[str, Any] | None:
+    return ((record.timing.contention if record.timing else None) or {}).get("placement")
 
 
 def wait_for_quiet(

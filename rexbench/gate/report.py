@@ -71,7 +71,7 @@ def value(verdict: Verdict, x: float | None) -> str:
     """A compared value in its unit: counts with thousands separators, latency in ms, images/s."""
     if x is None:
         return "-"
-    if verdict.config == "counts":
+    if verdict.config == "counts" or verdict.check.startswith("instructions"):
         return f"{int(x):,}"
     if verdict.check.startswith("throughput"):
         return f"{x:,.1f} img/s"

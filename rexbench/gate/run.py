@@ -254,7 +254,37 @@ class _FullGate:
         if tries is not None:
             verdicts += self._attempted(spec, known, tries, verdicts, gave_up)
             notes += tries.notes(spec)
+        if self.options.instruction_checks:  # counted even when the timing gave up: load-proof
+            verdicts += self._instructions(spec, known, None if measure else current or [])
         return verdicts, notes
+
+    def _instructions(
+        self, spec: str, known: list[Record], given: list[Record] | None
+    ) -> list[Verdict]:
+        """Instruction checks: the given records' counts, or each baseline configuration's
+        instructions counted now (rexbench.measure.instructions), against the baselines'."""
+        from rexbench.gate.evaluate import instruction_verdicts
+        from rexbench.measure.config import RunConfig
+        from rexbench.measure.env import fingerprint
+        from rexbench.measure.instructions import count_instructions, why_not
+
+        checks = self.options.instruction_checks
+        if given is not None:
+            current = {r.run.config_id: (r.counts, r.env) for r in given}
+            return instruction_verdicts(checks, spec, known, current)
+        self.fingerprint = self.fingerprint or fingerprint()
+        current = {}
+        for config_id, base in {b.run.config_id: b for b in known}.items():
+            config = RunConfig.from_dict(base.run.config)
+            reason = why_not(config)
+            if reason is None:
+                self.hooks.note(f"counting the instructions of {spec} ({config.label}) under "
+                                "callgrind: a few minutes")  # fmt: skip
+                counts = count_instructions(spec, config)
+            else:
+                counts = {"instructions_skipped": reason}
+            current[config_id] = (counts, self.fingerprint)
+        return instruction_verdicts(checks, spec, known, current)
 
     def _attempted(
         self, spec: str, known: list[Record], tries: Attempts, verdicts: list[Verdict], gave_up: bool

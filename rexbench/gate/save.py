@@ -30,6 +30,7 @@ class SaveRequest:
     input_shape: str | None = None
     weights: Path | None = None
     force: bool = False  # save records measured under contention too
+    instructions: bool = False  # count each record's instructions (rexbench.measure.instructions)
 
 
 @dataclass
@@ -175,4 +176,5 @@ def _measure(specs: list[ModelSpec], request: SaveRequest, hooks: Hooks) -> list
             weights=request.weights,
             input_shape=request.input_shape,
             progress=progress,
+            instructions=request.instructions,
         )

@@ -39,6 +39,7 @@ from typing import Any
 
 from rexbench.errors import RexbenchError
 from rexbench.measure.allocator import minor_faults
+from rexbench.measure.placement import signature
 
 VERSION = 1
 PSI_FILE = Path("/proc/pressure/cpu")
@@ -204,6 +205,7 @@ class ChunkSampler:
     reader: Reader | None = None  # default: read_counters (looked up when called)
     chunks: list[Chunk] = field(default_factory=list)
     threads_max: int | None = None  # most threads this process had at any reading
+    placement: dict[str, Any] | None = None  # rexbench.measure.placement's readings
     _open: tuple[int, int, dict[str, int | None]] | None = None
     _done: dict[tuple[int, str], int] = field(default_factory=dict)
 
@@ -263,6 +265,7 @@ class ChunkSampler:
                 "run_contended": RUN_CONTENDED,
             },
             "chunks": {name: [getattr(c, name) for c in self.chunks] for name in columns},
+            "placement": self.placement,
         }
 
 
@@ -310,6 +313,7 @@ def summarize(data: dict[str, Any] | None) -> dict[str, Any]:
         "steal_share": _steal_share(chunks),
         "faults_per_call": _sum_share(chunks, "faults", 1, calls),
         "threads_max": data.get("threads_max"),
+        "placement_signature": signature(data.get("placement")),
     }
     out["contended"] = out["contended_fraction"] > RUN_CONTENDED
     return out

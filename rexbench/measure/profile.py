@@ -72,6 +72,7 @@ def profile_models(
     ops: DeviceOps | None = None,
     clock: Clock = time.perf_counter_ns,
     abort_when_contended: bool = False,
+    instructions: bool = False,
 ) -> list[Record]:
     """Profile every model under every configuration; return the records in (model, config) order.
 
@@ -84,7 +85,8 @@ def profile_models(
     the other). Every configuration's output is checked against the eager fp32 model's before it
     is timed (rexbench.measure.parity; the record's `parity`). abort_when_contended: raise
     `contention.ContendedRun` as soon as a run is certain to end contended (the gate re-measures
-    then). anchor / ops / clock: test injection (default:
+    then). instructions: count each record's instructions per call under callgrind after its
+    rounds (rexbench.measure.instructions; minutes per configuration). anchor / ops / clock: test injection (default:
     `anchor.make_anchor(device)`, the device's DeviceOps, perf_counter_ns).
     All configs must share one device. Every input is checked before any model is built.
     """
@@ -116,7 +118,12 @@ def profile_models(
         progress=progress,
         on_record=on_record,
         abort_when_contended=abort_when_contended,
+        instructions=instructions,
     )
+    if instructions:  # a missing valgrind is said before anything is measured
+        from rexbench.measure import instructions as counted
+
+        counted.check_available()
     failures: list[ConfigFailure] = []
 
     def failed(failure: ConfigFailure) -> None:
@@ -190,11 +197,7 @@ def _checked_configs(
             raise RexbenchError(
                 f"configurations disagree on {name} ({sorted(values)}): pass {name}=N"
             )
-    fields: dict[str, Any] = {}
-    if runs is not None:
-        fields["runs"] = runs
-    if warmup is not None:
-        fields["warmup"] = warmup
+    fields = {k: v for k, v in (("runs", runs), ("warmup", warmup)) if v is not None}
     out: list[RunConfig] = []
     seen: set[str] = set()
     for config in configs:

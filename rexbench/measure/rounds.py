@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
-from rexbench.measure import contention
+from rexbench.measure import contention, placement
 from rexbench.measure import env as envmod
 from rexbench.measure.allocator import steady_allocator
 from rexbench.measure.anchor import Anchor
@@ -47,7 +47,7 @@ ROUND_SIZE = 10  # calls per runner per round: small enough to interleave, large
 class ProfileEvent:
     """Progress, sent between steps and between timing chunks (never inside a timed region).
 
-    phase: "build", "count", "prepare", "warmup", "timing" or "record"; item: a configuration
+    phase: "build", "count", "prepare", "warmup", "timing", "instructions" or "record"; item: a configuration
     label, the anchor's runner name, or None; done/total: calls (warmup/timing) or steps.
     """
 
@@ -77,6 +77,7 @@ class RoundOptions:
     progress: ProgressFn | None = None
     on_record: RecordFn | None = None
     abort_when_contended: bool = False  # stop a run certain to end contended (ContendedRun)
+    instructions: bool = False  # count each record's instructions (rexbench.measure.instructions)
 
     def emit(self, event: ProfileEvent) -> None:
         if self.progress is not None:
@@ -150,6 +151,8 @@ def measure_prepared(
         if item.config.flush_l2 and flush is not None:
             record.timing.validity["l2_flush"] = dict(flush.info)  # type: ignore[attr-defined]
         record.timing.contention = sampler.to_dict()
+        if options.instructions:  # after the rounds: a valgrind process, never beside the timing
+            record.counts = {**record.counts, **_instructions(model, item.config, options)}
         notes, bn_remaining = item.prepared.notes, item.prepared.bn_remaining
         record.summary, record.warnings = derived(record, notes, bn_remaining)
         path = write_record(record, options.out_dir) if options.out_dir is not None else None
@@ -197,14 +200,22 @@ def _run_rounds(
     )
     for i, runner in enumerate(runners):
         runner.setup = _sampled(runner.setup, sampler, i)
+    probe = _probe(items, options.device)
+    anchor_chunks = [0]
 
     def relay(event: ProgressEvent) -> None:
         watch(event)
         sampler.end(event.phase, event.done)
+        if probe is not None and event.phase == "timing" and event.runner == runners[-1].name:
+            anchor_chunks[0] += 1
+            if anchor_chunks[0] % placement.PROBE_EVERY == 0:
+                probe.sample()
         model, item = where.get(event.runner, (name, event.runner))
         options.emit(ProfileEvent(event.phase, model, item, event.done, event.total))
 
     try:
+        if probe is not None:
+            probe.sample()
         timings = measure_interleaved(
             runners,
             configs[0].runs,
@@ -214,11 +225,23 @@ def _run_rounds(
             clock=options.clock,
             progress=relay,
         )
+        if probe is not None:
+            probe.sample()
+            sampler.placement = probe.to_dict()
     except (RexbenchError, KeyboardInterrupt):
         raise
     except Exception as exc:
         raise RexbenchError(f"{name} failed while being timed: {first_line(exc)}") from exc
+    finally:
+        if probe is not None:
+            probe.close()
     return timings, sampler
+
+
+def _probe(items: Sequence[PreparedConfig], device: str) -> placement.Probe | None:
+    """The CPU placement probe (rexbench.measure.placement) for runs on more than one thread."""
+    threads = max(int(item.backend.get("threads") or 1) for item in items)
+    return placement.Probe(threads) if device == "cpu" and threads > 1 else None
 
 
 def _sampled(
@@ -277,6 +300,17 @@ def _record_timing(
         wall_s=timing.wall_s,
         run_id=run_id,
     )
+
+
+def _instructions(spec: ModelSpec, config: RunConfig, options: RoundOptions) -> dict[str, Any]:
+    """What a record's counts get: the instruction count, or why there is none."""
+    from rexbench.measure.instructions import count_instructions, why_not
+
+    reason = why_not(config)
+    if reason is not None:
+        return {"instructions_skipped": reason}
+    options.emit(ProfileEvent("instructions", str(spec), config.label))
+    return count_instructions(str(spec), config, weights=options.weights)
 
 
 def _flusher(items: Sequence[PreparedConfig], device: str) -> Callable[[], None] | None:

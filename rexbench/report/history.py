@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 COUNT_METRICS = ("params", "macs_conv", "instructions")
 #: Latency steps smaller than this are not reported (A/A runs on a quiet machine move p10 by ~3%).
 MIN_LATENCY_STEP = 0.03
+#: Instruction counts repeat to about 1e-4 (rexbench.measure.instructions): steps from 0.5%.
+MIN_INSTRUCTION_STEP = 0.005
 
 
 @dataclass
@@ -151,12 +153,13 @@ def build_history(
 
 
 def find_steps(series: Series) -> list[Step]:
-    """Exact counts: every change is a step. Latency (and instruction counts, which vary a little):
-    change points of at least MIN_LATENCY_STEP."""
+    """Exact counts: every change is a step. Latency and instruction counts (which vary a little):
+    change points of at least MIN_LATENCY_STEP / MIN_INSTRUCTION_STEP."""
     values = [p.value for p in series.points]
     if series.metric in ("params", "macs_conv"):
         return exact_steps(values)
-    return detect_steps(values, min_size=MIN_LATENCY_STEP, min_segment=MIN_SEGMENT)
+    smallest = MIN_INSTRUCTION_STEP if series.metric == "instructions" else MIN_LATENCY_STEP
+    return detect_steps(values, min_size=smallest, min_segment=MIN_SEGMENT)
 
 
 def format_value(metric: str, value: float) -> str:

@@ -73,6 +73,24 @@ def test_a_contended_baseline_makes_the_verdict_inconclusive():
     assert v.outcome == gate.INCONCLUSIVE and "baseline measured under contention" in v.reason
 
 
+def readings(one_ms: float, many_ms: float) -> dict:
+    """Placement probe readings (rexbench.measure.placement) of a 2-thread run."""
+    return {"version": 1, "threads": 2, "stream_mb": 16,
+            "one_thread_ns": [int(one_ms * 1e6)] * 5, "threads_ns": [int(many_ms * 1e6)] * 5}  # fmt: skip
+
+
+def test_runs_on_differently_placed_cpus_are_not_judged():
+    base = with_contention(record(40.0, seed=1), 0)
+    base.timing.contention["placement"] = readings(1.5, 1.15)  # one core complex: fast model
+    slow = with_contention(record(48.0, seed=2), 0)  # +20%, as the other placement looked
+    slow.timing.contention["placement"] = readings(1.5, 0.67)
+    v = p10_verdict(base, slow)
+    assert v.outcome == gate.INCONCLUSIVE and "placed differently" in v.reason
+    assert v.details["placement"] == pytest.approx([1.15 / 1.5, 0.67 / 1.5])
+    slow.timing.contention["placement"] = readings(1.5, 1.12)  # same placement: judged
+    assert p10_verdict(base, slow).outcome == gate.REGRESSION
+
+
 def test_measured_counters_replace_the_lagging_load_guard():
     # the loops ended seconds ago: the 1-min load is still high, the counters say the run was clean
     base = with_contention(record(40.0, seed=1), 0)

@@ -48,6 +48,22 @@ def test_counts_history_and_rerun_of_a_commit_counts_once():
     assert [st.index for st in s.steps] == [4, 5, 6]
 
 
+def test_instruction_history_finds_a_one_percent_step_and_no_step_in_repeat_noise():
+    rng = np.random.default_rng(0)
+    jitter = 1 + rng.normal(0, 1e-4, 16)  # what repeated counts of one binary vary by
+    levels = [189e6] * 8 + [189e6 * 1.01] * 8
+    records = [at_commit(i, 30.0) for i in range(16)]
+    for rec, level, j in zip(records, levels, jitter, strict=True):
+        rec.counts["instructions"] = round(level * j)
+    (s,) = hist.build_history(records, "instructions")[0]
+    (step,) = s.steps
+    assert step.index == 8 and step.size == pytest.approx(0.01, abs=0.001)
+    for rec, j in zip(records, jitter, strict=True):
+        rec.counts["instructions"] = round(189e6 * j)
+    (flat,) = hist.build_history(records, "instructions")[0]
+    assert flat.steps == []
+
+
 def test_records_without_commit_are_skipped_with_a_note_and_models_filter():
     records = series_records([30.0] * 4)
     no_git = record(30.0)
