@@ -1,89 +1,176 @@
 """Does `rexbench profile` slow what it measures? Its median against a minimal loop in another process.
 
-Each pair runs, in alternating order, two fresh processes on the same model (benchmarks/plain_net.py,
-a ReXNet-1.0-sized network in plain torch):
+Two processes time the same model (benchmarks/plain_net.py, a ReXNet-1.0-sized network in plain
+torch):
 
 * cli:  `python -m rexbench profile py:benchmarks/plain_net.py:build --config C --threads T
-        --runs R --warmup W --out TMP` (the real command; its record gives the median);
+        --runs R --warmup W --out TMP` (the real command; its record gives the median and the
+        wall-clock window of its measurement);
 * loop: benchmarks/plain_loop.py (no rexbench import: a clock around each call, same threads, same
         warm-up, same input), under the allocator policy rexbench applies to itself
         (rexbench.measure.allocator: glibc's MALLOC_MMAP_MAX_=0 and MALLOC_TRIM_THRESHOLD_ set in
-        its environment before it starts);
+        its environment before it starts).
 
-and, with --default-loop, a third process: the same loop under glibc's default allocator, to show
-how much the per-call page faults of that default cost and how they vary from process to process.
+Why not one process after the other: this machine's speed for a 2-thread model moves by 20-30% for
+tens of seconds at a time (seen here: 12 ms then 16 ms within one loop process, the 1-thread drift
+anchor unchanged, no steal time, no CPU pressure), so two processes run one after the other
+measure different machines, and 15 such pairs gave a 95% interval of 0.82-1.07 for the ratio.
 
-The CLI passes when the median over pairs of cli median / loop median is within 3% of 1. Per pair:
-medians, their ratio, minor page faults per timed call and thread counts, in OUT/<config>.json.
+So each pair runs both processes at once, taking turns: every --slice seconds the running one is
+stopped (SIGSTOP to its process group, compile workers included) and the other continued, until the
+CLI exits. The loop times until told to stop, each sample with its wall-clock end; the loop samples
+that ended inside the CLI's measurement window (its record's device_start / device_end times) are
+the loop's median. Both arms are thereby measured in alternating half-second slices of the same
+few seconds; a sample that straddles a pause (one per slice, in either arm) is far too long and only
+moves the median by a rank or two. With --order, the arm that starts running alternates per pair.
+
+The CLI passes when the median over pairs of cli median / loop median is within 3% of 1; the median
+ratio gets a bootstrap 95% interval. Per pair: medians, their ratio, the loop samples in the
+window, minor page faults per timed call and thread counts, in OUT/<config>.json; OUT/summary.md
+has one row per configuration measured so far.
 
 Usage:
-    python benchmarks/cli_overhead.py --config eager --pairs 5 --runs 200 --out results/cli-overhead
-    python benchmarks/cli_overhead.py --config compile --pairs 5 --runs 200 --out results/cli-overhead
+    python benchmarks/cli_overhead.py --config eager --pairs 10 --runs 400 --out results/cli-overhead
+    python benchmarks/cli_overhead.py --config compile --pairs 10 --runs 400 --out results/cli-overhead
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
+
+import numpy as np
 
 from rexbench.measure.allocator import ENV_VARS
 
 HERE = Path(__file__).resolve().parent
 SPEC = "py:benchmarks/plain_net.py:build"
 TOLERANCE = 0.03
+RESAMPLES = 10_000
 
 
-def run_cli(args: argparse.Namespace) -> dict:
-    with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "rexbench", "profile", SPEC, "--config", args.config,
-               "--threads", str(args.threads), "--runs", str(args.runs),
-               "--warmup", str(args.warmup), "--out", out]  # fmt: skip
-        done = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE.parent)
-        if done.returncode != 0:
-            sys.exit(f"failed: {' '.join(cmd)}\n{done.stderr[-2000:]}")
-        (path,) = Path(out).rglob("*.json")
+def cli_command(args: argparse.Namespace, out: Path) -> list[str]:
+    return [sys.executable, "-m", "rexbench", "profile", SPEC, "--config", args.config,
+            "--threads", str(args.threads), "--runs", str(args.runs),
+            "--warmup", str(args.warmup), "--out", str(out)]  # fmt: skip
+
+
+def loop_command(args: argparse.Namespace, stop: Path) -> list[str]:
+    cmd = [sys.executable, str(HERE / "plain_loop.py"), "--threads", str(args.threads),
+           "--warmup", str(args.warmup), "--until", str(stop)]  # fmt: skip
+    return cmd + (["--compile"] if args.config.startswith("compile") else [])
+
+
+def _signal(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it has just ended
+        os.killpg(proc.pid, sig)
+
+
+def take_turns(cli: subprocess.Popen, loop: subprocess.Popen, slice_s: float, cli_first: bool) -> int:
+    """Let one process run at a time, swapping every slice_s, until the CLI exits; the swaps."""
+    running, paused = (cli, loop) if cli_first else (loop, cli)
+    _signal(paused, signal.SIGSTOP)
+    swaps = 0
+    while cli.poll() is None:
+        time.sleep(slice_s)
+        _signal(running, signal.SIGSTOP)
+        _signal(paused, signal.SIGCONT)
+        running, paused = paused, running
+        swaps += 1
+    _signal(loop, signal.SIGCONT)
+    return swaps
+
+
+def _epoch_ns(iso: str) -> int:
+    return int(datetime.fromisoformat(iso).timestamp() * 1e9)
+
+
+def run_pair(args: argparse.Namespace, cli_first: bool) -> dict:
+    """One CLI process and one loop process, taking turns; the CLI's median and the loop's median
+    over the CLI's measurement window."""
+    env = {**os.environ, **ENV_VARS}
+    with tempfile.TemporaryDirectory() as tmp:
+        stop, out, log = Path(tmp) / "stop", Path(tmp) / "out", Path(tmp) / "cli.log"
+        with log.open("w") as err:
+            cli = subprocess.Popen(cli_command(args, out), stdout=subprocess.DEVNULL, stderr=err,
+                                   cwd=HERE.parent, start_new_session=True)  # fmt: skip
+            loop = subprocess.Popen(loop_command(args, stop), stdout=subprocess.PIPE, text=True,
+                                    env=env, cwd=HERE.parent, start_new_session=True)  # fmt: skip
+            try:
+                swaps = take_turns(cli, loop, args.slice, cli_first)
+            finally:
+                stop.touch()
+                _signal(loop, signal.SIGCONT)
+            loop_out = loop.communicate()[0]
+        if cli.returncode != 0 or loop.returncode != 0:
+            sys.exit(f"failed (cli {cli.returncode}, loop {loop.returncode}):\n{log.read_text()[-2000:]}")
+        (path,) = out.rglob("*.json")
         record = json.loads(path.read_text())
+    data = json.loads(loop_out.strip().splitlines()[-1])
+    start = _epoch_ns(record["timing"]["device_start"]["time"])
+    end = _epoch_ns(record["timing"]["device_end"]["time"])
+    window = [s for s, e in zip(data["samples_ns"], data["ends_ns"], strict=True) if start <= e <= end]
     contention = record["summary"].get("contention", {})
+    cli_median = statistics.median(record["timing"]["samples_ns"])
+    loop_median = statistics.median(window)
     return {
-        "median_ns": statistics.median(record["timing"]["samples_ns"]),
-        "faults_per_call": contention.get("faults_per_call"),
-        "threads": contention.get("threads_max"),
-        "contention": contention,
-        "allocator": record["env"].get("allocator"),
+        "first": "cli" if cli_first else "loop",
+        "swaps": swaps,
+        "cli": {"median_ns": cli_median, "faults_per_call": contention.get("faults_per_call"),
+                "threads": contention.get("threads_max"), "contention": contention,
+                "allocator": record["env"].get("allocator")},  # fmt: skip
+        "loop": {"median_ns": loop_median, "window_samples": len(window),
+                 "faults_per_call": data["faults_per_call"], "threads": data["threads"]},  # fmt: skip
+        "ratio": cli_median / loop_median,
     }
 
 
-def run_loop(args: argparse.Namespace, steady: bool) -> dict:
-    cmd = [sys.executable, str(HERE / "plain_loop.py"), "--threads", str(args.threads),
-           "--runs", str(args.runs), "--warmup", str(args.warmup)]  # fmt: skip
-    if args.config.startswith("compile"):
-        cmd.append("--compile")
-    env = {k: v for k, v in os.environ.items() if k not in ENV_VARS}
-    if steady:
-        env.update(ENV_VARS)
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=HERE.parent)
-    if done.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{done.stderr[-2000:]}")
-    data = json.loads(done.stdout.strip().splitlines()[-1])
-    data.pop("samples_ns")
-    return data
+def median_interval(ratios: list[float], seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap 95% interval of the median of the per-pair ratios."""
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.choice(ratios, size=(RESAMPLES, len(ratios))), axis=1)
+    low, high = np.percentile(medians, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def write_summary(out: Path) -> None:
+    """OUT/summary.md: one row per configuration's JSON in OUT."""
+    rows = ["| config | pairs | median ratio cli / loop | 95% interval | cli medians (ms) | "
+            "loop medians (ms) | faults / call cli, loop | verdict |", "|" + " --- |" * 8]  # fmt: skip
+    for path in sorted(out.glob("*.json")):
+        data = json.loads(path.read_text())
+        pairs = data["pairs"]
+        low, high = data["interval"]
+        span = {arm: [p[arm]["median_ns"] / 1e6 for p in pairs] for arm in ("cli", "loop")}
+        faults = [statistics.median(p[arm]["faults_per_call"] or 0 for p in pairs)
+                  for arm in ("cli", "loop")]  # fmt: skip
+        rows.append(
+            f"| {data['config']} | {len(pairs)} | {data['median_ratio']:.3f} | "
+            f"{low:.3f}-{high:.3f} | {min(span['cli']):.2f}-{max(span['cli']):.2f} | "
+            f"{min(span['loop']):.2f}-{max(span['loop']):.2f} | {faults[0]:.2f}, {faults[1]:.2f} "
+            f"| {data['verdict']} |"
+        )
+    (out / "summary.md").write_text("\n".join(rows) + "\n")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="eager", choices=["eager", "compile"])
-    parser.add_argument("--pairs", type=int, default=5)
-    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=400)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--default-loop", action="store_true", help="also the default allocator")
+    parser.add_argument("--slice", type=float, default=0.5, help="seconds per turn")
     parser.add_argument("--out", default="results/cli-overhead")
     args = parser.parse_args()
     out = Path(args.out)
@@ -91,32 +178,27 @@ def main() -> None:
     pairs = []
     t0 = time.time()
     for i in range(args.pairs):
-        arms = [("cli", lambda: run_cli(args)), ("loop", lambda: run_loop(args, True))]
-        if args.default_loop:
-            arms.append(("loop_default_malloc", lambda: run_loop(args, False)))
-        arms = arms if i % 2 == 0 else arms[::-1]
-        pair = {"pair": i + 1, "order": [name for name, _ in arms]}
-        for name, fn in arms:
-            pair[name] = fn()
-        pair["ratio"] = pair["cli"]["median_ns"] / pair["loop"]["median_ns"]
+        pair = {"pair": i + 1, **run_pair(args, cli_first=i % 2 == 0)}
         pairs.append(pair)
-        extra = ""
-        if args.default_loop:
-            extra = f", default-malloc loop {pair['loop_default_malloc']['median_ns'] / 1e6:.2f} ms"
         print(
             f"pair {i + 1}: cli {pair['cli']['median_ns'] / 1e6:.2f} ms, loop "
-            f"{pair['loop']['median_ns'] / 1e6:.2f} ms, ratio {pair['ratio']:.3f}{extra} "
-            f"({(time.time() - t0) / 60:.1f} min)",
+            f"{pair['loop']['median_ns'] / 1e6:.2f} ms ({pair['loop']['window_samples']} samples "
+            f"in the window), ratio {pair['ratio']:.3f} ({(time.time() - t0) / 60:.1f} min)",
             flush=True,
         )
-    ratio = statistics.median(p["ratio"] for p in pairs)
+    ratios = [p["ratio"] for p in pairs]
+    ratio = statistics.median(ratios)
+    interval = median_interval(ratios)
     verdict = "PASS" if abs(ratio - 1) <= TOLERANCE else "FAIL"
     summary = {"config": args.config, "threads": args.threads, "runs": args.runs,
-               "warmup": args.warmup, "median_ratio": ratio, "tolerance": TOLERANCE,
-               "verdict": verdict, "pairs": pairs}  # fmt: skip
+               "warmup": args.warmup, "slice_s": args.slice, "median_ratio": ratio,
+               "interval": interval, "tolerance": TOLERANCE, "verdict": verdict,
+               "pairs": pairs}  # fmt: skip
     (out / f"{args.config}.json").write_text(json.dumps(summary, indent=2))
+    write_summary(out)
     print(
-        f"{args.config}: median ratio cli / loop = {ratio:.3f} over {len(pairs)} pairs: {verdict}"
+        f"{args.config}: median ratio cli / loop = {ratio:.3f} (95% interval {interval[0]:.3f}-"
+        f"{interval[1]:.3f}) over {len(pairs)} pairs: {verdict}"
     )
 
 

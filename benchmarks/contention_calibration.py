@@ -23,6 +23,8 @@ Method (docs/gate.md, Contention):
 
 Usage:
     python benchmarks/contention_calibration.py --out results/contention-calibration
+    python benchmarks/contention_calibration.py --out results/contention-calibration/x1.0 \
+        --groups quiet_slow --slow rexnet_x1.0      # a smaller genuine slowdown
     python benchmarks/contention_calibration.py --out results/contention-calibration --summary-only
 """
 
@@ -160,7 +162,8 @@ def measure(args: argparse.Namespace, out: Path) -> None:
     t0 = time.time()
     for i in range(1, args.repeats + 1):
         for group in GROUPS:
-            if (group, i) in done or (group == "busy_slow" and i > args.busy_slow_repeats):
+            skip = group not in args.groups.split(",") or (group, i) in done
+            if skip or (group == "busy_slow" and i > args.busy_slow_repeats):
                 continue
             entry = one_gate(args, out, group, i)
             with log.open("a") as fh:
@@ -218,6 +221,7 @@ def main() -> None:
     parser.add_argument("--model", default="rexnet_x0.9")
     parser.add_argument("--slow", default="rexnet_x1.1", help="the genuinely slower model")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--groups", default=",".join(GROUPS), help="a subset of " + ",".join(GROUPS))
     parser.add_argument("--busy-slow-repeats", type=int, default=6)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)

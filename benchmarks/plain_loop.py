@@ -2,7 +2,7 @@
 benchmarks/plain_net.py only (no rexbench import), a clock around each call, nothing else.
 
 Prints one JSON line: samples (ns), median, minor page faults per timed call, threads of the process.
-Usage: python benchmarks/plain_loop.py --threads 2 --runs 200 --warmup 20 [--compile]
+Usage: python benchmarks/plain_loop.py --threads 2 --runs 200 --warmup 20 [--compile] [--until FILE]
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument(
+        "--until", help="time until this file exists (not --runs calls), each sample with its "
+        "wall-clock end in ns: a benchmark that pauses and resumes this process picks a window"
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = build().eval()
@@ -39,19 +43,22 @@ def main() -> None:
         for _ in range(args.warmup):
             model(x)
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        samples = []
-        for _ in range(args.runs):
+        samples, ends = [], []
+        stop = Path(args.until) if args.until else None
+        while len(samples) < args.runs if stop is None else not stop.exists():
             t0 = time.perf_counter_ns()
             model(x)
             samples.append(time.perf_counter_ns() - t0)
+            ends.append(time.time_ns())
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     print(
         json.dumps(
             {
                 "median_ns": statistics.median(samples),
-                "faults_per_call": faults / args.runs,
+                "faults_per_call": faults / len(samples),
                 "threads": len(os.listdir("/proc/self/task")),
                 "samples_ns": samples,
+                "ends_ns": ends if stop is not None else None,
             }
         )
     )
