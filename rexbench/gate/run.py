@@ -263,7 +263,7 @@ class _FullGate:
     ) -> list[Verdict]:
         """Instruction checks: the given records' counts, or each baseline configuration's
         instructions counted now (rexbench.measure.instructions), against the baselines'."""
-        from rexbench.gate.evaluate import instruction_verdicts
+        from rexbench.gate.instructions import instruction_verdicts
         from rexbench.measure.config import RunConfig
         from rexbench.measure.env import fingerprint
         from rexbench.measure.instructions import count_instructions, why_not

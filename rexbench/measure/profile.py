@@ -1,13 +1,10 @@
 """`rexbench profile` as a library: build, count, prepare, time interleaved with the drift anchor,
-summarise, and write one Record per model x configuration. No CLI code here.
-
-Per model: build it once (with --weights), count it once per input shape (params and macs_conv;
-the slower counters are left to `rexbench count`), prepare every configuration (torch.compile's
-first call timed as compile_s, under the configuration's own threads / cuDNN / TF32 settings),
-then time all configurations and the anchor (rexbench.measure.anchor) in small interleaved rounds
-(rexbench.measure.rounds) so that machine drift hits all of them alike. The records of a model are
-written, atomically, as soon as its measurement ends: Ctrl-C keeps every finished record and leaves
-no partial file.
+summarise, and write one Record per model x configuration. No CLI code here. Per model: build it
+once (with --weights), count it once per input shape (params, macs_conv), prepare every
+configuration under its own threads / cuDNN / TF32 settings, then time all of them and the anchor
+in small interleaved rounds (rexbench.measure.rounds) so that machine drift hits them alike. A
+model's records are written atomically as soon as its measurement ends: Ctrl-C keeps every finished
+record and leaves no partial file.
 """
 
 from __future__ import annotations
@@ -86,8 +83,8 @@ def profile_models(
     is timed (rexbench.measure.parity; the record's `parity`). abort_when_contended: raise
     `contention.ContendedRun` as soon as a run is certain to end contended (the gate re-measures
     then). instructions: count each record's instructions per call under callgrind after its
-    rounds (rexbench.measure.instructions; minutes per configuration). anchor / ops / clock: test injection (default:
-    `anchor.make_anchor(device)`, the device's DeviceOps, perf_counter_ns).
+    rounds (rexbench.measure.instructions; minutes per configuration). anchor / ops / clock: test
+    injection (default: `anchor.make_anchor(device)`, the device's DeviceOps, perf_counter_ns).
     All configs must share one device. Every input is checked before any model is built.
     """
     parsed = [parse(s) if isinstance(s, str) else s for s in specs]
@@ -97,12 +94,7 @@ def profile_models(
         raise RexbenchError("--weights loads one checkpoint: give exactly one model with it")
     configs = _checked_configs(configs, runs, warmup, input_shape)
     device = resolve_device(configs[0].device)
-    for config in configs:
-        check_dtype(device, config.dtype)
-        check_available(config.runtime)
-    for spec in parsed:  # input sizes too, before any model is built
-        for config in configs:
-            check_options(spec, config.input_shape, config.resolution)
+    _check_inputs(parsed, configs, device, instructions)
     if out_dir is not None:
         check_writable(machine_dir(out_dir, envmod.machine_id()))
     if anchor is None:
@@ -120,10 +112,6 @@ def profile_models(
         abort_when_contended=abort_when_contended,
         instructions=instructions,
     )
-    if instructions:  # a missing valgrind is said before anything is measured
-        from rexbench.measure import instructions as counted
-
-        counted.check_available()
     failures: list[ConfigFailure] = []
 
     def failed(failure: ConfigFailure) -> None:
@@ -139,6 +127,21 @@ def profile_models(
     return records
 
 
+def _check_inputs(
+    specs: list[ModelSpec], configs: list[RunConfig], device: str, instructions: bool
+) -> None:
+    """Before any model is built: dtypes, runtimes, input sizes, valgrind when counting."""
+    for config in configs:
+        check_dtype(device, config.dtype)
+        check_available(config.runtime)
+        for spec in specs:
+            check_options(spec, config.input_shape, config.resolution)
+    if instructions:
+        from rexbench.measure.instructions import check_available as have_valgrind
+
+        have_valgrind()
+
+
 @dataclass(frozen=True)
 class ConfigFailure:
     """A configuration that could not be prepared or checked (an export, a conversion, a
@@ -150,11 +153,8 @@ class ConfigFailure:
 
     @property
     def line(self) -> str:
-        return (
-            self.reason
-            if self.reason.startswith(self.model)
-            else f"{self.model} {self.config}: {self.reason}"
-        )
+        known = self.reason.startswith(self.model)
+        return self.reason if known else f"{self.model} {self.config}: {self.reason}"
 
 
 def check_writable(folder: Path, option: str = "--out") -> None:

@@ -11,6 +11,7 @@ allocator is made steady before the warm-up (rexbench.measure.allocator).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,7 +201,7 @@ def _run_rounds(
     )
     for i, runner in enumerate(runners):
         runner.setup = _sampled(runner.setup, sampler, i)
-    probe = _probe(items, options.device)
+    probe = _probe(items, options)
     anchor_chunks = [0]
 
     def relay(event: ProgressEvent) -> None:
@@ -238,10 +239,12 @@ def _run_rounds(
     return timings, sampler
 
 
-def _probe(items: Sequence[PreparedConfig], device: str) -> placement.Probe | None:
-    """The CPU placement probe (rexbench.measure.placement) for runs on more than one thread."""
+def _probe(items: Sequence[PreparedConfig], options: RoundOptions) -> placement.Probe | None:
+    """The CPU placement probe (rexbench.measure.placement) for runs on more than one thread,
+    timed with the real clock (none when a test injects its own)."""
     threads = max(int(item.backend.get("threads") or 1) for item in items)
-    return placement.Probe(threads) if device == "cpu" and threads > 1 else None
+    real = options.clock is time.perf_counter_ns
+    return placement.Probe(threads) if options.device == "cpu" and threads > 1 and real else None
 
 
 def _sampled(

@@ -211,9 +211,7 @@ def measure_interleaved(
                 emit(ProgressEvent("warmup", runner.name, len(warm[i]), warmup))
             for i, runner in enumerate(runners if settle else ()):
                 current = runner
-                if runner.setup is not None:
-                    runner.setup()
-                warm[i] += _time_calls(runner.fn, settle, ops, clock, runner.before_call)
+                warm[i] += _chunk(runner, settle, ops, clock)
                 emit(ProgressEvent("warmup", runner.name, warmup, warmup))
             emit(ProgressEvent("timing", runners[0].name, 0, runs))  # a display stops drawing
             for r in range(-(-runs // round_size)):
@@ -221,9 +219,7 @@ def measure_interleaved(
                 for k in range(len(runners)):
                     i = (r + k) % len(runners)
                     current = runners[i]
-                    if current.setup is not None:
-                        current.setup()
-                    samples[i] += _time_calls(current.fn, n, ops, clock, current.before_call)
+                    samples[i] += _chunk(current, n, ops, clock)
                     emit(ProgressEvent("timing", current.name, len(samples[i]), runs))
     except Exception as exc:
         if ops.is_oom(exc):
@@ -232,20 +228,19 @@ def measure_interleaved(
         raise
     wall = time.perf_counter() - wall0
     return [
-        TimerResult(
-            name=runner.name,
-            device=ops.name,
-            batch_size=runner.batch_size,
-            clock=ops.clock_name,
-            samples_ns=samples[i],
-            warmup_ns=warm[i],
-            peak_memory_bytes=memory[i],
-            memory_method=ops.memory_method if memory[i] is not None else None,
-            backend=backends[i],
-            wall_s=wall,
-        )
+        TimerResult(runner.name, ops.name, runner.batch_size, ops.clock_name, samples[i],
+                    warmup_ns=warm[i], peak_memory_bytes=memory[i],
+                    memory_method=ops.memory_method if memory[i] is not None else None,
+                    backend=backends[i], wall_s=wall)  # fmt: skip
         for i, runner in enumerate(runners)
     ]
+
+
+def _chunk(runner: Runner, n: int, ops: DeviceOps, clock: Clock) -> list[int]:
+    """The runner's setup, then n timed calls."""
+    if runner.setup is not None:
+        runner.setup()
+    return _time_calls(runner.fn, n, ops, clock, runner.before_call)
 
 
 def measure(

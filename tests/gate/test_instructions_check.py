@@ -12,7 +12,7 @@ from _gate_data import record
 from rexbench.cli import run
 from rexbench.errors import RexbenchError
 from rexbench.gate import checks as gate
-from rexbench.gate.evaluate import instruction_verdicts
+from rexbench.gate.instructions import instruction_verdicts
 from rexbench.records.store import write_record
 
 BASE = 189_000_000  # instructions per call of a ReXNet-1.0-sized net at 224, one thread
