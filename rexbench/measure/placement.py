@@ -11,8 +11,9 @@ That is the signature of the two virtual CPUs sharing one core complex (one L3, 
 threads exchange data through the shared L3, so the model is fast, but the stream gets one link's
 bandwidth) or sitting on two (two links, but every exchange between the threads crosses the
 fabric). A gate whose baseline was measured in one placement and whose current run in the other
-sees a 20-30% difference that no drift anchor at one thread can cancel: in a calibration run, two
-of seven unchanged runs were called regressions (p10 ratios 1.22 and 1.15).
+sees a 20-30% difference that no drift anchor at one thread can cancel: in the calibration of
+docs/gate.md, 7 of 20 unchanged gates at 2 threads were called regressions (p10 ratios 1.14-1.23).
+From a gate's few seconds the signature caught one of them (see docs/gate.md, Placement).
 
 `Probe` times the stream at one thread and at the run's thread count, outside the timed regions,
 before the rounds, every PROBE_EVERY rounds and after them; a record keeps the readings
