@@ -14,7 +14,7 @@ torch):
 Why not one process after the other: this machine's speed for a 2-thread model moves by 20-30% for
 tens of seconds at a time (seen here: 12 ms then 16 ms within one loop process, the 1-thread drift
 anchor unchanged, no steal time, no CPU pressure), so two processes run one after the other
-measure different machines, and 15 such pairs gave a 95% interval of 0.82-1.07 for the ratio.
+measure different machines, and 15 such pairs gave a bootstrap 95% interval of 0.82-1.07 for the ratio.
 
 So each pair runs both processes at once, taking turns: every --slice seconds the running one is
 stopped (SIGSTOP to its process group, compile workers included) and the other continued, until the
@@ -25,7 +25,7 @@ few seconds; a sample that straddles a pause (one per slice, in either arm) is f
 moves the median by a rank or two. With --order, the arm that starts running alternates per pair.
 
 The CLI passes when the median over pairs of cli median / loop median is within 3% of 1; the median
-ratio gets a bootstrap 95% interval. Per pair: medians, their ratio, the loop samples in the
+ratio gets the distribution-free interval of rexbench.stats.median_ci (at least 95% coverage). Per pair: medians, their ratio, the loop samples in the
 window, minor page faults per timed call and thread counts, in OUT/<config>.json; OUT/summary.md
 has one row per configuration measured so far.
 
@@ -49,14 +49,12 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
-
 from rexbench.measure.allocator import ENV_VARS
+from rexbench.stats import median_ci
 
 HERE = Path(__file__).resolve().parent
 SPEC = "py:benchmarks/plain_net.py:build"
 TOLERANCE = 0.03
-RESAMPLES = 10_000
 
 
 def cli_command(args: argparse.Namespace, out: Path) -> list[str]:
@@ -135,28 +133,21 @@ def run_pair(args: argparse.Namespace, cli_first: bool) -> dict:
     }
 
 
-def median_interval(ratios: list[float], seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap 95% interval of the median of the per-pair ratios."""
-    rng = np.random.default_rng(seed)
-    medians = np.median(rng.choice(ratios, size=(RESAMPLES, len(ratios))), axis=1)
-    low, high = np.percentile(medians, [2.5, 97.5])
-    return float(low), float(high)
-
-
 def write_summary(out: Path) -> None:
     """OUT/summary.md: one row per configuration's JSON in OUT."""
-    rows = ["| config | pairs | median ratio cli / loop | 95% interval | cli medians (ms) | "
+    rows = ["| config | pairs | median ratio cli / loop | interval (coverage) | cli medians (ms) | "
             "loop medians (ms) | faults / call cli, loop | verdict |", "|" + " --- |" * 8]  # fmt: skip
     for path in sorted(out.glob("*.json")):
         data = json.loads(path.read_text())
         pairs = data["pairs"]
         low, high = data["interval"]
+        coverage = data["coverage"]
         span = {arm: [p[arm]["median_ns"] / 1e6 for p in pairs] for arm in ("cli", "loop")}
         faults = [statistics.median(p[arm]["faults_per_call"] or 0 for p in pairs)
                   for arm in ("cli", "loop")]  # fmt: skip
         rows.append(
             f"| {data['config']} | {len(pairs)} | {data['median_ratio']:.3f} | "
-            f"{low:.3f}-{high:.3f} | {min(span['cli']):.2f}-{max(span['cli']):.2f} | "
+            f"{low:.3f}-{high:.3f} ({coverage:.1%}) | {min(span['cli']):.2f}-{max(span['cli']):.2f} | "
             f"{min(span['loop']):.2f}-{max(span['loop']):.2f} | {faults[0]:.2f}, {faults[1]:.2f} "
             f"| {data['verdict']} |"
         )
@@ -188,17 +179,18 @@ def main() -> None:
         )
     ratios = [p["ratio"] for p in pairs]
     ratio = statistics.median(ratios)
-    interval = median_interval(ratios)
+    low, high, coverage = median_ci(ratios)
+    interval = (low, high)
     verdict = "PASS" if abs(ratio - 1) <= TOLERANCE else "FAIL"
     summary = {"config": args.config, "threads": args.threads, "runs": args.runs,
                "warmup": args.warmup, "slice_s": args.slice, "median_ratio": ratio,
-               "interval": interval, "tolerance": TOLERANCE, "verdict": verdict,
+               "interval": interval, "coverage": coverage, "tolerance": TOLERANCE, "verdict": verdict,
                "pairs": pairs}  # fmt: skip
     (out / f"{args.config}.json").write_text(json.dumps(summary, indent=2))
     write_summary(out)
     print(
-        f"{args.config}: median ratio cli / loop = {ratio:.3f} (95% interval {interval[0]:.3f}-"
-        f"{interval[1]:.3f}) over {len(pairs)} pairs: {verdict}"
+        f"{args.config}: median ratio cli / loop = {ratio:.3f} ({coverage:.1%} interval "
+        f"{low:.3f}-{high:.3f}) over {len(pairs)} pairs: {verdict}"
     )
 
 
