@@ -266,7 +266,7 @@ class _FullGate:
         from rexbench.gate.instructions import instruction_verdicts
         from rexbench.measure.config import RunConfig
         from rexbench.measure.env import fingerprint
-        from rexbench.measure.instructions import count_instructions, why_not
+        from rexbench.measure.instructions import counts_or_reason, why_not
 
         checks = self.options.instruction_checks
         if given is not None:
@@ -276,14 +276,10 @@ class _FullGate:
         current = {}
         for config_id, base in {b.run.config_id: b for b in known}.items():
             config = RunConfig.from_dict(base.run.config)
-            reason = why_not(config)
-            if reason is None:
+            if why_not(config) is None:
                 self.hooks.note(f"counting the instructions of {spec} ({config.label}) under "
                                 "callgrind: a few minutes")  # fmt: skip
-                counts = count_instructions(spec, config)
-            else:
-                counts = {"instructions_skipped": reason}
-            current[config_id] = (counts, self.fingerprint)
+            current[config_id] = (counts_or_reason(spec, config), self.fingerprint)
         return instruction_verdicts(checks, spec, known, current)
 
     def _attempted(

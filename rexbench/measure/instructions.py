@@ -153,3 +153,12 @@ def count_instructions(
         },
     }
 
+
+def counts_or_reason(
+    spec: str, config: RunConfig, weights: str | Path | None = None
+) -> dict[str, Any]:
+    """What a record's counts get: the instruction count, or `instructions_skipped` with why not."""
+    reason = why_not(config)
+    if reason is not None:
+        return {"instructions_skipped": reason}
+    return count_instructions(spec, config, weights=weights)

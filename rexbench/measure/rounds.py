@@ -307,13 +307,10 @@ def _record_timing(
 
 def _instructions(spec: ModelSpec, config: RunConfig, options: RoundOptions) -> dict[str, Any]:
     """What a record's counts get: the instruction count, or why there is none."""
-    from rexbench.measure.instructions import count_instructions, why_not
+    from rexbench.measure.instructions import counts_or_reason
 
-    reason = why_not(config)
-    if reason is not None:
-        return {"instructions_skipped": reason}
     options.emit(ProfileEvent("instructions", str(spec), config.label))
-    return count_instructions(str(spec), config, weights=options.weights)
+    return counts_or_reason(str(spec), config, weights=options.weights)
 
 
 def _flusher(items: Sequence[PreparedConfig], device: str) -> Callable[[], None] | None:
