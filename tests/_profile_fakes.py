@@ -149,7 +149,7 @@ def fake_cuda(monkeypatch, ops: FakeCudaOps) -> None:
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(profile, "device_ops", lambda device: ops)
 
-    def cuda_anchor(device: str) -> Anchor:
+    def cuda_anchor(device: str, threads: int | None = None) -> Anchor:
         anchor = fake_anchor()
         anchor.device, anchor.fn = device, ops.call
         return anchor

@@ -84,7 +84,7 @@ def profile_models(
     `contention.ContendedRun` as soon as a run is certain to end contended (the gate re-measures
     then). instructions: count each record's instructions per call under callgrind after its
     rounds (rexbench.measure.instructions; minutes per configuration). anchor / ops / clock: test
-    injection (default: `anchor.make_anchor(device)`, the device's DeviceOps, perf_counter_ns).
+    injection (default: `anchor.make_anchor(device, threads)`, the device's DeviceOps, perf_counter_ns).
     All configs must share one device. Every input is checked before any model is built.
     """
     parsed = [parse(s) if isinstance(s, str) else s for s in specs]
@@ -98,7 +98,7 @@ def profile_models(
     if out_dir is not None:
         check_writable(machine_dir(out_dir, envmod.machine_id()))
     if anchor is None:
-        anchor = make_anchor(device)
+        anchor = make_anchor(device, configs[0].threads)
     options = RoundOptions(
         device=device,
         anchor=anchor,

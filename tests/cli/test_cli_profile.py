@@ -21,7 +21,7 @@ def tiny(tmp_path, monkeypatch):
     """cwd = tmp_path with nets.py; the anchor is a no-op so that the tests stay fast."""
     write_tiny(tmp_path)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(profile, "make_anchor", lambda device: fake_anchor())
+    monkeypatch.setattr(profile, "make_anchor", lambda device, threads=None: fake_anchor())
     return "py:nets.py:Tiny"
 
 

@@ -95,7 +95,7 @@ def test_nothing_to_gate_says_what_to_give(baselines):
 def test_measure_like_takes_the_baselines_configuration(tmp_path, monkeypatch):
     write_tiny(tmp_path)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(profile, "make_anchor", lambda device: fake_anchor())
+    monkeypatch.setattr(profile, "make_anchor", lambda device, threads=None: fake_anchor())
     spec = "py:nets.py:Tiny"
     base = record(spec=spec, counts={})  # eager, 300 runs, warmup 5
     hooks = Recorder()

@@ -20,6 +20,7 @@ import rexbench.measure.profile as profile
 from rexbench.errors import RexbenchError
 from rexbench.measure import anchor as anchor_mod
 from rexbench.measure.config import RunConfig
+from rexbench.measure.counting import count_model
 from rexbench.measure.profile import ProfileEvent, profile_models
 from rexbench.records.schema import Record
 from rexbench.records.store import load_record, load_records
@@ -98,20 +99,41 @@ def test_old_records_without_the_new_timing_fields_still_load(tiny):
     assert old.timing.anchor_ns == [] and old.timing.anchor == {} and old.timing.wall_s is None
 
 
-def test_real_anchor_runs_single_threaded_and_is_described(tiny):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_real_anchor_runs_at_the_configs_threads_and_is_described(tiny, monkeypatch, threads):
     seen = []
-    anchor = anchor_mod.make_anchor("cpu")
-    run = anchor.fn
-    anchor.fn = lambda: seen.append(torch.get_num_threads()) or run()
-    config = RunConfig.preset("eager", threads=2)
+
+    def watched(device, threads=None):
+        anchor = anchor_mod.make_anchor(device, threads)
+        run = anchor.fn
+        anchor.fn = lambda: seen.append(torch.get_num_threads()) or run()
+        return anchor
+
+    monkeypatch.setattr(profile, "make_anchor", watched)
+    config = RunConfig.preset("eager", threads=threads)
     before = torch.get_num_threads()
-    (record,) = profile_models([tiny], [config], runs=3, warmup=1, anchor=anchor)
-    assert seen == [1] * 4
-    assert record.timing.backend["threads"] == 2 and record.env["threads"]["torch_num_threads"] == 2
-    assert record.timing.anchor["name"] == "conv4" and record.timing.anchor["version"] == 1
-    assert record.timing.anchor["macs_per_image"] == 36_227_072
+    (record,) = profile_models([tiny], [config], runs=3, warmup=1)
+    assert seen == [threads] * 4
+    assert record.timing.backend["threads"] == threads
+    assert record.env["threads"]["torch_num_threads"] == threads
+    info = record.timing.anchor
+    assert (info["name"], info["version"], info["threads"]) == ("mobile", 2, threads)
+    assert info["macs_per_image"] == 49_289_344 and info["batch_size"] == 1
     assert len(record.timing.anchor_ns) == 3
     assert torch.get_num_threads() == before  # global state restored
+
+
+def test_anchor_macs_are_what_the_counters_count():
+    net = anchor_mod.mobile_network().eval()
+    counts = count_model(net, (1, *anchor_mod.CPU_INPUT_CHW), counters=("fvcore", "thop"))
+    assert counts.conv_linear_macs == {"fvcore": anchor_mod.CPU_MACS, "thop": anchor_mod.CPU_MACS}
+    assert counts.params_total == 581_432
+    conv4 = anchor_mod.conv4_network().eval()
+    counts = count_model(conv4, (1, *anchor_mod.CUDA_INPUT_CHW), counters=("fvcore",))
+    assert (
+        counts.conv_linear_macs == {"fvcore": anchor_mod.CUDA_MACS}
+        and anchor_mod.CUDA_MACS == 36_227_072
+    )
 
 
 def test_each_config_runs_with_its_own_threads(tiny, monkeypatch):
