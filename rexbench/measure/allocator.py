@@ -12,7 +12,8 @@ the copy that `prepare` makes, the anchor's allocations between the model's chun
 timing the same model therefore measure different latencies - the same script, run twice, saw 5,900
 and 3,200 faults per call - and `rexbench profile` and another benchmark's loop disagree by 10-30%.
 
-The fix. Before the warm-up, `steady_allocator` fixes glibc's policy with `mallopt`: no mmap for
+The fix. Before the first model is built (`profile_models` on CPU; the rounds apply it again before
+the warm-up), `steady_allocator` fixes glibc's policy with `mallopt`: no mmap for
 large blocks (M_MMAP_MAX = 0) and no trimming (M_TRIM_THRESHOLD at its maximum). Freed activations
 stay in the process and are reused on the next call, so after the warm-up a call takes no page
 fault at all, in every process alike; the time measured is the model's arithmetic and memory

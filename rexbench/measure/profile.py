@@ -1,10 +1,9 @@
 """`rexbench profile` as a library: build, count, prepare, time interleaved with the drift anchor,
-summarise, and write one Record per model x configuration. No CLI code here. Per model: build it
-once (with --weights), count it once per input shape (params, macs_conv), prepare every
-configuration under its own threads / cuDNN / TF32 settings, then time all of them and the anchor
-in small interleaved rounds (rexbench.measure.rounds) so that machine drift hits them alike. A
-model's records are written atomically as soon as its measurement ends: Ctrl-C keeps every finished
-record and leaves no partial file.
+summarise, and write one Record per model x configuration. No CLI code here. Per model: build it once
+(with --weights), count it once per input shape, prepare every configuration under its own threads /
+cuDNN / TF32 settings, then time all of them and the anchor in small interleaved rounds
+(rexbench.measure.rounds) so that machine drift hits them alike. Records are written atomically as
+soon as a model's measurement ends: Ctrl-C keeps every finished one and leaves no partial file.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
 from rexbench.measure import env as envmod
+from rexbench.measure.allocator import steady_allocator
 from rexbench.measure.anchor import Anchor, make_anchor
 from rexbench.measure.config import RunConfig
 from rexbench.measure.devices import DeviceOps, device_ops
@@ -97,6 +97,8 @@ def profile_models(
     _check_inputs(parsed, configs, device, instructions)
     if out_dir is not None:
         check_writable(machine_dir(out_dir, envmod.machine_id()))
+    if device == "cpu":  # before any model is built: its weights share the activations' heap
+        steady_allocator()
     if anchor is None:
         anchor = make_anchor(device, configs[0].threads)
     options = RoundOptions(
@@ -334,8 +336,7 @@ def _prepare(
 
 @dataclass(frozen=True)
 class _Reference:
-    """The eager fp32 output of `model` on a configuration's seeded input, computed once per
-    input shape and batch size (kept in `cache`)."""
+    """The eager fp32 output of `model` on a config's seeded input, once per shape and batch."""
 
     model: nn.Module
     shape: tuple[int, ...]
@@ -353,8 +354,7 @@ class _Reference:
 def _check(
     prepared: PreparedModel, reference: _Reference, weights: str, options: RoundOptions
 ) -> dict[str, Any]:
-    """The output parity of a prepared configuration (rexbench.measure.parity); an invalid one
-    is warned about in its record."""
+    """The output parity of a prepared configuration (rexbench.measure.parity), noted if invalid."""
     from rexbench.measure import parity
     from rexbench.measure.devices import oom_error
 
