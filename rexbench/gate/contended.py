@@ -3,8 +3,8 @@
 A run is contended when the kernel says other work took the cores during it
 (`rexbench.measure.contention`: our threads' run-queue wait, CPU pressure, steal, chunk by chunk).
 Contention only makes a run slower, and not uniformly: a 2-thread model waits out a neighbour's
-time slices at every barrier while the 1-thread drift anchor does not, so the anchor cannot cancel
-it (with two busy loops beside it, an unchanged model read as +90% at the 10th percentile).
+time slices at every barrier, and the drift anchor is hit differently, so it cannot cancel it (with
+two busy loops beside it, an unchanged model read as +90% at the 10th percentile).
 
 So the gate
 1. measures with `abort_when_contended`: a run is stopped as soon as it is certain to end contended;
@@ -15,7 +15,8 @@ So the gate
 4. a verdict against a baseline that was itself measured under contention is inconclusive too
    (`baseline save` refuses such a baseline unless forced);
 5. a verdict between runs whose virtual CPUs the hypervisor had placed differently (one core
-   complex or two: rexbench.measure.placement) is inconclusive: the anchor cannot cancel that.
+   complex or two: rexbench.measure.placement) is inconclusive: the anchor, at the model's thread
+   count, cancels most of that (rexbench.measure.anchor), but not for every model alike.
 
 Records without contention data (older rexbench, or a system without the counters) fall back to
 the 1-minute load average guard of rexbench.gate.evaluate.
@@ -61,8 +62,8 @@ def contention_guard(verdict: gate.Verdict, base: Record, cur: Record) -> gate.V
     if moved:
         verdict.details["placement"] = [signature(_placement(r)) for r in (base, cur)]
         verdict.reason = (
-            f"{moved}: the 2-thread speed differs by 20-30% between placements and no 1-thread "
-            f"anchor cancels it, {verdict.outcome} not trusted; re-run later; {verdict.reason}"
+            f"{moved}: a multi-threaded model's speed differs by 20-30% between placements, not "
+            f"exactly as the anchor's; {verdict.outcome} not trusted; re-run later; {verdict.reason}"
         )
     elif now:
         verdict.reason = f"machine contended ({now}): {verdict.outcome} not trusted; {verdict.reason}"

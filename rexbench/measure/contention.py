@@ -18,7 +18,7 @@ threads waited more than CHUNK_WAIT_SHARE of it, or steal exceeded CHUNK_STEAL_S
 exceeded CHUNK_PSI_SHARE. A run is contended when more than RUN_CONTENDED of its model chunks (timed
 chunks of the measured configurations, not the anchor's, not warm-up) are: then the anchor's
 samples are contended alike, and a 2-thread model's barriers wait out other processes' time slices
-in a way a 1-thread anchor cannot cancel (see docs/gate.md, Contention). `ChunkSampler` can stop a
+in a way the anchor cannot cancel (see docs/gate.md, Contention). `ChunkSampler` can stop a
 run as soon as it is certain to end contended (`abort_when_contended`), so a gate wastes no time
 finishing it.
 

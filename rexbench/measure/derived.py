@@ -16,7 +16,7 @@ from rexbench.stats import NOISE_THRESHOLD, summarize
 
 # A sample over STALL_FACTOR x the median is a stall, not noise: on this project's 2-core machines a
 # competing process made 2-thread runs 60x slower (each OpenMP barrier waiting out a time slice)
-# while the 1-thread anchor was barely affected. STALL_WARN of such samples earns a warning.
+# while a 1-thread anchor was barely affected. STALL_WARN of such samples earns a warning.
 STALL_FACTOR = 3
 STALL_WARN = 0.01
 
