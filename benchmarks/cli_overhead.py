@@ -11,6 +11,10 @@ torch):
         (rexbench.measure.allocator: glibc's MALLOC_MMAP_MAX_=0 and MALLOC_TRIM_THRESHOLD_ set in
         its environment before it starts).
 
+Both load the same weights: a seeded state dict written once per run (OUT/weights.pt, removed at the
+end), with the BatchNorm statistics rexbench gives a model without a checkpoint; the CLI gets it
+with --weights. With --control a second loop takes the CLI's place: the spread of the harness itself.
+
 Why not one process after the other: this machine's speed for a 2-thread model moves by 20-30% for
 tens of seconds at a time (seen here: 12 ms then 16 ms within one loop process, the 1-thread drift
 anchor unchanged, no steal time, no CPU pressure), so two processes run one after the other
@@ -32,6 +36,7 @@ has one row per configuration measured so far.
 Usage:
     python benchmarks/cli_overhead.py --config eager --pairs 10 --runs 400 --out results/cli-overhead
     python benchmarks/cli_overhead.py --config compile --pairs 10 --runs 400 --out results/cli-overhead
+    python benchmarks/cli_overhead.py --config eager --pairs 10 --control --out results/cli-overhead
 """
 
 from __future__ import annotations
@@ -57,15 +62,31 @@ SPEC = "py:benchmarks/plain_net.py:build"
 TOLERANCE = 0.03
 
 
-def cli_command(args: argparse.Namespace, out: Path) -> list[str]:
+def write_weights(path: Path) -> None:
+    """One set of weights for both arms: plain_net seeded, then given the BatchNorm statistics that
+    `rexbench profile` gives a model without a checkpoint (rexbench.measure.parity)."""
+    import torch
+
+    from rexbench.measure.parity import nontrivial_weights
+
+    sys.path.insert(0, str(HERE))
+    from plain_net import build
+
+    torch.manual_seed(0)
+    model = build()
+    nontrivial_weights(model)
+    torch.save(model.state_dict(), path)
+
+
+def cli_command(args: argparse.Namespace, out: Path, weights: Path) -> list[str]:
     return [sys.executable, "-m", "rexbench", "profile", SPEC, "--config", args.config,
             "--threads", str(args.threads), "--runs", str(args.runs),
-            "--warmup", str(args.warmup), "--out", str(out)]  # fmt: skip
+            "--warmup", str(args.warmup), "--weights", str(weights), "--out", str(out)]  # fmt: skip
 
 
-def loop_command(args: argparse.Namespace, stop: Path) -> list[str]:
+def loop_command(args: argparse.Namespace, stop: Path, weights: Path) -> list[str]:
     cmd = [sys.executable, str(HERE / "plain_loop.py"), "--threads", str(args.threads),
-           "--warmup", str(args.warmup), "--until", str(stop)]  # fmt: skip
+           "--warmup", str(args.warmup), "--until", str(stop), "--weights", str(weights)]  # fmt: skip
     return cmd + (["--compile"] if args.config.startswith("compile") else [])
 
 
@@ -93,40 +114,60 @@ def _epoch_ns(iso: str) -> int:
     return int(datetime.fromisoformat(iso).timestamp() * 1e9)
 
 
-def run_pair(args: argparse.Namespace, cli_first: bool) -> dict:
-    """One CLI process and one loop process, taking turns; the CLI's median and the loop's median
-    over the CLI's measurement window."""
+def control_command(args: argparse.Namespace, weights: Path) -> list[str]:
+    """--control: a second minimal loop in the CLI's place, its --runs calls and then it exits."""
+    cmd = [sys.executable, str(HERE / "plain_loop.py"), "--threads", str(args.threads),
+           "--warmup", str(args.warmup), "--runs", str(args.runs), "--weights", str(weights)]  # fmt: skip
+    return cmd + (["--compile"] if args.config.startswith("compile") else [])
+
+
+def _first_arm(args: argparse.Namespace, out: Path, printed: str) -> tuple[list[float], int, int, dict]:
+    """The first arm's samples, its measurement window (epoch ns) and what else it reports."""
+    if args.control:
+        data = json.loads(printed.strip().splitlines()[-1])
+        start = data["ends_ns"][0] - data["samples_ns"][0]
+        return data["samples_ns"], start, data["ends_ns"][-1], {"threads": data["threads"],
+                "faults_per_call": data["faults_per_call"]}  # fmt: skip
+    (path,) = out.rglob("*.json")
+    record = json.loads(path.read_text())
+    contention = record["summary"].get("contention", {})
+    extra = {"faults_per_call": contention.get("faults_per_call"), "contention": contention,
+             "threads": contention.get("threads_max"), "allocator": record["env"].get("allocator")}  # fmt: skip
+    start = _epoch_ns(record["timing"]["device_start"]["time"])
+    end = _epoch_ns(record["timing"]["device_end"]["time"])
+    return record["timing"]["samples_ns"], start, end, extra
+
+
+def run_pair(args: argparse.Namespace, cli_first: bool, weights: Path) -> dict:
+    """One CLI process (with --control: a second loop) and one loop process, taking turns; the
+    CLI's median and the loop's median over the CLI's measurement window."""
     env = {**os.environ, **ENV_VARS}
     with tempfile.TemporaryDirectory() as tmp:
         stop, out, log = Path(tmp) / "stop", Path(tmp) / "out", Path(tmp) / "cli.log"
+        first_cmd = control_command(args, weights) if args.control else cli_command(args, out, weights)
         with log.open("w") as err:
-            cli = subprocess.Popen(cli_command(args, out), stdout=subprocess.DEVNULL, stderr=err,
-                                   cwd=HERE.parent, start_new_session=True)  # fmt: skip
-            loop = subprocess.Popen(loop_command(args, stop), stdout=subprocess.PIPE, text=True,
-                                    env=env, cwd=HERE.parent, start_new_session=True)  # fmt: skip
+            cli = subprocess.Popen(first_cmd, stdout=subprocess.PIPE, stderr=err, text=True,
+                                   cwd=HERE.parent, start_new_session=True,
+                                   env=env if args.control else None)  # fmt: skip
+            loop = subprocess.Popen(loop_command(args, stop, weights), stdout=subprocess.PIPE,
+                                    text=True, env=env, cwd=HERE.parent, start_new_session=True)  # fmt: skip
             try:
                 swaps = take_turns(cli, loop, args.slice, cli_first)
             finally:
                 stop.touch()
                 _signal(loop, signal.SIGCONT)
-            loop_out = loop.communicate()[0]
+            cli_out, loop_out = cli.communicate()[0], loop.communicate()[0]
         if cli.returncode != 0 or loop.returncode != 0:
             sys.exit(f"failed (cli {cli.returncode}, loop {loop.returncode}):\n{log.read_text()[-2000:]}")
-        (path,) = out.rglob("*.json")
-        record = json.loads(path.read_text())
+        samples, start, end, extra = _first_arm(args, out, cli_out)
     data = json.loads(loop_out.strip().splitlines()[-1])
-    start = _epoch_ns(record["timing"]["device_start"]["time"])
-    end = _epoch_ns(record["timing"]["device_end"]["time"])
     window = [s for s, e in zip(data["samples_ns"], data["ends_ns"], strict=True) if start <= e <= end]
-    contention = record["summary"].get("contention", {})
-    cli_median = statistics.median(record["timing"]["samples_ns"])
+    cli_median = statistics.median(samples)
     loop_median = statistics.median(window)
     return {
         "first": "cli" if cli_first else "loop",
         "swaps": swaps,
-        "cli": {"median_ns": cli_median, "faults_per_call": contention.get("faults_per_call"),
-                "threads": contention.get("threads_max"), "contention": contention,
-                "allocator": record["env"].get("allocator")},  # fmt: skip
+        "cli": {"median_ns": cli_median, **extra},
         "loop": {"median_ns": loop_median, "window_samples": len(window),
                  "faults_per_call": data["faults_per_call"], "threads": data["threads"]},  # fmt: skip
         "ratio": cli_median / loop_median,
@@ -163,13 +204,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--slice", type=float, default=0.5, help="seconds per turn")
     parser.add_argument("--out", default="results/cli-overhead")
+    parser.add_argument(
+        "--control", action="store_true", help="a second loop in the CLI's place: the harness's own "
+        "spread (written as CONFIG-control.json)"
+    )  # fmt: skip
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pairs = []
     t0 = time.time()
+    weights = out / "weights.pt"
+    write_weights(weights)
     for i in range(args.pairs):
-        pair = {"pair": i + 1, **run_pair(args, cli_first=i % 2 == 0)}
+        pair = {"pair": i + 1, **run_pair(args, i % 2 == 0, weights.resolve())}
         pairs.append(pair)
         print(
             f"pair {i + 1}: cli {pair['cli']['median_ns'] / 1e6:.2f} ms, loop "
@@ -182,14 +229,16 @@ def main() -> None:
     low, high, coverage = median_ci(ratios)
     interval = (low, high)
     verdict = "PASS" if abs(ratio - 1) <= TOLERANCE else "FAIL"
-    summary = {"config": args.config, "threads": args.threads, "runs": args.runs,
+    label = f"{args.config}-control" if args.control else args.config
+    summary = {"config": label, "threads": args.threads, "runs": args.runs,
                "warmup": args.warmup, "slice_s": args.slice, "median_ratio": ratio,
                "interval": interval, "coverage": coverage, "tolerance": TOLERANCE, "verdict": verdict,
                "pairs": pairs}  # fmt: skip
-    (out / f"{args.config}.json").write_text(json.dumps(summary, indent=2))
+    (out / f"{label}.json").write_text(json.dumps(summary, indent=2))
+    weights.unlink()
     write_summary(out)
     print(
-        f"{args.config}: median ratio cli / loop = {ratio:.3f} ({coverage:.1%} interval "
+        f"{label}: median ratio cli / loop = {ratio:.3f} ({coverage:.1%} interval "
         f"{low:.3f}-{high:.3f}) over {len(pairs)} pairs: {verdict}"
     )
 

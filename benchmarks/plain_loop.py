@@ -3,6 +3,7 @@ benchmarks/plain_net.py only (no rexbench import), a clock around each call, not
 
 Prints one JSON line: samples (ns), median, minor page faults per timed call, threads of the process.
 Usage: python benchmarks/plain_loop.py --threads 2 --runs 200 --warmup 20 [--compile] [--until FILE]
+       [--weights STATE_DICT]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--weights", help="a state_dict to load (the CLI gets the same file)")
     parser.add_argument(
         "--until", help="time until this file exists (not --runs calls), each sample with its "
         "wall-clock end in ns: a benchmark that pauses and resumes this process picks a window"
@@ -35,6 +37,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = build().eval()
+    if args.weights:
+        model.load_state_dict(torch.load(args.weights, weights_only=True))
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         if args.compile:
@@ -58,7 +62,7 @@ def main() -> None:
                 "faults_per_call": faults / len(samples),
                 "threads": len(os.listdir("/proc/self/task")),
                 "samples_ns": samples,
-                "ends_ns": ends if stop is not None else None,
+                "ends_ns": ends,
             }
         )
     )
