@@ -37,6 +37,7 @@ Usage:
     python benchmarks/cli_overhead.py --config eager --pairs 10 --runs 400 --out results/cli-overhead
     python benchmarks/cli_overhead.py --config compile --pairs 10 --runs 400 --out results/cli-overhead
     python benchmarks/cli_overhead.py --config eager --pairs 10 --control --out results/cli-overhead
+    python benchmarks/cli_overhead.py --config eager --pairs 8 --control --arm profile_late --out OUT
 """
 
 from __future__ import annotations
@@ -115,10 +116,12 @@ def _epoch_ns(iso: str) -> int:
 
 
 def control_command(args: argparse.Namespace, weights: Path) -> list[str]:
-    """--control: a second minimal loop in the CLI's place, its --runs calls and then it exits."""
-    cmd = [sys.executable, str(HERE / "plain_loop.py"), "--threads", str(args.threads),
-           "--warmup", str(args.warmup), "--runs", str(args.runs), "--weights", str(weights)]  # fmt: skip
-    return cmd + (["--compile"] if args.config.startswith("compile") else [])
+    """--control: a second minimal loop in the CLI's place, its --runs calls and then it exits;
+    --arm STEP: the same loop after one step of a profile (benchmarks/steps_loop.py, eager only)."""
+    script = [str(HERE / "steps_loop.py"), args.arm] if args.arm else [str(HERE / "plain_loop.py")]
+    cmd = [sys.executable, *script, "--threads", str(args.threads), "--warmup", str(args.warmup),
+           "--runs", str(args.runs), "--weights", str(weights)]  # fmt: skip
+    return cmd + (["--compile"] if args.config.startswith("compile") and not args.arm else [])
 
 
 def _first_arm(args: argparse.Namespace, out: Path, printed: str) -> tuple[list[float], int, int, dict]:
@@ -208,7 +211,11 @@ def main() -> None:
         "--control", action="store_true", help="a second loop in the CLI's place: the harness's own "
         "spread (written as CONFIG-control.json)"
     )  # fmt: skip
+    parser.add_argument("--arm", help="with --control: the loop after this step of a profile "
+                        "(benchmarks/steps_loop.py: imports, count, fingerprint, profile, profile_late)")  # fmt: skip
     args = parser.parse_args()
+    if args.arm and (not args.control or args.config != "eager"):
+        parser.error("--arm needs --control and --config eager")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pairs = []
@@ -230,6 +237,7 @@ def main() -> None:
     interval = (low, high)
     verdict = "PASS" if abs(ratio - 1) <= TOLERANCE else "FAIL"
     label = f"{args.config}-control" if args.control else args.config
+    label += f"-{args.arm}" if args.arm else ""
     summary = {"config": label, "threads": args.threads, "runs": args.runs,
                "warmup": args.warmup, "slice_s": args.slice, "median_ratio": ratio,
                "interval": interval, "coverage": coverage, "tolerance": TOLERANCE, "verdict": verdict,

@@ -1,0 +1,109 @@
+"""A diagnostic arm for benchmarks/cli_overhead.py (--arm STEP): the minimal loop of plain_loop.py,
+run after one step of what `rexbench profile` does in its process, to find which step slows a
+model timed later in the same process.
+
+Steps (each also does the imports): imports (rexbench's CLI, profile, counting and parity modules,
+fvcore, thop); count (count_model with every counter); fingerprint (rexbench.measure.env.fingerprint);
+trim (three forwards, then gc.collect and malloc_trim, as the memory window before a warm-up does);
+dynamo (torch._dynamo.reset(), which imports dynamo; torch.manual_seed and counting import it too);
+anchor (the drift anchor built and called 200 times); profile (a whole `profile_models` run of
+plain_net, 20 runs, after the loop's model was built); profile_late (the same, then the loop's model
+built after it). Results: results/cli-overhead/steps/.
+
+Prints one JSON line as plain_loop.py does: samples (ns) with their wall-clock ends, median, threads.
+Usage: python benchmarks/steps_loop.py STEP --weights STATE_DICT --threads 2 --runs 400 --warmup 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plain_net import build  # noqa: E402
+
+STEPS = ("imports", "count", "fingerprint", "profile", "profile_late", "trim", "dynamo", "anchor")
+
+
+def built(weights: str) -> torch.nn.Module:
+    model = build().eval()
+    model.load_state_dict(torch.load(weights, weights_only=True))
+    return model
+
+
+def run_step(step: str, model: torch.nn.Module, args: argparse.Namespace) -> torch.nn.Module:
+    """Do `step` in this process; return the model the loop times."""
+    import fvcore.nn  # noqa: F401
+    import thop  # noqa: F401
+
+    import rexbench.cli.profile  # noqa: F401
+    from rexbench.measure import env
+    from rexbench.measure.config import RunConfig
+    from rexbench.measure.counting import count_model
+    from rexbench.measure.profile import profile_models
+
+    if step == "dynamo":
+        torch._dynamo.reset()
+    elif step == "anchor":
+        from rexbench.measure.anchor import make_anchor
+
+        anchor = make_anchor("cpu", args.threads)
+        with torch.inference_mode():
+            for _ in range(200):
+                anchor.fn()
+    elif step == "trim":
+        from rexbench.measure.devices import release_free_memory
+
+        x = torch.randn(1, 3, 224, 224)
+        with torch.inference_mode():
+            for _ in range(3):
+                model(x)
+        release_free_memory()
+    elif step == "count":
+        count_model(model, (1, 3, 224, 224))
+    elif step == "fingerprint":
+        env.fingerprint()
+    elif step.startswith("profile"):
+        config = RunConfig.preset("eager", threads=args.threads)
+        spec = f"py:{Path(__file__).resolve().parent / 'plain_net.py'}:build"
+        profile_models([spec], [config], runs=20, warmup=5, weights=args.weights)
+        if step == "profile_late":
+            model = built(args.weights)
+    return model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("step", choices=STEPS)
+    parser.add_argument("--weights", required=True)
+    parser.add_argument("--threads", type=int, required=True)
+    parser.add_argument("--runs", type=int, default=400)
+    parser.add_argument("--warmup", type=int, default=20)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = run_step(args.step, built(args.weights), args)
+    torch.set_num_threads(args.threads)
+    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    samples, ends = [], []
+    with torch.inference_mode():
+        for _ in range(args.warmup):
+            model(x)
+        for _ in range(args.runs):
+            t0 = time.perf_counter_ns()
+            model(x)
+            samples.append(time.perf_counter_ns() - t0)
+            ends.append(time.time_ns())
+    threads = len(os.listdir("/proc/self/task"))
+    print(json.dumps({"median_ns": statistics.median(samples), "faults_per_call": None,
+                      "threads": threads, "samples_ns": samples, "ends_ns": ends}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
