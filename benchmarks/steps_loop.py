@@ -4,6 +4,7 @@ model timed later in the same process.
 
 Steps (each also does the imports): imports (rexbench's CLI, profile, counting and parity modules,
 fvcore, thop); count (count_model with every counter); fingerprint (rexbench.measure.env.fingerprint);
+parity (prepare's deep copy, the eager reference output and the parity check);
 trim (three forwards, then gc.collect and malloc_trim, as the memory window before a warm-up does);
 dynamo (torch._dynamo.reset(), which imports dynamo; torch.manual_seed and counting import it too);
 anchor (the drift anchor built and called 200 times); profile (a whole `profile_models` run of
@@ -29,7 +30,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plain_net import build  # noqa: E402
 
-STEPS = ("imports", "count", "fingerprint", "profile", "profile_late", "trim", "dynamo", "anchor")
+STEPS = ("imports", "count", "fingerprint", "parity", "profile", "profile_late", "trim", "dynamo",
+         "anchor")  # fmt: skip
 
 
 def built(weights: str) -> torch.nn.Module:
@@ -49,7 +51,14 @@ def run_step(step: str, model: torch.nn.Module, args: argparse.Namespace) -> tor
     from rexbench.measure.counting import count_model
     from rexbench.measure.profile import profile_models
 
-    if step == "dynamo":
+    if step == "parity":  # prepare's deep copy, the eager reference and the check, kept alive
+        from rexbench.measure import parity
+        from rexbench.measure.prepare import prepare
+
+        config = RunConfig.preset("eager", threads=args.threads)
+        args.kept = prepare(model, config)
+        parity.check(args.kept, parity.reference_output(model, config, (3, 224, 224)), "loaded")
+    elif step == "dynamo":
         torch._dynamo.reset()
     elif step == "anchor":
         from rexbench.measure.anchor import make_anchor
