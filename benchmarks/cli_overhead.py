@@ -212,7 +212,7 @@ def main() -> None:
         "spread (written as CONFIG-control.json)"
     )  # fmt: skip
     parser.add_argument("--arm", help="with --control: the loop after this step of a profile "
-                        "(benchmarks/steps_loop.py: imports, count, fingerprint, profile, profile_late)")  # fmt: skip
+                        "(one of benchmarks/steps_loop.py's STEPS)")  # fmt: skip
     args = parser.parse_args()
     if args.arm and (not args.control or args.config != "eager"):
         parser.error("--arm needs --control and --config eager")

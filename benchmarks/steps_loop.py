@@ -11,7 +11,7 @@ anchor (the drift anchor built and called 200 times); profile (a whole `profile_
 plain_net, 20 runs, after the loop's model was built); profile_late (the same, then the loop's model
 built after it). Results: results/cli-overhead/steps/.
 
-Prints one JSON line as plain_loop.py does: samples (ns) with their wall-clock ends, median, threads.
+Prints one JSON line, plain_loop.timed's: samples (ns) with their wall-clock ends, median, faults, threads.
 Usage: python benchmarks/steps_loop.py STEP --weights STATE_DICT --threads 2 --runs 400 --warmup 20
 """
 
@@ -19,29 +19,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from plain_net import build  # noqa: E402
+from plain_loop import built, seeded_input, timed  # noqa: E402
 
 STEPS = ("imports", "count", "fingerprint", "parity", "profile", "profile_late", "trim", "dynamo",
          "anchor")  # fmt: skip
 
 
-def built(weights: str) -> torch.nn.Module:
-    model = build().eval()
-    model.load_state_dict(torch.load(weights, weights_only=True))
-    return model
-
-
-def run_step(step: str, model: torch.nn.Module, args: argparse.Namespace) -> torch.nn.Module:
-    """Do `step` in this process; return the model the loop times."""
+def run_step(
+    step: str, model: torch.nn.Module, args: argparse.Namespace
+) -> tuple[torch.nn.Module, object]:
+    """Do `step` in this process; return the model the loop times and what the step keeps alive."""
     import fvcore.nn  # noqa: F401
     import thop  # noqa: F401
 
@@ -56,8 +49,9 @@ def run_step(step: str, model: torch.nn.Module, args: argparse.Namespace) -> tor
         from rexbench.measure.prepare import prepare
 
         config = RunConfig.preset("eager", threads=args.threads)
-        args.kept = prepare(model, config)
-        parity.check(args.kept, parity.reference_output(model, config, (3, 224, 224)), "loaded")
+        kept = prepare(model, config)
+        parity.check(kept, parity.reference_output(model, config, (3, 224, 224)), "loaded")
+        return model, kept
     elif step == "dynamo":
         torch._dynamo.reset()
     elif step == "anchor":
@@ -85,7 +79,7 @@ def run_step(step: str, model: torch.nn.Module, args: argparse.Namespace) -> tor
         profile_models([spec], [config], runs=20, warmup=5, weights=args.weights)
         if step == "profile_late":
             model = built(args.weights)
-    return model
+    return model, None
 
 
 def main() -> None:
@@ -97,21 +91,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = run_step(args.step, built(args.weights), args)
+    model, _kept = run_step(args.step, built(args.weights), args)
     torch.set_num_threads(args.threads)
-    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-    samples, ends = [], []
-    with torch.inference_mode():
-        for _ in range(args.warmup):
-            model(x)
-        for _ in range(args.runs):
-            t0 = time.perf_counter_ns()
-            model(x)
-            samples.append(time.perf_counter_ns() - t0)
-            ends.append(time.time_ns())
-    threads = len(os.listdir("/proc/self/task"))
-    print(json.dumps({"median_ns": statistics.median(samples), "faults_per_call": None,
-                      "threads": threads, "samples_ns": samples, "ends_ns": ends}))  # fmt: skip
+    print(json.dumps(timed(model, seeded_input(), args.warmup, args.runs)))
 
 
 if __name__ == "__main__":
