@@ -156,11 +156,11 @@ def fake_cuda(monkeypatch, ops: FakeCudaOps) -> None:
 
     monkeypatch.setattr(profile, "make_anchor", cuda_anchor)
 
-    def prepare_on_cpu(model, config, default_resolution=224, *, input_shape=None):
+    def prepare_on_cpu(model, config, default_resolution=224, *, input_shape=None, in_place=False):
         from dataclasses import replace
 
         on_cpu = replace(config, device="cpu", flush_l2=False)  # flush_l2 is CUDA-only
-        prepared = real_prepare(model, on_cpu, input_shape=input_shape)
+        prepared = real_prepare(model, on_cpu, input_shape=input_shape, in_place=in_place)
         prepared.config, prepared.device = config, "cuda:0"
         module = prepared.module
 

@@ -267,8 +267,7 @@ def run_fleet(
 ) -> FleetResult:
     """The sweep of `specs` x `configs` on `nodes` (connected `ray`), records written to `out`.
     options (runs, warmup, input_shape, ...) go to `rexbench.measure.profile.profile_models`."""
-    from rexbench.measure.profile import check_writable
-    from rexbench.records.store import machine_dir
+    from rexbench.records.store import check_writable, machine_dir
 
     out, hooks = Path(out), hooks or Hooks()
     start = time.monotonic()

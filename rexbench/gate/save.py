@@ -102,8 +102,7 @@ def _check_directory(directory: Path) -> None:
     """What would make the save fail after measuring, checked before anything is measured or
     written: a damaged counts.json (its advice keeps the other models' counts) and a --dir that
     cannot be written."""
-    from rexbench.measure.profile import check_writable
-    from rexbench.records.store import counts_path, read_counts
+    from rexbench.records.store import check_writable, counts_path, read_counts
 
     read_counts(directory, missing_ok=True)
     check_writable(counts_path(directory).parent, option="--dir")

@@ -1,6 +1,7 @@
 """prepare(model, config): a deep copy made ready to time - eval, BatchNorm folded into the preceding
 convolutions, device and dtype, channels-last, torch.compile (inductor freezing in a scoped context)
-- with the compilation (first call) timed on its own. The caller's model is never touched.
+- with the compilation (first call) timed on its own. The caller's model is left as it was, unless
+it hands the model over (`in_place`).
 
 Call it inside `timing.backend_settings(...)` so compilation sees the threads and cuDNN/TF32
 settings the measurement will use.
@@ -251,8 +252,11 @@ def prepare(
     default_resolution: int = DEFAULT_RESOLUTION,
     *,
     input_shape: Sequence[int] | None = None,
+    in_place: bool = False,
 ) -> PreparedModel:
     """Deep-copy `model` and prepare the copy as `config` says; the input model is left untouched.
+    in_place: prepare `model` itself, for a caller that needs it no more (one copy of the weights
+    fewer in memory; rexbench.measure.profile says why that matters for the timing).
 
     Order: eval -> fold BN (fp32, on CPU) -> device and dtype -> channels-last -> torch.compile and
     its first call (timed as compile_s). `default_resolution` is the model's own, used when
@@ -270,7 +274,7 @@ def prepare(
         from rexbench.measure.runtimes import prepare_with_runtime
 
         return prepare_with_runtime(model, config_on_device, default_resolution, input_shape)
-    module = copy.deepcopy(model).eval()
+    module = (model if in_place else copy.deepcopy(model)).eval()
     before = count_batchnorm(module)
     fold_method = None
     if config.fold_bn:

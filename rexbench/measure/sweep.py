@@ -83,9 +83,8 @@ def check(specs: Sequence[str], configs: Sequence[RunConfig], out_dir: str | Pat
     dtype of every configuration, every model's input size under it, and a writable --out."""
     from rexbench.measure.env import machine_id
     from rexbench.measure.prepare import check_dtype, resolve_device
-    from rexbench.measure.profile import check_writable
     from rexbench.models.shapes import check_options
-    from rexbench.records.store import machine_dir
+    from rexbench.records.store import check_writable, machine_dir
     from rexbench.spec import parse
 
     for config in configs:

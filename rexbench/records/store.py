@@ -59,6 +59,23 @@ def record_path(root: str | Path, record: Record) -> Path:
 # -------------------------------------------------------------------------------------- writing
 
 
+def check_writable(folder: Path, option: str = "--out") -> None:
+    """Create `folder` and a file in it now, so that an unwritable output folder (given with
+    `option`) fails before any measurement."""
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+        for made in created:  # leave no empty folder behind: the records create it again
+            made.rmdir()
+    except OSError as exc:
+        raise RexbenchError(
+            f"cannot write records to {folder}: {exc.strerror or exc}; choose a writable folder with {option}"
+        ) from None
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write `text` to `path` so that readers see the old file or the new one, never a mix.
 

@@ -95,6 +95,16 @@ def test_prepare_never_mutates_its_input():
     assert model.stem[0].weight.is_contiguous()  # not switched to channels-last
 
 
+def test_in_place_prepares_the_model_itself():
+    model = randomize_bn(Toy()).train()
+    x = torch.randn(1, 3, 32, 32)
+    expected = model.eval()(x)
+    prepared = prep.prepare(model.train(), RunConfig.preset("channels_last"), in_place=True)
+    assert prepared.module is model and not model.training
+    assert model.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(prepared.module(x), expected)
+
+
 @pytest.mark.parametrize("model", [pytest.param(m, id=n) for n, m in small_models()])
 def test_bn_folding_keeps_outputs(model):
     model = randomize_bn(model).eval()

@@ -140,8 +140,8 @@ def test_each_config_runs_with_its_own_threads(tiny, monkeypatch):
     seen: dict[str, list[int]] = {}
     real = profile.prepare
 
-    def recording(model, config, default_resolution=224, *, input_shape=None):
-        prepared = real(model, config, input_shape=input_shape)
+    def recording(model, config, default_resolution=224, *, input_shape=None, in_place=False):
+        prepared = real(model, config, input_shape=input_shape, in_place=in_place)
         module = prepared.module
 
         def forward(x):
@@ -158,6 +158,49 @@ def test_each_config_runs_with_its_own_threads(tiny, monkeypatch):
     assert seen == {"eager1": [1] * 6, "eager2": [2] * 6}
     assert [r.timing.backend["threads"] for r in records] == [1, 2]
     assert records[0].run.config_id != records[1].run.config_id
+
+
+def test_references_come_before_any_copy_and_the_last_config_takes_the_model(tiny, monkeypatch):
+    """The heap order of rexbench.measure.profile._prepare_model: eager references first (their
+    model copies freed before the prepared copies are made), the built model itself prepared last."""
+    from rexbench.measure import parity
+
+    calls: list[tuple[str, object]] = []
+    real_reference, real_prepare = parity.reference_output, profile.prepare
+
+    def reference(model, config, shape):
+        calls.append(("reference", model))
+        return real_reference(model, config, shape)
+
+    def recording(model, config, default_resolution=224, *, input_shape=None, in_place=False):
+        prepared = real_prepare(model, config, input_shape=input_shape, in_place=in_place)
+        calls.append(("prepare", prepared.module is model))
+        return prepared
+
+    monkeypatch.setattr(parity, "reference_output", reference)
+    monkeypatch.setattr(profile, "prepare", recording)
+    records = profile_models([tiny], [EAGER, CL], runs=2, warmup=1, anchor=fake_anchor())
+    assert [c[0] for c in calls] == ["reference", "prepare", "prepare"]  # one shape, one batch
+    assert [c[1] for c in calls[1:]] == [False, True]  # a copy for eager, the model for the last
+    assert all(r.parity["valid"] for r in records)
+
+
+def test_a_reference_that_fails_fails_every_config_that_needs_it(tiny, monkeypatch):
+    from rexbench.measure import parity
+
+    def broken(model, config, shape):
+        raise RuntimeError("eager forward failed\nsecond line")
+
+    monkeypatch.setattr(parity, "reference_output", broken)
+    failures = []
+    records = profile_models(
+        [tiny], [EAGER, CL], runs=2, warmup=1, anchor=fake_anchor(), on_failure=failures.append
+    )
+    assert records == []
+    assert [f.line for f in failures] == [
+        f"{tiny} {label}: {label} failed on its first output check: RuntimeError: eager forward failed"
+        for label in ("eager", "channels_last")
+    ]
 
 
 def test_progress_events_in_order(tiny):
