@@ -225,8 +225,10 @@ def main() -> None:
     for i in range(args.pairs):
         pair = {"pair": i + 1, **run_pair(args, i % 2 == 0, weights.resolve())}
         pairs.append(pair)
+        heap = (pair["cli"].get("allocator") or {}).get("heap_before_warmup") or {}
+        holes = f", heap holes {heap['holes_bytes'] / 2**20:.1f} MB" if heap else ""
         print(
-            f"pair {i + 1}: cli {pair['cli']['median_ns'] / 1e6:.2f} ms, loop "
+            f"pair {i + 1}: cli {pair['cli']['median_ns'] / 1e6:.2f} ms{holes}, loop "
             f"{pair['loop']['median_ns'] / 1e6:.2f} ms ({pair['loop']['window_samples']} samples "
             f"in the window), ratio {pair['ratio']:.3f} ({(time.time() - t0) / 60:.1f} min)",
             flush=True,

@@ -74,6 +74,34 @@ def steady_allocator() -> dict[str, Any]:
     }
 
 
+class _MallInfo2(ctypes.Structure):
+    """glibc's struct mallinfo2 (malloc.h, glibc 2.33+): every field a size_t."""
+
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks",
+                "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]  # fmt: skip
+
+
+def heap_state() -> dict[str, int] | None:
+    """The malloc heap now (glibc's mallinfo2): bytes in use, free bytes in holes between used
+    blocks, free bytes at the top of the main heap, free chunks; None where there is no mallinfo2.
+
+    The holes are where a model's buffers land when it is timed in a process that freed memory
+    before (rexbench.measure.profile orders its work to leave few); a record keeps this reading
+    from right before the warm-up.
+    """
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return None
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return {
+        "in_use_bytes": info.uordblks,
+        "holes_bytes": info.fordblks - info.keepcost,
+        "top_bytes": info.keepcost,
+        "free_chunks": info.ordblks,
+    }
+
+
 def minor_faults() -> int | None:
     """Minor page faults of this process so far (getrusage); None where unavailable."""
     try:

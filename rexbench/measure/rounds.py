@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from rexbench.errors import RexbenchError
 from rexbench.measure import contention, placement
 from rexbench.measure import env as envmod
-from rexbench.measure.allocator import steady_allocator
+from rexbench.measure.allocator import heap_state, steady_allocator
 from rexbench.measure.anchor import Anchor
 from rexbench.measure.config import RunConfig
 from rexbench.measure.derived import derived
@@ -117,6 +117,8 @@ def measure_prepared(
     name = ", ".join(dict.fromkeys(str(item.spec or spec) for item in items)) or str(spec)
     run_id = uuid.uuid4().hex[:16]
     allocator = steady_allocator() if options.device == "cpu" else None
+    if allocator is not None:  # the heap the warm-up starts from (a new dict: the policy is cached)
+        allocator = {**allocator, "heap_before_warmup": heap_state()}
     names, where = _labelled(items, name)
     flush = _flusher(items, options.device)
     watch = RoundWatch(
@@ -128,7 +130,9 @@ def measure_prepared(
         start = envmod.device_snapshot(options.device)
         watch.start()
         try:
-            timings, sampler = _run_rounds(name, items, options, (names, flush, watch.on_event, where))
+            timings, sampler = _run_rounds(
+                name, items, options, (names, flush, watch.on_event, where)
+            )
         finally:
             watch.finish()
         end = envmod.device_snapshot(options.device)

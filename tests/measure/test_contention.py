@@ -3,6 +3,8 @@ the early stop; rexbench.measure.allocator's policy."""
 
 from __future__ import annotations
 
+import ctypes
+
 import pytest
 
 from rexbench.measure import allocator, contention
@@ -134,3 +136,43 @@ def test_steady_allocator_is_glibc_policy_or_says_why():
     else:
         assert info["reason"]
     assert allocator.ENV_VARS["MALLOC_MMAP_MAX_"] == "0"
+
+
+def test_heap_state_sees_a_block_freed_between_two_live_ones():
+    libc = allocator._libc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        assert allocator.heap_state() is None
+        return
+    libc.malloc.restype, libc.free.argtypes = ctypes.c_void_p, [ctypes.c_void_p]
+    size = 100_000  # under glibc's mmap threshold: from the heap under either policy
+    first, second = libc.malloc(size), libc.malloc(size)  # the second keeps the first off the top
+    alive = allocator.heap_state()
+    libc.free(first)
+    freed = allocator.heap_state()
+    libc.free(second)
+    assert alive is not None and freed is not None
+    slack = 4096  # what reading the state (ctypes) may take from the holes in between
+    assert freed["holes_bytes"] - alive["holes_bytes"] >= size - slack
+    assert freed["in_use_bytes"] <= alive["in_use_bytes"] - size + slack
+    assert all(isinstance(v, int) and v >= 0 for v in freed.values())
+
+
+def test_records_keep_the_heap_the_warm_up_started_from(tmp_path, monkeypatch):
+    from _profile_fakes import fake_anchor, write_tiny
+
+    from rexbench.measure.config import RunConfig
+    from rexbench.measure.profile import profile_models
+
+    write_tiny(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (record,) = profile_models(
+        ["py:nets.py:Tiny"], [RunConfig.preset("eager")], runs=2, warmup=1, anchor=fake_anchor()
+    )
+    policy = record.env["allocator"]
+    if policy["policy"] == "default" or allocator.heap_state() is None:
+        assert policy.get("heap_before_warmup") is None
+        return
+    heap = policy["heap_before_warmup"]
+    assert set(heap) == {"in_use_bytes", "holes_bytes", "top_bytes", "free_chunks"}
+    assert heap["in_use_bytes"] > 10 * 2**20  # torch itself, at least
+    assert all(isinstance(v, int) and v >= 0 for v in heap.values())
