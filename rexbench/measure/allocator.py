@@ -21,6 +21,10 @@ traffic, not the kernel's page zeroing. The policy stays in force for the rest o
 profiling process exists to measure), and what was applied is stored in each record
 (`env["allocator"]`). Memory use is unchanged in peak (freed memory is kept, not grown).
 
+With no memory going back to the kernel, where a call's buffers land depends on the holes that
+earlier work left in the heap: `rexbench.measure.profile` orders its work to leave few, and
+`heap_state` reads them for the record.
+
 A minimal loop in another process gets the same policy from the environment, before it starts:
 `MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<large>` (glibc's documented tunables; `ENV_VARS`);
 benchmarks/cli_overhead.py compares the CLI with such a loop and with one under the default policy.
