@@ -234,7 +234,7 @@ def _prepare_model(
     configuration is prepared on the built model itself, so no freed copy of the weights is left
     for the timed calls' buffers to be scattered into. Measured in benchmarks/cli_overhead.py: with
     the references taken after preparing and the built model freed, 40 MB of free holes were left in
-    the heap, and a compiled model ran 8-10% slower than in a minimal loop when both virtual CPUs
+    the heap, and a compiled model ran 8-12% slower than in a minimal loop when both virtual CPUs
     shared one core complex (docs/gate.md)."""
     from rexbench.measure import parity
     from rexbench.models.factory import create_model
