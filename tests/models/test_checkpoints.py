@@ -1,7 +1,9 @@
 """Checkpoint loading: every format round-trips into identical logits; bad files give one clear line.
 
-Reference key lists (official clovaai, timm, torchvision) are copies of
-/work/shared/reference/state-dict-keys/ in tests/data/state_dict_keys.
+The reference layouts are the key lists in tests/data/state_dict_keys (one `key shape` line per
+tensor of an official clovaai, timm or torchvision state dict): a file of random tensors with exactly
+those keys and shapes must be detected as its format and load into the matching rexbench model, and
+timm's ReXNet layout must convert to the official one and back.
 """
 
 from __future__ import annotations
