@@ -49,7 +49,9 @@ def _calls_column() -> Any:
     return Calls()
 
 
-def restart(progress: Any, task_id: Any, description: str, total: int | None = None, **fields: Any) -> None:
+def restart(
+    progress: Any, task_id: Any, description: str, total: int | None = None, **fields: Any
+) -> None:
     """Reset a Rich task (its elapsed time starts again) with a new description and total; a total
     of None makes the bar indeterminate (Rich's own reset keeps the old total then)."""
     if total is None:
@@ -133,7 +135,12 @@ class ProgressView(LiveView):
     def __init__(self, err: Any, runners: int, runs: int, warmup: int) -> None:
         from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
-        columns = [TextColumn("{task.description}"), BarColumn(), _calls_column(), TimeElapsedColumn()]
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            _calls_column(),
+            TimeElapsedColumn(),
+        ]
         super().__init__(err, columns)
         self.task = self.progress.add_task("starting", total=None)
         self.runners, self.runs = runners, runs

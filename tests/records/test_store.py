@@ -112,7 +112,9 @@ def test_ctrl_c_during_write_leaves_no_partial_file(tmp_path, monkeypatch, where
 def test_unwritable_out_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(RexbenchError, match=r"^cannot write to .*file/amd-epyc.*choose a writable folder$"):
+    with pytest.raises(
+        RexbenchError, match=r"^cannot write to .*file/amd-epyc.*choose a writable folder$"
+    ):
         store.write_record(make_record(), blocker)
 
 
