@@ -149,10 +149,12 @@ def test_sweep_table(width: int) -> None:
                 "median_ms": ms, "record": None, "valid": True}  # fmt: skip
 
     data = {"measured": [row("rexnet_x1.0", 17.6543), row("timm:resnet50?drop_rate=0.1", 103.25)],
-            "skipped": [row("efficientnet_b3", 81.5)], "failed": [{"model": "rexnet_x2.0", "error": "x"}]}  # fmt: skip
+            "kept": [row("rexnet_x1.0", 16.329)], "skipped": [row("efficientnet_b3", 81.5)],
+            "failed": [{"model": "rexnet_x2.0", "error": "x"}]}  # fmt: skip
     table = cmd.sweep_table(data)
     text = show(table, width=width)
     check_whole(text, every_word(table), width)
+    assert "measured again" in text and "16.329" not in text  # the kept record: a line below
 
 
 # ------------------------------------------------------------------------------------ report
