@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from rich.text import Text
 
     from rexbench.measure.profile import ProfileEvent
-    from rexbench.measure.sweep import PlanItem
+    from rexbench.measure.sweep import Batch
 
 _TIMED = "timing"
 _LABELS = {"build": "building", "count": "counting", "prepare": "preparing", "export": "exporting",
@@ -49,7 +49,9 @@ def _calls_column() -> Any:
     return Calls()
 
 
-def restart(progress: Any, task_id: Any, description: str, total: int | None = None, **fields: Any) -> None:
+def restart(
+    progress: Any, task_id: Any, description: str, total: int | None = None, **fields: Any
+) -> None:
     """Reset a Rich task (its elapsed time starts again) with a new description and total; a total
     of None makes the bar indeterminate (Rich's own reset keeps the old total then)."""
     if total is None:
@@ -133,7 +135,12 @@ class ProgressView(LiveView):
     def __init__(self, err: Any, runners: int, runs: int, warmup: int) -> None:
         from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
-        columns = [TextColumn("{task.description}"), BarColumn(), _calls_column(), TimeElapsedColumn()]
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            _calls_column(),
+            TimeElapsedColumn(),
+        ]
         super().__init__(err, columns)
         self.task = self.progress.add_task("starting", total=None)
         self.runners, self.runs = runners, runs
@@ -158,7 +165,8 @@ class ProgressView(LiveView):
 
 
 class SweepView(LiveView):
-    """Two lines: the whole sweep (models done, elapsed, ETA) and the current model's phase."""
+    """Two lines: the whole sweep (models done, elapsed, ETA) and the current models' phase;
+    `models` counts every model measured, those of a batch timed together included."""
 
     def __init__(self, err: Any, models: int, runners: int, runs: int, warmup: int) -> None:
         from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
@@ -169,24 +177,26 @@ class SweepView(LiveView):
         self.overall = self.progress.add_task("sweep", total=None, status="")
         self.current = self.progress.add_task("", total=None, status="")
         self.eta = SweepClock(models, runs * runners)
-        self.models, self.index, self.phase = models, 0, ""
-        self.calls: dict[str, int] = {}
+        self.models, self.index, self.size, self.phase, self.runs = models, 0, 1, "", runs
+        self.calls: dict[str, int] = {}  # calls timed per runner of the current batch
 
-    def next_model(self, index: int, item: PlanItem) -> None:
-        self.index, self.calls, self.phase = index, {}, ""
-        self.eta.next_model(index)
-        restart(self.progress, self.current, f"{item.spec}: building", status="")
+    def next_model(self, index: int, batch: Batch) -> None:
+        """Before `batch` (its models timed in the same rounds, with one anchor) is measured."""
+        size = len(batch.items)
+        self.index, self.size, self.calls, self.phase = index, size, {}, ""
+        self.eta.next_model(index, size, self.runs * (size * len(batch.configs) + 1))
+        restart(self.progress, self.current, f"{', '.join(batch.specs)}: building", status="")
         self.ticking(True)
         self._show(force=True)
 
     def update(self, event: ProfileEvent) -> None:
         if event.phase == _TIMED:
             self.ticking(False)
-            self.calls[event.item or ""] = event.done
+            self.calls[f"{event.model} {event.item}"] = event.done  # a batch: labels repeat
             self.eta.timed(sum(self.calls.values()))
             if self.phase != _TIMED:
                 restart(self.progress, self.current, f"{event.model}: timing",
-                        self.eta.per_model_calls, status="")  # fmt: skip
+                        self.eta.group_calls, status="")  # fmt: skip
             self.progress.update(self.current, completed=sum(self.calls.values()))
         elif event.phase != self.phase or event.phase != "warmup":
             restart(self.progress, self.current, phase_text(event), status="")
@@ -195,7 +205,9 @@ class SweepView(LiveView):
         self._show(force=event.phase != _TIMED)
 
     def _show(self, force: bool) -> None:
-        self.progress.update(self.overall, description=f"model {self.index + 1}/{self.models}",
+        first, last = self.index + 1, self.index + self.size
+        which = f"model {first}" if first == last else f"models {first}-{last}"
+        self.progress.update(self.overall, description=f"{which}/{self.models}",
                              status=self.eta.text())  # fmt: skip
         self.redraw(force)
 
@@ -217,20 +229,25 @@ class SweepView(LiveView):
 class SweepClock:
     """The ETA of a sweep, compile time included: a model takes its setup (build, count, compile,
     warm-up) plus its timed calls at the rate seen so far; models not yet started take the mean
-    of the finished ones (or the current one's estimate while none has finished)."""
+    of the finished ones (or the current one's estimate while none has finished). Models timed
+    together (a batch of `size`) count as `size` models: their time is shared out evenly."""
 
     def __init__(self, models: int, per_model_calls: int, clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.models, self.per_model_calls, self.clock = models, max(per_model_calls, 1), clock
         self.model_start = clock()
-        self.index, self.durations = 0, []  # type: ignore[var-annotated]
+        self.index, self.size, self.durations = 0, 1, []  # type: ignore[var-annotated]
+        self.group_calls = self.per_model_calls
         self.timing_start: float | None = None
         self.calls = 0
 
-    def next_model(self, index: int) -> None:
+    def next_model(self, index: int, size: int = 1, calls: int | None = None) -> None:
+        """Models index..index+size-1 start, timed together in `calls` calls (default: one
+        model's)."""
         now = self.clock()
         if index > self.index:
-            self.durations.append(now - self.model_start)
+            self.durations += [(now - self.model_start) / self.size] * self.size
         self.index, self.model_start, self.timing_start, self.calls = index, now, None, 0
+        self.size, self.group_calls = size, calls or self.per_model_calls * size
 
     def timed(self, calls: int) -> None:
         if self.timing_start is None:
@@ -238,19 +255,23 @@ class SweepClock:
         self.calls = calls
 
     def current_estimate(self) -> float | None:
-        """Seconds the current model will take in all, once its timing rate is known."""
+        """Seconds the current models will take in all, once their timing rate is known."""
         if self.timing_start is None or self.calls <= 0:
             return None
         rate = self.calls / max(self.clock() - self.timing_start, 1e-9)
-        return (self.timing_start - self.model_start) + self.per_model_calls / rate
+        return (self.timing_start - self.model_start) + self.group_calls / rate
 
     def remaining(self) -> float | None:
         now, current = self.clock(), self.current_estimate()
-        per_model = sum(self.durations) / len(self.durations) if self.durations else current
+        if self.durations:
+            per_model: float | None = sum(self.durations) / len(self.durations)
+        else:
+            per_model = None if current is None else current / self.size
         if per_model is None:
             return None
-        this = (current if current is not None else per_model) - (now - self.model_start)
-        return max(this, 0.0) + per_model * (self.models - self.index - 1)
+        this = current if current is not None else per_model * self.size
+        left = max(this - (now - self.model_start), 0.0)
+        return left + per_model * (self.models - self.index - self.size)
 
     def text(self) -> str:
         """ "ETA 0:01:40" (the elapsed time has a column of its own)."""

@@ -17,7 +17,7 @@ from rexbench.errors import RexbenchError
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from rexbench.measure.sweep import PlanItem, SweepResult
+    from rexbench.measure.sweep import Batch, PlanItem, SweepResult
 
 NamesArg = Annotated[
     list[str],
@@ -65,7 +65,7 @@ def sweep(
 ) -> None:
     """Profile a set of the paper's models (table5, tableA1, tableA2, mobile, all) with one configuration.
 
-    Resumable: a model already in --out with the identical configuration is skipped (--force measures it again). Ctrl-C keeps every finished model (exit 130). The models a paper claim compares are timed together (--interleave). A configuration whose output differs from the eager fp32 model's is recorded as invalid and the sweep exits 1 (unless --allow-mismatch).
+    Resumable: a model already in --out with the identical configuration is skipped (--force measures it again). Ctrl-C keeps every finished model (exit 130). The models a paper claim compares are timed together (--interleave): one already measured is measured again beside the other into a record of its own, and its stored record is kept. A configuration whose output differs from the eager fp32 model's is recorded as invalid and the sweep exits 1 (unless --allow-mismatch).
     With --cluster, every node (or those --nodes picks) runs the sweep; records land here, under <out>/<machine-id>/ of the node that measured them.
     """
     from rexbench.measure import sweep as sw
@@ -94,13 +94,14 @@ def sweep(
             check_available(c.runtime)
     sw.groups([], interleave)  # an unknown --interleave fails before anything is measured
     items = sw.plan(specs, configs, out, force=force)
-    _announce(items, f"sweep of {len(specs)} model(s); {note}", out, err)
+    batches = sw.batches(items, interleave)
+    _announce(items, batches, f"sweep of {len(specs)} model(s); {note}", out, err)
     if dry_run:
-        _dry_run(specs, items, json_out)
+        _dry_run(specs, batches, json_out)
         return
-    todo = [i for i in items if i.todo]
+    measuring = sum(len(b.items) for b in batches)
     runs, warmup = measure.runs, measure.warmup
-    with SweepView(err, len(todo), len(configs) + 1, runs, warmup) as view:
+    with SweepView(err, measuring, len(configs) + 1, runs, warmup) as view:
         result = sw.run(
             items,
             out,
@@ -118,9 +119,15 @@ def sweep(
         raise typer.Exit(code)
 
 
-def _announce(items: list[PlanItem], line: str, out: Path, err: Any) -> None:
-    """What the sweep is, and the models it skips as already measured."""
-    skipped = [f"{i.spec} ({', '.join(r.run.label for r in i.done)})" for i in items if i.done]
+def _announce(items: list[PlanItem], batches: list[Batch], line: str, out: Path, err: Any) -> None:
+    """What the sweep is, the models it skips as already measured, and the stored records it
+    measures again beside models still to measure (kept; the new records get files of their own)."""
+    again = {r.key for b in batches for r in b.again}
+    skipped = [
+        f"{i.spec} ({', '.join(r.run.label for r in i.done if r.key not in again)})"
+        for i in items
+        if any(r.key not in again for r in i.done)
+    ]
     err.print(line, highlight=False)
     if skipped:
         err.print(
@@ -128,13 +135,27 @@ def _announce(items: list[PlanItem], line: str, out: Path, err: Any) -> None:
             + ", ".join(skipped),
             highlight=False,
         )
+    pairs = [
+        f"{r.model.spec} ({r.run.label}) with {', '.join(i.spec for i in b.items if i.todo)}"
+        for b in batches
+        for r in b.again
+    ]
+    if pairs:
+        err.print(
+            f"measuring again {len(pairs)} already measured, timed in the same rounds as models "
+            f"still to measure (--interleave): {'; '.join(pairs)}; the records in {out} are kept "
+            "and the new ones get files of their own",
+            highlight=False,
+        )
 
 
-def _dry_run(specs: list[str], items: list[PlanItem], json_out: bool) -> None:
+def _dry_run(specs: list[str], batches: list[Batch], json_out: bool) -> None:
+    measured = {i.spec for b in batches for i in b.items}
     data = {
         "models": specs,
-        "measure": [i.spec for i in items if i.todo],
-        "skip": [i.spec for i in items if i.done and not i.todo],
+        "measure": [s for s in specs if s in measured],
+        "again": [f"{r.model.spec} ({r.run.label})" for b in batches for r in b.again],
+        "skip": [s for s in specs if s not in measured],
     }
     if json_out:
         print_json(data)
@@ -152,6 +173,12 @@ def _finish(result: SweepResult, out: Path, json_out: bool, err: Any) -> None:
         print_json(data)
     else:
         print_tables(sweep_table(data))
+    for row in data["kept"]:
+        err.print(
+            f"kept: the stored record of {row['model']} ({row['config']}, {_ms(row)} ms) is unchanged "
+            "beside this sweep's; report and plot take the newest",
+            highlight=False,
+        )
     for model, error in result.failed:
         err.print(
             f"failed: {error if error.startswith(model) else f'{model}: {error}'}", markup=False
@@ -176,11 +203,16 @@ def sweep_table(data: dict[str, Any]) -> Table:
     table = Table(title="rexbench sweep", title_justify="left")
     for name in ("model", "config", "median ms", "status"):
         table.add_column(name, justify="right" if name == "median ms" else "left", no_wrap=True)
+    kept = {(row["model"], row["config_id"]) for row in data["kept"]}
     for status in ("measured", "skipped"):
         for row in data[status]:
-            median = "-" if row["median_ms"] is None else f"{row['median_ms']:.3f}"
-            shown = status if row["valid"] else f"{status}, [red]INVALID[/] (output differs)"
-            table.add_row(row["model"], row["config"], median, shown)
+            said = "measured again" if (row["model"], row["config_id"]) in kept else status
+            shown = said if row["valid"] else f"{said}, [red]INVALID[/] (output differs)"
+            table.add_row(row["model"], row["config"], _ms(row), shown)
     for row in data["failed"]:
         table.add_row(row["model"], "-", "-", "failed")
     return table
+
+
+def _ms(row: dict[str, Any]) -> str:
+    return "-" if row["median_ms"] is None else f"{row['median_ms']:.3f}"

@@ -6,8 +6,10 @@ same interleaved rounds (`groups`: by default, the models a paper claim compares
 two latencies are never measured minutes apart), which writes their records atomically as soon as
 the group is finished; a model already measured with the identical configuration (same config_id,
 on this machine, in the output folder) is skipped unless forced, and a group with anything left to
-measure is measured whole. Ctrl-C stops the sweep and keeps every finished record (the result says
-it was interrupted).
+measure is measured whole. A stored record that is measured again that way (beside a claim
+partner still to measure) is kept byte for byte: the new record gets a file of its own
+(`rexbench.records.store.write_record(replace=False)`), and readers take the newest. Ctrl-C stops
+the sweep and keeps every finished record (the result says it was interrupted).
 """
 
 from __future__ import annotations
@@ -163,15 +165,46 @@ def groups(items: Sequence[PlanItem], interleave: str = "claims") -> list[list[P
 
 
 @dataclass
+class Batch:
+    """One call of the profiler: models timed in the same rounds, the configurations any of them
+    still needs, and `again`: stored records of these models and configurations, measured again
+    beside the others (each new record gets a file of its own; the stored one is kept)."""
+
+    items: list[PlanItem]
+    configs: list[RunConfig]
+    again: list[Record] = field(default_factory=list)
+
+    @property
+    def specs(self) -> list[str]:
+        return [i.spec for i in self.items]
+
+
+def batches(items: Sequence[PlanItem], interleave: str = "claims") -> list[Batch]:
+    """What `run` measures, in order: each group (`groups`) with anything left to measure, whole."""
+    out = []
+    for group in groups(items, interleave):
+        if any(i.todo for i in group):
+            configs = list({c.config_id: c for i in group for c in i.todo}.values())
+            ids = {c.config_id for c in configs}
+            again = [r for i in group for r in i.done if r.run.config_id in ids]
+            out.append(Batch(group, configs, again))
+    return out
+
+
+@dataclass
 class SweepResult:
     records: list[Record] = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)
     skipped: list[PlanItem] = field(default_factory=list)
+    kept: list[Record] = field(default_factory=list)  # stored records measured again: kept as well
     failed: list[tuple[str, str]] = field(default_factory=list)
     interrupted: bool = False
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """measured: this sweep's records; kept: stored records this sweep measured again (their
+        files unchanged, the new record is the newer); skipped: stored records not measured."""
+
         def row(r: Record, path: Path | None) -> dict[str, Any]:
             lat = r.latency
             return {"model": r.model.spec, "config": r.run.label, "config_id": r.run.config_id,
@@ -179,9 +212,11 @@ class SweepResult:
                     "record": str(path) if path else None}  # fmt: skip
 
         paths = self.paths + [None] * (len(self.records) - len(self.paths))
+        kept = {r.key for r in self.kept}
         return {
             "measured": [row(r, p) for r, p in zip(self.records, paths, strict=True)],
-            "skipped": [row(r, None) for item in self.skipped for r in item.done],
+            "kept": [row(r, None) for r in self.kept],
+            "skipped": [row(r, None) for i in self.skipped for r in i.done if r.key not in kept],
             "failed": [{"model": m, "error": e} for m, e in self.failed],
             "interrupted": self.interrupted,
             "seconds": self.seconds,
@@ -194,22 +229,23 @@ def run(
     *,
     keep_going: bool = False,
     interleave: str = "claims",
-    on_model: Callable[[int, PlanItem], None] | None = None,
+    on_model: Callable[[int, Batch], None] | None = None,
     profile_fn: ProfileFn | None = None,
     **profile_kwargs: Any,
 ) -> SweepResult:
     """Measure every planned model with `profile_fn` (default rexbench.measure.profile.profile_models),
-    one group of models (`groups(items, interleave)`) per call, timed together, records written to
-    `out_dir` as each group finishes. A group with anything left to measure is measured whole, with
-    every configuration any of its models still needs.
+    one `Batch` of models (`batches(items, interleave)`) per call, timed together, records written to
+    `out_dir` as each group finishes; a stored record measured again is kept (`Batch.again`).
 
-    on_model(i, item) is called before the group starting with model i is measured (item: the group
-    as one PlanItem, its models joined by ", "). A configuration that fails to prepare is recorded in
-    `failed` and the others are measured; any other RexbenchError stops the sweep (it is re-raised)
-    unless keep_going, which records it and goes on. Ctrl-C ends the sweep with `interrupted=True`;
-    everything finished before it is on disk and in the result. profile_kwargs (runs, warmup,
-    weights, input_shape, progress, ...) go to `profile_fn`.
+    on_model(i, batch) is called before each batch is measured (i: the models of the batches
+    before it). A configuration that fails to prepare is recorded in `failed` and the others are
+    measured; any other RexbenchError stops the sweep (it is re-raised) unless keep_going, which
+    records it and goes on. Ctrl-C ends the sweep with `interrupted=True`; everything finished
+    before it is on disk and in the result. profile_kwargs (runs, warmup, weights, input_shape,
+    progress, ...) go to `profile_fn`.
     """
+    from rexbench.records.store import write_record
+
     if profile_fn is None:
         from rexbench.measure import profile
 
@@ -217,11 +253,15 @@ def run(
     result = SweepResult(skipped=[i for i in items if i.done])
     user_on_record = profile_kwargs.pop("on_record", None)
     user_on_failure = profile_kwargs.pop("on_failure", None)
+    kept: dict[tuple[str, str], Record] = {}
 
-    def on_record(record: Record, path: Path | None) -> None:
+    def on_record(record: Record, _path: Path | None) -> None:
+        again = kept.pop(record.key, None)
+        path = write_record(record, out_dir, replace=again is None)
         result.records.append(record)
-        if path is not None:
-            result.paths.append(path)
+        result.paths.append(path)
+        if again is not None:
+            result.kept.append(again)
         if user_on_record is not None:
             user_on_record(record, path)
 
@@ -233,22 +273,20 @@ def run(
     start = time.monotonic()
     done = 0
     try:
-        for group in groups(items, interleave):
-            if not any(i.todo for i in group):
-                continue
-            specs = [i.spec for i in group]
-            configs = list({c.config_id: c for i in group for c in i.todo}.values())
+        for batch in batches(items, interleave):
+            kept.clear()
+            kept.update({r.key: r for r in batch.again})
             if on_model is not None:
-                on_model(done, PlanItem(", ".join(specs), configs))
-            done += len(group)
-            together = {"together": True} if len(specs) > 1 else {}
-            try:
-                profile_fn(specs, configs, out_dir=out_dir, on_record=on_record,
+                on_model(done, batch)
+            done += len(batch.items)
+            together = {"together": True} if len(batch.items) > 1 else {}
+            try:  # out_dir=None: the records are written here, by on_record
+                profile_fn(batch.specs, batch.configs, out_dir=None, on_record=on_record,
                            on_failure=on_failure, **together, **profile_kwargs)  # fmt: skip
             except RexbenchError as exc:
                 if not keep_going:
                     raise
-                result.failed.append((", ".join(specs), str(exc)))
+                result.failed.append((", ".join(batch.specs), str(exc)))
     except KeyboardInterrupt:
         result.interrupted = True
     result.seconds = time.monotonic() - start

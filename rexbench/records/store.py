@@ -4,6 +4,7 @@ Layout (after pytest-benchmark's `<machine>/<NNNN>_<label>.json`):
 
     runs/amd-epyc-2c-16e4d4e5/rexnet_x1.0__eager__3fa2c1d0.json
     runs/amd-epyc-2c-16e4d4e5/timm_resnet50-7c3b9a1e__compiled__3fa2c1d0.json
+    runs/amd-epyc-2c-16e4d4e5/rexnet_x1.0__eager__3fa2c1d0__2.json   a second record, the first kept
     baselines/counts.json          machine-independent counts: model -> {params, macs_conv, ...}
 
 Writes are atomic (temporary file in the same folder, fsync, os.replace): Ctrl-C or a failing
@@ -126,13 +127,21 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_record(record: Record, root: str | Path) -> Path:
-    """Store `record` under root/<machine-id>/, replacing the same model x config; returns the path.
+def write_record(record: Record, root: str | Path, *, replace: bool = True) -> Path:
+    """Store `record` under root/<machine-id>/; returns the path. replace: the file of the same
+    model x config is replaced; replace=False keeps every stored file and gives the record the
+    first free name of `<model>__<label>__<config_id>__2.json`, `__3`, ... (readers take the
+    newest record of a model x config: `find_record`, `Record.latest`).
 
     The JSON is built completely before anything touches the disk.
     """
     text = record.to_json()
-    return atomic_write_text(record_path(root, record), text)
+    path = record_path(root, record)
+    number = 1
+    while not replace and path.exists():
+        number += 1
+        path = path.with_name(f"{record_path(root, record).stem}__{number}.json")
+    return atomic_write_text(path, text)
 
 
 # -------------------------------------------------------------------------------------- reading
@@ -223,15 +232,15 @@ def _warn(message: str) -> None:
 
 def find_record(root: str | Path, spec: Any, config_id: str, machine_id: str) -> Record | None:
     """The stored record of `spec` (ModelSpec or canonical string) with `config_id` on the machine
-    `machine_id` (the caller's `rexbench.measure.env.machine_id()`), or None. Used by resumable
-    sweeps; a damaged match raises."""
+    `machine_id` (the caller's `rexbench.measure.env.machine_id()`), the newest where there are
+    several (`write_record(replace=False)`), or None. Used by resumable sweeps; a damaged match
+    raises."""
     folder = machine_dir(root, machine_id)
-    pattern = f"{slug(str(spec))}__*__{slug(config_id, 40)}.json"
-    for path in sorted(folder.glob(pattern)) if folder.is_dir() else []:
-        record = load_record(path)
-        if record.key == (str(spec), config_id):
-            return record
-    return None
+    stem = f"{slug(str(spec))}__*__{slug(config_id, 40)}"
+    paths = sorted({*folder.glob(f"{stem}.json"), *folder.glob(f"{stem}__*.json")})
+    records = [load_record(path) for path in paths]
+    found = [r for r in records if r.key == (str(spec), config_id)]
+    return max(found, key=lambda r: r.created) if found else None
 
 
 # ------------------------------------------------------------------------------ counts baseline

@@ -81,3 +81,37 @@ def test_sweep_eta_counts_build_and_compile_time() -> None:
     eta.next_model(1)  # the first model took 50 s: the others are expected to take as long
     assert eta.remaining() == 50 + 50
     assert eta.text() == "ETA 0:01:40"
+
+
+def test_sweep_eta_counts_models_timed_together_as_that_many_models() -> None:
+    clock = FakeClock()
+    eta = SweepClock(models=3, per_model_calls=100, clock=clock)
+    eta.next_model(0, size=2, calls=150)  # two models, one configuration each, and the anchor
+    clock.now = 30.0
+    eta.timed(0)
+    clock.now = 40.0
+    eta.timed(50)  # 5 calls/s: the pair takes 30 + 150/5 = 60 s, 30 s a model
+    assert eta.remaining() == 20 + 30
+    clock.now = 60.0
+    eta.next_model(2)
+    assert eta.remaining() == 30
+
+
+def test_sweep_view_counts_every_model_measured_and_names_a_batch() -> None:
+    from rexbench.cli.progress import SweepView
+    from rexbench.measure.config import RunConfig
+    from rexbench.measure.sweep import Batch, PlanItem
+
+    eager = RunConfig.preset("eager", runs=10, warmup=1)
+    alone = Batch([PlanItem("rexnet_x0.9", [eager])], [eager])
+    pair = Batch([PlanItem("efficientnet_b0", [eager]), PlanItem("rexnet_x1.0", [])], [eager])
+    err, buffer = terminal()
+    with SweepView(err, models=3, runners=2, runs=10, warmup=1) as view:
+        view.next_model(0, alone)
+        view.next_model(1, pair)
+        for model in ("efficientnet_b0", "rexnet_x1.0"):  # the same label: two runners
+            view.update(ProfileEvent("timing", model, "eager", 10, 10))
+    text = buffer.getvalue()
+    assert "model 1/3" in text and "models 2-3/3" in text and "model 2/3" not in text
+    assert "efficientnet_b0, rexnet_x1.0: building" in text
+    assert "20/30 calls" in text  # 10 runs x (2 models x 1 configuration + the anchor)

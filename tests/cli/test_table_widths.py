@@ -62,12 +62,19 @@ def _counts():
             macs_thop=macs + 31_000_123,
             flops_torch=2 * macs,
             conv_linear_macs=dict.fromkeys(("conv", "fvcore", "thop", "torch"), macs),
-            skipped={"conv": {}, "fvcore": {"aten::hardtanh": 16, "aten::silu_": 17},
-                     "thop": {"SiLU": 17}, "torch": {"aten._native_batch_norm_legit_no_training": 62}},  # fmt: skip
+            skipped={
+                "conv": {},
+                "fvcore": {"aten::hardtanh": 16, "aten::silu_": 17},
+                "thop": {"SiLU": 17},
+                "torch": {"aten._native_batch_norm_legit_no_training": 62},
+            },  # fmt: skip
             model=model,
         )
 
-    return [one("rexnet_x1.0", 4_796_873, 398_370_392), one("efficientnet_b0", 5_288_548, 385_814_752)]
+    return [
+        one("rexnet_x1.0", 4_796_873, 398_370_392),
+        one("efficientnet_b0", 5_288_548, 385_814_752),
+    ]
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -142,10 +149,12 @@ def test_sweep_table(width: int) -> None:
                 "median_ms": ms, "record": None, "valid": True}  # fmt: skip
 
     data = {"measured": [row("rexnet_x1.0", 17.6543), row("timm:resnet50?drop_rate=0.1", 103.25)],
-            "skipped": [row("efficientnet_b3", 81.5)], "failed": [{"model": "rexnet_x2.0", "error": "x"}]}  # fmt: skip
+            "kept": [row("rexnet_x1.0", 16.329)], "skipped": [row("efficientnet_b3", 81.5)],
+            "failed": [{"model": "rexnet_x2.0", "error": "x"}]}  # fmt: skip
     table = cmd.sweep_table(data)
     text = show(table, width=width)
     check_whole(text, every_word(table), width)
+    assert "measured again" in text and "16.329" not in text  # the kept record: a line below
 
 
 # ------------------------------------------------------------------------------------ report
@@ -200,7 +209,13 @@ def test_gate_table(width: int, terminal: bool) -> None:
     table = cmd.gate_table(_gate_report())
     text = show(table, width=width, terminal=terminal)
     check_whole(text, every_word(table), width)
-    for value in ("4,796,873", "17.654 ms", "21.785 ms", "56.2 img/s", "timm:resnet50?drop_rate=0.1"):
+    for value in (
+        "4,796,873",
+        "17.654 ms",
+        "21.785 ms",
+        "56.2 img/s",
+        "timm:resnet50?drop_rate=0.1",
+    ):
         assert value in text
 
 

@@ -21,7 +21,8 @@ EAGER = RunConfig.preset("eager", runs=2, warmup=1)
 
 
 class FakeProfile:
-    """Stands in for profile.profile_models: one synthetic record per config, written like it."""
+    """Stands in for profile.profile_models: one synthetic record per config, written like it
+    (none when out_dir is None). Call n gives medians of 5 n ms, created on day n of 2026."""
 
     def __init__(self, machine: str = MACHINE, interrupt_at: str | None = None,
                  fail_at: str | None = None) -> None:  # fmt: skip
@@ -46,9 +47,13 @@ class FakeProfile:
         for config in configs:
             if progress is not None:
                 progress(ProfileEvent("timing", spec, config.label, 1, 2))
-            record = make(spec, 5.0, machine=self.machine, preset=config.preset_name)
+            n = len(self.calls)
+            day = f"2026-01-{n:02d}T00:00:00+00:00"
+            record = make(
+                spec, 5.0 * n, machine=self.machine, preset=config.preset_name, created=day
+            )
             record.run.config, record.run.config_id = config.to_dict(), config.config_id
-            path = write_record(record, out_dir)
+            path = write_record(record, out_dir) if out_dir is not None else None
             if on_record is not None:
                 on_record(record, path)
             records.append(record)
@@ -149,18 +154,79 @@ def test_a_claims_pair_is_measured_together_even_when_one_model_was_done(tmp_pat
     specs = ["rexnet_x1.0", "efficientnet_b0", "mobilenet_v3_small"]
     sw.run(sw.plan(["rexnet_x1.0"], [EAGER], tmp_path, machine_id=MACHINE), tmp_path,
            profile_fn=fake)  # fmt: skip
+    stored = tmp_path / MACHINE / f"rexnet_x1.0__eager__{EAGER.config_id}.json"
+    before = stored.read_bytes()
     items = sw.plan(specs, [EAGER], tmp_path, machine_id=MACHINE)
     assert [bool(i.todo) for i in items] == [False, True, True]
+    batches = sw.batches(items)
+    assert [(b.specs, [r.model.spec for r in b.again]) for b in batches] == [
+        (["rexnet_x1.0", "efficientnet_b0"], ["rexnet_x1.0"]),
+        (["mobilenet_v3_small"], []),
+    ]
     seen = []
     result = sw.run(
-        items, tmp_path, profile_fn=fake, on_model=lambda i, item: seen.append((i, item.spec))
+        items, tmp_path, profile_fn=fake, on_model=lambda i, b: seen.append((i, b.specs))
     )
     assert fake.calls[1:] == [("rexnet_x1.0, efficientnet_b0", ["eager"]),
                               ("mobilenet_v3_small", ["eager"])]  # fmt: skip
     assert fake.together == [False, True, False]
-    assert seen == [(0, "rexnet_x1.0, efficientnet_b0"), (2, "mobilenet_v3_small")]
+    assert seen == [(0, ["rexnet_x1.0", "efficientnet_b0"]), (2, ["mobilenet_v3_small"])]
     assert [r.model.spec for r in result.records] == specs
-    assert result.to_dict()["measured"][0]["valid"] is True
+    # the stored record is kept byte for byte; the one measured beside B0 has a file of its own
+    assert stored.read_bytes() == before
+    assert result.paths[0] == stored.with_name(f"rexnet_x1.0__eager__{EAGER.config_id}__2.json")
+    data = result.to_dict()
+    assert [(r["model"], r["median_ms"]) for r in data["kept"]] == [("rexnet_x1.0", 5.0)]
+    assert [(r["model"], r["median_ms"]) for r in data["measured"]] == [
+        ("rexnet_x1.0", 10.0),
+        ("efficientnet_b0", 10.0),
+        ("mobilenet_v3_small", 15.0),
+    ]
+    assert data["skipped"] == [] and data["measured"][0]["valid"] is True
+    # the next sweep finds the newest record of rexnet_x1.0 and measures nothing
+    again = sw.plan(specs, [EAGER], tmp_path, machine_id=MACHINE)
+    assert [(i.todo, [r.latency.median_ms for r in i.done]) for i in again] == [
+        ([], [10.0]),
+        ([], [10.0]),
+        ([], [15.0]),
+    ]
+    assert sw.batches(again) == []
+
+
+def test_a_kept_record_is_kept_again_and_a_new_configuration_is_measured_beside_it(tmp_path):
+    """x1.0 has eager and channels_last stored, B0 only eager: the pair is timed with
+    channels_last, x1.0's stored channels_last is kept (a second file); its eager is skipped."""
+    fake = FakeProfile()
+    cl = RunConfig.preset("channels_last", runs=2, warmup=1)
+    sw.run(
+        sw.plan(["rexnet_x1.0"], [EAGER, cl], tmp_path, machine_id=MACHINE),
+        tmp_path,
+        profile_fn=fake,
+    )
+    sw.run(
+        sw.plan(["efficientnet_b0"], [EAGER], tmp_path, machine_id=MACHINE),
+        tmp_path,
+        profile_fn=fake,
+    )
+    folder = tmp_path / MACHINE
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    items = sw.plan(["rexnet_x1.0", "efficientnet_b0"], [EAGER, cl], tmp_path, machine_id=MACHINE)
+    result = sw.run(items, tmp_path, profile_fn=fake)
+    assert fake.calls[-1] == ("rexnet_x1.0, efficientnet_b0", ["channels_last"])
+    assert all((folder / name).read_bytes() == data for name, data in before.items())
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [
+            *before,
+            f"rexnet_x1.0__channels_last__{cl.config_id}__2.json",
+            f"efficientnet_b0__channels_last__{cl.config_id}.json",
+        ]
+    )
+    data = result.to_dict()
+    assert [(r["model"], r["config"]) for r in data["kept"]] == [("rexnet_x1.0", "channels_last")]
+    assert [(r["model"], r["config"]) for r in data["skipped"]] == [
+        ("rexnet_x1.0", "eager"),
+        ("efficientnet_b0", "eager"),
+    ]
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -186,6 +252,54 @@ def test_cli_real_measurement_then_skip(tmp_path, capsys) -> None:
     assert "skipping 1 already measured" in captured.err and "--force" in captured.err
 
 
+def test_cli_a_claim_partner_measured_beside_a_profiled_model_keeps_its_record(tmp_path, capsys):
+    """`profile rexnet_x1.0`, then a sweep with its claim partner B0 and fewer runs: x1.0 is timed
+    again beside B0 and said so before; its profiled record stays byte for byte, the new one gets
+    a file of its own; the table lists each model once, with the figure of the record on disk."""
+    from rexbench.cli import run
+    from rexbench.records.schema import Record
+    from rexbench.records.store import load_record, load_records
+
+    out = tmp_path / "runs"
+    fast = ["--config", "eager", "--warmup", "1", "--out", str(out)]
+    assert run(["profile", "rexnet_x1.0", "--runs", "3", *fast]) == 0
+    (kept,) = (out / envmod.machine_id()).iterdir()
+    before = kept.read_bytes()
+    capsys.readouterr()
+    sweep = ["sweep", "rexnet_x1.0", "efficientnet_b0", "--runs", "2", *fast]
+    assert run([*sweep, "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["measure"] == ["rexnet_x1.0", "efficientnet_b0"] and plan["skip"] == []
+    assert plan["again"] == ["rexnet_x1.0 (eager)"]
+    assert run(sweep) == 0
+    table, err = capsys.readouterr()
+    assert kept.read_bytes() == before
+    assert "skipping" not in err and "measuring again 1 already measured" in err
+    assert "rexnet_x1.0 (eager) with efficientnet_b0; the records in" in err
+    by_name = {p.name: load_record(p) for p in kept.parent.iterdir()}
+    tail = kept.name.removeprefix("rexnet_x1.0")  # __eager__<config id>.json
+    again, b0 = kept.name.replace(".json", "__2.json"), f"efficientnet_b0{tail}"
+    assert sorted(by_name) == sorted([kept.name, again, b0])
+    old, new = by_name[kept.name], by_name[again]
+    assert (old.run.config["runs"], new.run.config["runs"]) == (3, 2)
+    rows = [line for line in table.splitlines() if "rexnet_x1.0" in line or "efficientnet" in line]
+    assert len(rows) == 2 and "rexnet_x1.0" in rows[0] and "efficientnet_b0" in rows[1]
+    assert f"{new.latency.median_ms:.3f}" in rows[0] and "measured again" in rows[0]
+    assert f"kept: the stored record of rexnet_x1.0 (eager, {old.latency.median_ms:.3f} ms)" in err
+    latest, dropped = Record.latest(load_records(out))  # what report and plot take
+    assert dropped == 1 and new in latest and old not in latest
+    # the next sweep skips both models and changes no file
+    files = {p: p.read_bytes() for p in kept.parent.iterdir()}
+    assert run([*sweep, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["measured"] == [] and data["kept"] == []
+    assert [(r["model"], r["median_ms"]) for r in data["skipped"]] == [
+        ("rexnet_x1.0", new.latency.median_ms),
+        ("efficientnet_b0", by_name[b0].latency.median_ms),
+    ]
+    assert {p: p.read_bytes() for p in kept.parent.iterdir()} == files
+
+
 def test_cli_force_interrupt_and_dry_run(tmp_path, capsys, monkeypatch) -> None:
     import rexbench.measure.profile
     from rexbench.cli import run
@@ -199,6 +313,7 @@ def test_cli_force_interrupt_and_dry_run(tmp_path, capsys, monkeypatch) -> None:
     assert run([*argv, "--out", str(out), "--dry-run", "--json"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["measure"] == [] and plan["skip"] == ["mobilenet_v3_small", "rexnet_x0.9"]
+    assert plan["again"] == []
     assert run([*argv, "--out", str(out), "--force"]) == 0
     assert [c[0] for c in fake.calls] == ["mobilenet_v3_small", "rexnet_x0.9"] * 2
     capsys.readouterr()

@@ -112,7 +112,9 @@ def test_ctrl_c_during_write_leaves_no_partial_file(tmp_path, monkeypatch, where
 def test_unwritable_out_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(RexbenchError, match=r"^cannot write to .*file/amd-epyc.*choose a writable folder$"):
+    with pytest.raises(
+        RexbenchError, match=r"^cannot write to .*file/amd-epyc.*choose a writable folder$"
+    ):
         store.write_record(make_record(), blocker)
 
 
@@ -135,6 +137,29 @@ def test_find_record(tmp_path):
     assert store.find_record(tmp_path, "rexnet_x1.0", "000000000000", MACHINE) is None
     assert store.find_record(tmp_path, "rexnet_x2.0", "0123456789ab", MACHINE) is None
     assert store.find_record(tmp_path, "rexnet_x1.0", "0123456789ab", "other-machine") is None
+
+
+def test_a_record_written_beside_a_kept_one_gets_the_next_name_and_is_found_as_newest(tmp_path):
+    first = make_record()
+    first.created = "2026-01-01T00:00:00+00:00"
+    path = store.write_record(first, tmp_path)
+    before = path.read_bytes()
+    names = []
+    for day, samples in (("02", [5, 5, 5]), ("03", [6, 6, 6])):
+        newer = make_record()
+        newer.created, newer.timing.samples_ns = f"2026-01-{day}T00:00:00+00:00", samples
+        names.append(store.write_record(newer, tmp_path, replace=False).name)
+    stem = "rexnet_x1.0__eager__0123456789ab"
+    assert names == [f"{stem}__2.json", f"{stem}__3.json"]
+    assert path.read_bytes() == before
+    found = store.find_record(tmp_path, "rexnet_x1.0", "0123456789ab", MACHINE)
+    assert found.timing.samples_ns == [6, 6, 6]
+    assert len(store.load_records(tmp_path)) == 3
+    # a record of another model whose name starts alike is not taken for one of these
+    other = make_record("rexnet_x1.0__eager")
+    other.created = "2027-01-01T00:00:00+00:00"
+    store.write_record(other, tmp_path)
+    assert store.find_record(tmp_path, "rexnet_x1.0", "0123456789ab", MACHINE) == found
 
 
 def test_find_record_finds_any_label_and_refuses_damage(tmp_path):
