@@ -45,8 +45,13 @@ def speedup(record: Record, eager: Record) -> dict[str, float]:
 
 def _cell(r: Record, eager: Record | None) -> tuple[str, dict[str, Any]]:
     lat = r.latency
-    data: dict[str, Any] = {"config": r.run.label, "config_id": r.run.config_id,
-                            **lat.to_dict(), "valid": r.valid, "run_id": r.run_id}  # fmt: skip
+    data: dict[str, Any] = {
+        "config": r.run.label,
+        "config_id": r.run.config_id,
+        **lat.to_dict(),
+        "valid": r.valid,
+        "run_id": r.run_id,
+    }
     if not r.valid:
         data["parity"] = r.parity_text
         return f"{r.run.label} INVALID", data
@@ -72,7 +77,7 @@ def runtime_section(records: Sequence[Record]) -> Section:
             "speed-up over eager [95% CI], fastest first",
             "fastest",
             "timed",
-        ],  # fmt: skip
+        ],
         right={2},
         intro="Every configuration measured for a model (PyTorch eager, compiled, ONNX Runtime "
         "`ort`, OpenVINO `openvino`), as median(eager) / median(configuration). INVALID: the "
@@ -94,7 +99,7 @@ def runtime_section(records: Sequence[Record]) -> Section:
                 "; ".join(cells),
                 f"{fastest.run.label} ({fmt_ms(fastest.latency.median_ms)} ms)" if fastest else "-",
                 "together" if together or len(group) == 1 else "apart",
-            ],  # fmt: skip
+            ],
             {
                 "model": spec,
                 "device": device,
@@ -104,7 +109,7 @@ def runtime_section(records: Sequence[Record]) -> Section:
                 "configs": list(configs),
                 "fastest": fastest.run.label if fastest else None,
                 "measured_together": together,
-            },  # fmt: skip
+            },
         )
     s.notes.append(
         "CI: percentile bootstrap of the ratio of medians (2,000 resamples, seed 0); timed "
