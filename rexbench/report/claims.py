@@ -9,6 +9,7 @@ from typing import Any
 
 from rexbench.paper.claims import CLAIMS, Claim
 from rexbench.records.schema import Record
+from rexbench.report.latest import allocator, threads, threads_text
 from rexbench.report.render import Section, short_table
 
 
@@ -26,12 +27,12 @@ def _claim_matches(claim: Claim, r: Record) -> bool:
 
 
 def _pair_key(r: Record) -> tuple:
-    return (r.device, r.run.label, r.batch_size, r.dtype)
+    return (r.device, r.run.label, r.batch_size, r.dtype, threads(r), allocator(r))
 
 
 def claim_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
     """Each speed claim whose two models were measured here with the same settings (device, config,
-    batch, dtype), as measured speed-up = baseline median / model median with a bootstrap 95% CI."""
+    batch, dtype, threads, allocator), as measured speed-up = baseline median / model median with a bootstrap 95% CI."""
     from rexbench.stats import Samples, ratio_interval
 
     index = {(r.model.spec, *_pair_key(r)): r for r in records if r.valid}
@@ -61,6 +62,8 @@ def claim_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
                     "config": r.run.label,
                     "dtype": r.dtype,
                     "batch_size": r.batch_size,
+                    "threads": threads(r),
+                    "allocator": allocator(r),
                     "measured": value,
                     "ci_low": ci.low,
                     "ci_high": ci.high,
@@ -70,7 +73,15 @@ def claim_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
                     "measured_together": r.measured_with(base),
                 }
             )
-    return sorted(out, key=lambda row: (_CLAIM_ORDER[row["id"]], row["device"], row["config"]))
+    return sorted(
+        out,
+        key=lambda row: (
+            _CLAIM_ORDER[row["id"]],
+            row["device"],
+            row["config"],
+            row["threads"] or 0,
+        ),
+    )
 
 
 _CLAIM_ORDER = {c.id: i for i, c in enumerate(CLAIMS)}
@@ -82,6 +93,13 @@ def ratio_text(value: float, low: float, high: float, edges: Sequence[float]) ->
     near = min((abs(v - e) for v in (value, low, high) for e in edges), default=1.0)
     digits = 4 if near < 0.001 else 3 if near < 0.01 else 2
     return f"{value:.{digits}f}x [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _config_cell(row: dict[str, Any], many: set[str]) -> str:
+    """ "eager fp32 on cpu, batch 1", with the threads and allocator where rows differ in them."""
+    cell = f"{row['config']} {row['dtype']} on {row['device']}, batch {row['batch_size']}"
+    cell += f", {threads_text(row['threads'])}" if "threads" in many else ""
+    return cell + (f", {row['allocator']} allocator" if "allocator" in many else "")
 
 
 def claims_section(records: Sequence[Record]) -> Section:
@@ -96,11 +114,12 @@ def claims_section(records: Sequence[Record]) -> Section:
         "configuration whose output differs from eager fp32 (invalid) is left out.",
     )
     rows = claim_rows(records)
+    many = {k for k in ("threads", "allocator") if len({row[k] for row in rows}) > 1}
     for row in rows:
         s.add(
             [
                 f"{row['statement']} ({row['source']})",
-                f"{row['config']} {row['dtype']} on {row['device']}, batch {row['batch_size']}",
+                _config_cell(row, many),
                 f"{row['relation']}{row['stated']:g}x ({short_table(row['table'])}: "
                 f"{row['paper_table_value']:.2f}x)",
                 ratio_text(row["measured"], row["ci_low"], row["ci_high"], row["edges"]),

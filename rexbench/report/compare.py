@@ -16,11 +16,11 @@ from typing import Any
 from rexbench.errors import RexbenchError
 from rexbench.measure.env import differences
 from rexbench.records.schema import Record
+from rexbench.report.latest import threads, threads_text
 from rexbench.report.render import Section, fmt_latency
 
-RowKey = tuple[
-    str, str, str
-]  # (model spec, device kind, variant: "" or "label, dtype, batch, res")
+# (model spec, device kind, variant: "" or "label, dtype, batch, res[, threads]")
+RowKey = tuple[str, str, str]
 
 
 def resolve_reference(reference: str | None, machines: Sequence[str]) -> str:
@@ -39,22 +39,30 @@ def resolve_reference(reference: str | None, machines: Sequence[str]) -> str:
 
 
 def _variant(r: Record) -> str:
-    return f"{r.run.label}, {r.dtype}, batch {r.batch_size}, {r.resolution}px"
+    """The configuration of a row; with the thread count where it is not the machine's default, so
+    that each machine's default aligns with the others' and `--threads N` runs with each other."""
+    parts = [r.run.label, r.dtype, f"batch {r.batch_size}", f"{r.resolution}px"]
+    default = (r.env.get("threads") or {}).get("torch_num_threads")
+    if default is not None and threads(r) != default:
+        parts.append(threads_text(threads(r)))
+    return ", ".join(parts)
 
 
-def rows(records: Sequence[Record]) -> dict[RowKey, dict[str, Record]]:
-    """Records aligned across machines: one row per model and device kind, split by configuration
-    only where a machine holds several configurations of the same model on that device."""
+def rows(machines: dict[str, list[Record]]) -> dict[RowKey, dict[str, Record]]:
+    """Records aligned across machines (or folders: `rexbench.report.machines`): one row per model
+    and device kind, split by configuration only where a machine holds several configurations of
+    the same model on that device (and by thread count where its records differ in it)."""
     per: dict[tuple[str, str], dict[str, list[Record]]] = {}
-    for r in records:
-        if r.latency is not None:
-            per.setdefault((r.model.spec, r.device_kind), {}).setdefault(r.machine_id, []).append(r)
+    for mid, records in machines.items():
+        for r in records:
+            if r.latency is not None:
+                per.setdefault((r.model.spec, r.device_kind), {}).setdefault(mid, []).append(r)
     out: dict[RowKey, dict[str, Record]] = {}
-    for (spec, kind), machines in per.items():
-        if all(len(v) == 1 for v in machines.values()):
-            out[(spec, kind, "")] = {mid: v[0] for mid, v in machines.items()}
+    for (spec, kind), found in per.items():
+        if all(len(v) == 1 for v in found.values()):
+            out[(spec, kind, "")] = {mid: v[0] for mid, v in found.items()}
             continue
-        for mid, group in machines.items():
+        for mid, group in found.items():
             for r in group:
                 variant = _variant(r)
                 if mid in out.get((spec, kind, variant), {}):
@@ -115,12 +123,13 @@ def _common(aligned: dict[RowKey, dict[str, Record]], machines: Sequence[str], k
     ]
 
 
-def sections(records: Sequence[Record], ref: str, allow_mismatch: bool = False) -> list[Section]:
+def sections(
+    machines: dict[str, list[Record]], ref: str, allow_mismatch: bool = False
+) -> list[Section]:
     """latency per machine, speed vs reference, ranking changes, fingerprints (and settings
-    differences when allowed)."""
-    machines = Record.by_machine(records)
+    differences when allowed), for records grouped by machine (`Record.by_machine`) or folder."""
     ids = list(machines)
-    aligned = rows(records)
+    aligned = rows(machines)
     found = mismatches(aligned, ref)
     if found and not allow_mismatch:
         raise mismatch_error(found)

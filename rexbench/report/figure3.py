@@ -27,16 +27,20 @@ from rexbench.report.figure3_series import (
     paper_series,
     plottable,
 )
+from rexbench.report.latest import latest, older_note, point
+from rexbench.report.point_labels import Label, place_labels
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.text import Text
 
 DEFAULT_FAMILIES = ("ReXNet", "EfficientNet")  # the two lines of the paper's Figure 3
 COUNT_AXES = ("flops", "params")
 DEVICE_AXES = ("latency", "throughput")
 DEVICES = ("cpu", "cuda")
 _DEVICE_NAME = {"cpu": "CPU", "cuda": "GPU"}
+_ROOM = (1.1, 0.8)  # inches of the 5.6-inch figure for the legend and for the caption
 
 
 def parse_axes(x: str | Sequence[str] | None) -> tuple[str, str]:
@@ -76,6 +80,7 @@ def parse_top1(items: Iterable[str] | None) -> dict[str, float]:
 
 
 def _draw(ax: Axes, series: list[Series], paper: list[Series], style: dict[str, int]) -> None:
+    """The measured lines (with their CIs as error bars), then the paper's as hollow markers."""
     for s in series:
         color = COLORS.get(s.family)
         index = style.setdefault(s.name, len(style))
@@ -104,10 +109,6 @@ def _draw(ax: Axes, series: list[Series], paper: list[Series], style: dict[str, 
                 markersize=5,
                 linestyle=s.linestyle,
             )
-        # first family's labels above left, the next's below right: neighbours do not collide
-        at, ha = ((-5, 4), "right") if index % 2 == 0 else ((5, -12), "left")
-        for x, y, text in zip(s.xs, s.ys, s.labels, strict=True):
-            ax.annotate(text, (x, y), textcoords="offset points", xytext=at, ha=ha, fontsize=8.5)
     for s in paper:
         ax.plot(
             s.xs,
@@ -120,6 +121,21 @@ def _draw(ax: Axes, series: list[Series], paper: list[Series], style: dict[str, 
             label=s.name,
             markersize=6,
         )
+
+
+def _labels(series: list[Series]) -> list[Label]:
+    """One label per model and panel, at its leftmost point: the points of one model share its
+    top-1, so they lie on one level. The first family's labels go above left, the next's below
+    right (where free), so that two neighbouring lines do not label into each other."""
+    first: dict[tuple[str, str, float], Label] = {}
+    families = list(dict.fromkeys(s.family for s in series))
+    for s in series:
+        below = families.index(s.family) % 2 == 1
+        for x, y, text in zip(s.xs, s.ys, s.labels, strict=True):
+            key = (s.family, text, y)
+            if key not in first or x < first[key].x:
+                first[key] = Label(x, y, text, below)
+    return sorted(first.values(), key=lambda label: (-label.y, label.x))
 
 
 def _batches(records: list[Record], kind: str) -> str:
@@ -158,9 +174,14 @@ def _nothing(count: int, hidden: dict[str, int], families: Sequence[str] | None)
 
 
 def caption(
-    records: list[Record], hidden: dict[str, int], paper: bool, given: Sequence[str] = ()
+    records: list[Record],
+    hidden: dict[str, int],
+    paper: bool,
+    given: Sequence[str] = (),
+    older: Sequence[Record] = (),
 ) -> str:
-    """The caption line(s): machine(s), configuration(s), where top-1 comes from, what was left out."""
+    """The caption line(s): machine(s), configuration(s), where top-1 comes from, what was left out
+    (older records of a point drawn with a newer one named, `rexbench.report.latest`)."""
     lines = []
     for machine, group in Record.by_machine(records).items():
         configs = sorted({f"{r.run.label} {r.dtype} on {r.device}" for r in group})
@@ -198,6 +219,8 @@ def caption(
         lines.append(
             f"{hidden['top1']} record(s) without a published top-1 not shown (give one with --top1 SPEC=PCT)."
         )
+    if older:
+        lines.append(older_note(older))
     return "\n".join(textwrap.fill(line, 185) for line in lines)
 
 
@@ -220,11 +243,12 @@ def figure3(
     families None plots every family; records without a published top-1 are left out (counted in
     the caption) unless `top1` gives theirs ({canonical spec: %}, see `parse_top1`; it is named
     in the caption). A device panel without records says so inside the panel. Saved when `path`
-    is given (.png, .svg or .pdf); the figure is 12.5 x 5.6 inches at `dpi`.
+    is given (.png, .svg or .pdf); the figure is 12.5 x 5.6 inches at `dpi`, taller where a long
+    legend or caption needs the room.
     """
     count_axis, device_axis = parse_axes(x)
     out = check_figure_path(path) if path is not None else None
-    records, _ = Record.latest(records)
+    records, older = latest(records)
     chosen = [r for r in records if configs is None or r.run.label in configs]
     records, others = chosen, len(records) - len(chosen)
     given = dict(top1 or {})
@@ -240,8 +264,9 @@ def figure3(
     axes = fig.subplots(1, 3, sharey=True)
     panels = [count_axis] + [f"{kind}:{device_axis}" for kind in DEVICES]
     style: dict[str, int] = {}
+    labels: list[list[Label]] = []
     for ax, panel in zip(axes, panels, strict=True):
-        _panel(ax, panel, shown, hidden, (accuracy, paper, style))
+        labels.append(_panel(ax, panel, shown, hidden, (accuracy, paper, style)))
     shared_legend(
         fig,
         axes,
@@ -252,7 +277,13 @@ def figure3(
     axes[0].set_ylabel(
         "ImageNet top-1 (%, published" + (" or given)" if used else ")"), fontsize=10
     )
-    fig.supxlabel(caption(shown, hidden, paper, used), fontsize=8.5, x=0.01, ha="left")
+    drawn = {point(r) for r in shown}
+    replaced = [r for r in older if point(r) in drawn]
+    text = caption(shown, hidden, paper, used, older=replaced)
+    _grow(fig, fig.supxlabel(text, fontsize=8.5, x=0.01, ha="left"))
+    fig.draw_without_rendering()  # the layout, then the point labels where they are free
+    for ax, panel_labels in zip(axes, labels, strict=True):
+        place_labels(ax, panel_labels, fontsize=8.5)
     if out is not None:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -262,7 +293,21 @@ def figure3(
     return fig
 
 
-def _panel(ax: Axes, panel: str, shown: list[Record], hidden: dict[str, int], how: tuple) -> None:
+def _grow(fig: Figure, below: Text) -> None:
+    """Make the figure taller by what the legend (title and four rows) and the caption (five
+    lines) take beyond their usual room, so that the panels keep their height however many lines
+    and notes the records give."""
+    renderer = fig.canvas.get_renderer()
+    above = fig.legends[0].get_window_extent(renderer).height if fig.legends else 0.0
+    extra = max(0.0, above / fig.dpi - _ROOM[0])
+    extra += max(0.0, below.get_window_extent(renderer).height / fig.dpi - _ROOM[1])
+    if extra:
+        fig.set_figheight(fig.get_figheight() + extra)
+
+
+def _panel(
+    ax: Axes, panel: str, shown: list[Record], hidden: dict[str, int], how: tuple
+) -> list[Label]:
     """One panel: its measured lines, the paper's (when asked), title, label, and what is missing:
     inside an otherwise empty panel, else under the title (never over the paper's points)."""
     accuracy, paper, style = how
@@ -299,6 +344,7 @@ def _panel(ax: Axes, panel: str, shown: list[Record], hidden: dict[str, int], ho
     ax.tick_params(labelsize=9)
     ax.margins(x=0.12, y=0.06)  # room for the point labels at both ends
     ax.grid(alpha=0.3)
+    return _labels(series)
 
 
 def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = 100) -> bytes:

@@ -14,6 +14,7 @@ from typing import Any
 from rexbench.records.derived import family, short_label
 from rexbench.records.derived import top1 as published_top1
 from rexbench.records.schema import Record
+from rexbench.report.latest import allocator, threads, threads_text
 
 COLORS = {
     "ReXNet": "tab:red",
@@ -38,7 +39,8 @@ def order(series: list[Series]) -> list[Series]:
 
 @dataclass
 class Series:
-    """One line of a panel: a family on one machine with one configuration."""
+    """One line of a panel: a family on one machine with one configuration, thread count and
+    allocator."""
 
     family: str
     name: str
@@ -86,19 +88,38 @@ def count_series(records: list[Record], axis: str, top1: Top1) -> list[Series]:
     return order(list(series.values()))
 
 
+def _fields(r: Record) -> dict[str, str]:
+    """What a line of a device panel holds fixed besides the family, as the legend writes it."""
+    return {
+        "machine": r.machine_id,
+        "config": r.run.label,
+        "dtype": r.dtype,
+        "batch": f"batch {r.batch_size}",
+        "threads": threads_text(threads(r)),
+        "allocator": f"{allocator(r)} allocator",
+    }
+
+
+def line_names(chosen: list[Record]) -> list[str]:
+    """Each record's line: "ReXNet", or with what differs among the records of the panel, e.g.
+    "ReXNet - eager, 2 threads" or "ReXNet - xeon-8c-aaaa0001" (the caption names each machine)."""
+    fields = [_fields(r) for r in chosen]
+    varies = [k for k in fields[0] if len({f[k] for f in fields}) > 1] if fields else []
+    return [
+        " - ".join([r.model.family, ", ".join(f[k] for k in varies)]) if varies else r.model.family
+        for r, f in zip(chosen, fields, strict=True)
+    ]
+
+
 def device_series(records: list[Record], kind: str, axis: str, top1: Top1) -> list[Series]:
-    groups: dict[tuple, Series] = {}
+    groups: dict[str, Series] = {}
     chosen = [r for r in records if r.device_kind == kind and r.latency is not None]
-    variants = {(r.machine_id, r.run.label, r.dtype, r.batch_size) for r in chosen}
+    chosen.sort(key=lambda r: top1(r.model.spec) or 0.0)
     machines = list(Record.by_machine(records))
-    for r in sorted(chosen, key=lambda r: top1(r.model.spec) or 0.0):
-        fam, lat = r.model.family, r.latency
-        key = (fam, r.machine_id, r.run.label, r.dtype, r.batch_size)
-        name = fam
-        if len(variants) > 1:
-            name += f" - {r.hardware}, {r.run.label}, {r.dtype}, batch {r.batch_size}"
+    for r, name in zip(chosen, line_names(chosen), strict=True):
+        lat = r.latency
         style = LINESTYLES[machines.index(r.machine_id) % len(LINESTYLES)]
-        s = groups.setdefault(key, Series(fam, name, linestyle=style))
+        s = groups.setdefault(name, Series(r.model.family, name, linestyle=style))
         if axis == "latency":
             x, err = lat.median_ms, (lat.median_ms - lat.ci_low_ms, lat.ci_high_ms - lat.median_ms)
         else:  # images/s; the CI of the median latency maps to the reverse throughput interval

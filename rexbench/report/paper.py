@@ -10,7 +10,7 @@ Rendering: `rexbench.report.render`. Numbers: `rexbench.paper.tables` (Tables 4,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from rexbench.paper.claims import inconsistencies
 from rexbench.paper.tables import UNIT_SCALE, Printed, entries, published, table
 from rexbench.records.derived import zoo_entry
 from rexbench.records.schema import Record
+from rexbench.report.latest import allocator, latest, older_note, tags, threads, varying
 from rexbench.report.render import Document, Section, fmt_latency, short_table
 
 _PAPER_COLUMN = {"cpu": "cpu", "cuda": "gpu"}
@@ -151,7 +152,8 @@ def latency_section(records: Iterable[Record]) -> Section:
     s = Section("latency", "Latency: measured vs paper", columns, right={3, 4, 5, 6})
     hardware: dict[str, str] = {}
     timed = [r for r in records if r.latency is not None]
-    for r in sorted(timed, key=lambda r: (r.device, r.run.label, r.model.spec)):
+    varies = varying(timed)  # threads, allocator: named on every row where they differ
+    for r in sorted(timed, key=lambda r: (r.device, r.run.label, r.model.spec, threads(r) or 0)):
         lat, spec = r.latency, r.model.spec
         printed, hw, table_id = _paper_latency(spec, r)
         notes = []
@@ -179,7 +181,7 @@ def latency_section(records: Iterable[Record]) -> Section:
             [
                 spec,
                 f"{r.device} ({r.hardware})",
-                r.run.label + f" {r.dtype}",
+                ", ".join([f"{r.run.label} {r.dtype}", *tags(r, varies)]),
                 str(lat.batch_size),
                 fmt_latency(lat),
                 f"{printed.text} ({short_table(table_id)})" if printed is not None else "-",
@@ -189,6 +191,8 @@ def latency_section(records: Iterable[Record]) -> Section:
             {
                 "model": spec,
                 **r.settings,
+                "threads": threads(r),
+                "allocator": allocator(r),
                 "hardware": r.hardware,
                 **lat.to_dict(),
                 "paper": printed.text if printed is not None else None,
@@ -230,28 +234,35 @@ def build(
     reference: str | None = None,
     allow_mismatch: bool = False,
     sources: Sequence[str] = (),
+    folders: Mapping[str, Sequence[Record]] | None = None,
 ) -> Document:
     """The whole report. One machine: paper vs measured. Several: the hardware comparison
     (rexbench.report.compare; RexbenchError on differing settings unless allow_mismatch) followed by
-    paper vs measured on the reference machine."""
+    paper vs measured on the reference machine. `folders` (records per folder given) lets a
+    reference folder be compared with another folder of the same machine id
+    (`rexbench.report.machines`). Of the records of one point, the newest is shown
+    (`rexbench.report.latest`) and the older ones are named in the intro."""
     from rexbench.report import compare
+    from rexbench.report.machines import groups
 
-    records, dropped = Record.latest(records)
-    machines = Record.by_machine(records)
+    named, reference, compared = groups(list(records), reference, folders)
+    machines: dict[str, list[Record]] = {}
+    older: list[Record] = []
+    for name, group in named.items():
+        machines[name], replaced = latest(group)
+        older += replaced
+    count = sum(len(group) for group in machines.values())
     doc = Document("rexbench report: paper vs measured")
     if sources:
-        doc.intro.append(f"Records: {len(records)} from {', '.join(f'`{p}`' for p in sources)}.")
-    if dropped:
-        doc.intro.append(
-            f"{dropped} older duplicate record(s) of the same model and config ignored."
-        )
-    if not records:
+        doc.intro.append(f"Records: {count} from {', '.join(f'`{p}`' for p in sources)}.")
+    doc.intro += [line for line in (compared, older_note(older)) if line]
+    if not count:
         doc.intro.append("No records found: run `rexbench sweep table5` first.")
         return doc
     ref = compare.resolve_reference(reference, list(machines))
     if len(machines) > 1:
         doc.title = "rexbench report: hardware comparison and paper vs measured"
-        doc.sections += compare.sections(records, ref, allow_mismatch=allow_mismatch)
+        doc.sections += compare.sections(machines, ref, allow_mismatch=allow_mismatch)
     else:
         doc.sections.append(compare.fingerprint_section(machines))
     mine = machines[ref]
