@@ -44,7 +44,7 @@ def new_figure(width: float, height: float) -> Figure:
 def shared_legend(fig: Figure, axes: Sequence[Axes], title: str, columns: int = 4) -> None:
     """One legend for all panels, above them, under `title` (each label once): it never covers a
     line, and the title needs no suptitle of its own (constrained layout places the two on top of
-    each other)."""
+    each other). At most `columns` columns, fewer where long labels would not fit the width."""
     entries: dict[str, Any] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -52,8 +52,21 @@ def shared_legend(fig: Figure, axes: Sequence[Axes], title: str, columns: int = 
     if not entries:
         fig.suptitle(title, fontsize=12)
         return
-    fig.legend(list(entries.values()), list(entries), loc="outside upper center", title=title,
-               title_fontsize=12, ncols=min(len(entries), columns), fontsize=9, frameon=False)  # fmt: skip
+    for ncols in range(min(len(entries), columns), 0, -1):
+        legend = fig.legend(
+            list(entries.values()),
+            list(entries),
+            loc="outside upper center",
+            title=title,
+            title_fontsize=12,
+            ncols=ncols,
+            fontsize=9,
+            frameon=False,
+        )
+        width = legend.get_window_extent(fig.canvas.get_renderer()).width
+        if ncols == 1 or width <= fig.bbox.width:
+            return
+        legend.remove()
 
 
 def min_spans(axes: Sequence[Axes], y: float, x_relative: float = 0.3) -> None:

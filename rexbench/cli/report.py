@@ -10,7 +10,6 @@ import typer
 
 from rexbench.cli.common import console, load_records, print_json, print_tables
 from rexbench.cli.options import RUNS, JsonOpt, PathsArg
-from rexbench.errors import RexbenchError
 
 
 class FigureFormat(str, Enum):
@@ -23,7 +22,8 @@ ReferenceOpt = Annotated[
     typer.Option(
         "--reference",
         help="Reference machine of the hardware comparison: a machine id, a unique part of one, or "
-        "a folder holding one machine's records (default: the first machine given).",
+        "a folder holding one machine's records (default: the first machine given); a folder of "
+        "the same machine id as another folder given is compared with it folder by folder.",
         show_default=False,
     ),
 ]
@@ -51,19 +51,21 @@ FigureFormatOpt = Annotated[
 NoFigureOpt = Annotated[bool, typer.Option("--no-figure", help="Leave Figure 3 out of --out.")]
 
 
-def _reference(reference: str | None) -> str | None:
-    """A folder given as --reference stands for the one machine whose records it holds."""
-    if reference is None or not Path(reference).exists():
-        return reference
-    from rexbench.records.schema import Record
+def _folders(reference: str | None, given: list[Path]) -> tuple[str | None, dict | None]:
+    """A --reference folder as named among the folders given, and the records of each folder
+    (the reference's included), so that two folders of one machine id can be compared; else
+    (reference, None)."""
+    from rexbench.records.store import load_records as load
+    from rexbench.report.machines import reference_folder
 
-    machines = list(Record.by_machine(load_records([Path(reference)])))
-    if len(machines) != 1:
-        found = ", ".join(machines) or "none"
-        raise RexbenchError(
-            f"--reference {reference}: a folder must hold the records of exactly one machine (found {found})"
-        )
-    return machines[0]
+    names = [str(p) for p in given]
+    folder = reference_folder(reference, names)
+    if folder is None:
+        return reference, None
+    folders = {name: load([name], skip_bad=True, on_skip=lambda _: None) for name in names}
+    if folder not in folders:
+        folders[folder] = load([folder], skip_bad=True, on_skip=lambda _: None)
+    return folder, folders
 
 
 def report(
@@ -82,11 +84,13 @@ def report(
 
     given = paths or [RUNS]
     records = load_records(paths)
+    reference, folders = _folders(reference, given)
     doc = rep.build(
         records,
-        reference=_reference(reference),
+        reference=reference,
         allow_mismatch=allow_mismatch,
         sources=[str(p) for p in given],
+        folders=folders,
     )
     written = {}
     if out is not None:

@@ -80,7 +80,11 @@ def _line(y: np.ndarray) -> np.ndarray:
 
 def _ratio(line_sse: np.ndarray, step_sse: np.ndarray) -> np.ndarray:
     tiny = 1e-12 * max(1.0, float(np.max(line_sse)))
-    return np.where(step_sse <= tiny, np.where(line_sse <= tiny, 1.0, np.inf), line_sse / np.maximum(step_sse, tiny))
+    return np.where(
+        step_sse <= tiny,
+        np.where(line_sse <= tiny, 1.0, np.inf),
+        line_sse / np.maximum(step_sse, tiny),
+    )
 
 
 def split_test(
@@ -161,8 +165,14 @@ def exact_steps(values: Sequence[float]) -> list[Step]:
     x = [float(v) for v in values]
     relative = all(v > 0 for v in x)
     return [
-        Step(i, x[i - 1], x[i], (x[i] / x[i - 1] - 1) if relative else x[i] - x[i - 1],
-             p_value=0.0, relative=relative)  # fmt: skip
+        Step(
+            i,
+            x[i - 1],
+            x[i],
+            (x[i] / x[i - 1] - 1) if relative else x[i] - x[i - 1],
+            p_value=0.0,
+            relative=relative,
+        )
         for i in range(1, len(x))
         if x[i] != x[i - 1]
     ]

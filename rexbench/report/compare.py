@@ -16,11 +16,11 @@ from typing import Any
 from rexbench.errors import RexbenchError
 from rexbench.measure.env import differences
 from rexbench.records.schema import Record
+from rexbench.report.latest import threads, threads_text
 from rexbench.report.render import Section, fmt_latency
 
-RowKey = tuple[
-    str, str, str
-]  # (model spec, device kind, variant: "" or "label, dtype, batch, res")
+# (model spec, device kind, variant: "" or "label, dtype, batch, res[, threads]")
+RowKey = tuple[str, str, str]
 
 
 def resolve_reference(reference: str | None, machines: Sequence[str]) -> str:
@@ -39,22 +39,30 @@ def resolve_reference(reference: str | None, machines: Sequence[str]) -> str:
 
 
 def _variant(r: Record) -> str:
-    return f"{r.run.label}, {r.dtype}, batch {r.batch_size}, {r.resolution}px"
+    """The configuration of a row; with the thread count where it is not the machine's default, so
+    that each machine's default aligns with the others' and `--threads N` runs with each other."""
+    parts = [r.run.label, r.dtype, f"batch {r.batch_size}", f"{r.resolution}px"]
+    default = (r.env.get("threads") or {}).get("torch_num_threads")
+    if default is not None and threads(r) != default:
+        parts.append(threads_text(threads(r)))
+    return ", ".join(parts)
 
 
-def rows(records: Sequence[Record]) -> dict[RowKey, dict[str, Record]]:
-    """Records aligned across machines: one row per model and device kind, split by configuration
-    only where a machine holds several configurations of the same model on that device."""
+def rows(machines: dict[str, list[Record]]) -> dict[RowKey, dict[str, Record]]:
+    """Records aligned across machines (or folders: `rexbench.report.machines`): one row per model
+    and device kind, split by configuration only where a machine holds several configurations of
+    the same model on that device (and by thread count where its records differ in it)."""
     per: dict[tuple[str, str], dict[str, list[Record]]] = {}
-    for r in records:
-        if r.latency is not None:
-            per.setdefault((r.model.spec, r.device_kind), {}).setdefault(r.machine_id, []).append(r)
+    for mid, records in machines.items():
+        for r in records:
+            if r.latency is not None:
+                per.setdefault((r.model.spec, r.device_kind), {}).setdefault(mid, []).append(r)
     out: dict[RowKey, dict[str, Record]] = {}
-    for (spec, kind), machines in per.items():
-        if all(len(v) == 1 for v in machines.values()):
-            out[(spec, kind, "")] = {mid: v[0] for mid, v in machines.items()}
+    for (spec, kind), found in per.items():
+        if all(len(v) == 1 for v in found.values()):
+            out[(spec, kind, "")] = {mid: v[0] for mid, v in found.items()}
             continue
-        for mid, group in machines.items():
+        for mid, group in found.items():
             for r in group:
                 variant = _variant(r)
                 if mid in out.get((spec, kind, variant), {}):
@@ -72,14 +80,23 @@ def mismatches(aligned: dict[RowKey, dict[str, Record]], ref: str) -> list[dict[
         for mid, r in recs.items():
             diffs = recs[base_id].setting_differences(r) if mid != base_id else []
             if diffs:
-                out.append({"model": spec, "device": kind, "machines": [base_id, mid],
-                            "differences": diffs})  # fmt: skip
+                out.append(
+                    {
+                        "model": spec,
+                        "device": kind,
+                        "machines": [base_id, mid],
+                        "differences": diffs,
+                    }
+                )
     return out
 
 
 def mismatch_error(found: list[dict[str, Any]]) -> RexbenchError:
-    shown = [f"{d['model']} on {d['device']}: {', '.join(d['differences'])} "
-             f"({d['machines'][0]} vs {d['machines'][1]})" for d in found[:3]]  # fmt: skip
+    shown = [
+        f"{d['model']} on {d['device']}: {', '.join(d['differences'])} "
+        f"({d['machines'][0]} vs {d['machines'][1]})"
+        for d in found[:3]
+    ]
     more = f" and {len(found) - 3} more" if len(found) > 3 else ""
     return RexbenchError(
         f"records measured with different settings: {'; '.join(shown)}{more}; "
@@ -106,12 +123,13 @@ def _common(aligned: dict[RowKey, dict[str, Record]], machines: Sequence[str], k
     ]
 
 
-def sections(records: Sequence[Record], ref: str, allow_mismatch: bool = False) -> list[Section]:
+def sections(
+    machines: dict[str, list[Record]], ref: str, allow_mismatch: bool = False
+) -> list[Section]:
     """latency per machine, speed vs reference, ranking changes, fingerprints (and settings
-    differences when allowed)."""
-    machines = Record.by_machine(records)
+    differences when allowed), for records grouped by machine (`Record.by_machine`) or folder."""
     ids = list(machines)
-    aligned = rows(records)
+    aligned = rows(machines)
     found = mismatches(aligned, ref)
     if found and not allow_mismatch:
         raise mismatch_error(found)
@@ -119,8 +137,11 @@ def sections(records: Sequence[Record], ref: str, allow_mismatch: bool = False) 
     out = [_latency_section(aligned, ids, ref, marked)]
     out += [_speed_section(aligned, ids, ref), _ranking_section(aligned, ids, ref)]
     if found:
-        diff = Section("settings", "Settings that differ (compared anyway: --allow-mismatch)",
-                       ["model", "device", "machines", "differences"])  # fmt: skip
+        diff = Section(
+            "settings",
+            "Settings that differ (compared anyway: --allow-mismatch)",
+            ["model", "device", "machines", "differences"],
+        )
         for d in found:
             diff.add(
                 [d["model"], d["device"], " vs ".join(d["machines"]), "; ".join(d["differences"])],
@@ -148,8 +169,11 @@ def _latency_section(aligned: dict, ids: list[str], ref: str, marked: set) -> Se
         "as fast as the reference). #k: rank by latency on that machine among the models measured "
         "on every machine.",
     )
-    ranks = {(kind, mid): _ranks(aligned, _common(aligned, ids, kind), mid)
-             for kind in ("cpu", "cuda") for mid in ids}  # fmt: skip
+    ranks = {
+        (kind, mid): _ranks(aligned, _common(aligned, ids, kind), mid)
+        for kind in ("cpu", "cuda")
+        for mid in ids
+    }
     for key, recs in aligned.items():
         spec, kind, variant = key
         cells, data = [], {"model": spec, "device": kind, "variant": variant, "machines": {}}
@@ -194,9 +218,25 @@ def _speed_section(aligned: dict, ids: list[str], ref: str) -> Section:
             ratios = [speed(aligned[k][ref], aligned[k][mid]) for k in keys]
             geo = math.exp(sum(math.log(v) for v in ratios) / len(ratios))
             label = f"{mid} (reference)" if mid == ref else mid
-            s.add([label, kind, str(len(ratios)), f"{geo:.2f}x", f"{min(ratios):.2f}x", f"{max(ratios):.2f}x"],
-                  {"machine": mid, "device": kind, "models": len(ratios), "geomean": geo,
-                   "min": min(ratios), "max": max(ratios), "reference": mid == ref})  # fmt: skip
+            s.add(
+                [
+                    label,
+                    kind,
+                    str(len(ratios)),
+                    f"{geo:.2f}x",
+                    f"{min(ratios):.2f}x",
+                    f"{max(ratios):.2f}x",
+                ],
+                {
+                    "machine": mid,
+                    "device": kind,
+                    "models": len(ratios),
+                    "geomean": geo,
+                    "min": min(ratios),
+                    "max": max(ratios),
+                    "reference": mid == ref,
+                },
+            )
     return s
 
 
@@ -212,19 +252,28 @@ def ranking_changes(aligned: dict, ids: list[str], ref: str) -> list[dict[str, A
         if mid == ref:
             continue
         for kind in ("cpu", "cuda"):
-            keys = sorted(_common(aligned, [ref, mid], kind),
-                          key=lambda k: aligned[k][ref].latency.median_ms)  # fmt: skip
+            keys = sorted(
+                _common(aligned, [ref, mid], kind), key=lambda k: aligned[k][ref].latency.median_ms
+            )
             for i, fast in enumerate(keys):
                 for slow in keys[i + 1 :]:
                     a, b = aligned[fast], aligned[slow]
                     if b[mid].latency.median_ms < a[mid].latency.median_ms:
-                        out.append({
-                            "machine": mid, "device": kind,
-                            "faster_on_reference": fast[0], "faster_here": slow[0],
-                            "reference_ms": [a[ref].latency.median_ms, b[ref].latency.median_ms],
-                            "machine_ms": [a[mid].latency.median_ms, b[mid].latency.median_ms],
-                            "within_noise": _overlap(a[ref], b[ref]) or _overlap(a[mid], b[mid]),
-                        })  # fmt: skip
+                        out.append(
+                            {
+                                "machine": mid,
+                                "device": kind,
+                                "faster_on_reference": fast[0],
+                                "faster_here": slow[0],
+                                "reference_ms": [
+                                    a[ref].latency.median_ms,
+                                    b[ref].latency.median_ms,
+                                ],
+                                "machine_ms": [a[mid].latency.median_ms, b[mid].latency.median_ms],
+                                "within_noise": _overlap(a[ref], b[ref])
+                                or _overlap(a[mid], b[mid]),
+                            }
+                        )
     return out
 
 
@@ -239,9 +288,16 @@ def _ranking_section(aligned: dict, ids: list[str], ref: str) -> Section:
         a, b = c["faster_on_reference"], c["faster_here"]
         ra, rb = c["reference_ms"]
         ma, mb = c["machine_ms"]
-        s.add([c["machine"], c["device"], f"{a} ({ra:.2f} ms) < {b} ({rb:.2f} ms)",
-               f"{b} ({mb:.2f} ms) < {a} ({ma:.2f} ms)",
-               "yes (95% CIs overlap)" if c["within_noise"] else "no"], c)  # fmt: skip
+        s.add(
+            [
+                c["machine"],
+                c["device"],
+                f"{a} ({ra:.2f} ms) < {b} ({rb:.2f} ms)",
+                f"{b} ({mb:.2f} ms) < {a} ({ma:.2f} ms)",
+                "yes (95% CIs overlap)" if c["within_noise"] else "no",
+            ],
+            c,
+        )
     if not s.rows:
         s.notes.append("The models rank in the same order on every machine.")
     return s
@@ -249,8 +305,11 @@ def _ranking_section(aligned: dict, ids: list[str], ref: str) -> Section:
 
 def _fingerprint(env: dict[str, Any], records: list[Record]) -> dict[str, str]:
     cpu, sw, th = env.get("cpu") or {}, env.get("software") or {}, env.get("threads") or {}
-    gpus = [f"{g.get('name')}" + (f" ({g['memory_total_mib']} MiB)" if g.get("memory_total_mib") else "")
-            for g in env.get("gpus") or []]  # fmt: skip
+    gpus = [
+        f"{g.get('name')}"
+        + (f" ({g['memory_total_mib']} MiB)" if g.get("memory_total_mib") else "")
+        for g in env.get("gpus") or []
+    ]
     git = env.get("git") or {}
     return {
         "CPU": str(cpu.get("brand", "-")),
@@ -280,8 +339,10 @@ def fingerprint_section(machines: dict[str, list[Record]], ref: str | None = Non
     title = "Machine" if len(ids) == 1 else "Machines side by side"
     s = Section("machines", title, ["", *ids])
     for field in prints[ids[0]]:
-        s.add([field, *[prints[mid][field] for mid in ids]],
-              {"field": field, **{mid: prints[mid][field] for mid in ids}})  # fmt: skip
+        s.add(
+            [field, *[prints[mid][field] for mid in ids]],
+            {"field": field, **{mid: prints[mid][field] for mid in ids}},
+        )
     ref = ref or ids[0]
     for mid, recs in machines.items():
         if mid != ref:

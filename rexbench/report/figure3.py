@@ -10,58 +10,37 @@ from __future__ import annotations
 
 import io
 import textwrap
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
 from rexbench.figures import check_figure_path, min_spans, new_figure, shared_legend
-from rexbench.records.derived import family, short_label
 from rexbench.records.derived import top1 as published_top1
 from rexbench.records.schema import Record
+from rexbench.report.figure3_series import (
+    COLORS,
+    MARKERS,
+    Series,
+    count_series,
+    device_series,
+    paper_series,
+    plottable,
+)
+from rexbench.report.latest import latest, older_note, point
+from rexbench.report.point_labels import Label, place_labels
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.text import Text
 
 DEFAULT_FAMILIES = ("ReXNet", "EfficientNet")  # the two lines of the paper's Figure 3
 COUNT_AXES = ("flops", "params")
 DEVICE_AXES = ("latency", "throughput")
 DEVICES = ("cpu", "cuda")
 _DEVICE_NAME = {"cpu": "CPU", "cuda": "GPU"}
-_COLORS = {
-    "ReXNet": "tab:red",
-    "EfficientNet": "tab:blue",
-    "ReXNet-lite": "tab:orange",
-    "EfficientNet-lite": "tab:cyan",
-    "ReXNet (plain)": "tab:purple",
-    "MobileNetV1": "tab:gray",
-    "MobileNetV2": "tab:green",
-    "MobileNetV3": "tab:olive",
-}
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
-_LINESTYLES = ("-", "--", "-.", (0, (5, 1, 1, 1, 1, 1)))
-Top1 = Callable[[str], "float | None"]  # canonical spec -> top-1 %, or None (not plotted)
-
-
-def _order(series: list[Series]) -> list[Series]:
-    """The paper's families first (ReXNet, EfficientNet, ...), then the rest by name."""
-    rank = {name: i for i, name in enumerate(_COLORS)}
-    return sorted(series, key=lambda s: (rank.get(s.family, len(rank)), s.name))
-
-
-@dataclass
-class Series:
-    """One line of a panel: a family on one machine with one configuration."""
-
-    family: str
-    name: str
-    xs: list[float] = field(default_factory=list)
-    ys: list[float] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
-    errs: list[tuple[float, float]] = field(default_factory=list)  # (below, above) the x value
-    linestyle: Any = "-"  # one per machine
+_ROOM = (1.1, 0.8)  # inches of the 5.6-inch figure for the legend and for the caption
 
 
 def parse_axes(x: str | Sequence[str] | None) -> tuple[str, str]:
@@ -100,111 +79,63 @@ def parse_top1(items: Iterable[str] | None) -> dict[str, float]:
     return out
 
 
-def _plottable(
-    records: Iterable[Record], families: Sequence[str] | None, top1: Top1
-) -> tuple[list[Record], dict[str, int]]:
-    """Records with a top-1 in the chosen families, and counts of what was left out."""
-    keep: list[Record] = []
-    hidden = {"family": 0, "top1": 0, "family:cpu": 0, "family:cuda": 0, "invalid": 0}
-    wanted = None if families is None else {f.lower() for f in families}
-    for r in records:
-        spec = r.model.spec
-        if not r.valid:  # its output differs from the eager fp32 model's (rexbench.measure.parity)
-            hidden["invalid"] += 1
-        elif wanted is not None and r.model.family.lower() not in wanted:
-            hidden["family"] += 1
-            hidden[f"family:{r.device_kind}"] += r.latency is not None
-        elif top1(spec) is None:
-            hidden["top1"] += 1
-        else:
-            keep.append(r)
-    return keep, hidden
-
-
-def _count_series(records: list[Record], axis: str, top1: Top1) -> list[Series]:
-    series: dict[str, Series] = {}
-    seen = set()
-    for r in sorted(records, key=lambda r: top1(r.model.spec) or 0.0):
-        value = r.macs_conv if axis == "flops" else r.params
-        if value is None or r.model.spec in seen:
-            continue
-        seen.add(r.model.spec)
-        fam = r.model.family
-        s = series.setdefault(fam, Series(fam, fam))
-        s.xs.append(value / (1e9 if axis == "flops" else 1e6))
-        s.ys.append(top1(r.model.spec))
-        s.labels.append(r.model.short_label)
-    return _order(list(series.values()))
-
-
-def _device_series(records: list[Record], kind: str, axis: str, top1: Top1) -> list[Series]:
-    groups: dict[tuple, Series] = {}
-    chosen = [r for r in records if r.device_kind == kind and r.latency is not None]
-    variants = {(r.machine_id, r.run.label, r.dtype, r.batch_size) for r in chosen}
-    machines = list(Record.by_machine(records))
-    for r in sorted(chosen, key=lambda r: top1(r.model.spec) or 0.0):
-        fam, lat = r.model.family, r.latency
-        key = (fam, r.machine_id, r.run.label, r.dtype, r.batch_size)
-        name = fam
-        if len(variants) > 1:
-            name += f" - {r.hardware}, {r.run.label}, {r.dtype}, batch {r.batch_size}"
-        style = _LINESTYLES[machines.index(r.machine_id) % len(_LINESTYLES)]
-        s = groups.setdefault(key, Series(fam, name, linestyle=style))
-        if axis == "latency":
-            x, err = lat.median_ms, (lat.median_ms - lat.ci_low_ms, lat.ci_high_ms - lat.median_ms)
-        else:  # images/s; the CI of the median latency maps to the reverse throughput interval
-            per_ms = lat.batch_size * 1e3
-            x = lat.throughput
-            err = (x - per_ms / lat.ci_high_ms, per_ms / lat.ci_low_ms - x)
-        s.xs.append(x)
-        s.ys.append(top1(r.model.spec))
-        s.labels.append(r.model.short_label)
-        s.errs.append(err)
-    return _order(list(groups.values()))
-
-
-def _paper_series(specs: Iterable[str], panel: str) -> list[Series]:
-    """The paper's own points (headline rows of rexbench.paper.tables) for the specs plotted."""
-    from rexbench.paper.tables import published
-
-    out: dict[str, Series] = {}
-    for spec in sorted(set(specs), key=lambda s: published_top1(s) or 0.0):
-        row = published(spec)
-        metric = {"flops": "flops", "params": "params", "cpu": "cpu", "cuda": "gpu"}
-        printed = row.metric(metric[panel.split(":")[0]]) if row is not None else None
-        if printed is None or row.top1 is None:
-            continue
-        x = printed.value  # B, M or ms as printed
-        if panel.endswith(":throughput"):
-            batch = 1 if panel.startswith("cpu") else 64  # Table 4 / §5.1 batch sizes
-            x = batch * 1e3 / printed.value
-        fam = family(spec)
-        s = out.setdefault(fam, Series(fam, f"{fam} (paper)"))
-        s.xs.append(x)
-        s.ys.append(row.top1.value)
-        s.labels.append(short_label(spec))
-    return _order(list(out.values()))
-
-
 def _draw(ax: Axes, series: list[Series], paper: list[Series], style: dict[str, int]) -> None:
+    """The measured lines (with their CIs as error bars), then the paper's as hollow markers."""
     for s in series:
-        color = _COLORS.get(s.family)
+        color = COLORS.get(s.family)
         index = style.setdefault(s.name, len(style))
-        marker = _MARKERS[index % len(_MARKERS)]
+        marker = MARKERS[index % len(MARKERS)]
         if s.errs:
             xerr = [[e[0] for e in s.errs], [e[1] for e in s.errs]]
-            ax.errorbar(s.xs, s.ys, xerr=xerr, marker=marker, color=color, label=s.name,
-                        capsize=3, markersize=5, linewidth=1.4, linestyle=s.linestyle)  # fmt: skip
+            ax.errorbar(
+                s.xs,
+                s.ys,
+                xerr=xerr,
+                marker=marker,
+                color=color,
+                label=s.name,
+                capsize=3,
+                markersize=5,
+                linewidth=1.4,
+                linestyle=s.linestyle,
+            )
         else:
-            ax.plot(s.xs, s.ys, marker=marker, color=color, label=s.name, markersize=5,
-                    linestyle=s.linestyle)  # fmt: skip
-        # first family's labels above left, the next's below right: neighbours do not collide
-        at, ha = ((-5, 4), "right") if index % 2 == 0 else ((5, -12), "left")
-        for x, y, text in zip(s.xs, s.ys, s.labels, strict=True):
-            ax.annotate(text, (x, y), textcoords="offset points", xytext=at, ha=ha, fontsize=8.5)
+            ax.plot(
+                s.xs,
+                s.ys,
+                marker=marker,
+                color=color,
+                label=s.name,
+                markersize=5,
+                linestyle=s.linestyle,
+            )
     for s in paper:
-        ax.plot(s.xs, s.ys, marker="o", markerfacecolor="none", linestyle=":", linewidth=0.9,
-                color=_COLORS.get(s.family, "0.4"), label=s.name, markersize=6)  # fmt: skip
+        ax.plot(
+            s.xs,
+            s.ys,
+            marker="o",
+            markerfacecolor="none",
+            linestyle=":",
+            linewidth=0.9,
+            color=COLORS.get(s.family, "0.4"),
+            label=s.name,
+            markersize=6,
+        )
+
+
+def _labels(series: list[Series]) -> list[Label]:
+    """One label per model and panel, at its leftmost point: the points of one model share its
+    top-1, so they lie on one level. The first family's labels go above left, the next's below
+    right (where free), so that two neighbouring lines do not label into each other."""
+    first: dict[tuple[str, str, float], Label] = {}
+    families = list(dict.fromkeys(s.family for s in series))
+    for s in series:
+        below = families.index(s.family) % 2 == 1
+        for x, y, text in zip(s.xs, s.ys, s.labels, strict=True):
+            key = (s.family, text, y)
+            if key not in first or x < first[key].x:
+                first[key] = Label(x, y, text, below)
+    return sorted(first.values(), key=lambda label: (-label.y, label.x))
 
 
 def _batches(records: list[Record], kind: str) -> str:
@@ -238,16 +169,19 @@ def _nothing(count: int, hidden: dict[str, int], families: Sequence[str] | None)
         shown = ", ".join(families or ())
         why.append(f"{hidden['family']} of other families than {shown} (--all-families draws them)")
     if hidden["top1"]:
-        why.append(
-            f"{hidden['top1']} without a published top-1 (give one with --top1 SPEC=PCT)"
-        )
+        why.append(f"{hidden['top1']} without a published top-1 (give one with --top1 SPEC=PCT)")
     return f"nothing to plot: of {count} record(s), " + " and ".join(why)
 
 
 def caption(
-    records: list[Record], hidden: dict[str, int], paper: bool, given: Sequence[str] = ()
+    records: list[Record],
+    hidden: dict[str, int],
+    paper: bool,
+    given: Sequence[str] = (),
+    older: Sequence[Record] = (),
 ) -> str:
-    """The caption line(s): machine(s), configuration(s), where top-1 comes from, what was left out."""
+    """The caption line(s): machine(s), configuration(s), where top-1 comes from, what was left out
+    (older records of a point drawn with a newer one named, `rexbench.report.latest`)."""
     lines = []
     for machine, group in Record.by_machine(records).items():
         configs = sorted({f"{r.run.label} {r.dtype} on {r.device}" for r in group})
@@ -270,7 +204,9 @@ def caption(
     for kind in DEVICES if paper else ():
         if not any(r.device_kind == kind and r.latency is not None for r in records):
             name = {"cpu": "CPU", "cuda": "CUDA"}[kind]
-            lines.append(f"No {name} records: `rexbench sweep table5 --device {kind}` measures them.")
+            lines.append(
+                f"No {name} records: `rexbench sweep table5 --device {kind}` measures them."
+            )
     if hidden["family"]:
         lines.append(f"{hidden['family']} record(s) of other families not shown (--all-families).")
     if hidden["invalid"]:
@@ -283,6 +219,8 @@ def caption(
         lines.append(
             f"{hidden['top1']} record(s) without a published top-1 not shown (give one with --top1 SPEC=PCT)."
         )
+    if older:
+        lines.append(older_note(older))
     return "\n".join(textwrap.fill(line, 185) for line in lines)
 
 
@@ -305,11 +243,12 @@ def figure3(
     families None plots every family; records without a published top-1 are left out (counted in
     the caption) unless `top1` gives theirs ({canonical spec: %}, see `parse_top1`; it is named
     in the caption). A device panel without records says so inside the panel. Saved when `path`
-    is given (.png, .svg or .pdf); the figure is 12.5 x 5.6 inches at `dpi`.
+    is given (.png, .svg or .pdf); the figure is 12.5 x 5.6 inches at `dpi`, taller where a long
+    legend or caption needs the room.
     """
     count_axis, device_axis = parse_axes(x)
     out = check_figure_path(path) if path is not None else None
-    records, _ = Record.latest(records)
+    records, older = latest(records)
     chosen = [r for r in records if configs is None or r.run.label in configs]
     records, others = chosen, len(records) - len(chosen)
     given = dict(top1 or {})
@@ -317,7 +256,7 @@ def figure3(
     def accuracy(spec: str) -> float | None:
         return given[spec] if spec in given else published_top1(spec)
 
-    shown, hidden = _plottable(records, families, accuracy)
+    shown, hidden = plottable(records, families, accuracy)
     hidden["config"] = others
     if not shown:
         raise NothingToPlot(_nothing(len(records), hidden, families))
@@ -325,13 +264,26 @@ def figure3(
     axes = fig.subplots(1, 3, sharey=True)
     panels = [count_axis] + [f"{kind}:{device_axis}" for kind in DEVICES]
     style: dict[str, int] = {}
+    labels: list[list[Label]] = []
     for ax, panel in zip(axes, panels, strict=True):
-        _panel(ax, panel, shown, hidden, (accuracy, paper, style))
-    shared_legend(fig, axes, "ReXNet vs EfficientNet: accuracy against FLOPs and measured latency (cf. paper Figure 3)")
+        labels.append(_panel(ax, panel, shown, hidden, (accuracy, paper, style)))
+    shared_legend(
+        fig,
+        axes,
+        "ReXNet vs EfficientNet: accuracy against FLOPs and measured latency (cf. paper Figure 3)",
+    )
     min_spans(axes, y=2.0)  # two models 0.1 points apart are not drawn edge to edge
     used = sorted({r.model.spec for r in shown} & set(given))
-    axes[0].set_ylabel("ImageNet top-1 (%, published" + (" or given)" if used else ")"), fontsize=10)
-    fig.supxlabel(caption(shown, hidden, paper, used), fontsize=8.5, x=0.01, ha="left")
+    axes[0].set_ylabel(
+        "ImageNet top-1 (%, published" + (" or given)" if used else ")"), fontsize=10
+    )
+    drawn = {point(r) for r in shown}
+    replaced = [r for r in older if point(r) in drawn]
+    text = caption(shown, hidden, paper, used, older=replaced)
+    _grow(fig, fig.supxlabel(text, fontsize=8.5, x=0.01, ha="left"))
+    fig.draw_without_rendering()  # the layout, then the point labels where they are free
+    for ax, panel_labels in zip(axes, labels, strict=True):
+        place_labels(ax, panel_labels, fontsize=8.5)
     if out is not None:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -341,27 +293,49 @@ def figure3(
     return fig
 
 
-def _panel(ax: Axes, panel: str, shown: list[Record], hidden: dict[str, int], how: tuple) -> None:
+def _grow(fig: Figure, below: Text) -> None:
+    """Make the figure taller by what the legend (title and four rows) and the caption (five
+    lines) take beyond their usual room, so that the panels keep their height however many lines
+    and notes the records give."""
+    renderer = fig.canvas.get_renderer()
+    above = fig.legends[0].get_window_extent(renderer).height if fig.legends else 0.0
+    extra = max(0.0, above / fig.dpi - _ROOM[0])
+    extra += max(0.0, below.get_window_extent(renderer).height / fig.dpi - _ROOM[1])
+    if extra:
+        fig.set_figheight(fig.get_figheight() + extra)
+
+
+def _panel(
+    ax: Axes, panel: str, shown: list[Record], hidden: dict[str, int], how: tuple
+) -> list[Label]:
     """One panel: its measured lines, the paper's (when asked), title, label, and what is missing:
     inside an otherwise empty panel, else under the title (never over the paper's points)."""
     accuracy, paper, style = how
     if panel in COUNT_AXES:
-        series = _count_series(shown, panel, accuracy)
+        series = count_series(shown, panel, accuracy)
         title = f"Top-1 vs {'FLOPs' if panel == 'flops' else 'parameters'}"
         empty, other = "no records with counts", hidden["family"]
     else:
         kind, axis = panel.split(":")
-        series = _device_series(shown, kind, axis, accuracy)
+        series = device_series(shown, kind, axis, accuracy)
         title = f"Top-1 vs {_DEVICE_NAME[kind]} {axis}"
         empty = f"no {'CUDA' if kind == 'cuda' else 'CPU'} records - run `rexbench sweep table5 --device {kind}`"
         other = hidden[f"family:{kind}"]
-    theirs = _paper_series({r.model.spec for r in shown}, panel) if paper else []
+    theirs = paper_series({r.model.spec for r in shown}, panel) if paper else []
     _draw(ax, series, theirs, style)
     if not series and other:
         empty += f"\n({other} record(s) of other families hidden: --all-families)"
     if not series and not theirs:  # an empty panel: the note in its middle, no scale
-        ax.text(0.5, 0.5, empty.replace(" - ", " -\n", 1), transform=ax.transAxes, ha="center",
-                va="center", fontsize=9, color="0.35")  # fmt: skip
+        ax.text(
+            0.5,
+            0.5,
+            empty.replace(" - ", " -\n", 1),
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="0.35",
+        )
         ax.set_xticks([])
     elif not series:  # the paper's points are drawn: the hint goes to the caption
         title += f" ({empty.split(' - ')[0]})"
@@ -370,6 +344,7 @@ def _panel(ax: Axes, panel: str, shown: list[Record], hidden: dict[str, int], ho
     ax.tick_params(labelsize=9)
     ax.margins(x=0.12, y=0.06)  # room for the point labels at both ends
     ax.grid(alpha=0.3)
+    return _labels(series)
 
 
 def figure_bytes(fig: Figure, fmt: str = "png", dpi: int = 100) -> bytes:
@@ -394,7 +369,7 @@ def summary(fig: Figure) -> dict[str, Any]:
                 "title": ax.get_title(),
                 "xlabel": ax.get_xlabel(),
                 "lines": ax.get_legend_handles_labels()[1],
-            }  # fmt: skip
+            }
             for ax in fig.axes
         ]
     }

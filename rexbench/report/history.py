@@ -64,9 +64,7 @@ class Series:
             "machine": self.machine,
             "metric": self.metric,
             "points": [p.__dict__ for p in self.points],
-            "steps": [
-                {**s.to_dict(), "commit": self.points[s.index].commit} for s in self.steps
-            ],
+            "steps": [{**s.to_dict(), "commit": self.points[s.index].commit} for s in self.steps],
         }
 
 
@@ -101,15 +99,21 @@ def metric_value(record: Record, metric: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def commit_date(commit: str, cwd: str | Path | None = None, cache: dict | None = None) -> str | None:
+def commit_date(
+    commit: str, cwd: str | Path | None = None, cache: dict | None = None
+) -> str | None:
     """The committer date (ISO 8601) of `commit` in the git work tree at `cwd`, or None."""
     cache = {} if cache is None else cache
     if commit not in cache:
         try:
             out = subprocess.run(
                 ["git", "show", "-s", "--format=%cI", commit],
-                cwd=cwd, capture_output=True, text=True, timeout=10, check=True,
-            ).stdout.strip()  # fmt: skip
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             out = ""
         cache[commit] = out or None
@@ -148,7 +152,9 @@ def build_history(
         s = Series(model, config, machine, metric, points)
         s.steps = find_steps(s)
         series.append(s)
-    notes = [f"{skipped} record(s) without a git commit or without {metric} skipped"] if skipped else []
+    notes = (
+        [f"{skipped} record(s) without a git commit or without {metric} skipped"] if skipped else []
+    )
     return series, notes
 
 
@@ -183,8 +189,11 @@ def markdown(series: Sequence[Series], notes: Sequence[str] = ()) -> str:
     for s in series:
         lines += [f"#### {s.title}", ""]
         if s.steps:
-            lines += [f"- **step at {s.points[st.index].label}** ({s.points[st.index].date[:10]}): "
-                      f"{format_step(st, metric)}" for st in s.steps]  # fmt: skip
+            lines += [
+                f"- **step at {s.points[st.index].label}** ({s.points[st.index].date[:10]}): "
+                f"{format_step(st, metric)}"
+                for st in s.steps
+            ]
         else:
             lines.append(f"- no step over {len(s.points)} commits")
         lines += ["", "| commit | date | value |", "|---|---|---:|"]
@@ -220,8 +229,14 @@ def plot(series: Sequence[Series], path: str | Path) -> Path:
         for st in s.steps:
             ax.axvline(st.index - 0.5, color="tab:red", ls="--", lw=1)
             size = f"{st.size:+.1%}" if st.relative else f"{st.size:+,.0f}"
-            ax.annotate(size, (st.index - 0.5, ax.get_ylim()[1]), color="tab:red",
-                        ha="left", va="top", fontsize=8)  # fmt: skip
+            ax.annotate(
+                size,
+                (st.index - 0.5, ax.get_ylim()[1]),
+                color="tab:red",
+                ha="left",
+                va="top",
+                fontsize=8,
+            )
         if len(s.points) <= 40:
             ax.set_xticks(x, [p.label for p in s.points], rotation=60, fontsize=7)
         ax.set_title(s.title, fontsize=9)

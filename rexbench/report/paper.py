@@ -2,24 +2,26 @@
 
 Paper vs measured (one machine): exact params and FLOPs against the paper's rounded numbers (with
 the paper's own inconsistencies from `rexbench.paper.claims`), measured latency against the paper's
-(on other hardware, said where shown), and the paper's relative speed claims as measured ratios with
-a bootstrap 95% CI (`rexbench.stats.ratio_interval`). Several machines: `rexbench.report.compare`.
+(on other hardware, said where shown), the fastest runtime per model (`rexbench.report.runtimes`)
+and the paper's relative speed claims as measured ratios (`rexbench.report.claims`). Several
+machines: `rexbench.report.compare`.
 Rendering: `rexbench.report.render`. Numbers: `rexbench.paper.tables` (Tables 4, 5, A1, A2).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 from rexbench.errors import RexbenchError
-from rexbench.paper.claims import CLAIMS, Claim, inconsistencies
+from rexbench.paper.claims import inconsistencies
 from rexbench.paper.tables import UNIT_SCALE, Printed, entries, published, table
 from rexbench.records.derived import zoo_entry
 from rexbench.records.schema import Record
-from rexbench.report.render import Document, Section, fmt_latency
+from rexbench.report.latest import allocator, latest, older_note, tags, threads, varying
+from rexbench.report.render import Document, Section, fmt_latency, short_table
 
 _PAPER_COLUMN = {"cpu": "cpu", "cuda": "gpu"}
 
@@ -29,12 +31,6 @@ def as_printed(exact: float, printed: Printed) -> str:
     quantum = Decimal(1).scaleb(-printed.decimals)
     value = (Decimal(exact) / Decimal(UNIT_SCALE[printed.unit])).quantize(quantum, ROUND_HALF_UP)
     return f"{value}{printed.unit}"
-
-
-def _short_table(table_id: str) -> str:
-    """ "Table 5" -> "T5", "Table A1" -> "A1"."""
-    rest = table_id.removeprefix("Table ")
-    return f"T{rest}" if rest[:1].isdigit() else rest
 
 
 # -------------------------------------------------------------------------------- counts section
@@ -50,7 +46,7 @@ def _paper_counts(spec: str, metric: str, exact: int | None, res: int | None) ->
             seen.setdefault(printed.text, []).append(e.table)
     for text, tables in seen.items():
         printed = Printed.parse(text)
-        where = ", ".join(dict.fromkeys(_short_table(t) for t in tables))
+        where = ", ".join(dict.fromkeys(short_table(t) for t in tables))
         if exact is None:
             cells.append(f"{text} ({where})")
             data.append({"printed": text, "tables": tables, "rounds": None})
@@ -58,15 +54,28 @@ def _paper_counts(spec: str, metric: str, exact: int | None, res: int | None) ->
         ok = printed.rounds(exact)
         mark = "ok" if ok else f"differs: exact rounds to {as_printed(exact, printed)}"
         cells.append(f"{text} ({where}) {mark}")
-        data.append({"printed": text, "tables": tables, "rounds": ok,
-                     "exact_as_printed": as_printed(exact, printed)})  # fmt: skip
+        data.append(
+            {
+                "printed": text,
+                "tables": tables,
+                "rounds": ok,
+                "exact_as_printed": as_printed(exact, printed),
+            }
+        )
     return "; ".join(cells) or "-", data
 
 
 def counts_section(records: Iterable[Record]) -> Section:
     """Exact params / macs_conv of every measured model against each printed paper value."""
-    columns = ["model", "res", "params", "paper params", "FLOPs (macs_conv)", "paper FLOPs",
-               "paper issues"]  # fmt: skip
+    columns = [
+        "model",
+        "res",
+        "params",
+        "paper params",
+        "FLOPs (macs_conv)",
+        "paper FLOPs",
+        "paper issues",
+    ]
     s = Section(
         "counts",
         "Parameters and FLOPs: exact counts vs the paper's rounded numbers",
@@ -84,8 +93,11 @@ def counts_section(records: Iterable[Record]) -> Section:
         params, macs = r.params, r.macs_conv
         p_cell, p_data = _paper_counts(spec, "params", params, res)
         f_cell, f_data = _paper_counts(spec, "flops", macs, res)
-        issues = [i for i in (inconsistencies(spec) if r.model.zoo_entry else ())
-                  if {"params", "flops"} & set(i.fields)]  # fmt: skip
+        issues = [
+            i
+            for i in (inconsistencies(spec) if r.model.zoo_entry else ())
+            if {"params", "flops"} & set(i.fields)
+        ]
         s.add(
             [
                 spec,
@@ -95,7 +107,7 @@ def counts_section(records: Iterable[Record]) -> Section:
                 f"{macs:,}" if macs is not None else "-",
                 f_cell,
                 "; ".join(i.summary for i in issues) or "-",
-            ],  # fmt: skip
+            ],
             {
                 "model": spec,
                 "resolution": res,
@@ -104,7 +116,7 @@ def counts_section(records: Iterable[Record]) -> Section:
                 "paper_params": p_data,
                 "paper_flops": f_data,
                 "inconsistencies": [i.id for i in issues],
-            },  # fmt: skip
+            },
         )
     return s
 
@@ -127,12 +139,21 @@ def _paper_latency(spec: str, r: Record) -> tuple[Printed | None, Any, str]:
 
 def latency_section(records: Iterable[Record]) -> Section:
     """Measured median per batch (95% CI) next to the paper's latency and its hardware."""
-    columns = ["model", "device", "config", "batch", "measured ms [95% CI]", "paper ms",
-               "measured/paper", "notes"]  # fmt: skip
+    columns = [
+        "model",
+        "device",
+        "config",
+        "batch",
+        "measured ms [95% CI]",
+        "paper ms",
+        "measured/paper",
+        "notes",
+    ]
     s = Section("latency", "Latency: measured vs paper", columns, right={3, 4, 5, 6})
     hardware: dict[str, str] = {}
     timed = [r for r in records if r.latency is not None]
-    for r in sorted(timed, key=lambda r: (r.device, r.run.label, r.model.spec)):
+    varies = varying(timed)  # threads, allocator: named on every row where they differ
+    for r in sorted(timed, key=lambda r: (r.device, r.run.label, r.model.spec, threads(r) or 0)):
         lat, spec = r.latency, r.model.spec
         printed, hw, table_id = _paper_latency(spec, r)
         notes = []
@@ -150,30 +171,35 @@ def latency_section(records: Iterable[Record]) -> Section:
             notes.append(f"INVALID: output differs from eager fp32 ({r.parity_text})")
         if lat.noisy:
             notes.append("noisy (IQR/median > 10%)")
-        notes += [i.summary for i in (inconsistencies(spec) if r.model.zoo_entry else ())
-                  if {"cpu", "gpu"} & set(i.fields) and printed is not None]  # fmt: skip
+        notes += [
+            i.summary
+            for i in (inconsistencies(spec) if r.model.zoo_entry else ())
+            if {"cpu", "gpu"} & set(i.fields) and printed is not None
+        ]
         ratio = lat.median_ms / printed.value if printed is not None else None
         s.add(
             [
                 spec,
                 f"{r.device} ({r.hardware})",
-                r.run.label + f" {r.dtype}",
+                ", ".join([f"{r.run.label} {r.dtype}", *tags(r, varies)]),
                 str(lat.batch_size),
                 fmt_latency(lat),
-                f"{printed.text} ({_short_table(table_id)})" if printed is not None else "-",
+                f"{printed.text} ({short_table(table_id)})" if printed is not None else "-",
                 f"{ratio:.2f}" if ratio is not None else "-",
                 "; ".join(notes) or "",
-            ],  # fmt: skip
+            ],
             {
                 "model": spec,
                 **r.settings,
+                "threads": threads(r),
+                "allocator": allocator(r),
                 "hardware": r.hardware,
                 **lat.to_dict(),
                 "paper": printed.text if printed is not None else None,
                 "paper_table": table_id or None,
                 "measured_over_paper": ratio,
                 "notes": notes,
-            },  # fmt: skip
+            },
         )
     s.intro = (
         "Different hardware: the paper's latencies are averages on its own machines, so the last "
@@ -187,117 +213,11 @@ def latency_section(records: Iterable[Record]) -> Section:
     return s
 
 
-# -------------------------------------------------------------------------------- claims section
-
-
-def _speed_claims() -> list[Claim]:
-    return [c for c in CLAIMS if c.metric in ("cpu", "gpu", "gpu_fp16")]
-
-
-def _claim_matches(claim: Claim, r: Record) -> bool:
-    kind = "cpu" if claim.metric == "cpu" else "cuda"
-    if r.device_kind != kind or r.latency is None:
-        return False
-    if claim.metric == "gpu_fp16":
-        return r.dtype == "fp16"
-    return claim.metric == "cpu" or r.dtype != "fp16"
-
-
-def _pair_key(r: Record) -> tuple:
-    return (r.device, r.run.label, r.batch_size, r.dtype)
-
-
-def claim_rows(records: Sequence[Record]) -> list[dict[str, Any]]:
-    """Each speed claim whose two models were measured here with the same settings (device, config,
-    batch, dtype), as measured speed-up = baseline median / model median with a bootstrap 95% CI."""
-    from rexbench.stats import Samples, ratio_interval
-
-    index = {(r.model.spec, *_pair_key(r)): r for r in records if r.valid}
-    out = []
-    for claim in _speed_claims():
-        for r in records:
-            if r.model.spec != claim.model or not r.valid or not _claim_matches(claim, r):
-                continue
-            base = index.get((claim.baseline, *_pair_key(r)))
-            if base is None:
-                continue
-            # speed-up = median(base) / median(r); 95% CI: the 2.5% and 97.5% bootstrap quantiles
-            ci = ratio_interval(Samples(r.samples), Samples(base.samples), "median", alpha=0.025)
-            value = claim.compute(r.latency.median_ms, base.latency.median_ms)
-            out.append({
-                "id": claim.id, "statement": claim.statement, "source": claim.source,
-                "relation": claim.relation, "stated": claim.stated,
-                "paper_table_value": claim.from_table(), "table": claim.table,
-                "model": claim.model, "baseline": claim.baseline, "device": r.device,
-                "config": r.run.label, "dtype": r.dtype, "batch_size": r.batch_size,
-                "measured": value, "ci_low": ci.low, "ci_high": ci.high,
-                "holds": claim.holds(value), "verdict": claim.verdict(value, ci.low, ci.high),
-                "edges": list(claim.edges()),
-                "measured_together": r.measured_with(base),
-            })  # fmt: skip
-    return sorted(out, key=lambda row: (_CLAIM_ORDER[row["id"]], row["device"], row["config"]))
-
-
-_CLAIM_ORDER = {c.id: i for i, c in enumerate(CLAIMS)}
-
-
-def ratio_text(value: float, low: float, high: float, edges: Sequence[float]) -> str:
-    """ "1.07x [1.06, 1.08]"; with 3 or 4 decimals where a number lies within 0.01 (or 0.001) of
-    an edge of the claim, so that the digits show on which side it falls: "0.9980x [0.9960, 1.0002]"."""
-    near = min((abs(v - e) for v in (value, low, high) for e in edges), default=1.0)
-    digits = 4 if near < 0.001 else 3 if near < 0.01 else 2
-    return f"{value:.{digits}f}x [{low:.{digits}f}, {high:.{digits}f}]"
-
-
-def claims_section(records: Sequence[Record]) -> Section:
-    s = Section(
-        "claims",
-        "The paper's relative speed claims, measured",
-        ["claim", "config", "paper", "measured [95% CI]", "holds here", "timed"],
-        right={2, 3},
-        intro="Speed-up = baseline latency / model latency (> 1: the first model is faster), per "
-        "configuration (PyTorch eager or compiled, ONNX Runtime `ort`, OpenVINO `openvino`). Only "
-        "claims whose two models were measured here with identical settings are shown; a "
-        "configuration whose output differs from eager fp32 (invalid) is left out.",
-    )
-    rows = claim_rows(records)
-    for row in rows:
-        s.add(
-            [
-                f"{row['statement']} ({row['source']})",
-                f"{row['config']} {row['dtype']} on {row['device']}, batch {row['batch_size']}",
-                f"{row['relation']}{row['stated']:g}x ({_short_table(row['table'])}: "
-                f"{row['paper_table_value']:.2f}x)",
-                ratio_text(row["measured"], row["ci_low"], row["ci_high"], row["edges"]),
-                row["verdict"],
-                "together" if row["measured_together"] else "apart",
-            ],  # fmt: skip
-            row,
-        )
-    apart = sum(not row["measured_together"] for row in rows)
-    if apart:
-        s.notes.append(
-            f"{apart} claim row(s) rest on two records timed apart (different runs, possibly "
-            "minutes or machines' moods apart): drift between them is not cancelled; `rexbench sweep` "
-            "times the models of a claim together (--interleave claims)."
-        )
-    if not s.rows:
-        s.notes.append(
-            "No claim has both of its models measured here with one configuration: "
-            "`rexbench sweep table5` measures the Table 5 pairs."
-        )
-    s.notes.append(
-        "'≈' holds within 10% of the stated ratio; 'tie (within CI)': the interval contains the "
-        "ratio where the claim turns, so this measurement cannot tell; CI: percentile bootstrap of the ratio of medians "
-        "(2,000 resamples, seed 0)."
-    )
-    return s
-
-
 # ---------------------------------------------------------------------------------------- build
 
 
 def paper_sections(records: Sequence[Record]) -> list[Section]:
+    from rexbench.report.claims import claims_section
     from rexbench.report.runtimes import runtime_section
 
     return [
@@ -314,28 +234,35 @@ def build(
     reference: str | None = None,
     allow_mismatch: bool = False,
     sources: Sequence[str] = (),
+    folders: Mapping[str, Sequence[Record]] | None = None,
 ) -> Document:
     """The whole report. One machine: paper vs measured. Several: the hardware comparison
     (rexbench.report.compare; RexbenchError on differing settings unless allow_mismatch) followed by
-    paper vs measured on the reference machine."""
+    paper vs measured on the reference machine. `folders` (records per folder given) lets a
+    reference folder be compared with another folder of the same machine id
+    (`rexbench.report.machines`). Of the records of one point, the newest is shown
+    (`rexbench.report.latest`) and the older ones are named in the intro."""
     from rexbench.report import compare
+    from rexbench.report.machines import groups
 
-    records, dropped = Record.latest(records)
-    machines = Record.by_machine(records)
+    named, reference, compared = groups(list(records), reference, folders)
+    machines: dict[str, list[Record]] = {}
+    older: list[Record] = []
+    for name, group in named.items():
+        machines[name], replaced = latest(group)
+        older += replaced
+    count = sum(len(group) for group in machines.values())
     doc = Document("rexbench report: paper vs measured")
     if sources:
-        doc.intro.append(f"Records: {len(records)} from {', '.join(f'`{p}`' for p in sources)}.")
-    if dropped:
-        doc.intro.append(
-            f"{dropped} older duplicate record(s) of the same model and config ignored."
-        )
-    if not records:
+        doc.intro.append(f"Records: {count} from {', '.join(f'`{p}`' for p in sources)}.")
+    doc.intro += [line for line in (compared, older_note(older)) if line]
+    if not count:
         doc.intro.append("No records found: run `rexbench sweep table5` first.")
         return doc
     ref = compare.resolve_reference(reference, list(machines))
     if len(machines) > 1:
         doc.title = "rexbench report: hardware comparison and paper vs measured"
-        doc.sections += compare.sections(records, ref, allow_mismatch=allow_mismatch)
+        doc.sections += compare.sections(machines, ref, allow_mismatch=allow_mismatch)
     else:
         doc.sections.append(compare.fingerprint_section(machines))
     mine = machines[ref]
@@ -356,8 +283,13 @@ def _figure(records: Sequence[Record], figure_format: str) -> bytes | None:
         return None
 
 
-def write(doc: Document, out: str | Path, records: Sequence[Record], figure: bool = True,
-          figure_format: str = "png") -> dict[str, Path]:  # fmt: skip
+def write(
+    doc: Document,
+    out: str | Path,
+    records: Sequence[Record],
+    figure: bool = True,
+    figure_format: str = "png",
+) -> dict[str, Path]:
     """report.md, report.html (self-contained, figure embedded) and figure3.png|svg (with the
     paper's points as hollow markers) into `out`."""
     from rexbench.records.store import atomic_write_text

@@ -47,8 +47,13 @@ class Section:
         self.data.append(data)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "title": self.title, "intro": self.intro, "rows": self.data,
-                "notes": self.notes}  # fmt: skip
+        return {
+            "id": self.id,
+            "title": self.title,
+            "intro": self.intro,
+            "rows": self.data,
+            "notes": self.notes,
+        }
 
 
 @dataclass
@@ -82,6 +87,12 @@ def fmt_latency(lat: Any) -> str:
     return f"{fmt_ms(lat.median_ms)} [{fmt_ms(lat.ci_low_ms)}, {fmt_ms(lat.ci_high_ms)}]"
 
 
+def short_table(table_id: str) -> str:
+    """ "Table 5" -> "T5", "Table A1" -> "A1"."""
+    rest = table_id.removeprefix("Table ")
+    return f"T{rest}" if rest[:1].isdigit() else rest
+
+
 # ------------------------------------------------------------------------------------------ Rich
 
 
@@ -105,8 +116,12 @@ def to_rich(doc: Document) -> list[Any]:
             table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
             for i, col in enumerate(s.columns):
                 numeric = i in s.right
-                table.add_column(escape(col), justify="right" if numeric else "left",
-                                 no_wrap=numeric or i == 0, overflow="fold")  # fmt: skip
+                table.add_column(
+                    escape(col),
+                    justify="right" if numeric else "left",
+                    no_wrap=numeric or i == 0,
+                    overflow="fold",
+                )
             for row in s.rows:
                 table.add_row(*(escape(_plain(c)) for c in row))
             out.append(table)
@@ -138,7 +153,11 @@ def to_markdown(doc: Document, figure: str | None = None) -> str:
             out += [s.intro, ""]
         if s.rows:
             out.append("| " + " | ".join(_cell(c) for c in s.columns) + " |")
-            out.append("|" + "|".join(" ---: " if i in s.right else " --- " for i in range(len(s.columns))) + "|")  # fmt: skip
+            out.append(
+                "|"
+                + "|".join(" ---: " if i in s.right else " --- " for i in range(len(s.columns)))
+                + "|"
+            )
             out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in s.rows]
         else:
             out.append("Nothing to show.")

@@ -1,7 +1,8 @@
 """The "fastest runtime per model" table: every configuration of a model (eager, compiled PyTorch,
 ONNX Runtime, OpenVINO ...) as a speed-up over eager PyTorch with its bootstrap 95% CI, and which
-one wins. Configurations whose output differs from eager fp32 (`Record.valid`) are shown as
-invalid and never win; records of one model timed in different runs are said to be apart."""
+one wins; a row per thread count and allocator where the records have several. Configurations
+whose output differs from eager fp32 (`Record.valid`) are shown as invalid and never win; records
+of one model timed in different runs are said to be apart."""
 
 from __future__ import annotations
 
@@ -9,21 +10,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from rexbench.records.schema import Record
+from rexbench.report.latest import allocator, tags, threads, varying
 from rexbench.report.render import Section, fmt_latency, fmt_ms
 
 _EAGER = "eager"
 
 
 def _groups(records: Sequence[Record]) -> dict[tuple[Any, ...], list[Record]]:
-    """Records with timing by (model, device, dtype, batch, resolution), fastest first."""
+    """Records with timing by (model, device, dtype, batch, resolution, threads, allocator),
+    fastest first: a row compares configurations, never thread counts or allocators."""
     out: dict[tuple[Any, ...], list[Record]] = {}
     for r in records:
         if r.latency is not None:
             key = (r.model.spec, r.device, r.dtype, r.batch_size, r.resolution)
-            out.setdefault(key, []).append(r)
+            out.setdefault((*key, threads(r) or 0, allocator(r)), []).append(r)
     for group in out.values():
         group.sort(key=lambda r: r.latency.median_ms)
-    return dict(sorted(out.items(), key=lambda kv: (kv[0][1], kv[0][0], kv[0][2], kv[0][3])))
+    return dict(sorted(out.items(), key=lambda kv: (kv[0][1], kv[0][0], *kv[0][2:4], *kv[0][5:])))
 
 
 def _eager(group: list[Record]) -> Record | None:
@@ -45,8 +48,13 @@ def speedup(record: Record, eager: Record) -> dict[str, float]:
 
 def _cell(r: Record, eager: Record | None) -> tuple[str, dict[str, Any]]:
     lat = r.latency
-    data: dict[str, Any] = {"config": r.run.label, "config_id": r.run.config_id,
-                            **lat.to_dict(), "valid": r.valid, "run_id": r.run_id}  # fmt: skip
+    data: dict[str, Any] = {
+        "config": r.run.label,
+        "config_id": r.run.config_id,
+        **lat.to_dict(),
+        "valid": r.valid,
+        "run_id": r.run_id,
+    }
     if not r.valid:
         data["parity"] = r.parity_text
         return f"{r.run.label} INVALID", data
@@ -72,15 +80,15 @@ def runtime_section(records: Sequence[Record]) -> Section:
             "speed-up over eager [95% CI], fastest first",
             "fastest",
             "timed",
-        ],  # fmt: skip
+        ],
         right={2},
         intro="Every configuration measured for a model (PyTorch eager, compiled, ONNX Runtime "
         "`ort`, OpenVINO `openvino`), as median(eager) / median(configuration). INVALID: the "
         "configuration's output differs from the eager fp32 model's beyond tolerance; it is never "
         "the fastest.",
     )
-    apart = 0
-    for (spec, device, dtype, batch, res), group in _groups(records).items():
+    apart, varies = 0, varying([r for r in records if r.latency is not None])
+    for (spec, device, dtype, batch, res, *_), group in _groups(records).items():
         eager = _eager(group)
         cells, configs = zip(*(_cell(r, eager) for r in group), strict=True)
         fastest = next((r for r in group if r.valid), None)
@@ -89,22 +97,24 @@ def runtime_section(records: Sequence[Record]) -> Section:
         s.add(
             [
                 spec,
-                f"{device} {dtype}, batch {batch}",
+                ", ".join([f"{device} {dtype}", f"batch {batch}", *tags(group[0], varies)]),
                 fmt_latency(eager.latency) if eager is not None else "-",
                 "; ".join(cells),
                 f"{fastest.run.label} ({fmt_ms(fastest.latency.median_ms)} ms)" if fastest else "-",
                 "together" if together or len(group) == 1 else "apart",
-            ],  # fmt: skip
+            ],
             {
                 "model": spec,
                 "device": device,
                 "dtype": dtype,
                 "batch_size": batch,
                 "resolution": res,
+                "threads": threads(group[0]),
+                "allocator": allocator(group[0]),
                 "configs": list(configs),
                 "fastest": fastest.run.label if fastest else None,
                 "measured_together": together,
-            },  # fmt: skip
+            },
         )
     s.notes.append(
         "CI: percentile bootstrap of the ratio of medians (2,000 resamples, seed 0); timed "

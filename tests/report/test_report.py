@@ -239,7 +239,11 @@ def test_cli_report_mismatch_exit_2(tmp_path, capsys) -> None:
 def test_empty_and_duplicate_records(tmp_path, capsys) -> None:
     old = make("rexnet_x1.0", 99.0, machine=A, created="2025-01-01T00:00:00+00:00")
     doc = report.build([old, *machine_a()])
-    assert any("1 older duplicate" in line for line in doc.intro)
+    assert doc.intro == [
+        "1 older record(s) not shown, each replaced by a newer one of the same model, "
+        "configuration, threads and allocator: rexnet_x1.0 eager, 8 threads of 2025-01-01 00:00 UTC.",
+        f"Paper vs measured on `{A}`: Intel Xeon Test 1234 (8 cores), torch 2.13.0.",
+    ]
     assert rows_by_model(doc.section("latency"))["rexnet_x1.0"]["median_ms"] == 40.0
     (tmp_path / "empty").mkdir()
     assert run(["report", str(tmp_path / "empty")]) == 2  # nothing to report is an error
