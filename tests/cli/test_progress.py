@@ -9,7 +9,7 @@ import time
 from rich.console import Console
 
 from rexbench.cli.progress import ProgressView, SweepClock, working
-from rexbench.measure.rounds import ProfileEvent
+from rexbench.measure.run.rounds import ProfileEvent
 
 
 def terminal() -> tuple[Console, io.StringIO]:
