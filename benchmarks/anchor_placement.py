@@ -5,9 +5,9 @@ round times a few calls of each workload, back to back:
 
 * the model (default rexnet_x0.9, eager, 224x224, batch 1) at --threads;
 * the drift anchor of version 1 (`conv4`: four convolutions on 16x56x56, always one thread);
-* the mobile anchor (rexbench.measure.anchor.mobile_network: a small inverted-residual net) at
+* the mobile anchor (rexbench.measure.timing.anchor.mobile_network: a small inverted-residual net) at
   each --resolutions, at --threads;
-* the placement probe's memory stream at 1 and at --threads (rexbench.measure.placement).
+* the placement probe's memory stream at 1 and at --threads (rexbench.measure.machine.placement).
 
 Rounds are grouped into blocks of --block rounds (a few seconds each); a block's reading of a
 workload is the median of its calls. Blocks are split into the model's fast and slow states at the
@@ -43,7 +43,7 @@ def workloads(args: argparse.Namespace) -> dict[str, tuple[object, int]]:
     """name -> (zero-argument callable, thread count)."""
     import torch
 
-    from rexbench.measure import anchor
+    from rexbench.measure.timing import anchor
     from rexbench.models.factory import create_model
 
     torch.manual_seed(0)
@@ -64,8 +64,8 @@ def workloads(args: argparse.Namespace) -> dict[str, tuple[object, int]]:
 def run(args: argparse.Namespace) -> dict:
     import torch
 
-    from rexbench.measure.allocator import steady_allocator
-    from rexbench.measure.placement import Probe
+    from rexbench.measure.machine.allocator import steady_allocator
+    from rexbench.measure.machine.placement import Probe
 
     steady_allocator()
     work = workloads(args)

@@ -8,7 +8,7 @@ torch):
         wall-clock window of its measurement);
 * loop: benchmarks/plain_loop.py (no rexbench import: a clock around each call, same threads, same
         warm-up, same input), under the allocator policy rexbench applies to itself
-        (rexbench.measure.allocator: glibc's MALLOC_MMAP_MAX_=0 and MALLOC_TRIM_THRESHOLD_ set in
+        (rexbench.measure.machine.allocator: glibc's MALLOC_MMAP_MAX_=0 and MALLOC_TRIM_THRESHOLD_ set in
         its environment before it starts).
 
 Both load the same weights: a seeded state dict written once per run (OUT/weights.pt, removed at the
@@ -55,7 +55,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from rexbench.measure.allocator import ENV_VARS
+from rexbench.measure.machine.allocator import ENV_VARS
 from rexbench.stats import median_ci
 
 HERE = Path(__file__).resolve().parent
@@ -65,10 +65,10 @@ TOLERANCE = 0.03
 
 def write_weights(path: Path) -> None:
     """One set of weights for both arms: plain_net seeded, then given the BatchNorm statistics that
-    `rexbench profile` gives a model without a checkpoint (rexbench.measure.parity)."""
+    `rexbench profile` gives a model without a checkpoint (rexbench.measure.checks.parity)."""
     import torch
 
-    from rexbench.measure.parity import nontrivial_weights
+    from rexbench.measure.checks.parity import nontrivial_weights
 
     sys.path.insert(0, str(HERE))
     from plain_net import build

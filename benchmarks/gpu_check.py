@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def settings_from(args: argparse.Namespace, headline: str):  # noqa: ANN201
-    from rexbench.measure.gpu_check import CheckSettings
+    from rexbench.gpucheck.check import CheckSettings
 
     given = {k: v for k, v in (("runs", args.runs), ("warmup", args.warmup),
                                ("batch_size", args.batch_size), ("resolution", args.resolution))
@@ -68,7 +68,7 @@ def settings_from(args: argparse.Namespace, headline: str):  # noqa: ANN201
 
 def model_list(args: argparse.Namespace) -> tuple[list[str], str]:
     """Canonical specs, the headline model first; the headline's canonical spec."""
-    from rexbench.measure.sweep import expand
+    from rexbench.measure.run.sweep import expand
     from rexbench.spec import parse
 
     headline = str(parse(args.headline))
@@ -118,7 +118,7 @@ class Budget:
 
 def run_models(specs: list[str], settings, budget: Budget, out: Path) -> tuple[list, list]:  # noqa: ANN001
     """check_model for every model that fits the budget; SKIP rows for the rest."""
-    from rexbench.measure.gpu_check import SKIP, CheckRow, check_model, configs_for
+    from rexbench.gpucheck.check import SKIP, CheckRow, check_model, configs_for
 
     records, rows = [], []
     for spec in specs:
@@ -142,8 +142,8 @@ def run_models(specs: list[str], settings, budget: Budget, out: Path) -> tuple[l
 
 def report_rows(records: list, out: Path, dry_run: bool) -> list:
     """Paper vs measured (report.md, report.html) and Figure 3 with its GPU panel, into OUT/report."""
-    from rexbench.measure.gpu_check import FAIL, PASS, SKIP, WARN, CheckRow
-    from rexbench.measure.rounds import first_line
+    from rexbench.gpucheck.check import FAIL, PASS, SKIP, WARN, CheckRow
+    from rexbench.measure.run.rounds import first_line
     from rexbench.report import paper
     from rexbench.report.figure3 import NothingToPlot, figure3, summary
 
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from rexbench.errors import RexbenchError
-    from rexbench.measure.gpu_check import FAIL
+    from rexbench.gpucheck.check import FAIL
 
     budget = Budget(args.budget_s)
     try:
@@ -245,8 +245,8 @@ def watchdog(seconds: float) -> None:
 
 
 def check_out(out: Path) -> None:
-    from rexbench.measure import env as envmod
-    from rexbench.measure.profile import check_writable
+    from rexbench.measure.machine import env as envmod
+    from rexbench.measure.run.profile import check_writable
     from rexbench.records.store import machine_dir
 
     check_writable(machine_dir(out / "records", envmod.machine_id()))

@@ -20,7 +20,7 @@ OUT=${OUT:-results/runtimes}
 uptime
 rexbench sweep table5 --config eager,max,ort,openvino --threads "$THREADS" --runs "$RUNS" \
     --out "$OUT" --force
-MACHINE=$(python -c "from rexbench.measure.env import machine_id; print(machine_id())")
+MACHINE=$(python -c "from rexbench.measure.machine.env import machine_id; print(machine_id())")
 python benchmarks/profile_speedups.py "$OUT/$MACHINE" | tee "$OUT/runtimes-speedups.txt"
 rexbench report "$OUT/$MACHINE" --out "$OUT/report"
 for config in max ort openvino; do

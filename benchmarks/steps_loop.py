@@ -3,7 +3,7 @@ run after one step of what `rexbench profile` does in its process, to find which
 model timed later in the same process.
 
 Steps (each also does the imports): imports (rexbench's CLI, profile, counting and parity modules,
-fvcore, thop); count (count_model with every counter); fingerprint (rexbench.measure.env.fingerprint);
+fvcore, thop); count (count_model with every counter); fingerprint (rexbench.measure.machine.env.fingerprint);
 parity (prepare's deep copy, the eager reference output and the parity check);
 trim (three forwards, then gc.collect and malloc_trim, as the memory window before a warm-up does);
 dynamo (torch._dynamo.reset(), which imports dynamo; torch.manual_seed and counting import it too);
@@ -39,14 +39,14 @@ def run_step(
     import thop  # noqa: F401
 
     import rexbench.cli.profile  # noqa: F401
-    from rexbench.measure import env
     from rexbench.measure.config import RunConfig
-    from rexbench.measure.counting import count_model
-    from rexbench.measure.profile import profile_models
+    from rexbench.measure.counting.counts import count_model
+    from rexbench.measure.machine import env
+    from rexbench.measure.run.profile import profile_models
 
     if step == "parity":  # prepare's deep copy, the eager reference and the check, kept alive
-        from rexbench.measure import parity
-        from rexbench.measure.prepare import prepare
+        from rexbench.measure.backends.prepare import prepare
+        from rexbench.measure.checks import parity
 
         config = RunConfig.preset("eager", threads=args.threads)
         kept = prepare(model, config)
@@ -55,14 +55,14 @@ def run_step(
     elif step == "dynamo":
         torch._dynamo.reset()
     elif step == "anchor":
-        from rexbench.measure.anchor import make_anchor
+        from rexbench.measure.timing.anchor import make_anchor
 
         anchor = make_anchor("cpu", args.threads)
         with torch.inference_mode():
             for _ in range(200):
                 anchor.fn()
     elif step == "trim":
-        from rexbench.measure.devices import release_free_memory
+        from rexbench.measure.timing.devices import release_free_memory
 
         x = torch.randn(1, 3, 224, 224)
         with torch.inference_mode():

@@ -35,9 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     from torch.utils.benchmark import Measurement, Timer
 
     from rexbench import stats
+    from rexbench.measure.backends.prepare import prepare
     from rexbench.measure.config import RunConfig
-    from rexbench.measure.prepare import prepare
-    from rexbench.measure.timing import backend_settings, measure
+    from rexbench.measure.timing.loop import backend_settings, measure
     from rexbench.models.factory import create_model
     from rexbench.registry import MODELS
     from rexbench.spec import parse

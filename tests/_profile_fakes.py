@@ -7,7 +7,7 @@ import contextlib
 import textwrap
 from pathlib import Path
 
-from rexbench.measure.anchor import Anchor
+from rexbench.measure.timing.anchor import Anchor
 
 # Tiny: Conv2d(3, 4, 3, padding=1) -> global average pool -> Linear(4, 2), input 3x16x16.
 # params: conv 3*4*9 + 4 = 112, linear 4*2 + 2 = 10 -> 122.
@@ -141,8 +141,8 @@ def fake_cuda(monkeypatch, ops: FakeCudaOps) -> None:
     (a module cannot really move to a GPU here); every model call advances the fake GPU clock."""
     import torch
 
-    import rexbench.measure.profile as profile
-    from rexbench.measure.prepare import prepare as real_prepare
+    import rexbench.measure.run.profile as profile
+    from rexbench.measure.backends.prepare import prepare as real_prepare
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)

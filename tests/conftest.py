@@ -26,6 +26,6 @@ def quiet_kernel(request, monkeypatch):
     with `@pytest.mark.real_counters` (or pass their own reader)."""
     if request.node.get_closest_marker("real_counters"):
         return
-    from rexbench.measure import contention
+    from rexbench.measure.machine import contention
 
     monkeypatch.setattr(contention, "read_counters", lambda *a, **k: dict(QUIET_COUNTERS))

@@ -1,4 +1,4 @@
-"""`rexbench count`: params and multiply-adds per model, from four counting backends (rexbench.measure.counting)."""
+"""`rexbench count`: params and multiply-adds per model, from four counting backends (rexbench.measure.counting.counts)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rexbench.errors import RexbenchError
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from rexbench.measure.counting import Counts, ModuleRow
+    from rexbench.measure.counting.counts import Counts, ModuleRow
 
 ByModuleOpt = Annotated[
     bool, typer.Option("--by-module", help="Per-module params, macs_conv and output shape.")
@@ -34,7 +34,7 @@ def count(
     weights: WeightsOpt = None,
 ) -> None:
     """Count parameters and multiply-adds (conv+linear, fvcore, thop, torch) of each model."""
-    from rexbench.measure import counting
+    from rexbench.measure.counting import counts as counting
     from rexbench.models.shapes import check_options
     from rexbench.spec import parse
 
@@ -112,7 +112,7 @@ def _numeric(table: Table, header: str) -> None:
 
 
 def _counts_table(all_counts: list[Counts]) -> Table:
-    from rexbench.measure.counting import CONVENTIONS
+    from rexbench.measure.counting.counts import CONVENTIONS
 
     table = _table("Parameters and multiply-adds", caption=CONVENTIONS)
     table.add_column("model", no_wrap=True)
@@ -135,7 +135,7 @@ def _counts_table(all_counts: list[Counts]) -> Table:
 
 
 def _agreement_table(all_counts: list[Counts]) -> Table:
-    from rexbench.measure.counting import COUNTERS
+    from rexbench.measure.counting.counts import COUNTERS
 
     table = _table(
         "Conv + Linear multiply-adds seen by each counter (torch's flops halved)",
@@ -152,7 +152,7 @@ def _agreement_table(all_counts: list[Counts]) -> Table:
 
 
 def _skipped_table(all_counts: list[Counts]) -> Table:
-    from rexbench.measure.counting import COUNTERS
+    from rexbench.measure.counting.counts import COUNTERS
 
     table = _table(
         "Skipped by each counter (counted as zero there), with occurrences",
@@ -175,7 +175,7 @@ def _skipped_table(all_counts: list[Counts]) -> Table:
 
 
 def _module_table(name: str, shape: tuple[int, ...], rows: list[ModuleRow]) -> Table:
-    from rexbench.measure.counting import CONVENTIONS
+    from rexbench.measure.counting.counts import CONVENTIONS
 
     table = _table(f"{name} by module, input {_shape(shape)}", caption=CONVENTIONS)
     table.add_column("module", no_wrap=True)

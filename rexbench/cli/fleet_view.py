@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from rexbench.cli.options import MeasureOptions
     from rexbench.fleet.sweep import FleetResult, NodeRun
     from rexbench.measure.config import RunConfig
-    from rexbench.measure.rounds import ProfileEvent
-    from rexbench.measure.sweep import PlanItem
+    from rexbench.measure.run.rounds import ProfileEvent
+    from rexbench.measure.run.sweep import PlanItem
 
 NodesOpt = Annotated[
     list[str] | None,

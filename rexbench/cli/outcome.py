@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from rexbench.measure.profile import ConfigFailure
+    from rexbench.measure.run.profile import ConfigFailure
     from rexbench.records.schema import Record
 
 AllowMismatchOpt = Annotated[

@@ -1,4 +1,4 @@
-"""`rexbench profile`: latency of models under one or more configurations, as records (rexbench.measure.profile)."""
+"""`rexbench profile`: latency of models under one or more configurations, as records (rexbench.measure.run.profile)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def profile(
     Several configurations (--config eager,compile_cl,max,ort,openvino) are measured interleaved, so machine drift hits all alike; the table shows each one's speedup over the first. Each configuration's output is checked against the eager fp32 model's first: one that differs is recorded as invalid and the command exits 1 (unless --allow-mismatch); one that cannot be prepared is one line, and the others are still measured.
     """
     from rexbench.measure.config import build_configs
-    from rexbench.measure.profile import profile_models
+    from rexbench.measure.run.profile import profile_models
 
     configs, note = build_configs(replace(measure.config_options(), flush_l2=flush_l2))
     err = console(stderr=True)  # nothing is printed before the run: an error comes first
@@ -106,7 +106,7 @@ def table_data(
 ) -> dict[str, Any]:
     """What the table shows and --json prints: one row per record, times in milliseconds, and the
     configurations that failed to prepare (one line each)."""
-    from rexbench.measure.profile import MACS_CONVENTION
+    from rexbench.measure.run.profile import MACS_CONVENTION
 
     rows = []
     first: dict[str, float] = {}

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from rich.progress import Task
     from rich.text import Text
 
-    from rexbench.measure.profile import ProfileEvent
-    from rexbench.measure.sweep import Batch
+    from rexbench.measure.run.profile import ProfileEvent
+    from rexbench.measure.run.sweep import Batch
 
 _TIMED = "timing"
 _LABELS = {"build": "building", "count": "counting", "prepare": "preparing", "export": "exporting",

@@ -17,7 +17,7 @@ from rexbench.errors import RexbenchError
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from rexbench.measure.sweep import Batch, PlanItem, SweepResult
+    from rexbench.measure.run.sweep import Batch, PlanItem, SweepResult
 
 NamesArg = Annotated[
     list[str],
@@ -68,9 +68,9 @@ def sweep(
     Resumable: a model already in --out with the identical configuration is skipped (--force measures it again). Ctrl-C keeps every finished model (exit 130). The models a paper claim compares are timed together (--interleave): one already measured is measured again beside the other into a record of its own, and its stored record is kept. A configuration whose output differs from the eager fp32 model's is recorded as invalid and the sweep exits 1 (unless --allow-mismatch).
     With --cluster, every node (or those --nodes picks) runs the sweep; records land here, under <out>/<machine-id>/ of the node that measured them.
     """
-    from rexbench.measure import sweep as sw
     from rexbench.measure.config import build_configs
-    from rexbench.measure.profile import with_input_shape
+    from rexbench.measure.run import sweep as sw
+    from rexbench.measure.run.profile import with_input_shape
 
     specs = sw.expand(names)
     configs, note = build_configs(measure.config_options())
@@ -87,7 +87,7 @@ def sweep(
         raise RexbenchError("--nodes picks nodes of a cluster: give --cluster too")
     err = console(stderr=True)
     if not dry_run:  # what this machine cannot run fails once, before any model or output
-        from rexbench.measure.runtimes import check_available
+        from rexbench.measure.backends.runtimes import check_available
 
         sw.check(specs, configs, out)
         for c in configs:

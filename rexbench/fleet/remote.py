@@ -28,7 +28,7 @@ from rexbench.errors import RexbenchError
 
 if TYPE_CHECKING:
     from rexbench.measure.config import RunConfig
-    from rexbench.measure.rounds import ProfileEvent
+    from rexbench.measure.run.rounds import ProfileEvent
 
 #: Seconds between two progress messages while timing (phase changes are always sent).
 PROGRESS_INTERVAL_S = 1.0
@@ -40,7 +40,7 @@ def identify() -> dict[str, Any]:
     import socket
 
     from rexbench import __version__
-    from rexbench.measure.env import machine_id
+    from rexbench.measure.machine.env import machine_id
     from rexbench.records.schema import SCHEMA_VERSION
 
     return {
@@ -74,7 +74,7 @@ def _assigned_cpus() -> str | None:
 
 def _restored(current: Mapping[str, str]) -> dict[str, str | None]:
     """Thread variables whose value differs from the process's start (None: unset there)."""
-    from rexbench.measure.env import THREAD_ENV_VARS
+    from rexbench.measure.machine.env import THREAD_ENV_VARS
 
     start = startup_environ()
     if start is None:  # no /proc: drop only the OMP_NUM_THREADS that Ray sets to the CPUs held
@@ -148,8 +148,8 @@ def measure(
     {"error": one line, "node": bool} (node: this node cannot run any of them, e.g. no CUDA)."""
     import torch
 
-    from rexbench.measure.prepare import check_dtype, resolve_device
-    from rexbench.measure.profile import profile_models
+    from rexbench.measure.backends.prepare import check_dtype, resolve_device
+    from rexbench.measure.run.profile import profile_models
 
     with node_environment():
         try:

@@ -3,7 +3,7 @@
 1. Each chosen node says who it is (`remote.identify`: its machine id, REXBENCH_MACHINE_ID
    included). Nodes with the same machine id are the same hardware: they share that machine's
    sweep (each model is measured once, by whichever of them is free).
-2. Per machine, `rexbench.measure.sweep.plan` finds the records already in `out` (resume by
+2. Per machine, `rexbench.measure.run.sweep.plan` finds the records already in `out` (resume by
    config_id, as locally; --force measures everything again).
 3. Each node measures one model at a time, in the sweep's order: a task holding all the node's CPUs
    and GPUs (`Node.whole`), pinned to it, never retried elsewhere. It returns the records' JSON; they
@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from rexbench.fleet import remote
 from rexbench.fleet.cluster import Node, is_alive
-from rexbench.measure.sweep import PlanItem, SweepResult, plan
+from rexbench.measure.run.sweep import PlanItem, SweepResult, plan
 
 if TYPE_CHECKING:
     from rexbench.measure.config import RunConfig
-    from rexbench.measure.rounds import ProfileEvent
+    from rexbench.measure.run.rounds import ProfileEvent
     from rexbench.records.schema import Record
 
 IDENTIFY_TIMEOUT_S = 300.0
@@ -266,7 +266,7 @@ def run_fleet(
     **options: Any,
 ) -> FleetResult:
     """The sweep of `specs` x `configs` on `nodes` (connected `ray`), records written to `out`.
-    options (runs, warmup, input_shape, ...) go to `rexbench.measure.profile.profile_models`."""
+    options (runs, warmup, input_shape, ...) go to `rexbench.measure.run.profile.profile_models`."""
     from rexbench.records.store import check_writable, machine_dir
 
     out, hooks = Path(out), hooks or Hooks()

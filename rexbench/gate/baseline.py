@@ -119,7 +119,7 @@ def _count(
     """
     import torch
 
-    from rexbench.measure.counting import count_model
+    from rexbench.measure.counting.counts import count_model
     from rexbench.models.factory import build
     from rexbench.models.shapes import check_options, resolve_input_shape
 

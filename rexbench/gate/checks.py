@@ -12,11 +12,11 @@ Check syntax, `METRIC:TOLERANCE`:
 * `latency.STAT` (STAT = `median`, `mean` or `pNN`, e.g. `p90`): `+N%`, the slowdown allowed.
 * `throughput`: `-N%`, the drop of images/s allowed (judged on the median latency).
 * `instructions`: `+N%`, the growth of instructions per call allowed (valgrind's callgrind,
-  rexbench.measure.instructions; a count that load cannot move, so no statistics: over the limit is
+  rexbench.measure.counting.instructions; a count that load cannot move, so no statistics: over the limit is
   a regression, provided both sides were counted by the same torch, valgrind and CPU architecture).
 
 Latency rule (`compare_latency`). Let S be the statistic. When both records carry drift-anchor
-samples (a fixed reference workload timed interleaved with the model, `rexbench.measure.anchor`), each
+samples (a fixed reference workload timed interleaved with the model, `rexbench.measure.timing.anchor`), each
 run's model samples are divided by the same statistic of that run's own anchor samples:
 R = [S(model_now) / S(anchor_now)] / [S(model_base) / S(anchor_base)], so a machine that is
 uniformly x% slower now cancels out. Without anchors on both sides R = S(model_now) /

@@ -1,7 +1,7 @@
 """The gate on a contended machine: never judge a contended measurement, re-measure instead.
 
 A run is contended when the kernel says other work took the cores during it
-(`rexbench.measure.contention`: our threads' run-queue wait, CPU pressure, steal, chunk by chunk).
+(`rexbench.measure.machine.contention`: our threads' run-queue wait, CPU pressure, steal, chunk by chunk).
 Contention only makes a run slower, and not uniformly: a 2-thread model waits out a neighbour's
 time slices at every barrier, and the drift anchor is hit differently, so it cannot cancel it (with
 two busy loops beside it, an unchanged model read as +90% at the 10th percentile).
@@ -15,8 +15,8 @@ So the gate
 4. a verdict against a baseline that was itself measured under contention is inconclusive too
    (`baseline save` refuses such a baseline unless forced);
 5. a verdict between runs whose virtual CPUs the hypervisor had placed differently (one core
-   complex or two: rexbench.measure.placement) is inconclusive: the anchor, at the model's thread
-   count, cancels most of that (rexbench.measure.anchor), but not for every model alike.
+   complex or two: rexbench.measure.machine.placement) is inconclusive: the anchor, at the model's thread
+   count, cancels most of that (rexbench.measure.timing.anchor), but not for every model alike.
 
 Records without contention data (older rexbench, or a system without the counters) fall back to
 the 1-minute load average guard of rexbench.gate.evaluate.
@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rexbench.gate import checks as gate
-from rexbench.measure import contention, placement
-from rexbench.measure.placement import signature
+from rexbench.measure.machine import contention, placement
+from rexbench.measure.machine.placement import signature
 
 if TYPE_CHECKING:
     from rexbench.records.schema import Record

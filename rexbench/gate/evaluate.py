@@ -127,7 +127,7 @@ def latency_verdicts(
     checks: Sequence[gate.Check], base: Record, cur: Record, options: GateOptions
 ) -> tuple[list[gate.Verdict], list[str]]:
     """Latency / throughput checks of one record pair (same spec and config) and notes."""
-    from rexbench.measure.env import differences
+    from rexbench.measure.machine.env import differences
 
     where = {"model": cur.model.spec, "config": cur.run.label}
     diffs = differences(base.env, cur.env)
@@ -170,9 +170,9 @@ def latency_verdicts(
 
 
 def slowdown_guard(verdict: gate.Verdict, base: Record, cur: Record) -> None:
-    """A GPU run whose clocks were lowered by power or temperature (rexbench.measure.validity) proves
+    """A GPU run whose clocks were lowered by power or temperature (rexbench.measure.checks.validity) proves
     nothing either way: a pass or a regression with such a run on either side becomes inconclusive."""
-    from rexbench.measure.validity import slowdown_of
+    from rexbench.measure.checks.validity import slowdown_of
 
     why = [(side, slowdown_of(r)) for side, r in (("baseline", base), ("current run", cur))]
     why = [(side, reason) for side, reason in why if reason]
@@ -286,7 +286,7 @@ def invalid_verdicts(
     checks: Sequence[gate.Check], current: Record, base: Record | None
 ) -> list[gate.Verdict]:
     """Not judged: a record whose output differed from the eager fp32 model's (its own parity
-    check, rexbench.measure.parity), now or in the baseline; [] when both are valid."""
+    check, rexbench.measure.checks.parity), now or in the baseline; [] when both are valid."""
     sides = (("now", current), ("baseline", base))
     invalid = [f"{side}: {r.parity_text}" for side, r in sides if r is not None and not r.valid]
     if not invalid:

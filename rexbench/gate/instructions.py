@@ -1,4 +1,4 @@
-"""The `instructions:+N%` check of one model: instruction counts (rexbench.measure.instructions) of
+"""The `instructions:+N%` check of one model: instruction counts (rexbench.measure.counting.instructions) of
 records or counted now, each against a baseline record of the same configuration counted by the
 same code (torch, CPU architecture and vendor, valgrind). No Typer or Rich."""
 

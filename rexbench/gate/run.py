@@ -262,11 +262,11 @@ class _FullGate:
         self, spec: str, known: list[Record], given: list[Record] | None
     ) -> list[Verdict]:
         """Instruction checks: the given records' counts, or each baseline configuration's
-        instructions counted now (rexbench.measure.instructions), against the baselines'."""
+        instructions counted now (rexbench.measure.counting.instructions), against the baselines'."""
         from rexbench.gate.instructions import instruction_verdicts
         from rexbench.measure.config import RunConfig
-        from rexbench.measure.env import fingerprint
-        from rexbench.measure.instructions import counts_or_reason, why_not
+        from rexbench.measure.counting.instructions import counts_or_reason, why_not
+        from rexbench.measure.machine.env import fingerprint
 
         checks = self.options.instruction_checks
         if given is not None:
@@ -307,8 +307,8 @@ class _FullGate:
         from rexbench.gate.baseline import baselines_of
         from rexbench.gate.contended import measure_until_clean
         from rexbench.gate.evaluate import refuse_changed_source
-        from rexbench.measure.env import differences
-        from rexbench.measure.env import fingerprint as take_fingerprint
+        from rexbench.measure.machine.env import differences
+        from rexbench.measure.machine.env import fingerprint as take_fingerprint
 
         if self.options.require_same_source:  # refused before a long measurement, not after
             refuse_changed_source(spec, known, self.counts.get(spec))
@@ -354,7 +354,7 @@ def measure_like(
     drift anchor, nothing written). runs/warmup: override (default: the baselines' own, the largest
     when they differ). abort: stop a run certain to end contended (`contention.ContendedRun`)."""
     from rexbench.measure.config import RunConfig
-    from rexbench.measure.profile import profile_models
+    from rexbench.measure.run.profile import profile_models
 
     configs = list({b.run.config_id: RunConfig.from_dict(b.run.config) for b in baselines}.values())
     runs = runs or max(int(b.run.config.get("runs", 1)) for b in baselines)

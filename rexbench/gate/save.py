@@ -30,7 +30,7 @@ class SaveRequest:
     input_shape: str | None = None
     weights: Path | None = None
     force: bool = False  # save records measured under contention too
-    instructions: bool = False  # count each record's instructions (rexbench.measure.instructions)
+    instructions: bool = False  # count each record's instructions (rexbench.measure.counting.instructions)
 
 
 @dataclass
@@ -163,7 +163,7 @@ def _specs_of(records: list[Record]) -> list[ModelSpec]:
 
 def _measure(specs: list[ModelSpec], request: SaveRequest, hooks: Hooks) -> list[Record]:
     from rexbench.measure.config import build_configs
-    from rexbench.measure.profile import profile_models
+    from rexbench.measure.run.profile import profile_models
 
     configs, note = build_configs(request.configs)
     hooks.note(note)

@@ -12,7 +12,7 @@ from rexbench.models.shapes import check_options
 
 DTYPES = ("fp32", "fp16", "bf16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-# Inference runtimes other than PyTorch (rexbench.measure.runtimes); None in a RunConfig is PyTorch.
+# Inference runtimes other than PyTorch (rexbench.measure.backends.runtimes); None in a RunConfig is PyTorch.
 RUNTIMES = ("ort", "openvino")
 
 # The fields that define a preset; everything else (device, batch, threads, runs...) is orthogonal.
@@ -27,13 +27,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # BN folded into convs, channels-last, torch.compile with inductor's freezing.
     "max": dict(fold_bn=True, channels_last=True, compile=True, freezing=True),
     # The model exported to ONNX and run by ONNX Runtime / converted and compiled by OpenVINO; each
-    # optimises the graph itself (rexbench.measure.runtimes).
+    # optimises the graph itself (rexbench.measure.backends.runtimes).
     "ort": dict(fold_bn=False, channels_last=False, compile=False, freezing=False, runtime="ort"),
     "openvino": dict(
         fold_bn=False, channels_last=False, compile=False, freezing=False, runtime="openvino"
     ),
     # compile_cl replayed as CUDA graphs (torch.compile mode "reduce-overhead"; on CPU it behaves
-    # like compile_cl): warmed up until the graph is recorded, see rexbench.measure.cudagraphs.
+    # like compile_cl): warmed up until the graph is recorded, see rexbench.measure.backends.cudagraphs.
     "cudagraphs": dict(
         fold_bn=False,
         channels_last=True,
@@ -69,7 +69,7 @@ class RunConfig:
     (the number actually used is recorded with the timing). cudnn_benchmark and allow_tf32 only
     matter on CUDA; TF32 is off unless asked for, so fp32 means fp32. flush_l2 (CUDA only, off by
     default) overwrites a buffer larger than the GPU's L2 cache before every timed call, outside the
-    timed region (rexbench.measure.l2flush), so each call starts with a cold L2. runtime None is
+    timed region (rexbench.measure.timing.l2flush), so each call starts with a cold L2. runtime None is
     PyTorch; "ort" or "openvino" hands the model to that runtime, which prepares it itself.
     """
 

@@ -163,7 +163,7 @@ class RecordView:
 
     @property
     def valid(self) -> bool:
-        """False when the output parity check (`rexbench.measure.parity`) found the prepared model
+        """False when the output parity check (`rexbench.measure.checks.parity`) found the prepared model
         computing another function than the eager fp32 model; records without a check are valid."""
         return self.parity.get("valid") is not False
 
@@ -244,13 +244,13 @@ class RecordView:
 
     @property
     def params(self) -> int | None:
-        """Exact parameter count (`params_total` from rexbench.measure.counting, or `params`)."""
+        """Exact parameter count (`params_total` from rexbench.measure.counting.counts, or `params`)."""
         value = self.counts.get("params_total", self.counts.get("params"))
         return int(value) if isinstance(value, (int, float)) else None
 
     @property
     def macs_conv(self) -> int | None:
-        """Conv + Linear multiply-adds: the paper's "FLOPs" convention (rexbench.measure.counting)."""
+        """Conv + Linear multiply-adds: the paper's "FLOPs" convention (rexbench.measure.counting.counts)."""
         value = self.counts.get("macs_conv")
         return int(value) if isinstance(value, (int, float)) else None
 

@@ -82,17 +82,17 @@ class Timing:
 
     Optional since the first schema (files without them load with the defaults):
     anchor_ns: raw samples of the fixed reference workload timed interleaved with the model
-    (`rexbench.measure.anchor`); anchor: its name, version, device and thread count. The gate compares
+    (`rexbench.measure.timing.anchor`); anchor: its name, version, device and thread count. The gate compares
     median(samples_ns) / median(anchor_ns) now with the same ratio at baseline time.
     backend: threads / cuDNN / TF32 state in force while the model ran (`timing.backend_state`).
     preparation: what `prepare` did (input shape, BN folded, compile notes; PreparedModel.to_dict).
     wall_s: wall time of the whole interleaved measurement this record was part of.
-    validity: what says whether the samples can be trusted (rexbench.measure.validity): "gpu", the
+    validity: what says whether the samples can be trusted (rexbench.measure.checks.validity): "gpu", the
     GPU's NVML readings before, once per round during and after the measurement with its power and
     thermal violation time; "recompiles", the graphs torch.compile compiled during the warm-up and
     the timed calls; "l2_flush", the flush buffer when the L2 cache was flushed before each call.
     contention: the kernel's contention counters around every chunk of that measurement (CPU
-    pressure, steal, our threads' run-queue wait, page faults; `rexbench.measure.contention`).
+    pressure, steal, our threads' run-queue wait, page faults; `rexbench.measure.machine.contention`).
     run_id: one id shared by every record timed in the same interleaved measurement (the
     configurations of a model, and the models a sweep measured together); None in older files.
     """
@@ -120,7 +120,7 @@ class Record(RecordView):
     """One model x one run configuration on one machine. `summary` is derived from timing.
 
     parity: the prepared model's output against the eager fp32 model's, checked before timing
-    (`rexbench.measure.parity`); {} in files written before the check existed (then not checked).
+    (`rexbench.measure.checks.parity`); {} in files written before the check existed (then not checked).
     Derived: latency, settings, counts, hardware, valid ... (`rexbench.records.derived.RecordView`).
     """
 

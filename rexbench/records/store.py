@@ -232,7 +232,7 @@ def _warn(message: str) -> None:
 
 def find_record(root: str | Path, spec: Any, config_id: str, machine_id: str) -> Record | None:
     """The stored record of `spec` (ModelSpec or canonical string) with `config_id` on the machine
-    `machine_id` (the caller's `rexbench.measure.env.machine_id()`), the newest where there are
+    `machine_id` (the caller's `rexbench.measure.machine.env.machine_id()`), the newest where there are
     several (`write_record(replace=False)`), or None. Used by resumable sweeps; a damaged match
     raises."""
     folder = machine_dir(root, machine_id)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rexbench.errors import RexbenchError
-from rexbench.measure.env import differences
+from rexbench.measure.machine.env import differences
 from rexbench.records.schema import Record
 from rexbench.report.latest import threads, threads_text
 from rexbench.report.render import Section, fmt_latency
@@ -115,7 +115,7 @@ def _ranks(aligned: dict[RowKey, dict[str, Record]], keys: list[RowKey], mid: st
 
 
 def _common(aligned: dict[RowKey, dict[str, Record]], machines: Sequence[str], kind: str) -> list:
-    """Rows measured, validly (rexbench.measure.parity), on every one of `machines`."""
+    """Rows measured, validly (rexbench.measure.checks.parity), on every one of `machines`."""
     return [
         k
         for k, recs in aligned.items()

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 COUNT_METRICS = ("params", "macs_conv", "instructions")
 #: Latency steps smaller than this are not reported (A/A runs on a quiet machine move p10 by ~3%).
 MIN_LATENCY_STEP = 0.03
-#: Instruction counts repeat to about 1e-4 (rexbench.measure.instructions): steps from 0.5%.
+#: Instruction counts repeat to about 1e-4 (rexbench.measure.counting.instructions): steps from 0.5%.
 MIN_INSTRUCTION_STEP = 0.005
 
 

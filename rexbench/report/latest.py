@@ -5,7 +5,7 @@ names them under the figure and the tables.
 Threads: the number the model ran with (`timing.backend`), else the one asked for (`--threads`), else
 the machine's torch default; a record that asked for 2 threads and one that took the default of 2 are
 one point. Allocator: the policy the timed loop ran under (`env["allocator"]`, written by
-`rexbench.measure.allocator`); records written before it was stored ran under the steady one.
+`rexbench.measure.machine.allocator`); records written before it was stored ran under the steady one.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import json
 from _profile_fakes import FakeCudaOps, fake_cuda, write_tiny
 
 from rexbench.cli import run
-from rexbench.measure import l2flush
+from rexbench.measure.timing import l2flush
 from rexbench.records.store import load_record
 
 FAST = ["--runs", "3", "--warmup", "1", "--no-compile"]

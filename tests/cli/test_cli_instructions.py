@@ -12,7 +12,7 @@ import pytest
 
 from rexbench.cli import run
 from rexbench.measure.config import RunConfig
-from rexbench.measure.instructions import check_available, why_not
+from rexbench.measure.counting.instructions import check_available, why_not
 
 NET = '''
 import os

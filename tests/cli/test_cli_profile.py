@@ -7,7 +7,7 @@ import json
 import pytest
 from _profile_fakes import TINY_MACS, TINY_PARAMS, FakeCudaOps, fake_anchor, fake_cuda, write_tiny
 
-import rexbench.measure.profile as profile
+import rexbench.measure.run.profile as profile
 from rexbench.cli import run
 from rexbench.cli.profile import table_data
 from rexbench.measure.config import ConfigOptions, build_configs
@@ -130,7 +130,7 @@ def test_cuda_default_batch_is_64_and_tf32_is_recorded_off(tiny, tmp_path, monke
 
 
 def test_ctrl_c_exits_130_and_keeps_the_finished_records(tiny, tmp_path, monkeypatch, capsys):
-    import rexbench.measure.rounds as rounds
+    import rexbench.measure.run.rounds as rounds
 
     real = rounds.measure_interleaved
     calls = []
@@ -179,7 +179,7 @@ def test_unknown_device(tiny, capsys):
 
 
 def test_dtype_the_device_cannot_run(tiny, monkeypatch, capsys):
-    import rexbench.measure.prepare as prep
+    import rexbench.measure.backends.prepare as prep
 
     monkeypatch.setattr(prep, "_cpu_supports", lambda dtype: False)
     code = run(["profile", tiny, "--dtype", "bf16", *FAST])

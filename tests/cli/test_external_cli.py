@@ -83,7 +83,7 @@ SPEC = "py:nets.py:build"
 def nets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """cwd = tmp_path holding nets.py (no pyproject.toml: default gate settings); the machine
     looks quiet to the gate's busy-machine guard whatever the real load is."""
-    import rexbench.measure.env as env
+    import rexbench.measure.machine.env as env
 
     path = tmp_path / "nets.py"
     path.write_text(NETS)
@@ -291,8 +291,8 @@ class WorkClock:
 def _profile_with_work_clock(spec: str, out: str) -> None:
     """Records of `spec` whose samples count the convolutions it runs (30 runs: enough for the
     gate's latency rule), written under `out`."""
-    from rexbench.measure.anchor import Anchor
-    from rexbench.measure.profile import profile_models
+    from rexbench.measure.run.profile import profile_models
+    from rexbench.measure.timing.anchor import Anchor
 
     clock = WorkClock()
 

@@ -9,7 +9,7 @@ import time
 from rich.console import Console
 
 from rexbench.cli.progress import ProgressView, SweepClock, working
-from rexbench.measure.rounds import ProfileEvent
+from rexbench.measure.run.rounds import ProfileEvent
 
 
 def terminal() -> tuple[Console, io.StringIO]:
@@ -100,7 +100,7 @@ def test_sweep_eta_counts_models_timed_together_as_that_many_models() -> None:
 def test_sweep_view_counts_every_model_measured_and_names_a_batch() -> None:
     from rexbench.cli.progress import SweepView
     from rexbench.measure.config import RunConfig
-    from rexbench.measure.sweep import Batch, PlanItem
+    from rexbench.measure.run.sweep import Batch, PlanItem
 
     eager = RunConfig.preset("eager", runs=10, warmup=1)
     alone = Batch([PlanItem("rexnet_x0.9", [eager])], [eager])

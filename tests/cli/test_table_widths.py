@@ -50,7 +50,7 @@ def every_word(*tables) -> list[str]:
 
 
 def _counts():
-    from rexbench.measure.counting import Counts
+    from rexbench.measure.counting.counts import Counts
 
     def one(model: str, params: int, macs: int) -> Counts:
         return Counts(
@@ -81,7 +81,7 @@ def _counts():
 @pytest.mark.parametrize("terminal", [True, False])
 def test_count_tables(width: int, terminal: bool) -> None:
     from rexbench.cli import count as cmd
-    from rexbench.measure.counting import ModuleRow
+    from rexbench.measure.counting.counts import ModuleRow
 
     counts = _counts()
     tables = [cmd._counts_table(counts), cmd._agreement_table(counts), cmd._skipped_table(counts)]
@@ -115,7 +115,7 @@ def test_models_table(width: int) -> None:
 
 
 def _profile_records():
-    from rexbench.measure.derived import derived
+    from rexbench.measure.checks.derived import derived
 
     records = [syn.make("rexnet_x1.0", 12.3456, preset=p) for p in ("eager", "compile_cl", "max")]
     records.append(syn.make("efficientnet_b3", 128.75, preset="eager"))

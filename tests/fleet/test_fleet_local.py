@@ -11,7 +11,7 @@ import pytest
 from _fleet import TINY, fresh_threads
 
 from rexbench.cli import run
-from rexbench.measure.env import machine_id
+from rexbench.measure.machine.env import machine_id
 from rexbench.records.store import load_records
 
 ray = pytest.importorskip("ray")

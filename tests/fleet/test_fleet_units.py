@@ -11,8 +11,8 @@ from rexbench.errors import RexbenchError
 from rexbench.fleet import remote
 from rexbench.fleet.cluster import Node, _split_address, parse_selector, select
 from rexbench.fleet.sweep import FleetResult, NodeRun, _notes
-from rexbench.measure.rounds import ProfileEvent
-from rexbench.measure.sweep import PlanItem
+from rexbench.measure.run.rounds import ProfileEvent
+from rexbench.measure.run.sweep import PlanItem
 
 A100 = Node("a" * 40, "10.0.0.1", "gpu-1", {"gpu": "a100", "rack": "1"}, cpus=32, gpus=8)
 CPU = Node("b" * 40, "10.0.0.2", "cpu-1", {"rack": "1"}, cpus=16)

@@ -14,7 +14,7 @@ from rexbench.gate.config import GateConfig
 from rexbench.gate.evaluate import GateOptions, latency_verdicts
 from rexbench.gate.run import GateRequest, run_gate
 from rexbench.gate.save import SaveRequest, save_baselines
-from rexbench.measure import contention
+from rexbench.measure.machine import contention
 from rexbench.records.store import write_counts, write_record
 
 OPTIONS = GateOptions(tuple(gate.merge_checks(gate.DEFAULT_CHECKS)))
@@ -74,7 +74,7 @@ def test_a_contended_baseline_makes_the_verdict_inconclusive():
 
 
 def readings(one_ms: float, many_ms: float) -> dict:
-    """Placement probe readings (rexbench.measure.placement) of a 2-thread run."""
+    """Placement probe readings (rexbench.measure.machine.placement) of a 2-thread run."""
     return {"version": 1, "threads": 2, "stream_mb": 16,
             "one_thread_ns": [int(one_ms * 1e6)] * 5, "threads_ns": [int(many_ms * 1e6)] * 5}  # fmt: skip
 
@@ -141,7 +141,7 @@ def gate_dir(tmp_path, monkeypatch):
     root = tmp_path / "baselines"
     write_record(with_contention(record(40.0, seed=1), 0), root)
     write_counts(root, {"rexnet_x1.0": COUNTS})
-    monkeypatch.setattr("rexbench.measure.env.fingerprint", lambda *a: env())
+    monkeypatch.setattr("rexbench.measure.machine.env.fingerprint", lambda *a: env())
     monkeypatch.setattr(guard, "wait_for_quiet", lambda: 0.0)
     return root
 

@@ -127,7 +127,7 @@ def test_mac_checks_at_every_common_input_and_mismatch():
 
 
 def test_meta_device_counts_equal_a_real_forward():
-    from rexbench.measure.counting import count
+    from rexbench.measure.counting.counts import count
     from rexbench.spec import parse
 
     entry = count_entry(parse("mobilenet_v3_small"))

@@ -10,7 +10,7 @@ import pytest
 from _gate_data import record
 from _profile_fakes import fake_anchor, write_tiny
 
-import rexbench.measure.profile as profile
+import rexbench.measure.run.profile as profile
 from rexbench.errors import RexbenchError
 from rexbench.gate.config import GateConfig
 from rexbench.gate.run import GateRequest, Quiet, measure_like, run_gate, select_specs

@@ -1,5 +1,5 @@
-"""rexbench.measure.contention: parsers on synthetic /proc contents, chunk shares, run summaries,
-the early stop; rexbench.measure.allocator's policy."""
+"""rexbench.measure.machine.contention: parsers on synthetic /proc contents, chunk shares, run summaries,
+the early stop; rexbench.measure.machine.allocator's policy."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import ctypes
 
 import pytest
 
-from rexbench.measure import allocator, contention
-from rexbench.measure.contention import Chunk, ChunkSampler, ContendedRun, Paths
+from rexbench.measure.machine import allocator, contention
+from rexbench.measure.machine.contention import Chunk, ChunkSampler, ContendedRun, Paths
 
 PSI = "some avg10=5.54 avg60=9.32 avg300=26.09 total=321339141\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=17\n"
 STAT = (
@@ -161,7 +161,7 @@ def test_records_keep_the_heap_the_warm_up_started_from(tmp_path, monkeypatch):
     from _profile_fakes import fake_anchor, write_tiny
 
     from rexbench.measure.config import RunConfig
-    from rexbench.measure.profile import profile_models
+    from rexbench.measure.run.profile import profile_models
 
     write_tiny(tmp_path)
     monkeypatch.chdir(tmp_path)

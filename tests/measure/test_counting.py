@@ -1,4 +1,4 @@
-"""rexbench.measure.counting: hand-computed toy networks, and every registered model against the reference table.
+"""rexbench.measure.counting.counts: hand-computed toy networks, and every registered model against the reference table.
 
 Reference numbers: tests/data/reference_counts.json (measured on the official ReXNet code,
 torchvision and timm). Every model is built once (module-level cache) and counted with one thread:
@@ -15,7 +15,7 @@ from torch import nn
 
 import rexbench
 from rexbench.errors import RexbenchError
-from rexbench.measure.counting import (
+from rexbench.measure.counting.counts import (
     COUNTERS,
     count,
     count_by_module,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from rexbench.measure import cudagraphs
+from rexbench.measure.backends import cudagraphs
 from rexbench.measure.config import RunConfig
 
 

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rexbench.measure import env, nvml
+from rexbench.measure.machine import env, nvml
 
 CPU = {
     "brand": "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz",

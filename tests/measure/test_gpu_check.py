@@ -11,10 +11,10 @@ import torch
 from _gpu_fakes import fake_nvml
 from _profile_fakes import FakeCudaOps, fake_cuda, write_tiny
 
-from rexbench.measure import agreement as agree
-from rexbench.measure import gpu_check
-from rexbench.measure.gpu_check import FAIL, PASS, SKIP, CheckSettings, check_model, configs_for
-from rexbench.measure.gpu_parity import PARITY_TOLERANCE, output_parity
+from rexbench.gpucheck import check as gpu_check
+from rexbench.gpucheck.check import FAIL, PASS, SKIP, CheckSettings, check_model, configs_for
+from rexbench.gpucheck.parity import PARITY_TOLERANCE, output_parity
+from rexbench.measure.timing import agreement as agree
 
 TINY = "py:nets.py:Tiny"
 
@@ -29,7 +29,7 @@ def fake_gpu(tmp_path, monkeypatch):
     fake_cuda(monkeypatch, ops)
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([], [0x0]))
     monkeypatch.setattr(torch, "compile", lambda module, **kw: module)
-    monkeypatch.setattr("rexbench.measure.prepare._cpu_supports", lambda dtype: True)
+    monkeypatch.setattr("rexbench.measure.backends.prepare._cpu_supports", lambda dtype: True)
     monkeypatch.setattr(gpu_check, "default_arms", scripted_arms(2.00, 2.01))
     return ops
 
@@ -112,7 +112,7 @@ def test_one_failing_configuration_is_one_line_and_the_rest_go_on(fake_gpu, tmp_
     def broken_fold(model):
         raise RuntimeError("fold exploded\nsecond line")
 
-    monkeypatch.setattr("rexbench.measure.prepare.fold_batchnorm", broken_fold)
+    monkeypatch.setattr("rexbench.measure.backends.prepare.fold_batchnorm", broken_fold)
     result = check_model(TINY, settings(tmp_path))
     assert ("max", FAIL) in by_check(result.rows, "prepare")
     (row,) = [r for r in result.rows if r.status == FAIL]
@@ -223,7 +223,7 @@ def test_interleave_rotates_the_order_and_agreement_is_a_ratio_of_medians():
 def test_real_rexbench_and_timer_arms_on_the_cpu():
     model = torch.nn.Linear(8, 8)
     x = torch.randn(4, 8)
-    from rexbench.measure.devices import CpuOps
+    from rexbench.measure.timing.devices import CpuOps
 
     arms = [agree.rexbench_arm(lambda: model(x), CpuOps()), agree.timer_arm(lambda: model(x), 1)]
     samples = agree.interleave(arms, rounds=1, per_round=3)

@@ -8,7 +8,7 @@ import sys
 import pytest
 from _gpu_fakes import IDLE, POWER_CAP, THERMAL, FunctionNotFound, fake_nvml
 
-from rexbench.measure import gpu_state, nvml
+from rexbench.measure.machine import gpu_state, nvml
 
 
 def ticking():

@@ -11,11 +11,11 @@ import torch
 from _profile_fakes import fake_anchor
 from torch import nn
 
-import rexbench.measure.prepare as prep
+import rexbench.measure.backends.prepare as prep
 from rexbench.cli import run as cli
-from rexbench.measure import parity
+from rexbench.measure.checks import parity
 from rexbench.measure.config import RunConfig
-from rexbench.measure.profile import profile_models
+from rexbench.measure.run.profile import profile_models
 
 
 def test_compare_by_hand():

@@ -1,4 +1,4 @@
-"""rexbench.measure.placement: the memory-stream probe and the signature that tells two placements
+"""rexbench.measure.machine.placement: the memory-stream probe and the signature that tells two placements
 of the virtual CPUs apart (synthetic readings; one real probe on small buffers)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rexbench.measure import placement
+from rexbench.measure.machine import placement
 
 
 def readings(one_ms: float, many_ms: float, threads: int = 2, n: int = 5) -> dict:

@@ -1,4 +1,4 @@
-"""rexbench.measure.prepare: never mutates its input, folds BN exactly, layouts, dtypes, scoped freezing.
+"""rexbench.measure.backends.prepare: never mutates its input, folds BN exactly, layouts, dtypes, scoped freezing.
 
 torch.compile is replaced by a recording fake here: a real cold compile takes 6-12 s even for a toy
 model on the project's 2-core machines, too slow for the test suite.
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from rexbench.errors import RexbenchError
-from rexbench.measure import prepare as prep
+from rexbench.measure.backends import prepare as prep
 from rexbench.measure.config import RunConfig
 
 EAGER = RunConfig.preset("eager", runs=1, warmup=0)

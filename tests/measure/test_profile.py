@@ -1,4 +1,4 @@
-"""rexbench.measure.profile: orchestration with a scripted clock and a tiny `py:` model (no timing asserts)."""
+"""rexbench.measure.run.profile: orchestration with a scripted clock and a tiny `py:` model (no timing asserts)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from _profile_fakes import (
     write_tiny,
 )
 
-import rexbench.measure.profile as profile
+import rexbench.measure.run.profile as profile
 from rexbench.errors import RexbenchError
-from rexbench.measure import anchor as anchor_mod
 from rexbench.measure.config import RunConfig
-from rexbench.measure.counting import count_model
-from rexbench.measure.profile import ProfileEvent, profile_models
+from rexbench.measure.counting.counts import count_model
+from rexbench.measure.run.profile import ProfileEvent, profile_models
+from rexbench.measure.timing import anchor as anchor_mod
 from rexbench.records.schema import Record
 from rexbench.records.store import load_record, load_records
 
@@ -161,9 +161,9 @@ def test_each_config_runs_with_its_own_threads(tiny, monkeypatch):
 
 
 def test_references_come_before_any_copy_and_the_last_config_takes_the_model(tiny, monkeypatch):
-    """The heap order of rexbench.measure.profile._prepare_model: eager references first (their
+    """The heap order of rexbench.measure.run.profile._prepare_model: eager references first (their
     model copies freed before the prepared copies are made), the built model itself prepared last."""
-    from rexbench.measure import parity
+    from rexbench.measure.checks import parity
 
     calls: list[tuple[str, object]] = []
     real_reference, real_prepare = parity.reference_output, profile.prepare
@@ -186,7 +186,7 @@ def test_references_come_before_any_copy_and_the_last_config_takes_the_model(tin
 
 
 def test_a_reference_that_fails_fails_every_config_that_needs_it(tiny, monkeypatch):
-    from rexbench.measure import parity
+    from rexbench.measure.checks import parity
 
     def broken(model, config, shape):
         raise RuntimeError("eager forward failed\nsecond line")

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from _synthetic import env, make
 
-from rexbench.measure.derived import derived
+from rexbench.measure.checks.derived import derived
 
 
 def test_threads_above_the_usable_cores_warn_and_the_warning_is_recorded() -> None:

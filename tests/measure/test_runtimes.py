@@ -12,11 +12,11 @@ from _profile_fakes import fake_anchor
 
 from rexbench.cli import run as cli
 from rexbench.errors import RexbenchError
-from rexbench.measure import runtimes
+from rexbench.measure.backends import runtimes
+from rexbench.measure.backends.prepare import prepare
+from rexbench.measure.checks.parity import TOLERANCES
 from rexbench.measure.config import RunConfig
-from rexbench.measure.parity import TOLERANCES
-from rexbench.measure.prepare import prepare
-from rexbench.measure.profile import profile_models
+from rexbench.measure.run.profile import profile_models
 from rexbench.records.store import load_records
 
 THREADS = 2

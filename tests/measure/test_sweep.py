@@ -10,10 +10,10 @@ import pytest
 from _synthetic import make
 
 from rexbench.errors import RexbenchError
-from rexbench.measure import env as envmod
-from rexbench.measure import sweep as sw
 from rexbench.measure.config import RunConfig
-from rexbench.measure.profile import ProfileEvent
+from rexbench.measure.machine import env as envmod
+from rexbench.measure.run import sweep as sw
+from rexbench.measure.run.profile import ProfileEvent
 from rexbench.records.store import write_record
 
 MACHINE = "test-machine-00000001"
@@ -301,12 +301,12 @@ def test_cli_a_claim_partner_measured_beside_a_profiled_model_keeps_its_record(t
 
 
 def test_cli_force_interrupt_and_dry_run(tmp_path, capsys, monkeypatch) -> None:
-    import rexbench.measure.profile
+    import rexbench.measure.run.profile
     from rexbench.cli import run
 
     out = tmp_path / "results"
     fake = FakeProfile(machine=envmod.machine_id())
-    monkeypatch.setattr(rexbench.measure.profile, "profile_models", fake)
+    monkeypatch.setattr(rexbench.measure.run.profile, "profile_models", fake)
     argv = ["sweep", "mobilenet_v3_small", "rexnet_x0.9", "--runs", "2", "--config", "eager"]
     assert run([*argv, "--out", str(out)]) == 0
     assert "next: rexbench report" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""rexbench.measure.timing (and measure.devices) with an injected clock and a fake CUDA device: exact samples, no timing asserts."""
+"""rexbench.measure.timing.loop (and measure.devices) with an injected clock and a fake CUDA device: exact samples, no timing asserts."""
 
 import contextlib
 import gc
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from rexbench.errors import RexbenchError
-from rexbench.measure.devices import CpuOps, CudaOps, oom_error
-from rexbench.measure.timing import (
+from rexbench.measure.timing.devices import CpuOps, CudaOps, oom_error
+from rexbench.measure.timing.loop import (
     ProgressEvent,
     Runner,
     backend_settings,

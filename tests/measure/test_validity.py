@@ -12,10 +12,11 @@ from _gpu_fakes import THERMAL, fake_nvml
 from _profile_fakes import FakeCudaOps, ScriptedClock, fake_anchor, fake_cuda, write_tiny
 
 from rexbench.errors import RexbenchError
-from rexbench.measure import l2flush, validity
+from rexbench.measure.checks import validity
 from rexbench.measure.config import ConfigOptions, RunConfig, build_configs
-from rexbench.measure.profile import profile_models
-from rexbench.measure.timing import ProgressEvent, Runner, measure_interleaved
+from rexbench.measure.run.profile import profile_models
+from rexbench.measure.timing import l2flush
+from rexbench.measure.timing.loop import ProgressEvent, Runner, measure_interleaved
 from rexbench.records.schema import Record
 from rexbench.records.store import load_record
 

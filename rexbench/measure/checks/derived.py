@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from rexbench.measure import contention
-from rexbench.measure.cudagraphs import uses_cudagraphs
-from rexbench.measure.validity import warnings as validity_warnings
+from rexbench.measure.backends.cudagraphs import uses_cudagraphs
+from rexbench.measure.checks.validity import warnings as validity_warnings
+from rexbench.measure.machine import contention
 from rexbench.records.schema import Record
 from rexbench.stats import NOISE_THRESHOLD, summarize
 

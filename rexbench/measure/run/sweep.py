@@ -1,7 +1,7 @@
 """Sweeps: the paper's model sets profiled with one configuration, resumable, interruptible.
 
 A sweep is a list of models (named sets from the paper's tables, or model specs) and a list of run
-configurations. The models go to `rexbench.measure.profile.profile_models` in groups timed in the
+configurations. The models go to `rexbench.measure.run.profile.profile_models` in groups timed in the
 same interleaved rounds (`groups`: by default, the models a paper claim compares, so that a claim's
 two latencies are never measured minutes apart), which writes their records atomically as soon as
 the group is finished; a model already measured with the identical configuration (same config_id,
@@ -83,8 +83,8 @@ def expand(names: Sequence[str]) -> list[str]:
 def check(specs: Sequence[str], configs: Sequence[RunConfig], out_dir: str | Path) -> None:
     """Everything a sweep can refuse, before anything is measured or printed: the device and
     dtype of every configuration, every model's input size under it, and a writable --out."""
-    from rexbench.measure.env import machine_id
-    from rexbench.measure.prepare import check_dtype, resolve_device
+    from rexbench.measure.backends.prepare import check_dtype, resolve_device
+    from rexbench.measure.machine.env import machine_id
     from rexbench.models.shapes import check_options
     from rexbench.records.store import check_writable, machine_dir
     from rexbench.spec import parse
@@ -118,7 +118,7 @@ def plan(
     from rexbench.records.store import find_record
 
     if machine_id is None and not force:
-        from rexbench.measure.env import machine_id as current
+        from rexbench.measure.machine.env import machine_id as current
 
         machine_id = current()
     items = []
@@ -233,7 +233,7 @@ def run(
     profile_fn: ProfileFn | None = None,
     **profile_kwargs: Any,
 ) -> SweepResult:
-    """Measure every planned model with `profile_fn` (default rexbench.measure.profile.profile_models),
+    """Measure every planned model with `profile_fn` (default rexbench.measure.run.profile.profile_models),
     one `Batch` of models (`batches(items, interleave)`) per call, timed together, records written to
     `out_dir` as each group finishes; a stored record measured again is kept (`Batch.again`).
 
@@ -247,7 +247,7 @@ def run(
     from rexbench.records.store import write_record
 
     if profile_fn is None:
-        from rexbench.measure import profile
+        from rexbench.measure.run import profile
 
         profile_fn = profile.profile_models
     result = SweepResult(skipped=[i for i in items if i.done])

@@ -337,7 +337,7 @@ def prepare_runtime(
 def prepare_with_runtime(
     model: Any, config: Any, default_resolution: int, input_shape: Any = None
 ) -> Any:
-    """`rexbench.measure.prepare.prepare` for a runtime configuration: a deep copy of `model`
+    """`rexbench.measure.backends.prepare.prepare` for a runtime configuration: a deep copy of `model`
     handed to the runtime, and the first call timed. compile_s is the whole setup (export or
     conversion, session or compilation, first call), the parts are in the runtime info."""
     import copy
@@ -345,7 +345,7 @@ def prepare_with_runtime(
 
     import torch
 
-    from rexbench.measure.prepare import PreparedModel, make_input, torch_dtype
+    from rexbench.measure.backends.prepare import PreparedModel, make_input, torch_dtype
 
     module = copy.deepcopy(model).eval()
     # ONNX Runtime runs the exported graph in its dtype; OpenVINO takes the fp32 graph and the

@@ -2,7 +2,7 @@
 summarise, and write one Record per model x configuration. No CLI code here. Per model: build it once
 (with --weights), count it once per input shape, prepare every configuration under its own threads /
 cuDNN / TF32 settings, then time all of them and the anchor in small interleaved rounds
-(rexbench.measure.rounds) so that machine drift hits them alike. Records are written atomically as
+(rexbench.measure.run.rounds) so that machine drift hits them alike. Records are written atomically as
 soon as a model's measurement ends: Ctrl-C keeps every finished one and leaves no partial file.
 """
 
@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
-from rexbench.measure import env as envmod
-from rexbench.measure.allocator import steady_allocator
-from rexbench.measure.anchor import Anchor, make_anchor
+from rexbench.measure.backends.prepare import check_dtype, prepare, resolve_device
+from rexbench.measure.backends.runtimes import check_available
 from rexbench.measure.config import RunConfig
-from rexbench.measure.devices import DeviceOps, device_ops
-from rexbench.measure.prepare import check_dtype, prepare, resolve_device
-from rexbench.measure.rounds import (
+from rexbench.measure.machine import env as envmod
+from rexbench.measure.machine.allocator import steady_allocator
+from rexbench.measure.run.rounds import (
     ROUND_SIZE,
     PreparedConfig,
     ProfileEvent,
@@ -32,8 +31,9 @@ from rexbench.measure.rounds import (
     first_line,
     measure_prepared,
 )
-from rexbench.measure.runtimes import check_available
-from rexbench.measure.timing import Clock, backend_settings
+from rexbench.measure.timing.anchor import Anchor, make_anchor
+from rexbench.measure.timing.devices import DeviceOps, device_ops
+from rexbench.measure.timing.loop import Clock, backend_settings
 from rexbench.models.shapes import check_options, format_shape
 from rexbench.records.schema import Record
 from rexbench.records.store import check_writable, machine_dir
@@ -42,7 +42,7 @@ from rexbench.spec import ModelSpec, parse
 if TYPE_CHECKING:
     from torch import nn
 
-    from rexbench.measure.prepare import PreparedModel
+    from rexbench.measure.backends.prepare import PreparedModel
 
 FailureFn = Callable[["ConfigFailure"], None]
 MACS_CONVENTION = (
@@ -80,10 +80,10 @@ def profile_models(
     out and passed to on_failure (without one: a RexbenchError after every other configuration
     was measured). together: every model timed in the same interleaved rounds (else one model after
     the other). Every configuration's output is checked against the eager fp32 model's before it
-    is timed (rexbench.measure.parity; the record's `parity`). abort_when_contended: raise
+    is timed (rexbench.measure.checks.parity; the record's `parity`). abort_when_contended: raise
     `contention.ContendedRun` as soon as a run is certain to end contended (the gate re-measures
     then). instructions: count each record's instructions per call under callgrind after its
-    rounds (rexbench.measure.instructions; minutes per configuration). anchor / ops / clock: test
+    rounds (rexbench.measure.counting.instructions; minutes per configuration). anchor / ops / clock: test
     injection (default: `anchor.make_anchor(device, threads)`, the device's DeviceOps, perf_counter_ns).
     All configs must share one device. Every input is checked before any model is built.
     """
@@ -139,7 +139,7 @@ def _check_inputs(
         for spec in specs:
             check_options(spec, config.input_shape, config.resolution)
     if instructions:
-        from rexbench.measure.instructions import check_available as have_valgrind
+        from rexbench.measure.counting.instructions import check_available as have_valgrind
 
         have_valgrind()
 
@@ -205,7 +205,7 @@ def _profile_group(
     specs: list[ModelSpec], configs: list[RunConfig], options: RoundOptions, failed: FailureFn
 ) -> list[Record]:
     """Prepare every configuration of every model of the group, then time them all in the same
-    interleaved rounds (rexbench.measure.rounds)."""
+    interleaved rounds (rexbench.measure.run.rounds)."""
     items: list[PreparedConfig] = []
     base_env: dict[str, Any] | None = None
     compiled = any(c.compile for c in configs)
@@ -236,7 +236,7 @@ def _prepare_model(
     the references taken after preparing and the built model freed, 40 MB of free holes were left in
     the heap, and a compiled model ran 8-12% slower than in a minimal loop when both virtual CPUs
     shared one core complex (docs/gate.md)."""
-    from rexbench.measure import parity
+    from rexbench.measure.checks import parity
     from rexbench.models.factory import create_model
 
     name = str(spec)
@@ -286,7 +286,7 @@ def _input_shape(spec: ModelSpec, model: nn.Module, config: RunConfig) -> tuple[
 
 def count(model: nn.Module, shape: Sequence[int], name: str) -> dict[str, Any]:
     """params and macs_conv for one image of `shape` (C, H, W), as a record stores them."""
-    from rexbench.measure.counting import count_model
+    from rexbench.measure.counting.counts import count_model
 
     full = (1, *shape)
     try:
@@ -309,7 +309,7 @@ def _prepare(
 ) -> PreparedModel:
     what = f"{name} could not be prepared as {config.label}"
     if config.runtime is not None:
-        from rexbench.measure.runtimes import EXTRAS, version
+        from rexbench.measure.backends.runtimes import EXTRAS, version
 
         what += f" ({EXTRAS[config.runtime][2]} {version(config.runtime)})"
     try:
@@ -328,9 +328,9 @@ def _prepare(
 def _references(
     model: nn.Module, configs: list[RunConfig], shapes: list[tuple[int, ...]]
 ) -> dict[tuple[Any, ...], Any]:
-    """The eager fp32 output (rexbench.measure.parity) per (input shape, batch size), or the
+    """The eager fp32 output (rexbench.measure.checks.parity) per (input shape, batch size), or the
     exception that computing it raised, which the check of each configuration needing it raises."""
-    from rexbench.measure.parity import reference_output
+    from rexbench.measure.checks.parity import reference_output
 
     out: dict[tuple[Any, ...], Any] = {}
     for config, shape in zip(configs, shapes, strict=True):
@@ -345,9 +345,9 @@ def _references(
 def _check(
     prepared: PreparedModel, reference: Any, weights: str, options: RoundOptions
 ) -> dict[str, Any]:
-    """The output parity of a prepared configuration (rexbench.measure.parity), noted if invalid."""
-    from rexbench.measure import parity
-    from rexbench.measure.devices import oom_error
+    """The output parity of a prepared configuration (rexbench.measure.checks.parity), noted if invalid."""
+    from rexbench.measure.checks import parity
+    from rexbench.measure.timing.devices import oom_error
 
     config = prepared.config
     try:

@@ -23,7 +23,7 @@ are not ratio-comparable):
   contiguous, eager, nothing compiled; 2.8 ms at 2 threads, 5.2 ms at 1 on this project's
   2-core AMD EPYC (this project's reference machine).
   Why not the four-convolution net at one thread of version 1: on a virtual machine whose
-  hypervisor moves the virtual CPUs between one core complex and two (rexbench.measure.placement),
+  hypervisor moves the virtual CPUs between one core complex and two (rexbench.measure.machine.placement),
   a 2-thread model runs 26% slower on two complexes while a 1-thread anchor does not move, so the
   ratio moved by +23% (a false regression); the mobile net at the model's threads slows down with
   it and its ratio moved by -3.2% (benchmarks/anchor_placement.py, results/anchor-placement/).
@@ -46,7 +46,7 @@ VERSION = 2
 SEED = 0
 CPU_NAME, CPU_INPUT_CHW = "mobile", (3, 128, 128)
 CUDA_NAME, CUDA_INPUT_CHW, CUDA_BATCH = "conv4", (16, 56, 56), 64
-#: Multiply-adds of one image (Conv + Linear rule of rexbench.measure.counting), for reference.
+#: Multiply-adds of one image (Conv + Linear rule of rexbench.measure.counting.counts), for reference.
 CPU_MACS = 49_289_344
 CUDA_MACS = 56 * 56 * 32 * 16 * 9 + 56 * 56 * 32 * 9 + 56 * 56 * 64 * 32 + 28 * 28 * 32 * 64 * 9
 

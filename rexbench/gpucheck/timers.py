@@ -1,19 +1,19 @@
 """The GPU check's timer agreement: rexbench's median of the headline model's compile_cl configuration
-against independent timers on the same prepared model (rexbench.measure.agreement), as CheckRows."""
+against independent timers on the same prepared model (rexbench.measure.timing.agreement), as CheckRows."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rexbench.measure import profile as prof
-from rexbench.measure.check_rows import FAIL, PASS, SKIP, WARN, CheckRow
-from rexbench.measure.rounds import PreparedConfig, first_line
-from rexbench.measure.timing import backend_settings
+from rexbench.gpucheck.rows import FAIL, PASS, SKIP, WARN, CheckRow
+from rexbench.measure.run import profile as prof
+from rexbench.measure.run.rounds import PreparedConfig, first_line
+from rexbench.measure.timing.loop import backend_settings
 
 if TYPE_CHECKING:
-    from rexbench.measure.agreement import Arm
-    from rexbench.measure.gpu_check import CheckSettings
+    from rexbench.gpucheck.check import CheckSettings
+    from rexbench.measure.timing.agreement import Arm
     from rexbench.records.schema import Record
 
 #: (prepared headline configuration, its DeviceOps, settings) -> (timer arms, rows of arms left out)
@@ -25,7 +25,7 @@ def default_arms(
 ) -> tuple[list[Arm], list[CheckRow]]:
     """rexbench and torch.utils.benchmark.Timer; on a GPU also rexbench with the L2 flushed and
     triton.testing.do_bench (which flushes it), or a SKIP row saying why not."""
-    from rexbench.measure import agreement as agree
+    from rexbench.measure.timing import agreement as agree
 
     run, subject = item.prepared.run, f"{settings.headline} {item.config.label}"
     arms = [agree.rexbench_arm(run, ops), agree.timer_arm(run, item.backend.get("threads"))]
@@ -38,7 +38,7 @@ def default_arms(
         return arms, [
             CheckRow("timer agreement", f"{subject} vs triton.testing.do_bench", SKIP, bench)
         ]
-    from rexbench.measure.l2flush import make_flusher
+    from rexbench.measure.timing.l2flush import make_flusher
 
     flushed = agree.rexbench_arm(run, ops, make_flusher(item.prepared.device))
     return [*arms, flushed, bench], []
@@ -51,7 +51,7 @@ def agreement_rows(
     arms_fn: ArmsFn,
 ) -> list[CheckRow]:
     """rexbench's median of the headline compile_cl configuration against independent timers."""
-    from rexbench.measure import agreement as agree
+    from rexbench.measure.timing import agreement as agree
 
     item = next((i for i in items if i.config.label == "compile_cl"), None)
     subject = f"{settings.headline} compile_cl"

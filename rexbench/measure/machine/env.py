@@ -15,7 +15,7 @@ What makes two runs comparable (used by the store, the report and the gate):
   git commit, time: recorded for diagnosis, never part of any identity. `gpu_snapshot()` and
   `device_snapshot()` read the volatile part again, at the start and end of a run.
 
-NVML (nvidia-ml-py, read in rexbench.measure.nvml) is optional: no library, no driver or any NVML
+NVML (nvidia-ml-py, read in rexbench.measure.machine.nvml) is optional: no library, no driver or any NVML
 error gives `"gpus": []` and the reason in `"gpu_error"`. Heavy imports (torch, cpuinfo, pynvml)
 happen inside the functions.
 """
@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from rexbench.measure.nvml import query_gpus
+from rexbench.measure.machine.nvml import query_gpus
 
 #: Environment variables that change how many threads the math libraries use, or where they run.
 # fmt: off

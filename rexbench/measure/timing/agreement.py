@@ -2,13 +2,13 @@
 process? Each timer is an `Arm` that times n calls; the arms run interleaved in small rounds (the
 order rotated every round) so that drift of the machine hits all of them alike.
 
-* rexbench: the timing loop of rexbench.measure.timing (CUDA events around each call, then a
+* rexbench: the timing loop of rexbench.measure.timing.loop (CUDA events around each call, then a
   synchronize; perf_counter_ns on a CPU), as `profile` runs it.
 * torch.utils.benchmark.Timer: `timeit(1)` per sample, so that both medians are medians of single
   calls; its timer synchronizes the device before reading the clock (torch.utils.benchmark docs).
 * triton.testing.do_bench, when triton is installed and the device is a GPU: CUDA events around
   each call with its 256 MB L2 flush in between, so it is compared with rexbench's own timing with
-  the L2 flushed (rexbench.measure.l2flush), not with the warm-cache number.
+  the L2 flushed (rexbench.measure.timing.l2flush), not with the warm-cache number.
 
 torch and triton are imported inside the functions.
 """
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from rexbench.measure.devices import DeviceOps
-from rexbench.measure.timing import Runner, measure_interleaved
+from rexbench.measure.timing.devices import DeviceOps
+from rexbench.measure.timing.loop import Runner, measure_interleaved
 
 TOLERANCE = 0.03  # medians within 3%
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rexbench.measure.nvml import (
+from rexbench.measure.machine.nvml import (
     REASON_FUNCTIONS,
     SLOWDOWN_REASONS,
     TEMPERATURE_FUNCTIONS,

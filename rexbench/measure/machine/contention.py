@@ -11,7 +11,7 @@ outside the timed region) `read_counters` takes four cumulative counters:
   threads were runnable but not running - the most direct evidence that a neighbour took our
   cores (steal does not show here, PSI shows every task on the machine).
 * minor page faults of the process (`getrusage`): not contention, but the other thing that makes a
-  call slower than its arithmetic (rexbench.measure.allocator); reported per call.
+  call slower than its arithmetic (rexbench.measure.machine.allocator); reported per call.
 
 Per chunk the differences give shares of its wall time (`Chunk`). A chunk is *contended* when our
 threads waited more than CHUNK_WAIT_SHARE of it, or steal exceeded CHUNK_STEAL_SHARE, or PSI "some"
@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from rexbench.errors import RexbenchError
-from rexbench.measure.allocator import minor_faults
-from rexbench.measure.placement import signature
+from rexbench.measure.machine.allocator import minor_faults
+from rexbench.measure.machine.placement import signature
 
 VERSION = 1
 PSI_FILE = Path("/proc/pressure/cpu")
@@ -205,7 +205,7 @@ class ChunkSampler:
     reader: Reader | None = None  # default: read_counters (looked up when called)
     chunks: list[Chunk] = field(default_factory=list)
     threads_max: int | None = None  # most threads this process had at any reading
-    placement: dict[str, Any] | None = None  # rexbench.measure.placement's readings
+    placement: dict[str, Any] | None = None  # rexbench.measure.machine.placement's readings
     _open: tuple[int, int, dict[str, int | None]] | None = None
     _done: dict[tuple[int, str], int] = field(default_factory=dict)
 

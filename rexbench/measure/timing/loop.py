@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rexbench.measure.devices import DeviceOps, device_ops, oom_error
+from rexbench.measure.timing.devices import DeviceOps, device_ops, oom_error
 from rexbench.stats import Summary, summarize
 
 Clock = Callable[[], int]
@@ -27,7 +27,7 @@ class Runner:
     setup: called before the runner's warm-up and before each of its chunks, outside the timed
     region (e.g. to set this runner's own thread count when runners need different ones).
     before_call: called before every call, outside the timed region (on CUDA it is queued before
-    the start event: e.g. the L2 flush of rexbench.measure.l2flush).
+    the start event: e.g. the L2 flush of rexbench.measure.timing.l2flush).
     """
 
     name: str

@@ -22,7 +22,7 @@ profiling process exists to measure), and what was applied is stored in each rec
 (`env["allocator"]`). Memory use is unchanged in peak (freed memory is kept, not grown).
 
 With no memory going back to the kernel, where a call's buffers land depends on the holes that
-earlier work left in the heap: `rexbench.measure.profile` orders its work to leave few, and
+earlier work left in the heap: `rexbench.measure.run.profile` orders its work to leave few, and
 `heap_state` reads them for the record.
 
 A minimal loop in another process gets the same policy from the environment, before it starts:
@@ -90,7 +90,7 @@ def heap_state() -> dict[str, int] | None:
     blocks, free bytes at the top of the main heap, free chunks; None where there is no mallinfo2.
 
     The holes are where a model's buffers land when it is timed in a process that freed memory
-    before (rexbench.measure.profile orders its work to leave few); a record keeps this reading
+    before (rexbench.measure.run.profile orders its work to leave few); a record keeps this reading
     from right before the warm-up.
     """
     libc = _libc()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
-from rexbench.measure import cudagraphs
+from rexbench.measure.backends import cudagraphs
 from rexbench.measure.config import RunConfig
 
 if TYPE_CHECKING:
@@ -161,9 +161,9 @@ class PreparedModel:
     """A model ready to time: `run()` is one forward pass on the prepared input.
 
     compile_s: seconds of the first call of the compiled model (compilation plus one run), None
-    when not compiled; for a runtime, its whole setup (rexbench.measure.runtimes). bn_folded /
+    when not compiled; for a runtime, its whole setup (rexbench.measure.backends.runtimes). bn_folded /
     bn_remaining: BatchNorm layers folded away / left. cudagraphs: for a model replayed as CUDA
-    graphs, its warm-up until the graph was recorded (rexbench.measure.cudagraphs.warm_up).
+    graphs, its warm-up until the graph was recorded (rexbench.measure.backends.cudagraphs.warm_up).
     runtime: what ONNX Runtime or OpenVINO did.
     """
 
@@ -229,7 +229,7 @@ def _first_call(prepared: PreparedModel, freezing: bool) -> float:
     """
     import torch
 
-    from rexbench.measure.devices import device_ops, oom_error
+    from rexbench.measure.timing.devices import device_ops, oom_error
 
     ops = device_ops(prepared.device)
     scope = torch._inductor.config.patch(freezing=True) if freezing else contextlib.nullcontext()
@@ -256,7 +256,7 @@ def prepare(
 ) -> PreparedModel:
     """Deep-copy `model` and prepare the copy as `config` says; the input model is left untouched.
     in_place: prepare `model` itself, for a caller that needs it no more (one copy of the weights
-    fewer in memory; rexbench.measure.profile says why that matters for the timing).
+    fewer in memory; rexbench.measure.run.profile says why that matters for the timing).
 
     Order: eval -> fold BN (fp32, on CPU) -> device and dtype -> channels-last -> torch.compile and
     its first call (timed as compile_s). `default_resolution` is the model's own, used when
@@ -271,7 +271,7 @@ def prepare(
     check_dtype(device, config.dtype)
     config_on_device = config if device == config.device else _with_device(config, device)
     if config.runtime is not None:  # ONNX Runtime or OpenVINO prepares the model itself
-        from rexbench.measure.runtimes import prepare_with_runtime
+        from rexbench.measure.backends.runtimes import prepare_with_runtime
 
         return prepare_with_runtime(model, config_on_device, default_resolution, input_shape)
     module = (model if in_place else copy.deepcopy(model)).eval()
@@ -292,7 +292,7 @@ def prepare(
             notes.append(
                 "reduce-overhead uses CUDA graphs; on CPU it behaves like the default mode"
             )
-        if graphs:  # every call a new CUDA graph step (see rexbench.measure.cudagraphs)
+        if graphs:  # every call a new CUDA graph step (see rexbench.measure.backends.cudagraphs)
             module = cudagraphs.stepping(module)
     x = make_input(config_on_device, default_resolution, input_shape=input_shape)
     prepared = PreparedModel(

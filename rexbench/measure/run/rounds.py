@@ -1,12 +1,12 @@
 """One model's measuring rounds: its prepared configurations and the drift anchor timed in small
-interleaved rounds (rexbench.measure.timing), then one Record per configuration, with its summary
+interleaved rounds (rexbench.measure.timing.loop), then one Record per configuration, with its summary
 and warnings, written as soon as the rounds end.
 
 Each runner's backend settings (threads, cuDNN, TF32) are re-applied before each of its chunks,
 outside the timed region; the device state is read before and after the rounds, and on a GPU
-once per round as well (rexbench.measure.validity, with torch.compile's recompilations); the
-kernel's contention counters are read around every chunk (rexbench.measure.contention), and the
-allocator is made steady before the warm-up (rexbench.measure.allocator).
+once per round as well (rexbench.measure.checks.validity, with torch.compile's recompilations); the
+kernel's contention counters are read around every chunk (rexbench.measure.machine.contention), and the
+allocator is made steady before the warm-up (rexbench.measure.machine.allocator).
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
-from rexbench.measure import contention, placement
-from rexbench.measure import env as envmod
-from rexbench.measure.allocator import heap_state, steady_allocator
-from rexbench.measure.anchor import Anchor
+from rexbench.measure.checks.derived import derived
+from rexbench.measure.checks.validity import RoundWatch
 from rexbench.measure.config import RunConfig
-from rexbench.measure.derived import derived
-from rexbench.measure.devices import DeviceOps
-from rexbench.measure.timing import (
+from rexbench.measure.machine import contention, placement
+from rexbench.measure.machine import env as envmod
+from rexbench.measure.machine.allocator import heap_state, steady_allocator
+from rexbench.measure.timing.anchor import Anchor
+from rexbench.measure.timing.devices import DeviceOps
+from rexbench.measure.timing.loop import (
     Clock,
     ProgressEvent,
     Runner,
@@ -33,13 +34,12 @@ from rexbench.measure.timing import (
     backend_settings,
     measure_interleaved,
 )
-from rexbench.measure.validity import RoundWatch
 from rexbench.records.schema import ModelInfo, Record, RunInfo, Timing
 from rexbench.records.store import write_record
 from rexbench.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from rexbench.measure.prepare import PreparedModel
+    from rexbench.measure.backends.prepare import PreparedModel
 
 ROUND_SIZE = 10  # calls per runner per round: small enough to interleave, large enough to amortise
 
@@ -78,7 +78,7 @@ class RoundOptions:
     progress: ProgressFn | None = None
     on_record: RecordFn | None = None
     abort_when_contended: bool = False  # stop a run certain to end contended (ContendedRun)
-    instructions: bool = False  # count each record's instructions (rexbench.measure.instructions)
+    instructions: bool = False  # count each record's instructions (rexbench.measure.counting.instructions)
 
     def emit(self, event: ProfileEvent) -> None:
         if self.progress is not None:
@@ -90,7 +90,7 @@ class PreparedConfig:
     """One configuration of a model, ready to time: the prepared model, the backend state it was
     prepared under (`backend_state()`), the thread info and the counts at its input; spec: its
     model when one measurement times several models (else the one given to measure_prepared);
-    parity: the output check of rexbench.measure.parity."""
+    parity: the output check of rexbench.measure.checks.parity."""
 
     config: RunConfig
     prepared: PreparedModel
@@ -111,7 +111,7 @@ def measure_prepared(
 
     Items of several models (each with its `spec`) are timed in the same rounds; every record of
     one call shares a `run_id`. The GPU's state and torch.compile's recompilations are watched
-    through the rounds (rexbench.measure.validity) and stored with each record (`Timing.validity`)."""
+    through the rounds (rexbench.measure.checks.validity) and stored with each record (`Timing.validity`)."""
     import uuid
 
     name = ", ".join(dict.fromkeys(str(item.spec or spec) for item in items)) or str(spec)
@@ -244,7 +244,7 @@ def _run_rounds(
 
 
 def _probe(items: Sequence[PreparedConfig], options: RoundOptions) -> placement.Probe | None:
-    """The CPU placement probe (rexbench.measure.placement) for runs on more than one thread,
+    """The CPU placement probe (rexbench.measure.machine.placement) for runs on more than one thread,
     timed with the real clock (none when a test injects its own)."""
     threads = max(int(item.backend.get("threads") or 1) for item in items)
     real = options.clock is time.perf_counter_ns
@@ -311,17 +311,17 @@ def _record_timing(
 
 def _instructions(spec: ModelSpec, config: RunConfig, options: RoundOptions) -> dict[str, Any]:
     """What a record's counts get: the instruction count, or why there is none."""
-    from rexbench.measure.instructions import counts_or_reason
+    from rexbench.measure.counting.instructions import counts_or_reason
 
     options.emit(ProfileEvent("instructions", str(spec), config.label))
     return counts_or_reason(str(spec), config, weights=options.weights)
 
 
 def _flusher(items: Sequence[PreparedConfig], device: str) -> Callable[[], None] | None:
-    """One L2 flush for every configuration that asks for it (rexbench.measure.l2flush)."""
+    """One L2 flush for every configuration that asks for it (rexbench.measure.timing.l2flush)."""
     if not any(item.config.flush_l2 for item in items):
         return None
-    from rexbench.measure.l2flush import make_flusher
+    from rexbench.measure.timing.l2flush import make_flusher
 
     return make_flusher(device)
 

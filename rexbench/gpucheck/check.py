@@ -2,12 +2,12 @@
 counted, prepared under every configuration (each on its own: one that fails is one line, the rest
 go on), timed interleaved with the drift anchor as `rexbench profile` times them (records written),
 then checked: the validity of each record (GPU slowdown, recompilations, CUDA graphs recorded), the
-output of every configuration against eager fp32 (rexbench.measure.gpu_parity), and for the headline
+output of every configuration against eager fp32 (rexbench.gpucheck.parity), and for the headline
 model rexbench's median against independent timers on the same prepared model
-(rexbench.measure.gpu_timers).
+(rexbench.gpucheck.timers).
 
 Every step ends in `CheckRow`s: PASS, FAIL, WARN (marked, not failed) or SKIP (not run, and why).
-The prepare / device / anchor functions are looked up on rexbench.measure.profile at call time, as
+The prepare / device / anchor functions are looked up on rexbench.measure.run.profile at call time, as
 `profile_models` uses them, so a test's fake device reaches them too.
 """
 
@@ -19,18 +19,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rexbench.measure import profile as prof
-from rexbench.measure.check_rows import FAIL, PASS, SKIP, WARN, CheckRow
+from rexbench.gpucheck.parity import output_parity
+from rexbench.gpucheck.rows import FAIL, PASS, SKIP, WARN, CheckRow
+from rexbench.gpucheck.timers import agreement_rows, default_arms
 from rexbench.measure.config import RunConfig
-from rexbench.measure.gpu_parity import output_parity
-from rexbench.measure.gpu_timers import agreement_rows, default_arms
-from rexbench.measure.rounds import PreparedConfig, RoundOptions, first_line, measure_prepared
-from rexbench.measure.timing import backend_settings
+from rexbench.measure.run import profile as prof
+from rexbench.measure.run.rounds import PreparedConfig, RoundOptions, first_line, measure_prepared
+from rexbench.measure.timing.loop import backend_settings
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from rexbench.measure.gpu_timers import ArmsFn
+    from rexbench.gpucheck.timers import ArmsFn
     from rexbench.records.schema import Record
 
 __all__ = [
@@ -134,7 +134,7 @@ class _Hooks:
 
 
 def _check_model(spec: str, settings: CheckSettings, result: ModelResult, hooks: _Hooks) -> None:
-    from rexbench.measure import env as envmod
+    from rexbench.measure.machine import env as envmod
     from rexbench.models.factory import create_model
     from rexbench.models.shapes import resolve_input_shape
     from rexbench.spec import parse
@@ -182,7 +182,7 @@ def _prepare(
     settings: CheckSettings,
 ) -> tuple[PreparedConfig | None, CheckRow]:
     """One configuration prepared under its own backend settings, or the line saying why not."""
-    from rexbench.measure import env as envmod
+    from rexbench.measure.machine import env as envmod
 
     subject = _subject(spec, config)
     try:
@@ -246,9 +246,9 @@ def _measure(
 
 
 def record_rows(record: Record) -> list[CheckRow]:
-    """The record written, and what its validity says (see rexbench.measure.validity)."""
-    from rexbench.measure.gpu_state import clock_range, slowdown
-    from rexbench.measure.validity import recompiled_of
+    """The record written, and what its validity says (see rexbench.measure.checks.validity)."""
+    from rexbench.measure.checks.validity import recompiled_of
+    from rexbench.measure.machine.gpu_state import clock_range, slowdown
 
     subject = f"{record.model.spec} {record.run.label}"
     lat = record.latency
@@ -300,7 +300,7 @@ def parity_rows(
 
     import torch
 
-    from rexbench.measure.prepare import make_input
+    from rexbench.measure.backends.prepare import make_input
 
     first = items[0]
     device = str(first.prepared.input.device)

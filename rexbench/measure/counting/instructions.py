@@ -38,7 +38,7 @@ NUMBER = 2  # calls per repeat
 REPEATS = 2
 TOOL = "callgrind"
 _SETUP = """
-from rexbench.measure.instructions import subject
+from rexbench.measure.counting.instructions import subject
 run = subject({spec!r}, {config!r}, {weights!r})
 """
 
@@ -76,8 +76,8 @@ def subject(spec: str, config: dict[str, Any], weights: str | None) -> Callable[
     """In the counting process: the prepared model's forward under inference mode, one thread."""
     import torch
 
-    from rexbench.measure.allocator import steady_allocator
-    from rexbench.measure.prepare import prepare
+    from rexbench.measure.backends.prepare import prepare
+    from rexbench.measure.machine.allocator import steady_allocator
     from rexbench.models.factory import create_model
 
     torch.set_num_threads(1)

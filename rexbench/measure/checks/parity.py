@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from rexbench.measure.backends.prepare import PreparedModel
     from rexbench.measure.config import RunConfig
-    from rexbench.measure.prepare import PreparedModel
 
 #: Largest relative L2 error of a valid configuration, per dtype of the run.
 TOLERANCES = {"fp32": 1e-3, "fp16": 1.6e-2, "bf16": 1.6e-2}
@@ -87,8 +87,8 @@ def nontrivial_weights(model: nn.Module, seed: int = SEED) -> str:
 
 def reference_input(config: RunConfig, shape: Any) -> torch.Tensor:
     """The input `prepare` builds for `config` (same seed and values), in fp32 NCHW on the CPU."""
+    from rexbench.measure.backends.prepare import make_input
     from rexbench.measure.config import RunConfig
-    from rexbench.measure.prepare import make_input
 
     plain = RunConfig(device="cpu", batch_size=config.batch_size, resolution=config.resolution,
                       input_shape=config.input_shape, channels_last=False, compile=False)  # fmt: skip

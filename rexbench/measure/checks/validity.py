@@ -1,6 +1,6 @@
 """Whether a measurement's samples can be trusted, recorded with them (`Timing.validity`) and used:
-the GPU's state through the rounds (rexbench.measure.gpu_state) and torch.compile's recompilations
-during the warm-up and the timed calls (rexbench.measure.cudagraphs.CompileWatch).
+the GPU's state through the rounds (rexbench.measure.machine.gpu_state) and torch.compile's recompilations
+during the warm-up and the timed calls (rexbench.measure.backends.cudagraphs.CompileWatch).
 
 `RoundWatch` follows one interleaved measurement through the timing loop's progress events, which
 come between chunks, never inside a timed region: one GPU reading per round, compile counters after
@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rexbench.measure.cudagraphs import CompileWatch, compile_counters, recompile_warnings
-from rexbench.measure.gpu_state import GpuSampler, clock_range, slowdown
+from rexbench.measure.backends.cudagraphs import CompileWatch, compile_counters, recompile_warnings
+from rexbench.measure.machine.gpu_state import GpuSampler, clock_range, slowdown
 
 if TYPE_CHECKING:
-    from rexbench.measure.timing import ProgressEvent
+    from rexbench.measure.timing.loop import ProgressEvent
 
 
 class RoundWatch:

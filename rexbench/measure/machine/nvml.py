@@ -29,7 +29,7 @@ THROTTLE_REASONS = {
 
 
 #: The bits that mean the clocks were lowered by power or temperature (nvmlClocksEventReason* docs):
-#: a run measured with any of them set is not comparable with one without (rexbench.measure.gpu_state).
+#: a run measured with any of them set is not comparable with one without (rexbench.measure.machine.gpu_state).
 SLOWDOWN_REASONS = (
     "sw_power_cap",
     "hw_slowdown",

@@ -32,7 +32,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
-from rexbench.measure.counters import BACKENDS, evaluating, hooked, is_conv_or_linear, layer_macs
+from rexbench.measure.counting.counters import (
+    BACKENDS,
+    evaluating,
+    hooked,
+    is_conv_or_linear,
+    layer_macs,
+)
 
 if TYPE_CHECKING:
     from torch import nn

@@ -1,0 +1,1 @@
+"""Backends: how a built model is prepared to run (PyTorch presets, CUDA graphs, ONNX Runtime, OpenVINO)."""

@@ -1,0 +1,1 @@
+"""Checks on a measurement: output parity against eager fp32, validity of the samples, summary and warnings."""

@@ -1,0 +1,1 @@
+"""Counting: parameters and multiply-adds from a table of counters, and instructions per call."""

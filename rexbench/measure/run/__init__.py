@@ -1,0 +1,1 @@
+"""Orchestration: profile and sweep, which build, count, prepare, time and write one record per run."""

@@ -1,0 +1,1 @@
+"""Timing: the per-iteration loop, what it needs from a device, the drift anchor and timer agreement."""
