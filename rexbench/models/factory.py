@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rexbench.errors import RexbenchError
 from rexbench.registry import MODELS, ModelEntry
 from rexbench.spec import ModelSpec, parse
 
@@ -27,13 +28,22 @@ def build(spec: ModelSpec, num_classes: int = 1000) -> nn.Module:
 def create_model(
     name: str | ModelSpec, weights: str | Path | None = None, num_classes: int = 1000
 ) -> nn.Module:
-    """Build a model by name or spec, load `weights` if given (format detected), return it in eval mode."""
+    """Build a model by name or spec, load `weights` if given (a checkpoint file, format detected, or
+    the name of a weights package: rexbench.models.packaged), return it in eval mode."""
+    from rexbench.models.packaged import packaged, resolve_weights
+
     spec = parse(name) if isinstance(name, str) else name
+    entry = packaged(weights)
+    if entry is not None and str(spec) != entry.model:
+        raise RexbenchError(
+            f"--weights {entry.package} holds {entry.model}'s weights, not {spec}'s; "
+            f"give it with {entry.model}"
+        )
     model = build(spec, num_classes=num_classes)
     if weights is not None:
         from rexbench.models.checkpoints import load_checkpoint
 
-        load_checkpoint(model, weights, model_name=str(spec))
+        load_checkpoint(model, resolve_weights(weights), model_name=str(spec))
     return model.eval()
 
 

@@ -361,16 +361,19 @@ def _memory_kind(method: str | None) -> str | None:
 def _provenance(spec: ModelSpec, weights: str | Path | None) -> dict[str, Any]:
     import hashlib
 
+    from rexbench.models.packaged import package_version, packaged, resolve_weights
     from rexbench.models.provenance import provenance
 
     info = provenance(spec)
     if weights is not None:
-        path = Path(weights)
+        path = resolve_weights(weights)
         digest = hashlib.sha256()
         with path.open("rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
         info.update(weights=str(path.resolve()), weights_sha256=digest.hexdigest())
+        if entry := packaged(weights):
+            info.update(weights_package=entry.package, weights_version=package_version(entry))
     return info
 
 
