@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DRY_MODELS = ("rexnet_x2.0", "efficientnet_b0")
 GRACE_S = 150  # past the budget: a compile already started may finish, then the hard stop
+REPORT = "Figure 3 + paper vs measured"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,8 +43,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--budget-s", type=float, default=420.0, help="overall time budget (s)")
     parser.add_argument("--dry-run", action="store_true", help="the whole path on the CPU, small")
     parser.add_argument("--models", nargs="+", default=None, help="default: the Table 5 models")
-    parser.add_argument("--headline", default="rexnet_x2.0",
-                        help="the model checked under every configuration and against the timers")  # fmt: skip
+    parser.add_argument(
+        "--headline",
+        default="rexnet_x2.0",
+        help="the model checked under every configuration and against the timers",
+    )
     parser.add_argument("--runs", type=int, default=None, help="timed calls (default 200; dry 20)")
     parser.add_argument(
         "--warmup", type=int, default=None, help="warm-up calls (default 20; dry 2)"
@@ -55,12 +59,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def settings_from(args: argparse.Namespace, headline: str):  # noqa: ANN201
-    from rexbench.gpucheck.check import CheckSettings
+    from rexbench.gpucheck.settings import CheckSettings
 
-    given = {k: v for k, v in (("runs", args.runs), ("warmup", args.warmup),
-                               ("batch_size", args.batch_size), ("resolution", args.resolution))
-             if v is not None}  # fmt: skip
-    common = dict(out_dir=args.out / "records", headline=headline, **given)
+    asked = {
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "batch_size": args.batch_size,
+        "resolution": args.resolution,
+    }
+    given = {k: v for k, v in asked.items() if v is not None}
+    common = {"out_dir": args.out / "records", "headline": headline, **given}
     if args.dry_run:
         return CheckSettings.dry(**common)
     return CheckSettings(flush_l2=args.flush_l2, **common)
@@ -116,9 +124,19 @@ class Budget:
         self.per_config.append(seconds / max(1, configs))
 
 
-def run_models(specs: list[str], settings, budget: Budget, out: Path) -> tuple[list, list]:  # noqa: ANN001
-    """check_model for every model that fits the budget; SKIP rows for the rest."""
-    from rexbench.gpucheck.check import SKIP, CheckRow, check_model, configs_for
+def run_models(
+    specs: list[str],
+    settings,
+    budget: Budget,
+    out: Path,
+    *,
+    parts,  # noqa: ANN001
+) -> tuple[list, list]:
+    """check_model for every model that fits the budget; SKIP rows for the rest. parts: what the
+    check measures with (rexbench.gpucheck.check.CheckParts)."""
+    from rexbench.gpucheck.check import check_model
+    from rexbench.gpucheck.rows import SKIP, CheckRow
+    from rexbench.gpucheck.settings import configs_for
 
     records, rows = [], []
     for spec in specs:
@@ -129,26 +147,26 @@ def run_models(specs: list[str], settings, budget: Budget, out: Path) -> tuple[l
             print(f"[{budget.used():5.0f} s] {spec}: skipped ({why})", file=sys.stderr, flush=True)
             continue
         print(f"[{budget.used():5.0f} s] {spec}: {n} configuration(s)", file=sys.stderr, flush=True)
-        result = check_model(spec, settings, deadline=budget.deadline)
+        result = check_model(spec, settings, parts=parts, deadline=budget.deadline)
         budget.spent(result.seconds, n)
         records += result.records
         rows += result.rows
         for row in result.rows:
-            print(f"    {row.status:4}  {row.check:15} {row.subject}: {row.detail}",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            line = f"    {row.status:4}  {row.check:15} {row.subject}: {row.detail}"
+            print(line, file=sys.stderr, flush=True)
         write_checks(out, rows, {"partial": True})
     return records, rows
 
 
 def report_rows(records: list, out: Path, dry_run: bool) -> list:
     """Paper vs measured (report.md, report.html) and Figure 3 with its GPU panel, into OUT/report."""
-    from rexbench.gpucheck.check import FAIL, PASS, SKIP, WARN, CheckRow
+    from rexbench.gpucheck.rows import FAIL, PASS, SKIP, WARN, CheckRow
     from rexbench.measure.run.rounds import first_line
     from rexbench.report import paper
     from rexbench.report.figure3 import NothingToPlot, figure3, summary
 
     if not records:
-        return [CheckRow("report", "Figure 3 + paper vs measured", SKIP, "no records")]
+        return [CheckRow("report", REPORT, SKIP, "no records")]
     shown = [r for r in records if r.run.label == "compile_cl" and r.dtype == "fp32"]
     published = any(r.model.top1 is not None for r in shown or records)
     try:
@@ -156,16 +174,15 @@ def report_rows(records: list, out: Path, dry_run: bool) -> list:
         written = paper.write(doc, out / "report", shown or records)
         panels = summary(figure3(shown or records))["panels"]
     except NothingToPlot as exc:  # only models with a published top-1 are plotted (not py: tests)
-        return [CheckRow("report", "Figure 3 + paper vs measured", WARN if not published else FAIL,
-                         first_line(exc))]  # fmt: skip
+        return [CheckRow("report", REPORT, FAIL if published else WARN, first_line(exc))]
     except Exception as exc:
-        return [CheckRow("report", "Figure 3 + paper vs measured", FAIL, first_line(exc))]
+        return [CheckRow("report", REPORT, FAIL, first_line(exc))]
     panel = 1 if dry_run else 2  # a dry run has CPU records: its CPU panel is the one drawn
     lines = panels[panel]["lines"]
     status = PASS if lines else (FAIL if published else WARN)
     what = f"{panels[panel]['title']}: {len(lines)} line(s) ({', '.join(lines)})"
     files = ", ".join(str(p.relative_to(out)) for p in written.values())  # OUT-relative
-    return [CheckRow("report", "Figure 3 + paper vs measured", status, f"{what}; {files}")]
+    return [CheckRow("report", REPORT, status, f"{what}; {files}")]
 
 
 def write_checks(out: Path, rows: list, extra: dict[str, Any]) -> Path:
@@ -187,7 +204,9 @@ def summary_table(rows: list, title: str):  # noqa: ANN201
     return table
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, parts=None) -> int:  # noqa: ANN001
+    """The command; parts: what the check measures with (rexbench.gpucheck.check.CheckParts;
+    None: the real ones; the tests pass a fake GPU's)."""
     args = parse_args(argv)
     if not args.dry_run:
         line = no_cuda_line()
@@ -197,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from rexbench.errors import RexbenchError
-    from rexbench.gpucheck.check import FAIL
+    from rexbench.gpucheck.check import REAL_CHECK
+    from rexbench.gpucheck.rows import FAIL
 
     budget = Budget(args.budget_s)
     try:
@@ -209,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     watchdog(args.budget_s + GRACE_S)
     try:
-        records, rows = run_models(specs, settings, budget, args.out)
+        records, rows = run_models(specs, settings, budget, args.out, parts=parts or REAL_CHECK)
         rows += report_rows(records, args.out, args.dry_run)
     finally:
         faulthandler.cancel_dump_traceback_later()
@@ -225,13 +245,20 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)  # also when nothing was measured
     with (args.out / "summary.txt").open("w") as fh:
         Console(file=fh, width=200, no_color=True).print(table)
-    write_checks(args.out, rows, {"partial": False, "settings": _jsonable(settings),
-                                  "counts": counts, "elapsed_s": budget.used(),
-                                  "budget_s": args.budget_s})  # fmt: skip
+    ending = {
+        "partial": False,
+        "settings": _jsonable(settings),
+        "counts": counts,
+        "elapsed_s": budget.used(),
+        "budget_s": args.budget_s,
+    }
+    write_checks(args.out, rows, ending)
     verdict = "FAILED" if counts[FAIL] else "passed"
-    print(f"gpu check {verdict}: {counts['PASS']} passed, {counts['FAIL']} failed, "
-          f"{counts['WARN']} warnings, {counts['SKIP']} skipped; {budget.used():.0f} s of "
-          f"{args.budget_s:.0f} s; records and report in {args.out}")  # fmt: skip
+    print(
+        f"gpu check {verdict}: {counts['PASS']} passed, {counts['FAIL']} failed, "
+        f"{counts['WARN']} warnings, {counts['SKIP']} skipped; {budget.used():.0f} s of "
+        f"{args.budget_s:.0f} s; records and report in {args.out}"
+    )
     return 1 if counts[FAIL] else 0
 
 
@@ -240,14 +267,13 @@ def watchdog(seconds: float) -> None:
     try:
         faulthandler.dump_traceback_later(seconds, exit=True, file=sys.__stderr__)
     except (AttributeError, ValueError, OSError) as exc:  # no real stderr (embedded, captured)
-        print(f"gpu_check: no watchdog ({exc}); the budget is kept between models only",
-              file=sys.stderr)  # fmt: skip
+        line = f"gpu_check: no watchdog ({exc}); the budget is kept between models only"
+        print(line, file=sys.stderr)
 
 
 def check_out(out: Path) -> None:
     from rexbench.measure.machine import env as envmod
-    from rexbench.measure.run.profile import check_writable
-    from rexbench.records.store import machine_dir
+    from rexbench.records.store import check_writable, machine_dir
 
     check_writable(machine_dir(out / "records", envmod.machine_id()))
 

@@ -1,12 +1,17 @@
-"""Fakes shared by test_profile.py and test_cli_profile.py: tiny `py:` models, a scripted clock,
-a fake CUDA device and a fake anchor. Nothing here measures real time."""
+"""Fakes shared by the profile, CLI and GPU check tests: tiny `py:` models, a scripted clock, a fake
+CUDA device and a fake anchor. They reach the measuring code as one `Parts`
+(rexbench.measure.run.parts), passed to profile_models, the CLI's `run` or the GPU check. Nothing here
+measures real time."""
 
 from __future__ import annotations
 
 import contextlib
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
+from rexbench.measure.backends.prepare import prepare as real_prepare
+from rexbench.measure.run.parts import REAL, Parts
 from rexbench.measure.timing.anchor import Anchor
 
 # Tiny: Conv2d(3, 4, 3, padding=1) -> global average pool -> Linear(4, 2), input 3x16x16.
@@ -82,6 +87,12 @@ def fake_anchor(log: list | None = None) -> Anchor:
     return Anchor("fake", 0, "cpu", 1, 1, run, setup, "does nothing")
 
 
+def fake_parts(clock=None, log: list | None = None, base: Parts = REAL) -> Parts:
+    """`base` (the real parts) with the do-nothing anchor, and `clock` (a ScriptedClock) if given."""
+    parts = replace(base, make_anchor=lambda device, threads: fake_anchor(log))
+    return parts if clock is None else replace(parts, clock=clock)
+
+
 class FakeEvent:
     def __init__(self, ops: FakeCudaOps, ident: int) -> None:
         self.ops, self.ident, self.t = ops, ident, None
@@ -136,30 +147,26 @@ class FakeCudaOps:
         pass
 
 
-def fake_cuda(monkeypatch, ops: FakeCudaOps) -> None:
-    """Make this CPU-only torch look like it has one GPU, and route the real prepare() to the CPU
-    (a module cannot really move to a GPU here); every model call advances the fake GPU clock."""
+def fake_cuda(monkeypatch, ops: FakeCudaOps) -> Parts:
+    """The parts of a fake GPU: `ops` as its DeviceOps, an anchor whose every call is a model call
+    on it, and prepare() routed to the CPU (a module cannot really move to a GPU here: the fake GPU
+    computes in fp32, whatever the dtype, since this CPU may lack fp16 kernels); every model call
+    advances the fake GPU clock. torch is told that it has one GPU (with bf16), the one thing only
+    torch itself can be told."""
     import torch
-
-    import rexbench.measure.run.profile as profile
-    from rexbench.measure.backends.prepare import prepare as real_prepare
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    monkeypatch.setattr(profile, "device_ops", lambda device: ops)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
 
     def cuda_anchor(device: str, threads: int | None = None) -> Anchor:
         anchor = fake_anchor()
         anchor.device, anchor.fn = device, ops.call
         return anchor
 
-    monkeypatch.setattr(profile, "make_anchor", cuda_anchor)
-
     def prepare_on_cpu(model, config, default_resolution=224, *, input_shape=None, in_place=False):
-        from dataclasses import replace
-
-        on_cpu = replace(config, device="cpu", flush_l2=False)  # flush_l2 is CUDA-only
+        on_cpu = replace(config, device="cpu", dtype="fp32", flush_l2=False)  # flush_l2: CUDA only
         prepared = real_prepare(model, on_cpu, input_shape=input_shape, in_place=in_place)
         prepared.config, prepared.device = config, "cuda:0"
         module = prepared.module
@@ -171,4 +178,4 @@ def fake_cuda(monkeypatch, ops: FakeCudaOps) -> None:
         prepared.module = on_gpu
         return prepared
 
-    monkeypatch.setattr(profile, "prepare", prepare_on_cpu)
+    return Parts(device_ops=lambda device: ops, make_anchor=cuda_anchor, prepare=prepare_on_cpu)

@@ -10,11 +10,14 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from rexbench.errors import RexbenchError
+
+if TYPE_CHECKING:
+    from rexbench.measure.run.parts import Parts
 
 # (command module, attribute): each attribute is a Typer command function or a Typer sub-app.
 _COMMANDS: list[tuple[str, str]] = [
@@ -70,11 +73,12 @@ def build_app() -> typer.Typer:
     return app
 
 
-def _invoke(app: typer.Typer, args: list[str]) -> int:
-    """Parse and run one command line; its exit code. Errors propagate."""
+def _invoke(app: typer.Typer, args: list[str], parts: Parts | None) -> int:
+    """Parse and run one command line; its exit code. Errors propagate. `parts` reaches the
+    commands as the click context's `obj`."""
     command = typer.main.get_command(app)
     try:
-        with command.make_context("rexbench", args) as ctx:
+        with command.make_context("rexbench", args, obj=parts) as ctx:
             command.invoke(ctx)
     except typer.Exit as exc:
         return exc.exit_code
@@ -85,10 +89,11 @@ def _invoke(app: typer.Typer, args: list[str]) -> int:
     return 0
 
 
-def run(argv: Sequence[str] | None = None) -> int:
+def run(argv: Sequence[str] | None = None, *, parts: Parts | None = None) -> int:
     """Run the CLI and return its exit code (used by `main` and by the tests).
 
-    Every failure is one line on stderr (rexbench.cli.errors): a RexbenchError or a click usage
+    parts: what `rexbench profile` measures with (rexbench.measure.run.parts; None: the real
+    ones), for tests that run the command on a fake device. Every failure is one line on stderr (rexbench.cli.errors): a RexbenchError or a click usage
     error exits 2, and so does a stdout that cannot be written; Ctrl-C exits 130, SIGTERM 143.
     """
     from rexbench.cli import errors
@@ -97,7 +102,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     app = build_app()
     with errors.guarded_stdout() as stdout:
         try:
-            code = _invoke(app, args)
+            code = _invoke(app, args, parts)
             stdout.flush()
         except errors.usage_errors() as exc:
             errors.error_line(errors.usage_message(exc, typer.main.get_command(app), args))

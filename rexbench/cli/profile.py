@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 @measure_options()
 def profile(
+    ctx: typer.Context,
     models: ModelsArg,
     *,
     measure: MeasureOptions,
@@ -47,6 +48,7 @@ def profile(
     Several configurations (--config eager,compile_cl,max,ort,openvino) are measured interleaved, so machine drift hits all alike; the table shows each one's speedup over the first. Each configuration's output is checked against the eager fp32 model's first: one that differs is recorded as invalid and the command exits 1 (unless --allow-mismatch); one that cannot be prepared is one line, and the others are still measured.
     """
     from rexbench.measure.config import build_configs
+    from rexbench.measure.run.parts import REAL
     from rexbench.measure.run.profile import profile_models
 
     configs, note = build_configs(replace(measure.config_options(), flush_l2=flush_l2))
@@ -71,6 +73,7 @@ def profile(
                 on_record=saved,
                 on_failure=failures.append,
                 instructions=instructions,
+                parts=ctx.obj or REAL,  # what rexbench.cli.run was given (tests: a fake device)
             )
     except KeyboardInterrupt:
         where = f" in {kept[0].parent}" if kept else ""

@@ -1,6 +1,7 @@
 """benchmarks/gpu_check.py end to end: the dry run on this CPU (a tiny model, a few calls), the same
-command on a fake GPU (tests/_profile_fakes.py) with agreeing and disagreeing timers, no CUDA, the
-time budget. torch.compile is stubbed: what a real compile does is tested in tests/measure."""
+command on a fake GPU (tests/_profile_fakes.py, passed to `main` as the check's parts) with agreeing
+and disagreeing timers, no CUDA, the time budget. torch.compile is stubbed: what a real compile does
+is tested in tests/measure."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from _gate_data import record
 from _gpu_fakes import fake_nvml
 from _profile_fakes import FakeCudaOps, fake_cuda, write_tiny
 
-from rexbench.gpucheck import check as gpu_check
+from rexbench.gpucheck.check import CheckParts
 from rexbench.measure.config import RunConfig
 from rexbench.measure.timing import agreement as agree
 from rexbench.records.schema import RunInfo
@@ -49,8 +50,8 @@ def test_dry_run_end_to_end_on_the_cpu(command, tiny, monkeypatch, capsys):
     for missing in ("fvcore", "thop", "iopath", "yacs"):  # the check needs none of them
         monkeypatch.setitem(sys.modules, missing, None)
     out = tiny / "check"
-    args = ["--dry-run", "--models", TINY, TINY3, "--headline", TINY, "--resolution", "16",
-            "--runs", "6", "--out", str(out)]  # fmt: skip
+    models = ["--models", TINY, TINY3, "--headline", TINY]
+    args = ["--dry-run", *models, "--resolution", "16", "--runs", "6", "--out", str(out)]
     assert command.main(args) == 0
     printed = capsys.readouterr().out
     assert "GPU check (dry run on the CPU): 5 record(s)" in printed
@@ -68,10 +69,8 @@ def test_dry_run_end_to_end_on_the_cpu(command, tiny, monkeypatch, capsys):
     assert status[("parity", f"{TINY} cudagraphs")] == "PASS"
     assert status[("parity", f"{TINY3} compile_cl")] == "PASS"
     assert status[("timer agreement", f"{TINY} compile_cl vs triton.testing.do_bench")] == "SKIP"
-    assert status[("timer agreement", f"{TINY} compile_cl vs torch.utils.benchmark.Timer")] in (
-        "PASS",
-        "WARN",
-    )  # fmt: skip  (CPU timings on a shared machine are not judged)
+    timer = status[("timer agreement", f"{TINY} compile_cl vs torch.utils.benchmark.Timer")]
+    assert timer in ("PASS", "WARN")  # CPU timings on a shared machine are not judged
     assert status[("report", "Figure 3 + paper vs measured")] == "WARN"  # py: models: no top-1
     for name in ("report.md", "report.html"):
         assert (out / "report" / name).stat().st_size > 0
@@ -88,10 +87,9 @@ def test_no_cuda_is_one_line_and_exit_2(command, monkeypatch, capsys, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def fake_gpu(monkeypatch, timer_ms: float) -> None:
-    fake_cuda(monkeypatch, FakeCudaOps())
+def fake_gpu(monkeypatch, timer_ms: float) -> CheckParts:
+    """A fake GPU (tests/_profile_fakes.py) with a cool fake NVML, and timers reading `timer_ms`."""
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([], [0x0]))
-    monkeypatch.setattr("rexbench.measure.backends.prepare._cpu_supports", lambda dtype: True)
 
     def arms(item, ops, settings):
         return [
@@ -99,17 +97,17 @@ def fake_gpu(monkeypatch, timer_ms: float) -> None:
             agree.Arm("torch.utils.benchmark.Timer", lambda n: [timer_ms * 1e6] * n, "rexbench"),
         ], []
 
-    monkeypatch.setattr(gpu_check, "default_arms", arms)
+    return CheckParts(fake_cuda(monkeypatch, FakeCudaOps()), arms)
 
 
 @pytest.mark.parametrize("timer_ms, code", [(2.02, 0), (2.5, 1)])
 def test_on_a_fake_gpu_a_disagreeing_timer_fails_the_check(
     command, tiny, monkeypatch, capsys, timer_ms, code
 ):
-    fake_gpu(monkeypatch, timer_ms)
+    parts = fake_gpu(monkeypatch, timer_ms)
     out = tiny / "check"
     args = ["--models", TINY, "--headline", TINY, "--runs", "4", "--warmup", "1", "--out", str(out)]
-    assert command.main(args) == code
+    assert command.main(args, parts=parts) == code
     printed = capsys.readouterr().out
     assert "GPU check (batch 64 on cuda): 6 record(s)" in printed
     rows = rows_of(out)
@@ -121,8 +119,8 @@ def test_on_a_fake_gpu_a_disagreeing_timer_fails_the_check(
 
 def test_the_budget_skips_what_does_not_fit(command, tiny, capsys):
     out = tiny / "check"
-    assert command.main(["--dry-run", "--models", TINY, "--headline", TINY, "--budget-s", "0",
-                         "--out", str(out)]) == 0  # fmt: skip
+    args = ["--dry-run", "--models", TINY, "--headline", TINY, "--budget-s", "0"]
+    assert command.main([*args, "--out", str(out)]) == 0
     (row, report) = rows_of(out)
     assert row["status"] == "SKIP" and row["detail"].startswith("budget: 0 s used of 0 s")
     assert report["status"] == "SKIP" and report["detail"] == "no records"

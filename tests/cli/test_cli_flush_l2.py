@@ -4,11 +4,11 @@ one line and exit 2 on a CPU. A fake GPU and a fake flush (tests/_profile_fakes.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from _profile_fakes import FakeCudaOps, fake_cuda, write_tiny
 
 from rexbench.cli import run
-from rexbench.measure.timing import l2flush
 from rexbench.records.store import load_record
 
 FAST = ["--runs", "3", "--warmup", "1", "--no-compile"]
@@ -18,7 +18,6 @@ def test_flush_l2_on_a_fake_gpu(tmp_path, monkeypatch, capsys):
     write_tiny(tmp_path)
     monkeypatch.chdir(tmp_path)
     ops = FakeCudaOps()
-    fake_cuda(monkeypatch, ops)
 
     def fake_flusher(device, nbytes=None):
         def flush():
@@ -27,9 +26,9 @@ def test_flush_l2_on_a_fake_gpu(tmp_path, monkeypatch, capsys):
         flush.info = {"bytes": 1024, "l2_bytes": None}
         return flush
 
-    monkeypatch.setattr(l2flush, "make_flusher", fake_flusher)
+    parts = replace(fake_cuda(monkeypatch, ops), make_flusher=fake_flusher)
     args = ["profile", "py:nets.py:Tiny", "--device", "cuda", "--flush-l2", *FAST]
-    code = run([*args, "--out", str(tmp_path / "r"), "--json"])
+    code = run([*args, "--out", str(tmp_path / "r"), "--json"], parts=parts)
     captured = capsys.readouterr()
     assert code == 0, captured.err
     (row,) = json.loads(captured.out)["rows"]

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from _profile_fakes import TINY_MACS, TINY_PARAMS, FakeCudaOps, fake_anchor, fake_cuda, write_tiny
+from _profile_fakes import TINY_MACS, TINY_PARAMS, FakeCudaOps, fake_cuda, write_tiny
 
-import rexbench.measure.run.profile as profile
 from rexbench.cli import run
 from rexbench.cli.profile import table_data
 from rexbench.measure.config import ConfigOptions, build_configs
@@ -18,10 +17,9 @@ FAST = ["--runs", "3", "--warmup", "1", "--no-compile"]
 
 @pytest.fixture
 def tiny(tmp_path, monkeypatch):
-    """cwd = tmp_path with nets.py; the anchor is a no-op so that the tests stay fast."""
+    """cwd = tmp_path with nets.py (the real anchor: a few calls of a few milliseconds each)."""
     write_tiny(tmp_path)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(profile, "make_anchor", lambda device, threads=None: fake_anchor())
     return "py:nets.py:Tiny"
 
 
@@ -113,8 +111,8 @@ def test_default_configuration_is_compile_and_channels_last_and_says_so():
 
 def test_cuda_default_batch_is_64_and_tf32_is_recorded_off(tiny, tmp_path, monkeypatch, capsys):
     ops = FakeCudaOps()
-    fake_cuda(monkeypatch, ops)
-    code = run(["profile", tiny, "--device", "cuda", *FAST, "--out", str(tmp_path / "r"), "--json"])
+    args = ["profile", tiny, "--device", "cuda", *FAST, "--out", str(tmp_path / "r"), "--json"]
+    code = run(args, parts=fake_cuda(monkeypatch, ops))
     captured = capsys.readouterr()
     assert code == 0, captured.err
     (row,) = json.loads(captured.out)["rows"]

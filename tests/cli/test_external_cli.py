@@ -15,6 +15,7 @@ import hashlib
 import json
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -291,6 +292,7 @@ class WorkClock:
 def _profile_with_work_clock(spec: str, out: str) -> None:
     """Records of `spec` whose samples count the convolutions it runs (30 runs: enough for the
     gate's latency rule), written under `out`."""
+    from rexbench.measure.run.parts import REAL
     from rexbench.measure.run.profile import profile_models
     from rexbench.measure.timing.anchor import Anchor
 
@@ -304,7 +306,8 @@ def _profile_with_work_clock(spec: str, out: str) -> None:
     handle = torch.nn.modules.module.register_module_forward_hook(on_forward)
     try:
         config = RunConfig.preset("eager", runs=60, warmup=1)  # p10 needs >= 50 samples
-        profile_models([spec], [config], out_dir=out, anchor=anchor, clock=clock)
+        parts = replace(REAL, make_anchor=lambda device, threads: anchor, clock=clock)
+        profile_models([spec], [config], out_dir=out, parts=parts)
     finally:
         handle.remove()
 

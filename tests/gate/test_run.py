@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 from _gate_data import record
-from _profile_fakes import fake_anchor, write_tiny
+from _profile_fakes import write_tiny
 
-import rexbench.measure.run.profile as profile
 from rexbench.errors import RexbenchError
 from rexbench.gate.config import GateConfig
 from rexbench.gate.run import GateRequest, Quiet, measure_like, run_gate, select_specs
@@ -95,7 +94,6 @@ def test_nothing_to_gate_says_what_to_give(baselines):
 def test_measure_like_takes_the_baselines_configuration(tmp_path, monkeypatch):
     write_tiny(tmp_path)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(profile, "make_anchor", lambda device, threads=None: fake_anchor())
     spec = "py:nets.py:Tiny"
     base = record(spec=spec, counts={})  # eager, 300 runs, warmup 5
     hooks = Recorder()

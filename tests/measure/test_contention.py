@@ -158,7 +158,7 @@ def test_heap_state_sees_a_block_freed_between_two_live_ones():
 
 
 def test_records_keep_the_heap_the_warm_up_started_from(tmp_path, monkeypatch):
-    from _profile_fakes import fake_anchor, write_tiny
+    from _profile_fakes import fake_parts, write_tiny
 
     from rexbench.measure.config import RunConfig
     from rexbench.measure.run.profile import profile_models
@@ -166,7 +166,7 @@ def test_records_keep_the_heap_the_warm_up_started_from(tmp_path, monkeypatch):
     write_tiny(tmp_path)
     monkeypatch.chdir(tmp_path)
     (record,) = profile_models(
-        ["py:nets.py:Tiny"], [RunConfig.preset("eager")], runs=2, warmup=1, anchor=fake_anchor()
+        ["py:nets.py:Tiny"], [RunConfig.preset("eager")], runs=2, warmup=1, parts=fake_parts()
     )
     policy = record.env["allocator"]
     if policy["policy"] == "default" or allocator.heap_state() is None:

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 import torch
-from _profile_fakes import fake_anchor
+from _profile_fakes import fake_parts
 from torch import nn
 
 import rexbench.measure.backends.prepare as prep
@@ -110,7 +110,7 @@ FOLDED = RunConfig.preset("eager", fold_bn=True)
 
 
 def test_correct_folding_is_valid(conv_bn):
-    args = {"runs": 2, "warmup": 0, "anchor": fake_anchor()}
+    args = {"runs": 2, "warmup": 0, "parts": fake_parts()}
     eager, folded = profile_models([conv_bn], [RunConfig.preset("eager"), FOLDED], **args)
     assert eager.parity["rel_l2"] == 0.0 and eager.valid
     assert folded.valid and 0 <= folded.parity["rel_l2"] < 1e-5
@@ -118,7 +118,7 @@ def test_correct_folding_is_valid(conv_bn):
 
 
 def test_a_broken_folding_is_caught_as_invalid(conv_bn, broken_folding):
-    args = {"runs": 2, "warmup": 0, "anchor": fake_anchor()}
+    args = {"runs": 2, "warmup": 0, "parts": fake_parts()}
     eager, broken = profile_models([conv_bn], [RunConfig.preset("eager"), FOLDED], **args)
     assert eager.valid and not broken.valid
     assert broken.parity["rel_l2"] > 1e-2

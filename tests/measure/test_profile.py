@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,15 +12,15 @@ from _profile_fakes import (
     TINY_PARAMS,
     FakeCudaOps,
     ScriptedClock,
-    fake_anchor,
     fake_cuda,
+    fake_parts,
     write_tiny,
 )
 
-import rexbench.measure.run.profile as profile
 from rexbench.errors import RexbenchError
 from rexbench.measure.config import RunConfig
 from rexbench.measure.counting.counts import count_model
+from rexbench.measure.run.parts import REAL
 from rexbench.measure.run.profile import ProfileEvent, profile_models
 from rexbench.measure.timing import anchor as anchor_mod
 from rexbench.records.schema import Record
@@ -47,8 +48,7 @@ def test_records_keep_every_sample_anchor_and_counts_and_read_back(tiny, tmp_pat
         warmup=1,
         round_size=2,
         out_dir=tmp_path / "results",
-        anchor=fake_anchor(),
-        clock=clock,
+        parts=fake_parts(clock),
         on_record=lambda record, path: written.append(path),
     )
     # reads come in (start, end) pairs; pair k lasts k + 1 ns. Warm-up: eager, cl, anchor (1 call
@@ -85,13 +85,13 @@ def test_records_keep_every_sample_anchor_and_counts_and_read_back(tiny, tmp_pat
 
 
 def test_without_out_dir_nothing_is_written(tiny, tmp_path):
-    records = profile_models([tiny], [EAGER], runs=2, warmup=0, anchor=fake_anchor())
+    records = profile_models([tiny], [EAGER], runs=2, warmup=0, parts=fake_parts())
     assert len(records) == 1 and records[0].timing.warmup_ns == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nets.py"]
 
 
 def test_old_records_without_the_new_timing_fields_still_load(tiny):
-    (record,) = profile_models([tiny], [EAGER], runs=2, warmup=0, anchor=fake_anchor())
+    (record,) = profile_models([tiny], [EAGER], runs=2, warmup=0, parts=fake_parts())
     data = json.loads(record.to_json())
     for key in ("anchor_ns", "anchor", "backend", "preparation", "wall_s"):
         del data["timing"][key]
@@ -100,7 +100,7 @@ def test_old_records_without_the_new_timing_fields_still_load(tiny):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_real_anchor_runs_at_the_configs_threads_and_is_described(tiny, monkeypatch, threads):
+def test_real_anchor_runs_at_the_configs_threads_and_is_described(tiny, threads):
     seen = []
 
     def watched(device, threads=None):
@@ -109,10 +109,10 @@ def test_real_anchor_runs_at_the_configs_threads_and_is_described(tiny, monkeypa
         anchor.fn = lambda: seen.append(torch.get_num_threads()) or run()
         return anchor
 
-    monkeypatch.setattr(profile, "make_anchor", watched)
     config = RunConfig.preset("eager", threads=threads)
     before = torch.get_num_threads()
-    (record,) = profile_models([tiny], [config], runs=3, warmup=1)
+    parts = replace(REAL, make_anchor=watched)
+    (record,) = profile_models([tiny], [config], runs=3, warmup=1, parts=parts)
     assert seen == [threads] * 4
     assert record.timing.backend["threads"] == threads
     assert record.env["threads"]["torch_num_threads"] == threads
@@ -136,9 +136,9 @@ def test_anchor_macs_are_what_the_counters_count():
     )
 
 
-def test_each_config_runs_with_its_own_threads(tiny, monkeypatch):
+def test_each_config_runs_with_its_own_threads(tiny):
     seen: dict[str, list[int]] = {}
-    real = profile.prepare
+    real = REAL.prepare
 
     def recording(model, config, default_resolution=224, *, input_shape=None, in_place=False):
         prepared = real(model, config, input_shape=input_shape, in_place=in_place)
@@ -151,22 +151,20 @@ def test_each_config_runs_with_its_own_threads(tiny, monkeypatch):
         prepared.module = forward
         return prepared
 
-    monkeypatch.setattr(profile, "prepare", recording)
     configs = [RunConfig.preset("eager", threads=1), RunConfig.preset("eager", threads=2)]
-    records = profile_models([tiny], configs, runs=4, warmup=1, round_size=1, anchor=fake_anchor())
+    parts = replace(fake_parts(), prepare=recording)
+    records = profile_models([tiny], configs, runs=4, warmup=1, round_size=1, parts=parts)
     # one output check, one warm-up and four timed calls, each under its config's threads
     assert seen == {"eager1": [1] * 6, "eager2": [2] * 6}
     assert [r.timing.backend["threads"] for r in records] == [1, 2]
     assert records[0].run.config_id != records[1].run.config_id
 
 
-def test_references_come_before_any_copy_and_the_last_config_takes_the_model(tiny, monkeypatch):
+def test_references_come_before_any_copy_and_the_last_config_takes_the_model(tiny):
     """The heap order of rexbench.measure.run.profile._prepare_model: eager references first (their
     model copies freed before the prepared copies are made), the built model itself prepared last."""
-    from rexbench.measure.checks import parity
-
     calls: list[tuple[str, object]] = []
-    real_reference, real_prepare = parity.reference_output, profile.prepare
+    real_reference, real_prepare = REAL.reference_output, REAL.prepare
 
     def reference(model, config, shape):
         calls.append(("reference", model))
@@ -177,24 +175,21 @@ def test_references_come_before_any_copy_and_the_last_config_takes_the_model(tin
         calls.append(("prepare", prepared.module is model))
         return prepared
 
-    monkeypatch.setattr(parity, "reference_output", reference)
-    monkeypatch.setattr(profile, "prepare", recording)
-    records = profile_models([tiny], [EAGER, CL], runs=2, warmup=1, anchor=fake_anchor())
+    parts = replace(fake_parts(), reference_output=reference, prepare=recording)
+    records = profile_models([tiny], [EAGER, CL], runs=2, warmup=1, parts=parts)
     assert [c[0] for c in calls] == ["reference", "prepare", "prepare"]  # one shape, one batch
     assert [c[1] for c in calls[1:]] == [False, True]  # a copy for eager, the model for the last
     assert all(r.parity["valid"] for r in records)
 
 
-def test_a_reference_that_fails_fails_every_config_that_needs_it(tiny, monkeypatch):
-    from rexbench.measure.checks import parity
-
+def test_a_reference_that_fails_fails_every_config_that_needs_it(tiny):
     def broken(model, config, shape):
         raise RuntimeError("eager forward failed\nsecond line")
 
-    monkeypatch.setattr(parity, "reference_output", broken)
     failures = []
+    parts = replace(fake_parts(), reference_output=broken)
     records = profile_models(
-        [tiny], [EAGER, CL], runs=2, warmup=1, anchor=fake_anchor(), on_failure=failures.append
+        [tiny], [EAGER, CL], runs=2, warmup=1, parts=parts, on_failure=failures.append
     )
     assert records == []
     assert [f.line for f in failures] == [
@@ -206,7 +201,7 @@ def test_a_reference_that_fails_fails_every_config_that_needs_it(tiny, monkeypat
 def test_progress_events_in_order(tiny):
     events: list[ProfileEvent] = []
     profile_models(
-        [tiny], [EAGER, CL], runs=2, warmup=1, anchor=fake_anchor(), progress=events.append
+        [tiny], [EAGER, CL], runs=2, warmup=1, parts=fake_parts(), progress=events.append
     )
     phases = [(e.phase, e.item) for e in events]
     assert phases[:4] == [
@@ -233,7 +228,7 @@ def test_ctrl_c_keeps_finished_models_and_leaves_no_partial_file(tiny, tmp_path)
             runs=4,
             warmup=1,
             out_dir=out,
-            anchor=fake_anchor(),
+            parts=fake_parts(),
             progress=interrupt_second_model,
         )
     files = sorted(p.name for p in out.rglob("*") if p.is_file())
@@ -260,7 +255,7 @@ def test_ctrl_c_while_writing_leaves_the_finished_file_and_no_temporary(
     monkeypatch.setattr(store.os, "fsync", fsync)
     out = tmp_path / "results"
     with pytest.raises(KeyboardInterrupt):
-        profile_models([tiny], [EAGER, CL], runs=2, warmup=0, out_dir=out, anchor=fake_anchor())
+        profile_models([tiny], [EAGER, CL], runs=2, warmup=0, out_dir=out, parts=fake_parts())
     files = [p for p in out.rglob("*") if p.is_file()]
     assert len(files) == 1 and "__eager__" in files[0].name
     assert load_record(files[0]).run.label == "eager"
@@ -268,7 +263,7 @@ def test_ctrl_c_while_writing_leaves_the_finished_file_and_no_temporary(
 
 def test_input_shape_goes_into_the_config_and_the_counts(tiny):
     (record,) = profile_models(
-        [tiny], [EAGER], runs=1, warmup=0, anchor=fake_anchor(), input_shape="3x16x24"
+        [tiny], [EAGER], runs=1, warmup=0, parts=fake_parts(), input_shape="3x16x24"
     )
     assert record.run.config["input_shape"] == [3, 16, 24]  # a JSON list, as read back
     assert record.counts["input_shape"] == [1, 3, 16, 24]
@@ -277,7 +272,7 @@ def test_input_shape_goes_into_the_config_and_the_counts(tiny):
 
 
 def test_duplicate_configs_are_measured_once(tiny):
-    records = profile_models([tiny], [EAGER, EAGER, CL], runs=1, warmup=0, anchor=fake_anchor())
+    records = profile_models([tiny], [EAGER, EAGER, CL], runs=1, warmup=0, parts=fake_parts())
     assert [r.run.label for r in records] == ["eager", "channels_last"]
 
 
@@ -305,7 +300,7 @@ def test_duplicate_configs_are_measured_once(tiny):
     ],
 )
 def test_bad_input_is_one_rexbench_error(tiny, kwargs, message):
-    args = {"specs": [tiny], "configs": [EAGER], "runs": 1, "warmup": 0, "anchor": fake_anchor()}
+    args = {"specs": [tiny], "configs": [EAGER], "runs": 1, "warmup": 0, "parts": fake_parts()}
     args.update(kwargs)
     specs, configs = args.pop("specs"), args.pop("configs")
     with pytest.raises(RexbenchError, match=message):
@@ -314,15 +309,13 @@ def test_bad_input_is_one_rexbench_error(tiny, kwargs, message):
 
 def test_a_model_that_cannot_take_the_input_is_one_line(tiny):
     with pytest.raises(RexbenchError, match="could not run py:nets.py:Tiny on input 1x16x16"):
-        profile_models(
-            [tiny], [EAGER], runs=1, warmup=0, anchor=fake_anchor(), input_shape="1x16x16"
-        )
+        profile_models([tiny], [EAGER], runs=1, warmup=0, parts=fake_parts(), input_shape="1x16x16")
 
 
 def test_cpu_out_of_memory_gives_retry_advice(tiny):
     config = RunConfig.preset("eager", batch_size=8)
     with pytest.raises(RexbenchError, match=r"out of memory on cpu .* --batch-size 4"):
-        profile_models(["py:nets.py:Hungry"], [config], runs=2, warmup=1, anchor=fake_anchor())
+        profile_models(["py:nets.py:Hungry"], [config], runs=2, warmup=1, parts=fake_parts())
 
 
 def test_unwritable_out_dir_fails_before_measuring(tiny, tmp_path):
@@ -338,10 +331,10 @@ def test_unwritable_out_dir_fails_before_measuring(tiny, tmp_path):
 
 def test_cuda_path_with_a_fake_device(tiny, monkeypatch):
     ops = FakeCudaOps()
-    fake_cuda(monkeypatch, ops)
+    parts = fake_cuda(monkeypatch, ops)
     config = RunConfig.preset("eager", device="cuda")
     assert config.batch_size == 64 and config.allow_tf32 is False
-    (record,) = profile_models([tiny], [config], runs=2, warmup=1, round_size=1)
+    (record,) = profile_models([tiny], [config], runs=2, warmup=1, round_size=1, parts=parts)
     # every timed call: synchronize (queue empty), record start, call, record end, synchronize,
     # then elapsed_time; warm-up wrapped in the peak-memory reset and read. The one call before
     # them all is the output check of the prepared model.
@@ -367,7 +360,7 @@ def test_cuda_path_with_a_fake_device(tiny, monkeypatch):
 def test_one_real_torch_compile_with_freezing_on_a_tiny_model(tiny):
     """The only real compile in the suite (about 5-10 s): compile time is kept out of the samples."""
     (record,) = profile_models(
-        [tiny], [RunConfig.preset("max")], runs=3, warmup=1, anchor=fake_anchor()
+        [tiny], [RunConfig.preset("max")], runs=3, warmup=1, parts=fake_parts()
     )
     assert record.run.label == "max" and record.run.config["freezing"] is True
     assert isinstance(record.timing.compile_s, float) and record.timing.compile_s > 0
@@ -380,7 +373,7 @@ def test_stalled_samples_are_counted_and_warned_about(tiny):
     # pair k lasts 10 ns, except pairs 4 and 5 (the first timed model calls) that stall at 1000 ns
     clock = ScriptedClock(lambda k: 1000 if k in (4, 5) else 10)
     (record,) = profile_models(
-        [tiny], [EAGER], runs=100, warmup=1, round_size=100, anchor=fake_anchor(), clock=clock
+        [tiny], [EAGER], runs=100, warmup=1, round_size=100, parts=fake_parts(clock)
     )
     assert record.timing.samples_ns[:4] == [10, 10, 1000, 1000]
     assert record.summary["stalled_fraction"] == 0.02
@@ -391,9 +384,16 @@ def test_stalled_samples_are_counted_and_warned_about(tiny):
 def test_models_measured_together_share_the_rounds_and_a_run_id(tiny):
     other = "py:nets.py:Tiny?num_classes=3"
     clock, events = ScriptedClock(), []
-    records = profile_models([tiny, other], [EAGER], runs=2, warmup=1, round_size=1,
-                             together=True, anchor=fake_anchor(), clock=clock,
-                             progress=events.append)  # fmt: skip
+    records = profile_models(
+        [tiny, other],
+        [EAGER],
+        runs=2,
+        warmup=1,
+        round_size=1,
+        together=True,
+        parts=fake_parts(clock),
+        progress=events.append,
+    )
     first, second = records
     assert (first.model.spec, second.model.spec) == (tiny, other)
     # warm-up: tiny, other, anchor (1 call each); round 0: tiny, other, anchor; round 1 starts
@@ -404,5 +404,5 @@ def test_models_measured_together_share_the_rounds_and_a_run_id(tiny):
     assert first.valid and second.valid
     timed = {(e.model, e.item) for e in events if e.phase == "timing"}
     assert timed == {(tiny, "eager"), (other, "eager"), (f"{tiny}, {other}", "anchor:fake")}
-    apart = profile_models([tiny, other], [EAGER], runs=2, warmup=0, anchor=fake_anchor())
+    apart = profile_models([tiny, other], [EAGER], runs=2, warmup=0, parts=fake_parts())
     assert apart[0].run_id != apart[1].run_id

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 import torch
-from _profile_fakes import fake_anchor
+from _profile_fakes import fake_parts
 
 from rexbench.cli import run as cli
 from rexbench.errors import RexbenchError
@@ -36,7 +36,7 @@ def test_each_runtime_exports_checks_and_times_a_rexnet_an_efficientnet_and_a_mo
         configs("eager", "ort", "openvino"),
         runs=3,
         warmup=1,
-        anchor=fake_anchor(),
+        parts=fake_parts(),
         out_dir=tmp_path,
     )
     assert [(r.model.spec, r.run.label) for r in records] == [
@@ -125,7 +125,7 @@ def test_an_export_that_fails_is_one_line_and_the_other_configs_are_kept(bessel,
         configs("eager", "ort"),
         runs=2,
         warmup=0,
-        anchor=fake_anchor(),
+        parts=fake_parts(),
         out_dir=tmp_path / "results",
         on_failure=failures.append,
     )
@@ -137,8 +137,14 @@ def test_an_export_that_fails_is_one_line_and_the_other_configs_are_kept(bessel,
     assert "aten::special_bessel_j0" in failure.line  # the operator, named by the exporter
     # without a callback the failure is raised at the end, after the rest was measured and stored
     with pytest.raises(RexbenchError, match="could not be prepared as ort"):
-        profile_models([bessel], configs("eager", "ort"), runs=2, warmup=0,
-                       anchor=fake_anchor(), out_dir=tmp_path / "again")  # fmt: skip
+        profile_models(
+            [bessel],
+            configs("eager", "ort"),
+            runs=2,
+            warmup=0,
+            parts=fake_parts(),
+            out_dir=tmp_path / "again",
+        )
     assert [r.run.label for r in load_records(tmp_path / "again")] == ["eager"]
 
 

@@ -5,11 +5,18 @@ counted per runner, the L2 flush queued before each start event. Fake GPU, scrip
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
 from _gpu_fakes import THERMAL, fake_nvml
-from _profile_fakes import FakeCudaOps, ScriptedClock, fake_anchor, fake_cuda, write_tiny
+from _profile_fakes import (
+    FakeCudaOps,
+    ScriptedClock,
+    fake_cuda,
+    fake_parts,
+    write_tiny,
+)
 
 from rexbench.errors import RexbenchError
 from rexbench.measure.checks import validity
@@ -70,12 +77,12 @@ def test_round_watch_reads_the_gpu_once_per_round_and_counts_recompiles():
 def test_profile_on_a_fake_gpu_records_readings_and_marks_a_throttled_run(
     tiny, monkeypatch, tmp_path
 ):
-    ops = FakeCudaOps()
-    fake_cuda(monkeypatch, ops)
+    parts = fake_cuda(monkeypatch, FakeCudaOps())
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([], [THERMAL]))
     config = RunConfig.preset("eager", device="cuda")
-    (record,) = profile_models([tiny], [config], runs=4, warmup=1, round_size=2,
-                               out_dir=tmp_path / "results")  # fmt: skip
+    (record,) = profile_models(
+        [tiny], [config], runs=4, warmup=1, round_size=2, out_dir=tmp_path / "results", parts=parts
+    )
     gpu = record.timing.validity["gpu"]
     assert [s["when"] for s in gpu["samples"]] == ["before", "round 1", "round 2", "after"]
     assert gpu["functions"]["reasons"] == "nvmlDeviceGetCurrentClocksEventReasons"
@@ -94,9 +101,10 @@ def test_profile_on_a_fake_gpu_records_readings_and_marks_a_throttled_run(
 
 
 def test_a_cool_gpu_is_not_marked(tiny, monkeypatch):
-    fake_cuda(monkeypatch, FakeCudaOps())
+    parts = fake_cuda(monkeypatch, FakeCudaOps())
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([], [0x0]))
-    (record,) = profile_models([tiny], [RunConfig.preset("eager", device="cuda")], runs=2, warmup=0)
+    config = RunConfig.preset("eager", device="cuda")
+    (record,) = profile_models([tiny], [config], runs=2, warmup=0, parts=parts)
     assert validity.slowdown_of(record) is None
     assert not any("GPU slowdown" in w for w in record.warnings)
 
@@ -158,7 +166,6 @@ def test_flusher_overwrites_its_buffer():
 
 def test_flush_runs_before_each_start_event_never_inside(tiny, monkeypatch):
     ops = FakeCudaOps()
-    fake_cuda(monkeypatch, ops)
 
     def fake_flusher(device, nbytes=None):
         def flush():
@@ -167,11 +174,9 @@ def test_flush_runs_before_each_start_event_never_inside(tiny, monkeypatch):
         flush.info = {"bytes": 512 * 2**20, "l2_bytes": 60 * 2**20}
         return flush
 
-    monkeypatch.setattr(l2flush, "make_flusher", fake_flusher)
+    parts = replace(fake_parts(base=fake_cuda(monkeypatch, ops)), make_flusher=fake_flusher)
     config = RunConfig.preset("eager", device="cuda", flush_l2=True)
-    (record,) = profile_models(
-        [tiny], [config], runs=2, warmup=1, round_size=1, anchor=fake_anchor()
-    )
+    (record,) = profile_models([tiny], [config], runs=2, warmup=1, round_size=1, parts=parts)
     one = ["flush", "record", "call", "record", "synchronize", "elapsed"]
     model_calls = [i for i, entry in enumerate(ops.log) if entry == "flush"]
     assert len(model_calls) == 3  # warm-up + 2 timed calls of the model, none for the anchor

@@ -8,19 +8,19 @@ soon as a model's measurement ends: Ctrl-C keeps every finished one and leaves n
 
 from __future__ import annotations
 
-import contextlib
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
-from rexbench.measure.backends.prepare import check_dtype, prepare, resolve_device
+from rexbench.measure.backends.prepare import check_dtype, resolve_device
 from rexbench.measure.backends.runtimes import check_available
 from rexbench.measure.config import RunConfig
 from rexbench.measure.machine import env as envmod
 from rexbench.measure.machine.allocator import steady_allocator
+from rexbench.measure.run.compiler import compile_room, reset_compiler
+from rexbench.measure.run.parts import REAL, Parts
 from rexbench.measure.run.rounds import (
     ROUND_SIZE,
     PreparedConfig,
@@ -31,9 +31,7 @@ from rexbench.measure.run.rounds import (
     first_line,
     measure_prepared,
 )
-from rexbench.measure.timing.anchor import Anchor, make_anchor
-from rexbench.measure.timing.devices import DeviceOps, device_ops
-from rexbench.measure.timing.loop import Clock, backend_settings
+from rexbench.measure.timing.loop import backend_settings
 from rexbench.models.shapes import check_options, format_shape
 from rexbench.records.schema import Record
 from rexbench.records.store import check_writable, machine_dir
@@ -45,6 +43,10 @@ if TYPE_CHECKING:
     from rexbench.measure.backends.prepare import PreparedModel
 
 FailureFn = Callable[["ConfigFailure"], None]
+#: (spec, prepared configurations, base fingerprint, options) -> their records, as measure_prepared
+MeasureFn = Callable[
+    [ModelSpec, Sequence[PreparedConfig], dict[str, Any], RoundOptions], list[Record]
+]
 MACS_CONVENTION = (
     "macs_conv: Conv + Linear multiply-adds of one image (the paper's FLOPs); "
     "GFLOP/s = 2 x macs_conv x batch / median"
@@ -65,11 +67,10 @@ def profile_models(
     on_failure: FailureFn | None = None,
     together: bool = False,
     round_size: int = ROUND_SIZE,
-    anchor: Anchor | None = None,
-    ops: DeviceOps | None = None,
-    clock: Clock = time.perf_counter_ns,
     abort_when_contended: bool = False,
     instructions: bool = False,
+    parts: Parts = REAL,
+    measure: MeasureFn = measure_prepared,
 ) -> list[Record]:
     """Profile every model under every configuration; return the records in (model, config) order.
 
@@ -83,8 +84,10 @@ def profile_models(
     is timed (rexbench.measure.checks.parity; the record's `parity`). abort_when_contended: raise
     `contention.ContendedRun` as soon as a run is certain to end contended (the gate re-measures
     then). instructions: count each record's instructions per call under callgrind after its
-    rounds (rexbench.measure.counting.instructions; minutes per configuration). anchor / ops / clock: test
-    injection (default: `anchor.make_anchor(device, threads)`, the device's DeviceOps, perf_counter_ns).
+    rounds (rexbench.measure.counting.instructions; minutes per configuration). parts: the device
+    operations, clock, anchor and preparation measured with (rexbench.measure.run.parts; tests pass
+    fakes). measure: times one group's prepared configurations and returns their records (default
+    rounds.measure_prepared; the GPU check's also falls back to one configuration at a time).
     All configs must share one device. Every input is checked before any model is built.
     """
     parsed = [parse(s) if isinstance(s, str) else s for s in specs]
@@ -99,13 +102,12 @@ def profile_models(
         check_writable(machine_dir(out_dir, envmod.machine_id()))
     if device == "cpu":  # before any model is built: its weights share the activations' heap
         steady_allocator()
-    if anchor is None:
-        anchor = make_anchor(device, configs[0].threads)
     options = RoundOptions(
         device=device,
-        anchor=anchor,
-        ops=ops if ops is not None else device_ops(device),
-        clock=clock,
+        anchor=parts.make_anchor(device, configs[0].threads),
+        ops=parts.device_ops(device),
+        make_flusher=parts.make_flusher,
+        clock=parts.clock,
         round_size=round_size,
         weights=weights,
         out_dir=out_dir,
@@ -123,7 +125,7 @@ def profile_models(
 
     records: list[Record] = []
     for group in [parsed] if together else [[spec] for spec in parsed]:
-        records += _profile_group(group, configs, options, failed)
+        records += _profile_group(group, configs, options, failed, parts=parts, measure=measure)
     if failures and on_failure is None:
         raise RexbenchError("; ".join(f.line for f in failures))
     return records
@@ -202,27 +204,37 @@ def with_input_shape(config: RunConfig, input_shape: str | Sequence[int] | None)
 
 
 def _profile_group(
-    specs: list[ModelSpec], configs: list[RunConfig], options: RoundOptions, failed: FailureFn
+    specs: list[ModelSpec],
+    configs: list[RunConfig],
+    options: RoundOptions,
+    failed: FailureFn,
+    *,
+    parts: Parts,
+    measure: MeasureFn,
 ) -> list[Record]:
     """Prepare every configuration of every model of the group, then time them all in the same
     interleaved rounds (rexbench.measure.run.rounds)."""
     items: list[PreparedConfig] = []
     base_env: dict[str, Any] | None = None
     compiled = any(c.compile for c in configs)
-    with _compile_room(len(specs) * len(configs) if compiled and len(specs) > 1 else 0):
+    with compile_room(len(specs) * len(configs) if compiled and len(specs) > 1 else 0):
         for spec in specs:
-            more, env = _prepare_model(spec, configs, options, failed)
+            more, env = _prepare_model(spec, configs, options, failed, parts)
             items += more
             base_env = base_env or env
-    records = measure_prepared(specs[0], items, base_env or {}, options) if items else []
+    records = measure(specs[0], items, base_env or {}, options) if items else []
     items.clear()
     if compiled:
-        _reset_compiler()
+        reset_compiler()
     return records
 
 
 def _prepare_model(
-    spec: ModelSpec, configs: list[RunConfig], options: RoundOptions, failed: FailureFn
+    spec: ModelSpec,
+    configs: list[RunConfig],
+    options: RoundOptions,
+    failed: FailureFn,
+    parts: Parts,
 ) -> tuple[list[PreparedConfig], dict[str, Any] | None]:
     """Build the model, count it once per input shape, give it weights a parity check can see
     through (without --weights), take the eager references, prepare and check every configuration
@@ -251,7 +263,7 @@ def _prepare_model(
         weights = parity.nontrivial_weights(model)
     else:
         weights = f"the checkpoint {Path(options.weights).name}"
-    references = _references(model, configs, shapes)
+    references = _references(model, configs, shapes, parts.reference_output)
     base_env: dict[str, Any] | None = None
     items: list[PreparedConfig] = []
     for i, (config, shape) in enumerate(zip(configs, shapes, strict=True)):
@@ -259,7 +271,9 @@ def _prepare_model(
         with backend_settings(config.threads, config.cudnn_benchmark, config.allow_tf32) as state:
             try:
                 in_place = i == len(configs) - 1  # nothing needs the built model after this one
-                prepared = _prepare(model, config, shape, name, in_place)
+                prepared = _prepare(
+                    parts.prepare, model, config, shape, name=name, in_place=in_place
+                )
                 reference = references[shape, config.batch_size]
                 check = _check(prepared, reference, weights, options)
             except RexbenchError as exc:
@@ -305,7 +319,13 @@ def count(model: nn.Module, shape: Sequence[int], name: str) -> dict[str, Any]:
 
 
 def _prepare(
-    model: nn.Module, config: RunConfig, shape: tuple[int, ...], name: str, in_place: bool
+    prepare: Callable[..., PreparedModel],
+    model: nn.Module,
+    config: RunConfig,
+    shape: tuple[int, ...],
+    *,
+    name: str,
+    in_place: bool,
 ) -> PreparedModel:
     what = f"{name} could not be prepared as {config.label}"
     if config.runtime is not None:
@@ -326,12 +346,13 @@ def _prepare(
 
 
 def _references(
-    model: nn.Module, configs: list[RunConfig], shapes: list[tuple[int, ...]]
+    model: nn.Module,
+    configs: list[RunConfig],
+    shapes: list[tuple[int, ...]],
+    reference_output: Callable[..., Any],
 ) -> dict[tuple[Any, ...], Any]:
     """The eager fp32 output (rexbench.measure.checks.parity) per (input shape, batch size), or the
     exception that computing it raised, which the check of each configuration needing it raises."""
-    from rexbench.measure.checks.parity import reference_output
-
     out: dict[tuple[Any, ...], Any] = {}
     for config, shape in zip(configs, shapes, strict=True):
         if (shape, config.batch_size) not in out:
@@ -367,27 +388,3 @@ def _check(
             "out of speed-ups, plots, claims and gates"
         )
     return data
-
-
-@contextlib.contextmanager
-def _compile_room(entries: int) -> Iterator[None]:
-    """Let dynamo keep `entries` compiled versions of one forward: models of one class measured
-    together (ReXNet x1.0 and x2.0) share their forward's code, and past torch's recompile limit
-    (8) a model would silently run eagerly."""
-    if entries <= 8:
-        yield
-        return
-    import torch
-
-    dynamo = torch._dynamo.config
-    name = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"
-    with dynamo.patch(**{name: max(getattr(dynamo, name), entries)}):
-        yield
-
-
-def _reset_compiler() -> None:
-    """Drop dynamo's caches between models: compiled code of one model is never reused by the
-    next, and caches growing past torch._dynamo's recompile limit would fall back to eager."""
-    import torch
-
-    torch._dynamo.reset()

@@ -26,6 +26,7 @@ from rexbench.measure.machine import env as envmod
 from rexbench.measure.machine.allocator import heap_state, steady_allocator
 from rexbench.measure.timing.anchor import Anchor
 from rexbench.measure.timing.devices import DeviceOps
+from rexbench.measure.timing.l2flush import make_flusher
 from rexbench.measure.timing.loop import (
     Clock,
     ProgressEvent,
@@ -66,7 +67,8 @@ RecordFn = Callable[[Record, Path | None], None]
 @dataclass(frozen=True)
 class RoundOptions:
     """What every model of one profile run shares: where and how it is timed, and where its records
-    go. out_dir None: nothing is written; on_record(record, path) is called after each record."""
+    go. out_dir None: nothing is written; on_record(record, path) is called after each record.
+    make_flusher(device): the L2 flush of configurations with flush_l2 (rexbench.measure.timing.l2flush)."""
 
     device: str
     anchor: Anchor
@@ -78,7 +80,9 @@ class RoundOptions:
     progress: ProgressFn | None = None
     on_record: RecordFn | None = None
     abort_when_contended: bool = False  # stop a run certain to end contended (ContendedRun)
-    instructions: bool = False  # count each record's instructions (rexbench.measure.counting.instructions)
+    # count each record's instructions (rexbench.measure.counting.instructions)
+    instructions: bool = False
+    make_flusher: Callable[[str], Callable[[], None]] = make_flusher
 
     def emit(self, event: ProfileEvent) -> None:
         if self.progress is not None:
@@ -120,7 +124,7 @@ def measure_prepared(
     if allocator is not None:  # the heap the warm-up starts from (a new dict: the policy is cached)
         allocator = {**allocator, "heap_before_warmup": heap_state()}
     names, where = _labelled(items, name)
-    flush = _flusher(items, options.device)
+    flush = _flusher(items, options)
     watch = RoundWatch(
         options.device,
         [*names, f"anchor:{options.anchor.name}"],
@@ -317,13 +321,11 @@ def _instructions(spec: ModelSpec, config: RunConfig, options: RoundOptions) -> 
     return counts_or_reason(str(spec), config, weights=options.weights)
 
 
-def _flusher(items: Sequence[PreparedConfig], device: str) -> Callable[[], None] | None:
+def _flusher(items: Sequence[PreparedConfig], options: RoundOptions) -> Callable[[], None] | None:
     """One L2 flush for every configuration that asks for it (rexbench.measure.timing.l2flush)."""
     if not any(item.config.flush_l2 for item in items):
         return None
-    from rexbench.measure.timing.l2flush import make_flusher
-
-    return make_flusher(device)
+    return options.make_flusher(options.device)
 
 
 def _backend_setter(item: PreparedConfig) -> Callable[[], None]:
