@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from _profile_fakes import fake_anchor
+from _profile_fakes import fake_parts
 
-import rexbench.measure.run.profile as profile
 from rexbench import create_model
 from rexbench.cli import run
 from rexbench.measure.counting.counts import count
@@ -146,13 +145,10 @@ def test_count_loads_the_package(capsys: pytest.CaptureFixture[str]) -> None:
     assert entry["params_total"] == count("efficientnet_lite0", resolution=64).params_total
 
 
-def test_profile_records_the_package(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(profile, "make_anchor", lambda device, threads=None: fake_anchor())
+def test_profile_records_the_package(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["profile", "efficientnet_lite0", "--weights", LITE0, "-r", "64", "--json"]
     fast = ["--runs", "3", "--warmup", "1", "--config", "eager", "--out", str(tmp_path)]
-    assert run([*argv, *fast]) == 0, capsys.readouterr().err
+    assert run([*argv, *fast], parts=fake_parts()) == 0, capsys.readouterr().err
     (row,) = json.loads(capsys.readouterr().out)["rows"]
     provenance = load_record(row["record"]).model.provenance
     path = resolve_weights(LITE0)
