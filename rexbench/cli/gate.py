@@ -25,7 +25,7 @@ BaselineOpt = Annotated[
     Path | None,
     typer.Option(
         "--baseline",
-        help="Baselines folder (default: \\[tool.rexbench.gate] baseline, else baselines/).",
+        help="Baselines folder (default: [tool.rexbench.gate] baseline, else baselines/).",
         show_default=False,
     ),
 ]

@@ -15,7 +15,8 @@ FromOpt = Annotated[
     list[Path] | None,
     typer.Option(
         "--from",
-        help="Record files or folders of many commits (default results/; read recursively).",
+        help="Record files or folders of many commits (default runs/, where profile writes; read "
+        "recursively).",
         show_default=False,
     ),
 ]
