@@ -160,6 +160,14 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("save-dir", ["baseline", "save", M, "--counts-only", "--dir", "blocker/b"], ("--dir",)),
     ("plot-suffix", ["plot", "records", "--out", "figure.gif"], ("--out figure.gif: use a file name ending in",)),
     ("report-out", ["report", "records", "--out", "blocker/report"], ("blocker",)),
+    ("plot-out-under-file", ["plot", "records", "--out", "blocker/fig.png"], ("--out blocker/fig.png: blocker is a file, not a folder", "choose another --out")),
+    ("history-plot-under-file", ["history", "--from", "records", "--plot", "blocker/h.svg"], ("--plot blocker/h.svg: blocker is a file",)),
+    ("gate-summary-folder", ["gate", M, "--summary", "."], ("--summary .: that is a folder", "give a file")),
+    ("gate-summary-no-folder", ["gate", M, "--summary", "nowhere/summary.md"], ("the folder nowhere does not exist",)),
+    ("gate-summary-under-file", ["gate", M, "--summary", "blocker/summary.md"], ("blocker is a file, not a folder",)),
+    ("history-summary-folder", ["history", "--from", "records", "--summary", "empty"], ("--summary empty: that is a folder",)),
+    # ------------------------------------------------- what would fail after measuring fails first
+    ("gate-instructions-uncounted", ["gate", M, "--check", "instructions:+2%", "--baseline", "records"], ("have no instruction count", "baseline save rexnet_x1.0 --instructions")),
 ]  # fmt: skip
 
 
