@@ -21,6 +21,7 @@ from rexbench.measure.allocator import steady_allocator
 from rexbench.measure.anchor import Anchor, make_anchor
 from rexbench.measure.config import RunConfig
 from rexbench.measure.devices import DeviceOps, device_ops
+from rexbench.measure.installed import check_installed
 from rexbench.measure.prepare import check_dtype, prepare, resolve_device
 from rexbench.measure.rounds import (
     ROUND_SIZE,
@@ -32,7 +33,6 @@ from rexbench.measure.rounds import (
     first_line,
     measure_prepared,
 )
-from rexbench.measure.runtimes import check_available
 from rexbench.measure.timing import Clock, backend_settings
 from rexbench.models.shapes import check_options, format_shape
 from rexbench.records.schema import Record
@@ -132,16 +132,13 @@ def profile_models(
 def _check_inputs(
     specs: list[ModelSpec], configs: list[RunConfig], device: str, instructions: bool
 ) -> None:
-    """Before any model is built: dtypes, runtimes, input sizes, valgrind when counting."""
+    """Before any model is built: what must be installed (all of it named at once), dtypes,
+    input sizes."""
+    check_installed(configs, specs, instructions)
     for config in configs:
         check_dtype(device, config.dtype)
-        check_available(config.runtime)
         for spec in specs:
             check_options(spec, config.input_shape, config.resolution)
-    if instructions:
-        from rexbench.measure.instructions import check_available as have_valgrind
-
-        have_valgrind()
 
 
 @dataclass(frozen=True)

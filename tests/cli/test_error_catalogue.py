@@ -189,6 +189,36 @@ def test_a_bad_input_is_one_line_exit_2_and_touches_nothing(place, monkeypatch, 
     assert snapshot(place) == before, "a failing command changed a stored file"
 
 
+@pytest.mark.parametrize("command", ["profile", "sweep"])
+def test_every_missing_package_is_named_in_the_one_line(place, monkeypatch, capfd, command):
+    """ONNX Runtime, OpenVINO, timm and valgrind all missing: one line names them all, with one
+    install command per kind, before anything is built (the packages are installed here: their
+    modules are given names that do not exist, valgrind is taken off PATH)."""
+    from rexbench.measure import runtimes
+
+    extras = runtimes.EXTRAS
+    monkeypatch.setitem(extras, "ort", ("rexbench_no_ort", "rexbench[ort]", "ONNX Runtime"))
+    monkeypatch.setitem(extras, "openvino", ("rexbench_no_ov", "rexbench[openvino]", "OpenVINO"))
+    monkeypatch.setitem(sys.modules, "timm", None)  # import fails as if it were not installed
+    monkeypatch.setenv("PATH", str(place / "empty"))
+    monkeypatch.chdir(place)
+    before = snapshot(place)
+    argv = [command, "timm:resnet18", M, "--config", "eager,ort,openvino", *FAST[:4]]
+    code = run(argv + ["--instructions"] if command == "profile" else argv)
+    out, err = capfd.readouterr()
+    runtimes_line = "ONNX Runtime (--config ort) and OpenVINO (--config openvino): pip install "
+    needles = (
+        "not installed",
+        runtimes_line + "'rexbench[ort,openvino]'",
+        "; timm (timm:resnet18): ",
+    )
+    line = one_line(code, out, err, needles)
+    counted = command == "profile"  # sweep has no --instructions
+    assert f"{4 if counted else 3} things this run needs" in line
+    assert ("; valgrind (--instructions): apt install valgrind" in line) == counted
+    assert snapshot(place) == before
+
+
 # --------------------------------------------------------------------------- streams, signals
 
 CLI = [sys.executable, "-m", "rexbench"]
