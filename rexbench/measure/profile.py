@@ -19,8 +19,9 @@ from rexbench.errors import RexbenchError
 from rexbench.measure import env as envmod
 from rexbench.measure.allocator import steady_allocator
 from rexbench.measure.anchor import Anchor, make_anchor
+from rexbench.measure.batch_memory import check_batch_memory
 from rexbench.measure.config import RunConfig
-from rexbench.measure.devices import DeviceOps, device_ops
+from rexbench.measure.devices import DeviceOps, device_ops, oom_error
 from rexbench.measure.installed import check_installed
 from rexbench.measure.prepare import check_dtype, prepare, resolve_device
 from rexbench.measure.rounds import (
@@ -133,12 +134,13 @@ def _check_inputs(
     specs: list[ModelSpec], configs: list[RunConfig], device: str, instructions: bool
 ) -> None:
     """Before any model is built: what must be installed (all of it named at once), dtypes,
-    input sizes."""
+    input sizes, and whether the batch fits in memory."""
     check_installed(configs, specs, instructions)
     for config in configs:
         check_dtype(device, config.dtype)
         for spec in specs:
             check_options(spec, config.input_shape, config.resolution)
+    check_batch_memory(specs, configs, device)
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,8 @@ def _prepare(
             raise
         raise RexbenchError(f"{what}: {exc}") from exc
     except Exception as exc:
+        if device_ops(config.device).is_oom(exc):  # the input batch, or a copy of the model
+            raise oom_error(config.device, config.batch_size, "the preparation") from None
         hint = "; try --config eager or --no-compile" if config.compile else ""
         raise RexbenchError(f"{what}: {first_line(exc)}{hint}") from exc
 

@@ -93,6 +93,9 @@ def one_line(code: int, out: str, err: str, needles: tuple[str, ...]) -> str:
 
 
 M = "rexnet_x1.0"
+OVERCOMMIT = Path("/proc/sys/vm/overcommit_memory")
+#: A 1.2 TB tensor fails at once (torch's allocator error) unless the kernel grants everything.
+REFUSES_HUGE_ALLOCATIONS = OVERCOMMIT.exists() and OVERCOMMIT.read_text().strip() != "1"
 FAST = ["--runs", "3", "--warmup", "1", "--config", "eager"]
 CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     # ------------------------------------------------------------------------- names and specs
@@ -167,6 +170,8 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("gate-summary-under-file", ["gate", M, "--summary", "blocker/summary.md"], ("blocker is a file, not a folder",)),
     ("history-summary-folder", ["history", "--from", "records", "--summary", "empty"], ("--summary empty: that is a folder",)),
     # ------------------------------------------------- what would fail after measuring fails first
+    ("batch-memory", ["profile", M, "--batch-size", "1000000", *FAST], ("--batch-size 1000000: the input batch of rexnet_x1.0 (1000000 x 3x224x224 fp32) needs 602.1 GB and its activations roughly 17x that", "of memory available; use --batch-size")),
+    ("batch-allocator", ["profile", "py:nets.py:build", "--batch-size", "100000000", *FAST], ("out of memory on cpu while running the preparation at batch size 100000000", "--batch-size 50000000")),
     ("gate-instructions-uncounted", ["gate", M, "--check", "instructions:+2%", "--baseline", "records"], ("have no instruction count", "baseline save rexnet_x1.0 --instructions")),
 ]  # fmt: skip
 
@@ -180,6 +185,8 @@ def test_the_catalogue_is_large() -> None:
 def test_a_bad_input_is_one_line_exit_2_and_touches_nothing(place, monkeypatch, capfd, name, argv, needles):
     if name == "device" and torch.cuda.is_available():
         pytest.skip("the machine has CUDA")
+    if name == "batch-allocator" and not REFUSES_HUGE_ALLOCATIONS:
+        pytest.skip("this kernel grants any allocation (vm.overcommit_memory=1)")
     monkeypatch.chdir(place)
     before = snapshot(place)
     code = run(argv)
