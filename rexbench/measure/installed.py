@@ -43,10 +43,14 @@ def missing_runtimes(configs: Iterable[RunConfig]) -> list[Missing]:
 
 
 def missing_libraries(specs: Iterable[ModelSpec]) -> list[Missing]:
-    """timm or torchvision, for the `timm:` / `torchvision:` specs, when not installed."""
-    from rexbench.models.external import install_hint
+    """timm or torchvision, for the `timm:` / `torchvision:` specs, when not installed. A spec's
+    own error (one that would download weights) comes first, as when the model is built."""
+    from rexbench.models.external import install_hint, library_kwargs
 
-    first = {spec.source: spec for spec in reversed(list(specs))}  # the first spec of each source
+    specs = [spec for spec in specs if spec.source in ("timm", "torchvision")]
+    for spec in specs:
+        library_kwargs(spec)
+    first = {spec.source: spec for spec in reversed(specs)}  # the first spec of each source
     out = []
     for name in ("timm", "torchvision"):
         if name in first and importlib.util.find_spec(name) is None:
