@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from rexbench.spec import ModelSpec
 
 #: Peak memory of one eager forward beyond the weights, in multiples of its input batch's bytes:
-#: 17x for ReXNet-1.0, EfficientNet-B0 and MobileNetV2 (resident-set growth of a channels-last fp32
-#: forward on CPU at batch 8-64, torch 2.13); a wider model needs more (ReXNet-2.0: 35x). Every run
-#: computes the eager output first (rexbench.measure.parity), so every configuration needs it.
+#: 17x for ReXNet-1.0, EfficientNet-B0 and MobileNetV2 at batch 64 (16.7-20.3x at batch 8), a wider
+#: model more (ReXNet-2.0: 35x), benchmarks/activation_memory.py. Every run computes the eager output
+#: first (rexbench.measure.parity), so every configuration needs it.
 ACTIVATIONS_PER_INPUT = 17
 _BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 
