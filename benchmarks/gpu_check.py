@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None, *, parts=None) -> int:  # noqa: ANN001
             return 2
     from rich.console import Console
 
+    from rexbench.cli.common import print_tables
     from rexbench.errors import RexbenchError
     from rexbench.gpucheck.check import REAL_CHECK
     from rexbench.gpucheck.rows import FAIL
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None, *, parts=None) -> int:  # noqa: ANN001
     )
     title = f"GPU check ({mode}): {len(records)} record(s) in {budget.used():.0f} s"
     table = summary_table(rows, title)
-    Console(width=max(160, Console().width)).print(table)
+    print_tables(table)  # as the CLI: the page's width (a pipe: 80), else one block per row
     args.out.mkdir(parents=True, exist_ok=True)  # also when nothing was measured
     with (args.out / "summary.txt").open("w") as fh:
         Console(file=fh, width=200, no_color=True).print(table)

@@ -20,14 +20,31 @@ if TYPE_CHECKING:
 FORMATS = (".png", ".svg", ".pdf")
 
 
-def check_figure_path(path: str | Path, *, create_parent: bool = False) -> Path:
-    """The output path if its suffix is a supported format; RexbenchError naming --out otherwise.
-    create_parent=True also creates its parent folders."""
+def check_figure_path(
+    path: str | Path, *, create_parent: bool = False, option: str = "--out"
+) -> Path:
+    """The output path if its suffix is a supported format and its folder can be one; RexbenchError
+    naming `option` otherwise. create_parent=True also creates its parent folders."""
     out = Path(path)
     if out.suffix.lower() not in FORMATS:
-        raise RexbenchError(f"--out {out}: use a file name ending in {', '.join(FORMATS)}")
+        raise RexbenchError(f"{option} {out}: use a file name ending in {', '.join(FORMATS)}")
+    if out.is_dir():
+        raise RexbenchError(
+            f"{option} {out}: that is a folder; give a file name ending in {out.suffix}"
+        )
+    existing = next((p for p in out.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise RexbenchError(
+            f"{option} {out}: {existing} is a file, not a folder; choose another {option} "
+            f"(or move {existing} away)"
+        )
     if create_parent:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RexbenchError(
+                f"{option} {out}: cannot create {out.parent} ({exc.strerror or exc}); choose a writable folder"
+            ) from None
     return out
 
 

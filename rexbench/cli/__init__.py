@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -57,7 +57,7 @@ def build_app() -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
-        rich_markup_mode="rich",
+        rich_markup_mode=None,  # click's plain help: it wraps at any width and never cuts an option
     )
 
     @app.callback()
@@ -73,18 +73,29 @@ def build_app() -> typer.Typer:
     return app
 
 
+def _whole_summaries(command: Any) -> None:
+    """A group's list of commands shows each one's first paragraph, wrapped, where click would cut
+    it at the page width with "..."."""
+    for sub in (getattr(command, "commands", None) or {}).values():
+        if sub.help and not sub.short_help:
+            sub.short_help = " ".join(sub.help.split("\n\n")[0].split())
+        _whole_summaries(sub)
+
+
 def _invoke(app: typer.Typer, args: list[str], parts: Parts | None) -> int:
     """Parse and run one command line; its exit code. Errors propagate. `parts` reaches the
     commands as the click context's `obj`."""
     command = typer.main.get_command(app)
+    _whole_summaries(command)
     try:
         with command.make_context("rexbench", args, obj=parts) as ctx:
             command.invoke(ctx)
     except typer.Exit as exc:
         return exc.exit_code
     except Exception as exc:
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            return 0  # the help was printed on stdout while the error was made
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a group without a command: its help
+            print(exc.format_message())  # type: ignore[attr-defined]
+            return 0
         raise
     return 0
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from rexbench.cli.common import console, print_json
+from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.progress import LiveView
 from rexbench.fleet.sweep import Hooks
 
@@ -172,11 +172,25 @@ def failure_lines(result: FleetResult) -> list[str]:
     return lines
 
 
+def results_tables(result: FleetResult) -> list[Any]:
+    """Per node, the table a local sweep prints (rexbench.cli.outcome.sweep_table): every model and
+    configuration it measured or found already measured, with its median, or its failure."""
+    from rexbench.cli.outcome import sweep_table
+
+    tables = []
+    for run in result.runs:
+        table = sweep_table(run.result.to_dict())
+        table.title = f"{run.node.name} ({run.machine_id})"
+        if table.row_count:
+            tables.append(table)
+    return tables
+
+
 def _finish(result: FleetResult, args: FleetArgs, err: Any) -> None:
     if args.json_out:
         print_json(result.to_dict())
     else:
-        console().print(summary_table(result))
+        print_tables(summary_table(result), *results_tables(result))
     for note in result.notes:
         err.print(f"note: {note}", markup=False, soft_wrap=True)
     for line in failure_lines(result):

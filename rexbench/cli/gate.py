@@ -15,6 +15,7 @@ import typer
 from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.options import AllOpt, JsonOpt, OptionalModelsArg
 from rexbench.cli.progress import ConsoleHooks
+from rexbench.cli.summary import EMPTY_NOTE, SummaryOpt, summary_file
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -25,7 +26,7 @@ BaselineOpt = Annotated[
     Path | None,
     typer.Option(
         "--baseline",
-        help="Baselines folder (default: \\[tool.rexbench.gate] baseline, else baselines/).",
+        help="Baselines folder (default: [tool.rexbench.gate] baseline, else baselines/).",
         show_default=False,
     ),
 ]
@@ -64,14 +65,6 @@ SameSourceOpt = Annotated[
     bool,
     typer.Option(
         "--require-same-source", help="Refuse (exit 2) a py: model whose source file changed."
-    ),
-]
-SummaryOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--summary",
-        help="Append a Markdown summary to this file (e.g. $GITHUB_STEP_SUMMARY).",
-        show_default=False,
     ),
 ]
 RemeasureRunsOpt = Annotated[
@@ -138,11 +131,14 @@ def gate(
         warmup=warmup,
         attempts=attempts,
     )
+    summary_path = summary_file(summary)  # before anything is measured
     err = console(stderr=True)
     hooks = ConsoleHooks(err)
     report = run_gate(request, hooks)
-    if summary is not None:
-        append_summary(summary, report)
+    if summary_path is not None:
+        append_summary(summary_path, report)
+    elif summary is not None:
+        hooks.note(EMPTY_NOTE)
     if json_out:
         print_json(report.to_dict())
     else:

@@ -10,12 +10,14 @@ import typer
 
 from rexbench.cli.common import console, load_records, print_json, print_wide
 from rexbench.cli.options import JsonOpt, OptionalModelsArg
+from rexbench.cli.summary import EMPTY_NOTE, SummaryOpt, summary_file
 
 FromOpt = Annotated[
     list[Path] | None,
     typer.Option(
         "--from",
-        help="Record files or folders of many commits (default results/; read recursively).",
+        help="Record files or folders of many commits (default runs/, where profile writes; read "
+        "recursively).",
         show_default=False,
     ),
 ]
@@ -30,14 +32,6 @@ PlotOpt = Annotated[
     Path | None,
     typer.Option("--plot", help="Write the figure here (.png, .svg or .pdf).", show_default=False),
 ]
-MarkdownOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--summary",
-        help="Append the Markdown to this file (e.g. $GITHUB_STEP_SUMMARY).",
-        show_default=False,
-    ),
-]
 
 
 def history(
@@ -45,23 +39,29 @@ def history(
     from_: FromOpt = None,
     metric: MetricOpt = "latency.p10",
     plot: PlotOpt = None,
-    summary: MarkdownOpt = None,
+    summary: SummaryOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Show how a metric moved across commits and where it stepped (change points with their size
     and confidence, not every wiggle). Records are ordered by their commit's date."""
     from rexbench.errors import RexbenchError
+    from rexbench.figures import check_figure_path
     from rexbench.report import history as hist
 
+    summary_path = summary_file(summary)  # the outputs are checked before anything is read
+    if plot is not None:
+        check_figure_path(plot, option="--plot")
     series, notes = hist.build_history(load_records(from_), metric, models or ())
     if plot is not None:
         hist.plot(series, plot)
-    if summary is not None:
+    if summary_path is not None:
         try:
-            with summary.open("a", encoding="utf-8") as fh:
+            with summary_path.open("a", encoding="utf-8") as fh:
                 fh.write(hist.markdown(series, notes))
         except OSError as exc:
             raise RexbenchError(f"cannot append to {summary}: {exc.strerror or exc}") from None
+    elif summary is not None:
+        notes = [*notes, EMPTY_NOTE]
     if json_out:
         print_json({"series": [s.to_dict() for s in series], "notes": notes})
         return

@@ -94,7 +94,10 @@ BatchOpt = Annotated[
 ]
 RunsOpt = Annotated[int, typer.Option("--runs", help="Timed calls per configuration.")]
 WarmupOpt = Annotated[int, typer.Option("--warmup", help="Untimed calls per configuration first.")]
-DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="Weights and input dtype.")]
+DtypeOpt = Annotated[
+    Dtype,
+    typer.Option("--dtype", metavar="<dtype>", help="Weights and input dtype: fp32, fp16 or bf16."),
+]
 ChannelsLastOpt = Annotated[
     bool | None,
     typer.Option(
@@ -109,7 +112,12 @@ CompileOpt = Annotated[
 ]
 CompileModeOpt = Annotated[
     CompileMode | None,
-    typer.Option("--compile-mode", help="torch.compile mode.", show_default=False),
+    typer.Option(
+        "--compile-mode",
+        metavar="<mode>",
+        help="torch.compile mode: default, reduce-overhead, max-autotune or max-autotune-no-cudagraphs.",
+        show_default=False,
+    ),
 ]
 ConfigOpt = Annotated[
     list[str] | None,

@@ -1,5 +1,5 @@
-"""What the measuring commands (profile, sweep, baseline save) say and return at the end about
-configurations that failed to prepare and configurations whose output differs from eager fp32."""
+"""What the measuring commands (profile, sweep, baseline save) say and return at the end: configurations
+that failed to prepare, configurations whose output differs from eager fp32, and a sweep's table."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from rexbench.measure.run.profile import ConfigFailure
     from rexbench.records.schema import Record
 
@@ -55,3 +57,26 @@ def exit_code(
             soft_wrap=True,
         )
     return 1 if failures or (invalid and not allow_mismatch) else 0
+
+
+def sweep_table(data: dict[str, Any]) -> Table:
+    """The table of a sweep's result (`SweepResult.to_dict()`): every model and configuration
+    measured, measured again beside a kept record, skipped as already measured, or failed."""
+    from rich.table import Table
+
+    table = Table(title="rexbench sweep", title_justify="left")
+    for name in ("model", "config", "median ms", "status"):
+        table.add_column(name, justify="right" if name == "median ms" else "left", no_wrap=True)
+    kept = {(row["model"], row["config_id"]) for row in data["kept"]}
+    for status in ("measured", "skipped"):
+        for row in data[status]:
+            said = "measured again" if (row["model"], row["config_id"]) in kept else status
+            shown = said if row["valid"] else f"{said}, [red]INVALID[/] (output differs)"
+            table.add_row(row["model"], row["config"], median_ms(row), shown)
+    for row in data["failed"]:
+        table.add_row(row["model"], "-", "-", "failed")
+    return table
+
+
+def median_ms(row: dict[str, Any]) -> str:
+    return "-" if row["median_ms"] is None else f"{row['median_ms']:.3f}"

@@ -28,6 +28,7 @@ _TIMED = "timing"
 _LABELS = {"build": "building", "count": "counting", "prepare": "preparing", "export": "exporting",
            "warmup": "warming up", "record": "saving"}  # fmt: skip
 View = TypeVar("View", bound="LiveView")
+BAR_WIDTH = 10
 
 
 def _duration(seconds: float) -> str:
@@ -36,17 +37,40 @@ def _duration(seconds: float) -> str:
 
 
 def _calls_column() -> Any:
-    """ "1,230/4,000 calls" while timing; nothing while a phase has no count."""
+    """ "1,230/4,000 calls" while timing; else the task's status field (a sweep's ETA), if any."""
     from rich.progress import ProgressColumn
+    from rich.table import Column
     from rich.text import Text
 
     class Calls(ProgressColumn):
         def render(self, task: Task) -> Text:
             if task.total is None:
-                return Text("")
+                return Text(str(task.fields.get("status", "")))
             return Text(f"{int(task.completed):,}/{int(task.total):,} calls")
 
-    return Calls()
+    return Calls(table_column=Column(no_wrap=True))
+
+
+def line_columns(*middle: Any) -> list[Any]:
+    """A progress line that fits any page (80 columns included): the description takes the room
+    left and is cut with an ellipsis, the bar is short, and `middle` (the calls) and the clock keep
+    their whole width - they are never cut or wrapped."""
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Column
+
+    return [
+        TextColumn("{task.description}", table_column=_cut_column()),
+        BarColumn(bar_width=BAR_WIDTH),
+        *middle,
+        TimeElapsedColumn(table_column=Column(no_wrap=True)),
+    ]
+
+
+def _cut_column() -> Any:
+    """A table column that takes the room the others leave, on one line cut with an ellipsis."""
+    from rich.table import Column
+
+    return Column(ratio=1, no_wrap=True, overflow="ellipsis")
 
 
 def restart(
@@ -78,12 +102,12 @@ class LiveView:
 
     INTERVAL_S = 0.5
 
-    def __init__(self, err: Any, columns: list[Any]) -> None:
+    def __init__(self, err: Any, columns: list[Any], expand: bool = False) -> None:
         from rich.progress import Progress
 
         self.enabled = bool(err.is_terminal)
         self.progress = Progress(*columns, console=err, auto_refresh=False, transient=True,
-                                 disable=not self.enabled)  # fmt: skip
+                                 disable=not self.enabled, expand=expand)  # fmt: skip
         self.last = 0.0
         self._tick = threading.Event()
         self._closed = threading.Event()
@@ -133,15 +157,7 @@ class ProgressView(LiveView):
     """One line: the model and its phase, the phase's elapsed time, and the timed calls done."""
 
     def __init__(self, err: Any, runners: int, runs: int, warmup: int) -> None:
-        from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
-
-        columns = [
-            TextColumn("{task.description}"),
-            BarColumn(),
-            _calls_column(),
-            TimeElapsedColumn(),
-        ]
-        super().__init__(err, columns)
+        super().__init__(err, line_columns(_calls_column()), expand=True)
         self.task = self.progress.add_task("starting", total=None)
         self.runners, self.runs = runners, runs
         self.done: dict[str, int] = {}
@@ -169,11 +185,7 @@ class SweepView(LiveView):
     `models` counts every model measured, those of a batch timed together included."""
 
     def __init__(self, err: Any, models: int, runners: int, runs: int, warmup: int) -> None:
-        from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
-
-        columns = [TextColumn("{task.description}"), BarColumn(), _calls_column(),
-                   TextColumn("{task.fields[status]}"), TimeElapsedColumn()]  # fmt: skip
-        super().__init__(err, columns)
+        super().__init__(err, line_columns(_calls_column()), expand=True)  # calls, or the ETA
         self.overall = self.progress.add_task("sweep", total=None, status="")
         self.current = self.progress.add_task("", total=None, status="")
         self.eta = SweepClock(models, runs * runners)
@@ -276,7 +288,7 @@ class SweepClock:
     def text(self) -> str:
         """ "ETA 0:01:40" (the elapsed time has a column of its own)."""
         left = self.remaining()
-        return "ETA once the first model is timed" if left is None else f"ETA {_duration(left)}"
+        return "ETA once timing starts" if left is None else f"ETA {_duration(left)}"
 
 
 class ConsoleHooks:
@@ -312,8 +324,11 @@ def working(err: Any, text: str) -> Iterator[Callable[[str], None]]:
     """A spinner with a live elapsed time for work that times nothing (counting, loading); yields
     a function that changes its text."""
     from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Column
 
-    view = LiveView(err, [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()])
+    text = TextColumn("{task.description}", table_column=_cut_column())
+    clock = TimeElapsedColumn(table_column=Column(no_wrap=True))
+    view = LiveView(err, [SpinnerColumn(), text, clock], expand=True)
     task = view.progress.add_task(text, total=None)
     with view:
         view.ticking(True)

@@ -10,12 +10,11 @@ import typer
 from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.fleet_view import FleetArgs, NodesOpt
 from rexbench.cli.options import RUNS, ClusterOpt, JsonOpt, MeasureOptions, OutOpt, measure_options
-from rexbench.cli.outcome import AllowMismatchOpt, exit_code
+from rexbench.cli.outcome import AllowMismatchOpt, exit_code, median_ms, sweep_table
 from rexbench.cli.progress import SweepView
 from rexbench.errors import RexbenchError
 
 if TYPE_CHECKING:
-    from rich.table import Table
 
     from rexbench.measure.run.sweep import Batch, PlanItem, SweepResult
 
@@ -87,11 +86,11 @@ def sweep(
         raise RexbenchError("--nodes picks nodes of a cluster: give --cluster too")
     err = console(stderr=True)
     if not dry_run:  # what this machine cannot run fails once, before any model or output
-        from rexbench.measure.backends.runtimes import check_available
+        from rexbench.measure.run.installed import check_installed
+        from rexbench.spec import parse
 
+        check_installed(configs, [parse(s) for s in specs])
         sw.check(specs, configs, out)
-        for c in configs:
-            check_available(c.runtime)
     sw.groups([], interleave)  # an unknown --interleave fails before anything is measured
     items = sw.plan(specs, configs, out, force=force)
     batches = sw.batches(items, interleave)
@@ -175,7 +174,7 @@ def _finish(result: SweepResult, out: Path, json_out: bool, err: Any) -> None:
         print_tables(sweep_table(data))
     for row in data["kept"]:
         err.print(
-            f"kept: the stored record of {row['model']} ({row['config']}, {_ms(row)} ms) is unchanged "
+            f"kept: the stored record of {row['model']} ({row['config']}, {median_ms(row)} ms) is unchanged "
             "beside this sweep's; report and plot take the newest",
             highlight=False,
         )
@@ -195,24 +194,3 @@ def _finish(result: SweepResult, out: Path, json_out: bool, err: Any) -> None:
         highlight=False,
         markup=False,
     )
-
-
-def sweep_table(data: dict[str, Any]) -> Table:
-    from rich.table import Table
-
-    table = Table(title="rexbench sweep", title_justify="left")
-    for name in ("model", "config", "median ms", "status"):
-        table.add_column(name, justify="right" if name == "median ms" else "left", no_wrap=True)
-    kept = {(row["model"], row["config_id"]) for row in data["kept"]}
-    for status in ("measured", "skipped"):
-        for row in data[status]:
-            said = "measured again" if (row["model"], row["config_id"]) in kept else status
-            shown = said if row["valid"] else f"{said}, [red]INVALID[/] (output differs)"
-            table.add_row(row["model"], row["config"], _ms(row), shown)
-    for row in data["failed"]:
-        table.add_row(row["model"], "-", "-", "failed")
-    return table
-
-
-def _ms(row: dict[str, Any]) -> str:
-    return "-" if row["median_ms"] is None else f"{row['median_ms']:.3f}"

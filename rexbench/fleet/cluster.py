@@ -26,6 +26,8 @@ from rexbench.errors import RexbenchError
 AUTO, LOCAL = "auto", "local"
 INSTALL_HINT = "pip install 'rexbench[cluster]'"
 CONNECT_TIMEOUT_S = 5.0
+AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"  # where Ray logs it
+AUTH_NOTICE = "Token authentication is enabled for this Ray cluster"
 AUTH_HINT = (
     "a cluster started with Ray's token authentication (its default) needs RAY_AUTH_MODE=token and "
     "the cluster's token (RAY_AUTH_TOKEN or ~/.ray/auth_token) here; see docs/fleet.md"
@@ -110,7 +112,8 @@ def _init(ray: ModuleType, address: str) -> None:
         "include_dashboard": False,
     }
     if address == LOCAL:
-        ray.init(address=LOCAL, **quiet)
+        with _without_default_auth_notice():
+            ray.init(address=LOCAL, **quiet)
         return
     if address != AUTO:
         _check_reachable(address)
@@ -129,6 +132,26 @@ def _init(ray: ModuleType, address: str) -> None:
         raise RexbenchError(f"--cluster {address}: {_first_line(exc)}{hint}") from None
     except (RuntimeError, ValueError) as exc:
         raise RexbenchError(f"--cluster {address}: {_first_line(exc)}") from None
+
+
+class _DefaultAuthNotice(logging.Filter):
+    """Ray's notice that it turned token authentication on for a cluster it starts (its default;
+    RAY_AUTH_MODE set by the user gives none): for `--cluster local`, news to nobody."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(AUTH_NOTICE)
+
+
+@contextlib.contextmanager
+def _without_default_auth_notice() -> Iterator[None]:
+    """Ray's logger of its token set-up, without that one notice (every other record kept)."""
+    log = logging.getLogger(AUTH_LOGGER)
+    notice = _DefaultAuthNotice()
+    log.addFilter(notice)
+    try:
+        yield
+    finally:
+        log.removeFilter(notice)
 
 
 def _first_line(exc: BaseException) -> str:

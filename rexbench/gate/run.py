@@ -210,12 +210,42 @@ class _FullGate:
                 raise RexbenchError(
                     f"no records of {', '.join(specs)} in {', '.join(map(str, given))}"
                 )
+        self._check_first(specs, measure=not given)
         verdicts, notes = [], []
         for spec in specs:
             more, why = self._model(spec, current.get(spec), measure=not given)
             verdicts += more
             notes += why
         return verdicts, notes
+
+    def _check_first(self, specs: list[str], measure: bool) -> None:
+        """What would fail after minutes of measuring fails now, for every model at once: no
+        baseline, a changed py: source (--require-same-source), an instruction check whose
+        baselines have no instruction count, or valgrind missing for it."""
+        from rexbench.gate.evaluate import refuse_changed_source
+        from rexbench.measure.counting.instructions import check_available
+
+        for spec in specs:
+            known = [b for b in self.baselines if b.model.spec == spec]
+            if not known and spec not in self.counts:
+                raise RexbenchError(
+                    f"no baseline for {spec} under {self.root}: create one with "
+                    f"`rexbench baseline save {spec}`"
+                )
+            if measure and self.options.require_same_source:
+                refuse_changed_source(spec, known, self.counts.get(spec))
+        checks = self.options.instruction_checks
+        if not (measure and checks):
+            return
+        counted = {b.model.spec for b in self.baselines if "instructions" in b.counts}
+        bare = [spec for spec in specs if spec not in counted]
+        if bare:
+            raise RexbenchError(
+                f"--check {checks[0].text}: the baselines of {', '.join(bare)} under {self.root} have "
+                f"no instruction count; save them with `rexbench baseline save {' '.join(bare)} "
+                "--instructions` (minutes per configuration), or drop the check"
+            )
+        check_available()
 
     def _model(
         self, spec: str, current: list[Record] | None, measure: bool
@@ -226,10 +256,6 @@ class _FullGate:
         from rexbench.spec import parse
 
         known = [b for b in self.baselines if b.model.spec == spec]
-        if not known and spec not in self.counts:
-            raise RexbenchError(
-                f"no baseline for {spec} under {self.root}: create one with `rexbench baseline save {spec}`"
-            )
         other: list[str] = []
         tries: Attempts | None = None
         if measure:
@@ -276,6 +302,9 @@ class _FullGate:
         current = {}
         for config_id, base in {b.run.config_id: b for b in known}.items():
             config = RunConfig.from_dict(base.run.config)
+            if not any("instructions" in b.counts for b in known if b.run.config_id == config_id):
+                current[config_id] = ({}, self.fingerprint)  # nothing to compare with: not counted
+                continue
             if why_not(config) is None:
                 self.hooks.note(f"counting the instructions of {spec} ({config.label}) under "
                                 "callgrind: a few minutes")  # fmt: skip
@@ -306,12 +335,9 @@ class _FullGate:
         when this one has none, the attempts)."""
         from rexbench.gate.baseline import baselines_of
         from rexbench.gate.contended import measure_until_clean
-        from rexbench.gate.evaluate import refuse_changed_source
         from rexbench.measure.machine.env import differences
         from rexbench.measure.machine.env import fingerprint as take_fingerprint
 
-        if self.options.require_same_source:  # refused before a long measurement, not after
-            refuse_changed_source(spec, known, self.counts.get(spec))
         if self.fingerprint is None:
             self.fingerprint = take_fingerprint()
         mine, others = baselines_of(spec, self.baselines, self.fingerprint["machine_id"])

@@ -94,7 +94,9 @@ def import_library(name: str) -> ModuleType:
         ) from None
 
 
-def _library_kwargs(spec: ModelSpec) -> dict[str, Any]:
+def library_kwargs(spec: ModelSpec) -> dict[str, Any]:
+    """The keyword arguments of a timm or torchvision spec; one that would download weights is
+    refused (nothing is imported)."""
     kwargs = spec.kwargs_dict
     for key, allowed in _NO_DOWNLOAD.items():
         if key in kwargs and kwargs[key] != allowed:
@@ -106,7 +108,7 @@ def _library_kwargs(spec: ModelSpec) -> dict[str, Any]:
 
 
 def _build_timm(spec: ModelSpec, num_classes: int) -> nn.Module:
-    kwargs = _library_kwargs(spec)
+    kwargs = library_kwargs(spec)
     timm = import_library("timm")
     arch, tag = timm_name_tag(spec)
     if not timm.is_model(arch):
@@ -127,7 +129,7 @@ def _build_timm(spec: ModelSpec, num_classes: int) -> nn.Module:
 
 
 def _build_torchvision(spec: ModelSpec, num_classes: int) -> nn.Module:
-    kwargs = _library_kwargs(spec)
+    kwargs = library_kwargs(spec)
     models = import_library("torchvision").models
     if spec.name not in models.list_models():
         raise RexbenchError(_unknown_name("torchvision", spec.name, models.list_models()))

@@ -214,9 +214,9 @@ def plot(series: Sequence[Series], path: str | Path) -> Path:
     """One panel per series: the values per commit, the levels between steps, the steps marked."""
     from rexbench.figures import check_figure_path, new_figure
 
-    out = check_figure_path(path, create_parent=True)
     if not series:
         raise RexbenchError("nothing to plot: no series with records of two or more commits")
+    out = check_figure_path(path, create_parent=True, option="--plot")
     fig = new_figure(max(6.0, 0.25 * max(len(s.points) for s in series) + 3), 2.6 * len(series))
     axes = fig.subplots(len(series), 1, squeeze=False)[:, 0]
     for ax, s in zip(axes, series, strict=True):

@@ -55,6 +55,9 @@ def test_dry_run_end_to_end_on_the_cpu(command, tiny, monkeypatch, capsys):
     assert command.main(args) == 0
     printed = capsys.readouterr().out
     assert "GPU check (dry run on the CPU): 5 record(s)" in printed
+    table = printed.strip().splitlines()[:-1]  # the last line is a sentence, never hard-wrapped
+    assert len(table) > 10 and max(len(line) for line in table) <= 80
+    assert f"{TINY} compile_cl vs triton.testing.do_bench" in printed
     assert printed.strip().splitlines()[-1].startswith("gpu check passed: ")
     records = sorted((out / "records").rglob("*.json"))
     assert len(records) == 5  # Tiny: compile_cl, eager, max, cudagraphs; Tiny(3): compile_cl

@@ -10,6 +10,9 @@ import pytest
 from _gate_data import lognormal, record
 
 from rexbench.cli import run
+from rexbench.errors import RexbenchError
+from rexbench.gate.run import GateRequest, Quiet, run_gate
+from rexbench.measure.machine.env import machine_id
 from rexbench.records.store import read_counts, write_counts, write_record
 
 MACHINE = "amd-epyc-2c-00000001"
@@ -130,6 +133,55 @@ def test_summary_is_appended(project, capsys):
     assert text.count("### rexbench gate:") == 2
     assert "### rexbench gate: FAIL" in text and "### rexbench gate: PASS" in text
     assert "| rexnet_x1.0 | eager | latency.p10:+10% |" in text
+
+
+def test_an_empty_summary_writes_none_and_says_so(project, capsys):
+    """`--summary "$GITHUB_STEP_SUMMARY"` outside GitHub Actions: the variable is empty."""
+    now = current(project / "now", record(40.0, seed=2))
+    before = sorted(p.name for p in project.rglob("*"))
+    assert gate("--from", now, "--summary", "") == 0
+    err = capsys.readouterr().err
+    assert "gate: PASS (4 pass)" in err
+    assert "note: --summary is empty (a variable such as $GITHUB_STEP_SUMMARY" in err
+    assert sorted(p.name for p in project.rglob("*")) == before
+
+
+class Watch:
+    """Gate hooks that count the measurements started (nothing is shown)."""
+
+    def __init__(self) -> None:
+        self.measured = 0
+        self.quiet = Quiet()
+
+    def note(self, text: str) -> None:
+        pass
+
+    def counting(self):
+        return self.quiet.counting()
+
+    def measuring(self, runners: int, runs: int, warmup: int):
+        self.measured += 1
+        return self.quiet.measuring(runners, runs, warmup)
+
+
+@pytest.mark.parametrize(
+    ("models", "checks", "words"),
+    [
+        (("rexnet_x1.0",), ("instructions:+2%",), "--check instructions:+2%: the baselines of "
+         "rexnet_x1.0 under baselines have no instruction count; save them with `rexbench baseline "
+         "save rexnet_x1.0 --instructions`"),
+        (("rexnet_x1.0", "mobilenet_v2"), (), "no baseline for mobilenet_v2 under baselines"),
+    ],
+    ids=["instructions", "second-model"])  # fmt: skip
+def test_what_would_fail_after_measuring_fails_before(project, models, checks, words):
+    here = machine_id()  # a baseline of this machine: the gate would measure rexnet_x1.0 first
+    write_record(record(40.0, seed=3, machine=here), project / "baselines")
+    watch = Watch()
+    request = GateRequest(models=models, checks=checks, baseline=Path("baselines"))
+    with pytest.raises(RexbenchError) as caught:
+        run_gate(request, watch)
+    assert str(caught.value).startswith(words)
+    assert watch.measured == 0
 
 
 # ----------------------------------------------------------------------------- errors (exit 2)

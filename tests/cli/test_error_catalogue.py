@@ -93,6 +93,9 @@ def one_line(code: int, out: str, err: str, needles: tuple[str, ...]) -> str:
 
 
 M = "rexnet_x1.0"
+OVERCOMMIT = Path("/proc/sys/vm/overcommit_memory")
+#: A 1.2 TB tensor fails at once (torch's allocator error) unless the kernel grants everything.
+REFUSES_HUGE_ALLOCATIONS = OVERCOMMIT.exists() and OVERCOMMIT.read_text().strip() != "1"
 FAST = ["--runs", "3", "--warmup", "1", "--config", "eager"]
 CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     # ------------------------------------------------------------------------- names and specs
@@ -160,6 +163,16 @@ CASES: list[tuple[str, list[str], tuple[str, ...]]] = [
     ("save-dir", ["baseline", "save", M, "--counts-only", "--dir", "blocker/b"], ("--dir",)),
     ("plot-suffix", ["plot", "records", "--out", "figure.gif"], ("--out figure.gif: use a file name ending in",)),
     ("report-out", ["report", "records", "--out", "blocker/report"], ("blocker",)),
+    ("plot-out-under-file", ["plot", "records", "--out", "blocker/fig.png"], ("--out blocker/fig.png: blocker is a file, not a folder", "choose another --out")),
+    ("history-plot-under-file", ["history", "--from", "records", "--plot", "blocker/h.svg"], ("--plot blocker/h.svg: blocker is a file",)),
+    ("gate-summary-folder", ["gate", M, "--summary", "."], ("--summary .: that is a folder", "give a file")),
+    ("gate-summary-no-folder", ["gate", M, "--summary", "nowhere/summary.md"], ("the folder nowhere does not exist",)),
+    ("gate-summary-under-file", ["gate", M, "--summary", "blocker/summary.md"], ("blocker is a file, not a folder",)),
+    ("history-summary-folder", ["history", "--from", "records", "--summary", "empty"], ("--summary empty: that is a folder",)),
+    # ------------------------------------------------- what would fail after measuring fails first
+    ("batch-memory", ["profile", M, "--batch-size", "1000000", *FAST], ("--batch-size 1000000: the input batch of rexnet_x1.0 (1000000 x 3x224x224 fp32) needs 602.1 GB and its activations roughly 17x that", "of memory available; use --batch-size")),
+    ("batch-allocator", ["profile", "py:nets.py:build", "--batch-size", "100000000", *FAST], ("out of memory on cpu while running the preparation at batch size 100000000", "--batch-size 50000000")),
+    ("gate-instructions-uncounted", ["gate", M, "--check", "instructions:+2%", "--baseline", "records"], ("have no instruction count", "baseline save rexnet_x1.0 --instructions")),
 ]  # fmt: skip
 
 
@@ -172,6 +185,8 @@ def test_the_catalogue_is_large() -> None:
 def test_a_bad_input_is_one_line_exit_2_and_touches_nothing(place, monkeypatch, capfd, name, argv, needles):
     if name == "device" and torch.cuda.is_available():
         pytest.skip("the machine has CUDA")
+    if name == "batch-allocator" and not REFUSES_HUGE_ALLOCATIONS:
+        pytest.skip("this kernel grants any allocation (vm.overcommit_memory=1)")
     monkeypatch.chdir(place)
     before = snapshot(place)
     code = run(argv)
@@ -179,6 +194,36 @@ def test_a_bad_input_is_one_line_exit_2_and_touches_nothing(place, monkeypatch, 
     line = one_line(code, out, err, needles)
     assert "--out" not in line or name not in ("save-dir",)  # a hint names the command's own option
     assert snapshot(place) == before, "a failing command changed a stored file"
+
+
+@pytest.mark.parametrize("command", ["profile", "sweep"])
+def test_every_missing_package_is_named_in_the_one_line(place, monkeypatch, capfd, command):
+    """ONNX Runtime, OpenVINO, timm and valgrind all missing: one line names them all, with one
+    install command per kind, before anything is built (the packages are installed here: their
+    modules are given names that do not exist, valgrind is taken off PATH)."""
+    from rexbench.measure.backends import runtimes
+
+    extras = runtimes.EXTRAS
+    monkeypatch.setitem(extras, "ort", ("rexbench_no_ort", "rexbench[ort]", "ONNX Runtime"))
+    monkeypatch.setitem(extras, "openvino", ("rexbench_no_ov", "rexbench[openvino]", "OpenVINO"))
+    monkeypatch.setitem(sys.modules, "timm", None)  # import fails as if it were not installed
+    monkeypatch.setenv("PATH", str(place / "empty"))
+    monkeypatch.chdir(place)
+    before = snapshot(place)
+    argv = [command, "timm:resnet18", M, "--config", "eager,ort,openvino", *FAST[:4]]
+    code = run(argv + ["--instructions"] if command == "profile" else argv)
+    out, err = capfd.readouterr()
+    runtimes_line = "ONNX Runtime (--config ort) and OpenVINO (--config openvino): pip install "
+    needles = (
+        "not installed",
+        runtimes_line + "'rexbench[ort,openvino]'",
+        "; timm (timm:resnet18): ",
+    )
+    line = one_line(code, out, err, needles)
+    counted = command == "profile"  # sweep has no --instructions
+    assert f"{4 if counted else 3} things this run needs" in line
+    assert ("; valgrind (--instructions): apt install valgrind" in line) == counted
+    assert snapshot(place) == before
 
 
 # --------------------------------------------------------------------------- streams, signals

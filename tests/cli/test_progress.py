@@ -8,8 +8,10 @@ import time
 
 from rich.console import Console
 
-from rexbench.cli.progress import ProgressView, SweepClock, working
+from rexbench.cli.progress import ProgressView, SweepClock, SweepView, working
+from rexbench.measure.config import RunConfig
 from rexbench.measure.run.rounds import ProfileEvent
+from rexbench.measure.run.sweep import Batch, PlanItem
 
 
 def terminal() -> tuple[Console, io.StringIO]:
@@ -71,7 +73,7 @@ class FakeClock:
 def test_sweep_eta_counts_build_and_compile_time() -> None:
     clock = FakeClock()
     eta = SweepClock(models=3, per_model_calls=100, clock=clock)
-    assert eta.text() == "ETA once the first model is timed"
+    assert eta.text() == "ETA once timing starts"
     clock.now = 30.0  # 30 s of building and compiling, then timing starts
     eta.timed(0)
     clock.now = 40.0
@@ -115,3 +117,41 @@ def test_sweep_view_counts_every_model_measured_and_names_a_batch() -> None:
     assert "model 1/3" in text and "models 2-3/3" in text and "model 2/3" not in text
     assert "efficientnet_b0, rexnet_x1.0: building" in text
     assert "20/30 calls" in text  # 10 runs x (2 models x 1 configuration + the anchor)
+def rendered(view, width: int) -> list[str]:
+    """The lines a terminal `width` columns wide shows for the view's live display."""
+    buffer = io.StringIO()
+    page = Console(file=buffer, width=width, force_terminal=True, color_system=None)
+    page.print(view.progress.get_renderable())
+    return buffer.getvalue().splitlines()
+
+
+def test_the_line_fits_80_columns_and_never_cuts_the_clock_or_the_calls() -> None:
+    err, _ = terminal()
+    view = ProgressView(err, runners=3, runs=1000, warmup=20)
+    view.update(ProfileEvent("prepare", "rexnet_x1.0", "compile_cl", 0, 3))
+    view.progress.tasks[0].start_time -= 64  # a 64 s compile
+    for width in (60, 80):
+        (line,) = rendered(view, width)
+        assert len(line) <= width and line.endswith(" 0:01:04")
+        assert line.startswith("rexnet_x1.0: preparing compile_cl") and "…" in line
+    assert rendered(view, 120)[0].startswith(
+        "rexnet_x1.0: preparing compile_cl (1/3; torch.compile compiles here) "
+    )
+    view.update(ProfileEvent("timing", "rexnet_x1.0", "compile_cl", 1230, 1000))
+    (line,) = rendered(view, 80)
+    assert line.startswith("rexnet_x1.0: timing 3 runner(s) interleaved ")
+    assert line.endswith(" 1,230/3,000 calls 0:00:00") and len(line) <= 80
+
+
+def test_a_sweep_fits_80_columns_with_its_eta_and_clocks_whole() -> None:
+    err, _ = terminal()
+    eager = RunConfig.preset("eager")
+    view = SweepView(err, models=9, runners=3, runs=1000, warmup=20)
+    view.next_model(0, Batch([PlanItem("efficientnet_b3", [eager])], [eager]))
+    view.update(ProfileEvent("prepare", "efficientnet_b3", "compile_cl", 0, 1))
+    overall, current = rendered(view, 80)
+    assert overall.startswith("model 1/9 ") and overall.endswith(" ETA once timing starts 0:00:00")
+    assert current.startswith("efficientnet_b3: preparing") and current.endswith(" 0:00:00")
+    view.update(ProfileEvent("timing", "efficientnet_b3", "compile_cl", 1230, 1000))
+    overall, current = rendered(view, 80)
+    assert current.endswith(" 1,230/2,000 calls 0:00:00") and len(current) <= 80  # eager + anchor

@@ -5,7 +5,10 @@ one-line errors."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from _fleet import TINY, fresh_threads
@@ -48,6 +51,25 @@ def test_cluster_local_measures_here_as_a_local_sweep_would(nets, tmp_path, caps
     assert record.env["threads"]["torch_num_threads"] == fresh_threads()
     assert run(argv) == 0  # the local sweep resumes from the fleet's record
     assert json.loads(capsys.readouterr().out)["measured"] == []
+
+
+def test_cluster_local_as_a_user_runs_it_shows_medians_and_no_ray_notice(nets, tmp_path) -> None:
+    """A fresh process without RAY_AUTH_MODE (Ray's default, token authentication, which Ray
+    announces on stderr); the token file goes to a home folder of the test's own."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    env |= {"HOME": str(tmp_path / "home"), "PYTHONPATH": root}
+    out = tmp_path / "results"
+    argv = ["sweep", nets["build"], *TINY, "--out", str(out), "--cluster", "local"]
+    command = [sys.executable, "-m", "rexbench", *argv]
+    done = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Token authentication" not in done.stderr and "Traceback" not in done.stderr
+    (record,) = load_records(out)
+    assert "median ms" in done.stdout and f"{record.latency.median_ms:.3f}" in done.stdout
+    assert (tmp_path / "home" / ".ray" / "auth_token").exists()  # the authentication is on
 
 
 @pytest.fixture(scope="module")

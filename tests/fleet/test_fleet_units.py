@@ -3,13 +3,23 @@ environment, progress throttling, the summary table and failure lines."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from _synthetic import make
 
-from rexbench.cli.fleet_view import failure_lines, summary_table
+from rexbench.cli.fleet_view import failure_lines, results_tables, summary_table
+from rexbench.cli.tables import render_plain
 from rexbench.errors import RexbenchError
 from rexbench.fleet import remote
-from rexbench.fleet.cluster import Node, _split_address, parse_selector, select
+from rexbench.fleet.cluster import (
+    AUTH_LOGGER,
+    Node,
+    _split_address,
+    _without_default_auth_notice,
+    parse_selector,
+    select,
+)
 from rexbench.fleet.sweep import FleetResult, NodeRun, _notes
 from rexbench.measure.run.rounds import ProfileEvent
 from rexbench.measure.run.sweep import PlanItem
@@ -115,6 +125,51 @@ def test_summary_and_one_line_per_failure() -> None:
         ("cpu-1:bbbbbb", "cpu-box", "0", "0", "1", "lost"),
     ]
     assert result.failed and result.to_dict()["nodes"][1]["unmeasured"] == ["efficientnet_b3"]
+
+
+def test_each_node_has_a_table_with_the_median_of_every_record() -> None:
+    """As a local sweep prints them (`sweep --cluster local` showed no median)."""
+    measured, kept = make("rexnet_x1.0", 12.5, machine="gpu-box"), make("mobilenet_v2", 3.25)
+    done = _run(A100, "gpu-box")
+    done.result.records, done.result.paths = [measured], []
+    done.result.skipped = [PlanItem("mobilenet_v2", [], done=[kept])]
+    done.result.failed = [("py:nets.py:broken", "ValueError: width must be positive")]
+    idle = _run(CPU, "cpu-box")  # nothing measured, kept or failed: no table
+    (table,) = results_tables(FleetResult([done, idle]))
+    rows = list(zip(*[[str(c) for c in col.cells] for col in table.columns], strict=True))
+    assert table.title == "gpu-1:aaaaaa (gpu-box)"
+    assert rows == [
+        ("rexnet_x1.0", "eager", f"{measured.latency.median_ms:.3f}", "measured"),
+        ("mobilenet_v2", "eager", f"{kept.latency.median_ms:.3f}", "skipped"),
+        ("py:nets.py:broken", "-", "-", "failed"),
+    ]
+    assert abs(measured.latency.median_ms - 12.5) < 0.5
+    assert "median ms" in render_plain(table, 80)
+
+
+class Seen(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_only_rays_notice_of_its_default_authentication_is_kept_off_stderr() -> None:
+    log, seen = logging.getLogger(AUTH_LOGGER), Seen()
+    log.addHandler(seen)
+    try:
+        with _without_default_auth_notice():
+            log.warning("Token authentication is enabled for this Ray cluster. Set RAY_AUTH_MODE")
+            log.warning("Token authentication is disabled for this Ray cluster. Anyone with")
+        log.warning("Token authentication is enabled for this Ray cluster (after the start)")
+    finally:
+        log.removeHandler(seen)
+    assert seen.messages == [
+        "Token authentication is disabled for this Ray cluster. Anyone with",
+        "Token authentication is enabled for this Ray cluster (after the start)",
+    ]
 
 
 def test_notes_name_nodes_of_one_machine_and_other_versions() -> None:

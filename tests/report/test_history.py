@@ -103,3 +103,13 @@ def test_cli_history(tmp_path, capsys):
     assert "step at 06aaaaaa" in summary.read_text() and (tmp_path / "h.png").exists()
     assert run(["history", "--from", str(tmp_path / "results")]) == 0
     assert "latency.p10: rexnet_x1.0" in capsys.readouterr().out
+
+
+def test_cli_history_with_an_empty_summary_writes_none_and_says_so(tmp_path, capsys):
+    for rec in series_records([30.0] * 3 + [36.0] * 3):
+        write_record(rec, tmp_path / "results" / rec.env["git"]["commit"][:8])
+    before = sorted(tmp_path.rglob("*"))
+    assert run(["history", "--from", str(tmp_path / "results"), "--summary", "", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["notes"][-1].startswith("--summary is empty (a variable such as $GITHUB_STEP")
+    assert sorted(tmp_path.rglob("*")) == before

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
 from rexbench.measure.backends.prepare import check_dtype, resolve_device
-from rexbench.measure.backends.runtimes import check_available
 from rexbench.measure.config import RunConfig
 from rexbench.measure.machine import env as envmod
 from rexbench.measure.machine.allocator import steady_allocator
+from rexbench.measure.machine.memory import check_batch_memory
 from rexbench.measure.run.compiler import compile_room, reset_compiler
+from rexbench.measure.run.installed import check_installed
 from rexbench.measure.run.parts import REAL, Parts
 from rexbench.measure.run.rounds import (
     ROUND_SIZE,
@@ -31,6 +32,7 @@ from rexbench.measure.run.rounds import (
     first_line,
     measure_prepared,
 )
+from rexbench.measure.timing.devices import device_ops, oom_error
 from rexbench.measure.timing.loop import backend_settings
 from rexbench.models.shapes import check_options, format_shape
 from rexbench.records.schema import Record
@@ -134,16 +136,14 @@ def profile_models(
 def _check_inputs(
     specs: list[ModelSpec], configs: list[RunConfig], device: str, instructions: bool
 ) -> None:
-    """Before any model is built: dtypes, runtimes, input sizes, valgrind when counting."""
+    """Before any model is built: what must be installed (all of it named at once), dtypes,
+    input sizes, and whether the batch fits in memory."""
+    check_installed(configs, specs, instructions)
     for config in configs:
         check_dtype(device, config.dtype)
-        check_available(config.runtime)
         for spec in specs:
             check_options(spec, config.input_shape, config.resolution)
-    if instructions:
-        from rexbench.measure.counting.instructions import check_available as have_valgrind
-
-        have_valgrind()
+    check_batch_memory(specs, configs, device)
 
 
 @dataclass(frozen=True)
@@ -341,6 +341,8 @@ def _prepare(
             raise
         raise RexbenchError(f"{what}: {exc}") from exc
     except Exception as exc:
+        if device_ops(config.device).is_oom(exc):  # the input batch, or a copy of the model
+            raise oom_error(config.device, config.batch_size, "the preparation") from None
         hint = "; try --config eager or --no-compile" if config.compile else ""
         raise RexbenchError(f"{what}: {first_line(exc)}{hint}") from exc
 

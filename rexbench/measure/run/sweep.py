@@ -82,9 +82,11 @@ def expand(names: Sequence[str]) -> list[str]:
 
 def check(specs: Sequence[str], configs: Sequence[RunConfig], out_dir: str | Path) -> None:
     """Everything a sweep can refuse, before anything is measured or printed: the device and
-    dtype of every configuration, every model's input size under it, and a writable --out."""
+    dtype of every configuration, every model's input size under it, whether its batch fits in
+    memory, and a writable --out."""
     from rexbench.measure.backends.prepare import check_dtype, resolve_device
     from rexbench.measure.machine.env import machine_id
+    from rexbench.measure.machine.memory import check_batch_memory
     from rexbench.models.shapes import check_options
     from rexbench.records.store import check_writable, machine_dir
     from rexbench.spec import parse
@@ -94,6 +96,8 @@ def check(specs: Sequence[str], configs: Sequence[RunConfig], out_dir: str | Pat
     for spec in specs:
         for config in configs:
             check_options(parse(spec), config.input_shape, config.resolution)
+    for config in configs:
+        check_batch_memory([parse(s) for s in specs], [config], resolve_device(config.device))
     check_writable(machine_dir(out_dir, machine_id()))
 
 
