@@ -1,4 +1,5 @@
-"""The one exception type that the CLI turns into a one-line message and exit code 2."""
+"""The one exception type that the CLI turns into a one-line message and exit code 2, and the one-line
+form of any other exception that such a message quotes."""
 
 
 class RexbenchError(Exception):
@@ -8,3 +9,9 @@ class RexbenchError(Exception):
     """
 
     exit_code = 2
+
+
+def first_line(exc: BaseException) -> str:
+    """`Type: first line of the message`, or the type alone for an empty message."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
-from rexbench.errors import RexbenchError
+from rexbench.errors import RexbenchError, first_line
 
 AUTO, LOCAL = "auto", "local"
 INSTALL_HINT = "pip install 'rexbench[cluster]'"
@@ -129,9 +129,9 @@ def _init(ray: ModuleType, address: str) -> None:
                 "`ray start --head`, give its HOST:PORT, or try --cluster local"
             ) from None
         hint = "" if os.environ.get("RAY_AUTH_MODE") else f"; {AUTH_HINT}"
-        raise RexbenchError(f"--cluster {address}: {_first_line(exc)}{hint}") from None
+        raise RexbenchError(f"--cluster {address}: {first_line(exc)}{hint}") from None
     except (RuntimeError, ValueError) as exc:
-        raise RexbenchError(f"--cluster {address}: {_first_line(exc)}") from None
+        raise RexbenchError(f"--cluster {address}: {first_line(exc)}") from None
 
 
 class _DefaultAuthNotice(logging.Filter):
@@ -152,11 +152,6 @@ def _without_default_auth_notice() -> Iterator[None]:
         yield
     finally:
         log.removeFilter(notice)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 @contextlib.contextmanager

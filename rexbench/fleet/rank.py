@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from rexbench.errors import RexbenchError
+from rexbench.errors import RexbenchError, first_line
 from rexbench.rank import parallel
 
 if TYPE_CHECKING:
@@ -51,8 +51,9 @@ def run_on_cluster(
         cause = getattr(exc, "cause", None)
         if isinstance(cause, RexbenchError):
             raise RexbenchError(str(cause)) from None
-        first = next((ln for ln in str(cause or exc).splitlines() if ln.strip()), "")
-        raise RexbenchError(f"rank study on the cluster failed: {first.strip()}") from None
+        raise RexbenchError(
+            f"rank study on the cluster failed: {first_line(cause or exc)}"
+        ) from None
     except KeyboardInterrupt:
         _cancel(ray, pending)
         raise

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from rexbench.errors import first_line
 from rexbench.fleet import remote
 from rexbench.fleet.cluster import Node, is_alive
 from rexbench.measure.run.sweep import PlanItem, SweepResult, plan
@@ -240,8 +241,7 @@ def _why(exc: BaseException) -> str:
     if isinstance(cause, ModuleNotFoundError) and "rexbench" in str(cause):
         return "rexbench is not installed on this node (install the same version there)"
     shown = cause if isinstance(cause, BaseException) else exc
-    lines = [ln.strip() for ln in str(shown).splitlines() if ln.strip()]
-    return f"{type(shown).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return first_line(shown)
 
 
 def _node_lost(ray: ModuleType, exc: BaseException, node: Node) -> bool:

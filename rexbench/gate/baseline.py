@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rexbench.errors import RexbenchError
+from rexbench.errors import RexbenchError, first_line
 
 if TYPE_CHECKING:
     from rexbench.records.schema import Record
@@ -158,8 +158,7 @@ def _count(
         except RexbenchError:
             raise
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise RexbenchError(f"could not count {spec}: {first}") from exc
+            raise RexbenchError(f"could not count {spec}: {first_line(exc)}") from exc
 
 
 def entry_shapes(entry: Mapping[str, Any]) -> list[tuple[int, int, int]]:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from rexbench.errors import RexbenchError
+from rexbench.errors import RexbenchError, first_line
 from rexbench.gpucheck.rows import FAIL, PASS, SKIP, WARN, CheckRow, parity_row, record_rows
 from rexbench.gpucheck.settings import CheckSettings, configs_for
 from rexbench.gpucheck.timers import ArmsFn, agreement_rows, default_arms
@@ -27,7 +27,7 @@ from rexbench.measure.backends.prepare import check_dtype, resolve_device
 from rexbench.measure.run.compiler import reset_compiler
 from rexbench.measure.run.parts import REAL, Parts
 from rexbench.measure.run.profile import ConfigFailure, profile_models
-from rexbench.measure.run.rounds import PreparedConfig, RoundOptions, first_line, measure_prepared
+from rexbench.measure.run.rounds import PreparedConfig, RoundOptions, measure_prepared
 
 if TYPE_CHECKING:
     from rexbench.measure.backends.prepare import PreparedModel

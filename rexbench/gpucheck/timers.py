@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from rexbench.errors import first_line
 from rexbench.gpucheck.rows import FAIL, PASS, SKIP, WARN, CheckRow
-from rexbench.measure.run.rounds import PreparedConfig, first_line
+from rexbench.measure.run.rounds import PreparedConfig
 from rexbench.measure.timing.devices import DeviceOps
 from rexbench.measure.timing.loop import backend_settings
 

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rexbench.errors import RexbenchError
+from rexbench.errors import RexbenchError, first_line
 from rexbench.spec import (
     EXTERNAL_SOURCES,
     LIST_HINT,
@@ -89,7 +89,7 @@ def import_library(name: str) -> ModuleType:
     except Exception as exc:
         # e.g. a torchvision built for another torch: "operator torchvision::nms does not exist"
         raise RexbenchError(
-            f"importing {name} failed ({type(exc).__name__}: {_first_line(exc)}); it must be built "
+            f"importing {name} failed ({first_line(exc)}); it must be built "
             f"for the installed torch {_torch_version()}: {install_hint(name)}"
         ) from None
 
@@ -192,9 +192,7 @@ def _checked(spec: ModelSpec, what: str, make: Callable[[], Any]) -> nn.Module:
     except RexbenchError:
         raise
     except Exception as exc:
-        raise RexbenchError(
-            f"{spec}: {what} raised {type(exc).__name__}: {_first_line(exc)}"
-        ) from exc
+        raise RexbenchError(f"{spec}: {what} raised {first_line(exc)}") from exc
     if isinstance(model, type) and issubclass(model, nn.Module):
         raise RexbenchError(f"{spec}: {what} returned the class {model.__name__}, not an instance")
     if not isinstance(model, nn.Module):
@@ -229,9 +227,7 @@ def _load_file(spec: ModelSpec, target: str, reuse: bool = False) -> ModuleType:
         raise  # _user_code says whose exit it was
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise RexbenchError(
-            f"{spec}: running {target} failed: {type(exc).__name__}: {_first_line(exc)}"
-        ) from exc
+        raise RexbenchError(f"{spec}: running {target} failed: {first_line(exc)}") from exc
     return module
 
 
@@ -247,9 +243,7 @@ def _import_module(spec: ModelSpec, target: str) -> ModuleType:
             ) from None
         raise RexbenchError(f"{spec}: importing {target} failed: {exc}") from exc
     except Exception as exc:
-        raise RexbenchError(
-            f"{spec}: importing {target} failed: {type(exc).__name__}: {_first_line(exc)}"
-        ) from exc
+        raise RexbenchError(f"{spec}: importing {target} failed: {first_line(exc)}") from exc
 
 
 def _attribute(spec: ModelSpec, module: ModuleType, dotted: str, where: str) -> Any:
@@ -321,11 +315,6 @@ def _unknown_name(source: str, name: str, names: list[str]) -> str:
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
     hint = f" Did you mean: {', '.join(f'{source}:{c}' for c in close)}?" if close else ""
     return f"unknown {source} model {name!r}.{hint} See {LIST_HINT[source]}"
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else "(no message)"
 
 
 def _torch_version() -> str:

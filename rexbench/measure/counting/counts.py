@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rexbench.errors import RexbenchError
+from rexbench.errors import RexbenchError, first_line
 from rexbench.measure.counting.counters import (
     BACKENDS,
     evaluating,
@@ -244,9 +244,8 @@ def _run(spec: ModelSpec, shape: tuple[int, ...], fn: Callable[[], Any]) -> Any:
     try:
         return fn()
     except RuntimeError as exc:  # e.g. an input shape the model cannot take
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RexbenchError(
-            f"could not run {spec} on input {'x'.join(map(str, shape))}: {first}"
+            f"could not run {spec} on input {'x'.join(map(str, shape))}: {first_line(exc)}"
         ) from exc
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from rexbench.errors import first_line
 from rexbench.measure.timing.devices import DeviceOps
 from rexbench.measure.timing.loop import Runner, measure_interleaved
 
@@ -97,7 +98,7 @@ def do_bench_arm(run: Callable[[], Any], estimate_ms: float) -> Arm | str:
     try:
         from triton.testing import do_bench
     except Exception as exc:  # ImportError, or a triton that cannot load here
-        return f"triton not usable: {type(exc).__name__}: {exc}".splitlines()[0]
+        return f"triton not usable: {first_line(exc)}"
     import torch
 
     def chunk(n: int) -> list[float]:
