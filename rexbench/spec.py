@@ -29,6 +29,9 @@ refused (nothing is downloaded; use --weights PATH). Input shapes: rexbench.mode
 
 Every problem is a RexbenchError with one actionable line. Importing this module imports neither torch
 nor timm nor torchvision; building does, inside the functions that need them.
+
+The values of a list option (`--config eager,ort --config max`) are read by `split_values`, the grammar
+the list options share.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from __future__ import annotations
 import difflib
 import posixpath
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,3 +248,9 @@ def resolve_py_file(target: str) -> Path:
     """A `py:` file path as written -> absolute path (relative paths against the current directory)."""
     path = Path(target).expanduser()
     return (path if path.is_absolute() else Path.cwd() / path).resolve()
+
+
+def split_values(values: Iterable[str] | None) -> list[str]:
+    """An option given repeatedly and/or comma-separated -> its values in order, stripped, blanks
+    dropped: ["eager,ort", " max "] -> ["eager", "ort", "max"]."""
+    return [v.strip() for raw in values or [] for v in raw.split(",") if v.strip()]

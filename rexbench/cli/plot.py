@@ -10,6 +10,7 @@ import typer
 from rexbench.cli.common import console, load_records, print_json
 from rexbench.cli.options import RUNS, JsonOpt, PathsArg
 from rexbench.errors import RexbenchError
+from rexbench.spec import split_values
 
 FigureOutOpt = Annotated[
     Path, typer.Option("--out", "-o", help="Figure file: .png, .svg or .pdf (default: runs/figure3.png).")
@@ -92,7 +93,7 @@ def plot(
     check_figure_path(out)
     records = load_records(paths)
     families = None if all_families else (family or DEFAULT_FAMILIES)
-    configs = [n.strip() for text in config or [] for n in text.split(",") if n.strip()] or None
+    configs = split_values(config) or None
     if configs is not None:
         measured = sorted({r.run.label for r in records})
         unknown = [c for c in configs if c not in measured]

@@ -14,6 +14,7 @@ from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.options import ClusterOpt, JsonOpt, ModelsArg, ResolutionOpt
 from rexbench.errors import RexbenchError
 from rexbench.rank.readings import DEFAULT_READING as READING
+from rexbench.spec import split_values
 
 if TYPE_CHECKING:
     from rexbench.rank.features import FeatureSpectrum
@@ -93,13 +94,8 @@ SpatialOpt = Annotated[
 ]
 
 
-def _split(values: list[str] | None) -> list[str]:
-    """Comma-separated and/or repeated option values, flattened."""
-    return [v.strip() for raw in values or [] for v in raw.split(",") if v.strip()]
-
-
 def _ratios(values: list[str] | None) -> tuple[float, ...] | None:
-    items = _split(values)
+    items = split_values(values)
     if not items:
         return None
     try:
@@ -217,8 +213,8 @@ def study(
     cfg = StudyConfig(
         networks=networks,
         seed=seed,
-        blocks=resolve_blocks(_split(blocks)),
-        activations=resolve_activations(_split(activations)),
+        blocks=resolve_blocks(split_values(blocks)),
+        activations=resolve_activations(split_values(activations)),
         reading=ro.reading_from(locals()),
         device=_check_device(device),
         **kwargs,

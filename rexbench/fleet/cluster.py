@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from rexbench.errors import RexbenchError, first_line
+from rexbench.spec import split_values
 
 AUTO, LOCAL = "auto", "local"
 INSTALL_HINT = "pip install 'rexbench[cluster]'"
@@ -196,14 +197,13 @@ def is_alive(ray: ModuleType, node_id: str) -> bool:
 def parse_selector(values: Sequence[str] | None) -> dict[str, str]:
     """`--nodes KEY=VALUE` (repeatable, or comma-separated) -> {key: value}."""
     out: dict[str, str] = {}
-    for raw in values or []:
-        for item in filter(None, (v.strip() for v in raw.split(","))):
-            key, sep, value = item.partition("=")
-            if not sep or not key.strip() or not value.strip():
-                raise RexbenchError(
-                    f"--nodes {item}: expected KEY=VALUE, a Ray node label (`ray start --labels KEY=VALUE`)"
-                )
-            out[key.strip()] = value.strip()
+    for item in split_values(values):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise RexbenchError(
+                f"--nodes {item}: expected KEY=VALUE, a Ray node label (`ray start --labels KEY=VALUE`)"
+            )
+        out[key.strip()] = value.strip()
     return out
 
 

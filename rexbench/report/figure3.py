@@ -29,6 +29,7 @@ from rexbench.report.figure3_series import (
 )
 from rexbench.report.latest import latest, older_note, point
 from rexbench.report.point_labels import Label, place_labels
+from rexbench.spec import parse, split_values
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -46,7 +47,7 @@ _ROOM = (1.1, 0.8)  # inches of the 5.6-inch figure for the legend and for the c
 def parse_axes(x: str | Sequence[str] | None) -> tuple[str, str]:
     """`--x` values -> (count axis, device axis): "params", "throughput", "params,throughput"."""
     items = [x] if isinstance(x, str) else list(x or [])
-    names = [v.strip().lower() for raw in items for v in raw.split(",") if v.strip()]
+    names = [v.lower() for v in split_values(items)]
     count, dev = "flops", "latency"
     for name in names:
         if name in COUNT_AXES:
@@ -62,8 +63,6 @@ def parse_axes(x: str | Sequence[str] | None) -> tuple[str, str]:
 def parse_top1(items: Iterable[str] | None) -> dict[str, float]:
     """`--top1 SPEC=PCT` values -> {canonical spec: top-1 %}: the accuracy of a model the paper has
     no number for (timm:, torchvision:, py: specs), e.g. "py:nets.py:build?width=2=71.5"."""
-    from rexbench.spec import parse
-
     out: dict[str, float] = {}
     for item in items or []:
         spec, eq, value = item.rpartition("=")
