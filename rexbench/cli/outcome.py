@@ -24,16 +24,6 @@ AllowMismatchOpt = Annotated[
 ]
 
 
-def parity_cell(record: Record) -> str:
-    """ "ok 3e-07", "INVALID 0.21" or "-" (not checked): the rel L2 error against eager fp32."""
-    p = record.parity
-    if "valid" not in p:
-        return "-"
-    rel = p.get("rel_l2")
-    number = f" {rel:.1g}" if isinstance(rel, (int, float)) else ""
-    return f"ok{number}" if p["valid"] else f"INVALID{number}"
-
-
 def exit_code(
     err: Any,
     records: Sequence[Record],

@@ -21,7 +21,7 @@ from rexbench.cli.options import (
     WeightsOpt,
     measure_options,
 )
-from rexbench.cli.outcome import AllowMismatchOpt, exit_code, parity_cell
+from rexbench.cli.outcome import AllowMismatchOpt, exit_code
 from rexbench.cli.progress import ProgressView
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def table_data(
                 "speedup": speedup / s["median"] if speedup else None,
                 "valid": record.valid,
                 "parity": dict(record.parity),
-                "parity_cell": parity_cell(record),
+                "parity_cell": record.parity_cell,
                 "compile_s": t.compile_s if t else None,
                 "anchor_median_ms": s["anchor_median"] / 1e6 if s.get("anchor_median") else None,
                 "warnings": list(record.warnings),

@@ -181,6 +181,16 @@ class RecordView:
         return f"INVALID ({value}{limit})"
 
     @property
+    def parity_cell(self) -> str:
+        """`parity_text` in a table cell: "ok 3e-07", "INVALID 0.21" or "-" (not checked)."""
+        p = self.parity
+        if "valid" not in p:
+            return "-"
+        rel = p.get("rel_l2")
+        number = f" {rel:.1g}" if isinstance(rel, (int, float)) else ""
+        return f"ok{number}" if p["valid"] else f"INVALID{number}"
+
+    @property
     def run_id(self) -> str | None:
         """The id of the interleaved measurement the record was timed in (None: older records)."""
         return self.timing.run_id if self.timing is not None else None

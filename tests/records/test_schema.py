@@ -217,6 +217,9 @@ def test_parity_and_run_id_round_trip_and_decide_validity():
     assert not back.valid and back.parity_text == "INVALID (rel L2 0.21 > 0.001)"
     ok = make_record(parity={**parity, "valid": True, "rel_l2": 3.1e-07})
     assert ok.valid and ok.parity_text == "ok (rel L2 3.1e-07)"
+    assert (back.parity_cell, ok.parity_cell) == ("INVALID 0.2", "ok 3e-07")  # profile's table
+    nan = make_record(parity={"valid": False, "reason": "the output has NaN"})
+    assert (nan.parity_text, nan.parity_cell) == ("INVALID (the output has NaN)", "INVALID")
     other = make_record()
     other.timing.run_id = "00ff00ff00ff00ff"
     assert back.measured_with(other) and not make_record().measured_with(make_record())
@@ -232,6 +235,6 @@ def test_records_written_before_the_parity_check_still_load_as_not_checked():
     del data["parity"], data["timing"]["run_id"]
     old = Record.from_dict(data)
     assert old.parity == {} and old.valid and old.run_id is None
-    assert old.parity_text == "not checked"
+    assert old.parity_text == "not checked" and old.parity_cell == "-"
     committed = load_records(Path(__file__).parents[2] / "results" / "example" / "amd-epyc-2c-16e4d4e5")
     assert committed and all(r.valid and r.parity == {} for r in committed)
