@@ -22,6 +22,7 @@ from rexbench.report.figure3_series import (
     COLORS,
     MARKERS,
     Series,
+    Top1,
     count_series,
     device_series,
     paper_series,
@@ -265,7 +266,7 @@ def figure3(
     style: dict[str, int] = {}
     labels: list[list[Label]] = []
     for ax, panel in zip(axes, panels, strict=True):
-        labels.append(_panel(ax, panel, shown, hidden, (accuracy, paper, style)))
+        labels.append(_panel(ax, panel, shown, hidden, accuracy=accuracy, paper=paper, style=style))
     shared_legend(
         fig,
         axes,
@@ -305,11 +306,17 @@ def _grow(fig: Figure, below: Text) -> None:
 
 
 def _panel(
-    ax: Axes, panel: str, shown: list[Record], hidden: dict[str, int], how: tuple
+    ax: Axes,
+    panel: str,
+    shown: list[Record],
+    hidden: dict[str, int],
+    *,
+    accuracy: Top1,
+    paper: bool,
+    style: dict[str, int],
 ) -> list[Label]:
     """One panel: its measured lines, the paper's (when asked), title, label, and what is missing:
     inside an otherwise empty panel, else under the title (never over the paper's points)."""
-    accuracy, paper, style = how
     if panel in COUNT_AXES:
         series = count_series(shown, panel, accuracy)
         title = f"Top-1 vs {'FLOPs' if panel == 'flops' else 'parameters'}"

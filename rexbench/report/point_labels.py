@@ -13,6 +13,7 @@ no two boxes overlap when it stops.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -48,6 +49,17 @@ class Label(NamedTuple):
     below: bool = False
 
 
+@dataclass
+class _Room:
+    """Where a panel's labels may go, in pixels: inside `frame`, `pad` clear of the labels placed
+    so far, and of the markers where a place allows it."""
+
+    frame: Bbox
+    markers: list[Bbox]
+    pad: float
+    placed: list[Bbox] = field(default_factory=list)
+
+
 def places(below: bool = False) -> list[tuple[str, str, float, float]]:
     """(ha, va, dx, dy in points) to try, in order."""
     sides = (_SIDES[1], _SIDES[0], *_SIDES[2:]) if below else _SIDES
@@ -62,10 +74,7 @@ def place_labels(ax: Axes, labels: Sequence[Label], fontsize: float) -> list[Ann
     laid out (`Figure.draw_without_rendering`): the labels stay out of the layout, which therefore
     does not move when the figure is saved."""
     renderer = ax.figure.canvas.get_renderer()
-    pad = _GAP * ax.figure.dpi / 72
-    frame = ax.get_window_extent(renderer)
-    markers = _marker_boxes(ax)
-    placed: list[Bbox] = []
+    room = _Room(ax.get_window_extent(renderer), _marker_boxes(ax), _GAP * ax.figure.dpi / 72)
     out = []
     for label in labels:
         text = ax.annotate(
@@ -76,29 +85,28 @@ def place_labels(ax: Axes, labels: Sequence[Label], fontsize: float) -> list[Ann
             arrowprops=_LEADER,
         )
         text.set(fontsize=fontsize, in_layout=False)
-        box = _settle(text, renderer, places(label.below), (frame, placed, markers, pad))
+        box = _settle(text, renderer, places(label.below), room)
         if box is None:
             text.remove()
             continue
         text.arrow_patch.set_visible(max(map(abs, text.xyann)) > _NEAR)
-        placed.append(box)
+        room.placed.append(box)
         out.append(text)
     return out
 
 
 def _settle(
-    text: Annotation, renderer: RendererBase, where: Sequence[tuple], around: tuple
+    text: Annotation, renderer: RendererBase, where: Sequence[tuple], room: _Room
 ) -> Bbox | None:
-    """Move `text` to its first free place; its box there, or None where none is free."""
-    frame, placed, markers, pad = around
+    """Move `text` to its first free place in `room`; its box there, or None where none is free."""
     fallback = None
     for ha, va, dx, dy in where:
         _move(text, ha, va, (dx, dy))
         box = text_box(text, renderer)
-        room = box.padded(pad)
-        if not _inside(box, frame) or any(room.overlaps(b) for b in placed):
+        padded = box.padded(room.pad)
+        if not _inside(box, room.frame) or any(padded.overlaps(b) for b in room.placed):
             continue
-        if not any(room.overlaps(m) for m in markers):
+        if not any(padded.overlaps(m) for m in room.markers):
             return box
         fallback = fallback or (ha, va, (dx, dy), box)
     if fallback is None:
