@@ -87,11 +87,7 @@ def sweep(
         raise RexbenchError("--nodes picks nodes of a cluster: give --cluster too")
     err = console(stderr=True)
     if not dry_run:  # what this machine cannot run fails once, before any model or output
-        from rexbench.measure.backends.runtimes import check_available
-
         sw.check(specs, configs, out)
-        for c in configs:
-            check_available(c.runtime)
     sw.groups([], interleave)  # an unknown --interleave fails before anything is measured
     items = sw.plan(specs, configs, out, force=force)
     _announce(items, f"sweep of {len(specs)} model(s); {note}", out, err)

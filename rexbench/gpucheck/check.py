@@ -300,7 +300,7 @@ def parity_rows(
 
     import torch
 
-    from rexbench.measure.backends.prepare import make_input
+    from rexbench.measure.backends.inputs import make_input
 
     first = items[0]
     device = str(first.prepared.input.device)

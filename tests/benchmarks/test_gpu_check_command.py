@@ -45,7 +45,7 @@ def rows_of(out: Path) -> list[dict]:
 
 
 def test_dry_run_end_to_end_on_the_cpu(command, tiny, monkeypatch, capsys):
-    monkeypatch.setattr("rexbench.measure.backends.prepare._cpu_supports", lambda dtype: False)
+    monkeypatch.setattr("rexbench.measure.backends.inputs._cpu_supports", lambda dtype: False)
     for missing in ("fvcore", "thop", "iopath", "yacs"):  # the check needs none of them
         monkeypatch.setitem(sys.modules, missing, None)
     out = tiny / "check"
@@ -91,7 +91,7 @@ def test_no_cuda_is_one_line_and_exit_2(command, monkeypatch, capsys, tmp_path):
 def fake_gpu(monkeypatch, timer_ms: float) -> None:
     fake_cuda(monkeypatch, FakeCudaOps())
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([], [0x0]))
-    monkeypatch.setattr("rexbench.measure.backends.prepare._cpu_supports", lambda dtype: True)
+    monkeypatch.setattr("rexbench.measure.backends.inputs._cpu_supports", lambda dtype: True)
 
     def arms(item, ops, settings):
         return [

@@ -29,7 +29,7 @@ def fake_gpu(tmp_path, monkeypatch):
     fake_cuda(monkeypatch, ops)
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([], [0x0]))
     monkeypatch.setattr(torch, "compile", lambda module, **kw: module)
-    monkeypatch.setattr("rexbench.measure.backends.prepare._cpu_supports", lambda dtype: True)
+    monkeypatch.setattr("rexbench.measure.backends.inputs._cpu_supports", lambda dtype: True)
     monkeypatch.setattr(gpu_check, "default_arms", scripted_arms(2.00, 2.01))
     return ops
 
@@ -112,7 +112,7 @@ def test_one_failing_configuration_is_one_line_and_the_rest_go_on(fake_gpu, tmp_
     def broken_fold(model):
         raise RuntimeError("fold exploded\nsecond line")
 
-    monkeypatch.setattr("rexbench.measure.backends.prepare.fold_batchnorm", broken_fold)
+    monkeypatch.setattr("rexbench.measure.backends.torch.fold_batchnorm", broken_fold)
     result = check_model(TINY, settings(tmp_path))
     assert ("max", FAIL) in by_check(result.rows, "prepare")
     (row,) = [r for r in result.rows if r.status == FAIL]

@@ -12,6 +12,7 @@ from _profile_fakes import fake_anchor
 from torch import nn
 
 import rexbench.measure.backends.prepare as prep
+import rexbench.measure.backends.torch as torch_backend
 from rexbench.cli import run as cli
 from rexbench.measure.checks import parity
 from rexbench.measure.config import RunConfig
@@ -103,7 +104,7 @@ def broken_folding(monkeypatch):
                     setattr(seq, name, nn.Identity())
         return model, "dropped"
 
-    monkeypatch.setattr(prep, "fold_batchnorm", drop)
+    monkeypatch.setattr(torch_backend, "fold_batchnorm", drop)
 
 
 FOLDED = RunConfig.preset("eager", fold_bn=True)

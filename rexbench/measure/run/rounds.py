@@ -39,7 +39,7 @@ from rexbench.records.store import write_record
 from rexbench.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from rexbench.measure.backends.prepare import PreparedModel
+    from rexbench.measure.backends.base import PreparedModel
 
 ROUND_SIZE = 10  # calls per runner per round: small enough to interleave, large enough to amortise
 
@@ -78,7 +78,7 @@ class RoundOptions:
     progress: ProgressFn | None = None
     on_record: RecordFn | None = None
     abort_when_contended: bool = False  # stop a run certain to end contended (ContendedRun)
-    instructions: bool = False  # count each record's instructions (rexbench.measure.counting.instructions)
+    instructions: bool = False  # count each record's instructions (measure.counting.instructions)
 
     def emit(self, event: ProfileEvent) -> None:
         if self.progress is not None:
