@@ -22,7 +22,13 @@ element-wise relative error means nothing. Where each number comes from (TOLERAN
 - fp16, 1.6e-2: torch.testing.assert_close's default rtol for bfloat16, the coarser half format
   (torch/testing/_comparison.py, _DTYPE_PRECISIONS: float16 rtol 1e-3, bfloat16 rtol 1.6e-2, both
   atol 1e-5; fp16's own is the rounding of one operation, not of a whole network).
-- bf16, 1.6e-2: torch.testing.assert_close's default rtol for bfloat16.
+- bf16, 1.28e-1: the fp16 tolerance times 8, the ratio of the two formats' unit roundoffs: bfloat16
+  keeps 8 significand bits (u = 2^-8 = 3.9e-3), float16 11 (u = 2^-11 = 4.9e-4); torch.finfo
+  gives eps = 2u, 2^-7 and 2^-10. A whole network's error scales with u, not with one operation's
+  tolerance: on the 28 built-in models (benchmarks/half_precision_parity.py, eager on the CPU),
+  bf16's rel_l2 is 7.2 to 9.1 times fp16's (EfficientNet-lite1-3: 4.5 to 6.3) and reaches 4.5e-2,
+  so assert_close's per-operation 1.6e-2 would call the correct bf16 runs of EfficientNet-lite1-3
+  (3.1e-2 to 4.5e-2) invalid.
 
 A check only means something when the weights do: freshly initialised models have BatchNorm layers
 that compute the identity (weight 1, bias 0, running mean 0, variance 1), so a preparation that
@@ -43,13 +49,14 @@ if TYPE_CHECKING:
     from rexbench.measure.config import RunConfig
 
 #: Largest relative L2 error of a valid configuration, per dtype of the run.
-TOLERANCES = {"fp32": 1e-3, "fp16": 1.6e-2, "bf16": 1.6e-2}
+TOLERANCES = {"fp32": 1e-3, "fp16": 1.6e-2, "bf16": 1.28e-1}
 TOLERANCE_SOURCES = {
     "fp32": "rtol 1e-3 of PyTorch's ONNX export tutorial, the test with which it accepts ONNX "
     "Runtime's output as the PyTorch model's (np.testing.assert_allclose(..., rtol=1e-03, atol=1e-05))",
     "fp16": "rtol 1.6e-2 of torch.testing.assert_close for bfloat16, the coarser half format "
     "(fp16's own, 1e-3, is the rounding of a single operation, not of a whole network)",
-    "bf16": "rtol 1.6e-2 of torch.testing.assert_close for bfloat16",
+    "bf16": "the fp16 tolerance x 8, the ratio of bfloat16's unit roundoff to float16's "
+    "(2^-8 / 2^-11; torch.finfo eps 2^-7 / 2^-10): a whole network's error scales with it",
 }
 SEED = 0
 
