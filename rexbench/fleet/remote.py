@@ -148,7 +148,7 @@ def measure(
     {"error": one line, "node": bool} (node: this node cannot run any of them, e.g. no CUDA)."""
     import torch
 
-    from rexbench.measure.backends.prepare import check_dtype, resolve_device
+    from rexbench.measure.backends.inputs import check_dtype, resolve_device
     from rexbench.measure.run.profile import profile_models
 
     with node_environment():

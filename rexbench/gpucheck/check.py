@@ -23,14 +23,14 @@ from rexbench.errors import RexbenchError, first_line
 from rexbench.gpucheck.rows import FAIL, PASS, SKIP, WARN, CheckRow, parity_row, record_rows
 from rexbench.gpucheck.settings import CheckSettings, configs_for
 from rexbench.gpucheck.timers import ArmsFn, agreement_rows, default_arms
-from rexbench.measure.backends.prepare import check_dtype, resolve_device
+from rexbench.measure.backends.inputs import check_dtype, resolve_device
 from rexbench.measure.run.compiler import reset_compiler
 from rexbench.measure.run.parts import REAL, Parts
 from rexbench.measure.run.profile import ConfigFailure, profile_models
 from rexbench.measure.run.rounds import PreparedConfig, RoundOptions, measure_prepared
 
 if TYPE_CHECKING:
-    from rexbench.measure.backends.prepare import PreparedModel
+    from rexbench.measure.backends.base import PreparedModel
     from rexbench.measure.config import RunConfig
     from rexbench.records.schema import Record
     from rexbench.spec import ModelSpec

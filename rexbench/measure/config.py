@@ -1,55 +1,29 @@
-"""Run configurations: how a model is prepared and measured (presets, device, batch, threads). Pure, no torch."""
+"""Run configurations: how a model is prepared and measured (backend, presets, device, batch, threads).
+
+A configuration names its backend (rexbench.measure.backends.registry), which checks it, names it
+(`label`) and knows its presets; its id hashes the fields that change what is measured. No torch.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rexbench.errors import RexbenchError
+from rexbench.measure.backends.base import DTYPES
+from rexbench.measure.backends.registry import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRESET
 from rexbench.models.shapes import check_options
 
-DTYPES = ("fp32", "fp16", "bf16")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
-# Inference runtimes other than PyTorch (rexbench.measure.backends.runtimes); None in a RunConfig is PyTorch.
-RUNTIMES = ("ort", "openvino")
-
-# The fields that define a preset; everything else (device, batch, threads, runs...) is orthogonal.
-_PRESET_FIELDS = ("fold_bn", "channels_last", "compile", "compile_mode", "freezing", "runtime")
-_PRESET_DEFAULTS: dict[str, Any] = {"compile_mode": "default", "runtime": None}
-PRESETS: dict[str, dict[str, Any]] = {
-    "eager": dict(fold_bn=False, channels_last=False, compile=False, freezing=False),
-    "channels_last": dict(fold_bn=False, channels_last=True, compile=False, freezing=False),
-    "compile": dict(fold_bn=False, channels_last=False, compile=True, freezing=False),
-    "compile_cl": dict(fold_bn=False, channels_last=True, compile=True, freezing=False),
-    # The fastest CPU inference recipe PyTorch offers (measured in benchmarks/profile.md):
-    # BN folded into convs, channels-last, torch.compile with inductor's freezing.
-    "max": dict(fold_bn=True, channels_last=True, compile=True, freezing=True),
-    # The model exported to ONNX and run by ONNX Runtime / converted and compiled by OpenVINO; each
-    # optimises the graph itself (rexbench.measure.backends.runtimes).
-    "ort": dict(fold_bn=False, channels_last=False, compile=False, freezing=False, runtime="ort"),
-    "openvino": dict(
-        fold_bn=False, channels_last=False, compile=False, freezing=False, runtime="openvino"
-    ),
-    # compile_cl replayed as CUDA graphs (torch.compile mode "reduce-overhead"; on CPU it behaves
-    # like compile_cl): warmed up until the graph is recorded, see rexbench.measure.backends.cudagraphs.
-    "cudagraphs": dict(
-        fold_bn=False,
-        channels_last=True,
-        compile=True,
-        compile_mode="reduce-overhead",
-        freezing=False,
-    ),
-}
-DEFAULT_PRESET = "compile_cl"
 # Fields that only change what happens on CUDA; ignored by `config_id` on other devices.
 _CUDA_ONLY = ("cudnn_benchmark", "allow_tf32", "flush_l2")
 # Fields that change how many samples are taken, not what is measured; ignored by `config_id`.
 _NOT_IDENTITY = ("runs", "warmup")
-# Optional fields added after the first records were written: left out of `config_id` while None,
-# so the ids of configurations that do not use them stay what they were.
-_OPTIONAL_IDENTITY = ("input_shape", "runtime")
+# Optional fields added after the first records were written: left out of `config_id` while None
+# (or empty), so the ids of configurations that do not use them stay what they were.
+_OPTIONAL_IDENTITY = ("input_shape", "runtime", "options")
 # Switches added later that are off by default: left out of `config_id` while off, likewise.
 _OFF_BY_DEFAULT = ("flush_l2",)
 _DEVICE_RE = re.compile(r"cpu|cuda(:[0-9]+)?")
@@ -69,8 +43,11 @@ class RunConfig:
     (the number actually used is recorded with the timing). cudnn_benchmark and allow_tf32 only
     matter on CUDA; TF32 is off unless asked for, so fp32 means fp32. flush_l2 (CUDA only, off by
     default) overwrites a buffer larger than the GPU's L2 cache before every timed call, outside the
-    timed region (rexbench.measure.timing.l2flush), so each call starts with a cold L2. runtime None is
-    PyTorch; "ort" or "openvino" hands the model to that runtime, which prepares it itself.
+    timed region (rexbench.measure.timing.l2flush), so each call starts with a cold L2. runtime: the
+    backend that runs the model, by its registered name (None: PyTorch); options: that backend's own
+    options (a mapping; kept sorted, defaults dropped). fold_bn, channels_last, compile,
+    compile_mode and freezing are PyTorch's preparation, refused by the backends that prepare the
+    model themselves.
     """
 
     device: str = "cpu"
@@ -90,6 +67,7 @@ class RunConfig:
     input_shape: tuple[int, int, int] | None = None
     flush_l2: bool = False
     runtime: str | None = None
+    options: Mapping[str, Any] | tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if not _DEVICE_RE.fullmatch(self.device):
@@ -117,47 +95,33 @@ class RunConfig:
             raise RexbenchError("inductor freezing needs torch.compile; add --compile")
         if self.flush_l2 and not self.device.startswith("cuda"):
             raise RexbenchError("--flush-l2 flushes a GPU's L2 cache: it needs --device cuda")
-        if self.runtime is not None:
-            _check_runtime(self)
+        if self.runtime == DEFAULT_BACKEND:
+            object.__setattr__(self, "runtime", None)  # one spelling: the ids say None
+        backend = BACKENDS.get(self.runtime)
+        object.__setattr__(self, "options", backend.check_options(dict(self.options)))
+        backend.check(self)
 
     @classmethod
     def preset(cls, name: str, device: str = "cpu", **overrides: Any) -> RunConfig:
-        """A named configuration (see PRESETS); batch size defaults to the device's (1 CPU, 64 CUDA)."""
-        if name not in PRESETS:
-            raise RexbenchError(f"unknown configuration {name!r}; choose from {', '.join(PRESETS)}")
-        fields = dict(PRESETS[name], device=device, batch_size=default_batch_size(device))
+        """A named configuration (a backend's preset); batch size defaults to the device's (1 CPU, 64 CUDA)."""
+        fields = BACKENDS.preset_fields(name)
+        fields.update(device=device, batch_size=default_batch_size(device))
         fields.update(overrides)
         return cls(**fields)
 
     @property
     def preset_name(self) -> str | None:
         """The preset whose preparation fields this config matches, or None."""
-        mine = {f: getattr(self, f) for f in _PRESET_FIELDS}
-        if not self.compile:
-            mine["compile_mode"] = "default"  # meaningless without compile
-        for name, fields in PRESETS.items():
-            if all(mine[f] == fields.get(f, _PRESET_DEFAULTS.get(f)) for f in _PRESET_FIELDS):
-                return name
-        return None
+        return BACKENDS.preset_of(self)
 
     @property
     def label(self) -> str:
-        """Short stable name of the preparation: a preset name, or its parts joined by '+'.
+        """Short stable name of the preparation: a preset name, else what its backend composes.
 
-        Examples: "compile_cl", "max", "eager+bf16", "cl+compile:max-autotune".
+        Examples: "compile_cl", "max", "eager+bf16", "cl+compile:max-autotune", "toy:mode=script".
         Device, batch size and threads are not part of the label (they have columns of their own).
         """
-        name = self.preset_name
-        if name is None:
-            parts = ["fold_bn"] if self.fold_bn else []
-            parts += ["cl"] if self.channels_last else []
-            if self.compile:
-                mode = "" if self.compile_mode == "default" else f":{self.compile_mode}"
-                parts.append(f"compile{mode}")
-            else:
-                parts.append("eager")
-            parts += ["freezing"] if self.freezing else []
-            name = "+".join(parts) if self.runtime is None else str(self.runtime)
+        name = BACKENDS.label(self)
         return name if self.dtype == "fp32" else f"{name}+{self.dtype}"
 
     @property
@@ -174,19 +138,21 @@ class RunConfig:
         skip = set(_NOT_IDENTITY) | (set() if self.device.startswith("cuda") else set(_CUDA_ONLY))
         if not self.compile:
             skip.add("compile_mode")
-        skip |= {k for k in _OPTIONAL_IDENTITY if getattr(self, k) is None}
+        skip |= {k for k in _OPTIONAL_IDENTITY if getattr(self, k) in (None, ())}
         skip |= {k for k in _OFF_BY_DEFAULT if not getattr(self, k)}
         identity = {k: v for k, v in self.to_dict().items() if k not in skip}
         blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict[str, Any]:
-        """All fields as JSON values (field order; input_shape as a list, as JSON reads it back)."""
+        """All fields as JSON values (field order; input_shape as a list and options as an object,
+        as JSON reads them back)."""
         from dataclasses import asdict
 
         data = asdict(self)
         if data["input_shape"] is not None:
             data["input_shape"] = list(data["input_shape"])
+        data["options"] = dict(self.options)
         return data
 
     @classmethod
@@ -203,29 +169,9 @@ class RunConfig:
         return cls(**data)
 
 
-def _check_runtime(config: RunConfig) -> None:
-    if config.runtime not in RUNTIMES:
-        raise RexbenchError(
-            f"unknown runtime {config.runtime!r}; choose one of {', '.join(RUNTIMES)}"
-        )
-    torch_only = [f for f in ("fold_bn", "channels_last", "compile") if getattr(config, f)]
-    if torch_only:
-        raise RexbenchError(
-            f"--config {config.runtime} optimises the graph itself: "
-            f"{', '.join(torch_only)} apply to PyTorch configurations only"
-        )
-    if config.runtime == "openvino" and config.device != "cpu":
-        raise RexbenchError(
-            "--config openvino runs on OpenVINO's CPU device only: use --device cpu"
-        )
-
-
 # ------------------------------------------------------------------------ from command-line options
 
-PRESET_HELP = (
-    "eager, channels_last, compile, compile_cl (default), max (BN folded + freezing), "
-    "cudagraphs (compile_cl replayed as CUDA graphs), ort (ONNX Runtime), openvino (OpenVINO)"
-)
+PRESET_HELP = BACKENDS.help_line()
 
 
 @dataclass(frozen=True)
@@ -288,7 +234,7 @@ def build_configs(options: ConfigOptions) -> tuple[list[RunConfig], str]:
 
 def _default_config(o: ConfigOptions, common: dict[str, Any]) -> tuple[list[RunConfig], str]:
     """The default preset, with --channels-last / --compile switched as asked, and its note."""
-    fields = dict(PRESETS[DEFAULT_PRESET])
+    fields = BACKENDS.preset_fields(DEFAULT_PRESET)
     if o.channels_last is not None:
         fields["channels_last"] = o.channels_last
     if o.compile is not None:

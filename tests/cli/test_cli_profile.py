@@ -177,9 +177,9 @@ def test_unknown_device(tiny, capsys):
 
 
 def test_dtype_the_device_cannot_run(tiny, monkeypatch, capsys):
-    import rexbench.measure.backends.prepare as prep
+    import rexbench.measure.backends.inputs as inputs
 
-    monkeypatch.setattr(prep, "_cpu_supports", lambda dtype: False)
+    monkeypatch.setattr(inputs, "_cpu_supports", lambda dtype: False)
     code = run(["profile", tiny, "--dtype", "bf16", *FAST])
     one_error_line(capsys, code, "bf16 is not supported on this CPU", "--dtype fp32")
 

@@ -201,11 +201,10 @@ def test_every_missing_package_is_named_in_the_one_line(place, monkeypatch, capf
     """ONNX Runtime, OpenVINO, timm and valgrind all missing: one line names them all, with one
     install command per kind, before anything is built (the packages are installed here: their
     modules are given names that do not exist, valgrind is taken off PATH)."""
-    from rexbench.measure.backends import runtimes
+    from rexbench.measure.backends.registry import BACKENDS
 
-    extras = runtimes.EXTRAS
-    monkeypatch.setitem(extras, "ort", ("rexbench_no_ort", "rexbench[ort]", "ONNX Runtime"))
-    monkeypatch.setitem(extras, "openvino", ("rexbench_no_ov", "rexbench[openvino]", "OpenVINO"))
+    monkeypatch.setattr(BACKENDS.get("ort"), "module", "rexbench_no_ort")
+    monkeypatch.setattr(BACKENDS.get("openvino"), "module", "rexbench_no_ov")
     monkeypatch.setitem(sys.modules, "timm", None)  # import fails as if it were not installed
     monkeypatch.setenv("PATH", str(place / "empty"))
     monkeypatch.chdir(place)

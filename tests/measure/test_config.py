@@ -1,11 +1,12 @@
-"""RunConfig (rexbench/spec.py): presets, labels, config_id, JSON round trip, validation."""
+"""RunConfig (rexbench/measure/config.py): presets, labels, config_id, JSON round trip, validation."""
 
 import json
 
 import pytest
 
 from rexbench.errors import RexbenchError
-from rexbench.measure.config import DEFAULT_PRESET, PRESETS, RunConfig
+from rexbench.measure.backends.registry import BACKENDS
+from rexbench.measure.config import DEFAULT_PRESET, RunConfig
 
 
 def test_default_is_compile_channels_last():
@@ -15,7 +16,7 @@ def test_default_is_compile_channels_last():
     assert config.allow_tf32 is False and config.dtype == "fp32"
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+@pytest.mark.parametrize("name", BACKENDS.presets())
 def test_every_preset_is_labelled_by_its_name(name):
     assert RunConfig.preset(name).label == name
 
@@ -105,8 +106,8 @@ def test_input_shape_field_keeps_old_ids_and_round_trips():
     # an id computed before the fields existed: the same dict without them
     import hashlib
 
-    # runtime and flush_l2: added later, None / off here
-    later = ("runs", "warmup", "input_shape", "flush_l2", "runtime")
+    # runtime, flush_l2 and options: added later, None / off / empty here
+    later = ("runs", "warmup", "input_shape", "flush_l2", "runtime", "options")
     old = {k: v for k, v in base.to_dict().items() if k not in later}
     old = {
         k: v for k, v in old.items() if k not in ("cudnn_benchmark", "allow_tf32", "compile_mode")

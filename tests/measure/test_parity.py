@@ -12,6 +12,7 @@ from _profile_fakes import fake_parts
 from torch import nn
 
 import rexbench.measure.backends.prepare as prep
+import rexbench.measure.backends.torch as torch_backend
 from rexbench.cli import run as cli
 from rexbench.measure.checks import parity
 from rexbench.measure.config import RunConfig
@@ -39,6 +40,23 @@ def test_compare_by_hand():
     flat = parity.compare(torch.ones(2, 3), torch.ones(2, 3), "fp32")
     assert not flat["valid"] and "constant" in flat["reason"]
     assert "ONNX export tutorial" in data["tolerance"]["source"]
+
+
+def test_one_tolerance_table_with_bf16_scaled_from_fp16_by_the_unit_roundoff():
+    from torch.testing._comparison import default_tolerances
+
+    # the per-operation tolerances the docstring cites: (rtol, atol)
+    assert default_tolerances(torch.float16) == (1e-3, 1e-5)
+    assert default_tolerances(torch.bfloat16) == (1.6e-2, 1e-5)
+    ratio = torch.finfo(torch.bfloat16).eps / torch.finfo(torch.float16).eps  # 2^-7 / 2^-10
+    assert ratio == 8
+    assert parity.TOLERANCES == {"fp32": 1e-3, "fp16": 1.6e-2, "bf16": 0.128}
+    assert parity.TOLERANCES["bf16"] == parity.TOLERANCES["fp16"] * ratio
+    ref = torch.tensor([[3.0, 4.0, 0.0]])
+    assert parity.compare(ref * 1.12, ref, "bf16")["valid"]
+    bad = parity.compare(ref * 1.13, ref, "bf16")
+    assert bad["reason"] == "relative L2 error 0.13 > 0.128 (bf16 tolerance)"
+    assert "unit roundoff" in bad["tolerance"]["source"]
 
 
 def test_nontrivial_weights_are_seeded_and_reach_batchnorm_and_zeroed_layers():
@@ -103,7 +121,7 @@ def broken_folding(monkeypatch):
                     setattr(seq, name, nn.Identity())
         return model, "dropped"
 
-    monkeypatch.setattr(prep, "fold_batchnorm", drop)
+    monkeypatch.setattr(torch_backend, "fold_batchnorm", drop)
 
 
 FOLDED = RunConfig.preset("eager", fold_bn=True)

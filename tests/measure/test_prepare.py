@@ -1,4 +1,6 @@
-"""rexbench.measure.backends.prepare: never mutates its input, folds BN exactly, layouts, dtypes, scoped freezing.
+"""rexbench.measure.backends.prepare with the PyTorch backend (backends/torch.py) and the inputs every
+backend starts from (backends/inputs.py): never mutates its input, folds BN exactly, layouts, dtypes,
+scoped freezing.
 
 torch.compile is replaced by a recording fake here: a real cold compile takes 6-12 s even for a toy
 model on the project's 2-core machines, too slow for the test suite.
@@ -9,7 +11,10 @@ import torch
 from torch import nn
 
 from rexbench.errors import RexbenchError
+from rexbench.measure.backends import inputs
 from rexbench.measure.backends import prepare as prep
+from rexbench.measure.backends import torch as torch_backend
+from rexbench.measure.backends.base import PreparedModel
 from rexbench.measure.config import RunConfig
 
 EAGER = RunConfig.preset("eager", runs=1, warmup=0)
@@ -72,7 +77,7 @@ def small_models() -> list[tuple[str, nn.Module]]:
     return models + [("rexnet_x0.5", rexnet(0.5)), ("rexnet_lite_x1.0", rexnet_lite(1.0))]
 
 
-def output(prepared: prep.PreparedModel) -> torch.Tensor:
+def output(prepared: PreparedModel) -> torch.Tensor:
     with torch.inference_mode():
         return prepared.run().float()
 
@@ -111,7 +116,7 @@ def test_bn_folding_keeps_outputs(model):
     n_bn = sum(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     eager = prep.prepare(model, EAGER, default_resolution=64)
     folded = prep.prepare(model, RunConfig.preset("eager", fold_bn=True), default_resolution=64)
-    assert folded.fold_method == prep.FOLD_FX
+    assert folded.fold_method == torch_backend.FOLD_FX
     assert (folded.bn_folded, folded.bn_remaining) == (n_bn, 0)
     assert torch.equal(eager.input, folded.input)
     torch.testing.assert_close(output(folded), output(eager), rtol=1e-4, atol=1e-5)
@@ -121,7 +126,7 @@ def test_untraceable_model_falls_back_to_sequential_folding():
     model = randomize_bn(Untraceable()).eval()
     eager = prep.prepare(model, EAGER, default_resolution=16)
     folded = prep.prepare(model, RunConfig.preset("eager", fold_bn=True), default_resolution=16)
-    assert folded.fold_method == prep.FOLD_SEQUENTIAL
+    assert folded.fold_method == torch_backend.FOLD_SEQUENTIAL
     assert (folded.bn_folded, folded.bn_remaining) == (1, 0)
     torch.testing.assert_close(output(folded), output(eager), rtol=1e-4, atol=1e-5)
 
@@ -137,26 +142,26 @@ def test_channels_last_layout_for_model_and_input():
 
 def test_make_input_shape_dtype_seed_and_resolution():
     config = RunConfig.preset("eager", batch_size=3, resolution=40)
-    x = prep.make_input(config, default_resolution=224)
+    x = inputs.make_input(config, default_resolution=224)
     assert x.shape == (3, 3, 40, 40) and x.dtype == torch.float32 and x.device.type == "cpu"
-    assert torch.equal(x, prep.make_input(config))
-    assert not torch.equal(x, prep.make_input(config, seed=1))
-    assert prep.make_input(RunConfig.preset("eager")).shape == (1, 3, 224, 224)
+    assert torch.equal(x, inputs.make_input(config))
+    assert not torch.equal(x, inputs.make_input(config, seed=1))
+    assert inputs.make_input(RunConfig.preset("eager")).shape == (1, 3, 224, 224)
     prepared = prep.prepare(Toy(), RunConfig.preset("eager", batch_size=2), default_resolution=48)
     assert prepared.resolution == 48 and prepared.to_dict()["input_shape"] == [2, 3, 48, 48]
 
 
 def test_bf16_refused_where_the_cpu_cannot_run_it(monkeypatch):
-    monkeypatch.setattr(prep, "_cpu_supports", lambda dtype: False)
+    monkeypatch.setattr(inputs, "_cpu_supports", lambda dtype: False)
     with pytest.raises(RexbenchError, match="bf16 is not supported on this CPU") as info:
         prep.prepare(Toy(), RunConfig.preset("eager", dtype="bf16"))
     assert "use --dtype fp32" in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(RexbenchError, match="fp16 is not supported on this CPU"):
-        prep.check_dtype("cpu", "fp16")
+        inputs.check_dtype("cpu", "fp16")
 
 
 def test_bf16_prepared_where_supported(monkeypatch):
-    monkeypatch.setattr(prep, "_cpu_supports", lambda dtype: True)
+    monkeypatch.setattr(inputs, "_cpu_supports", lambda dtype: True)
     prepared = prep.prepare(Toy(), RunConfig.preset("eager", dtype="bf16"), default_resolution=16)
     assert prepared.input.dtype == torch.bfloat16
     assert prepared.module.stem[0].weight.dtype == torch.bfloat16
@@ -165,11 +170,11 @@ def test_bf16_prepared_where_supported(monkeypatch):
 
 def test_real_dtype_check_agrees_with_onednn():
     supported = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    assert prep._cpu_supports("bf16") == supported
+    assert inputs._cpu_supports("bf16") == supported
     if not supported:
         with pytest.raises(RexbenchError, match="bf16 is not supported on this CPU"):
-            prep.check_dtype("cpu", "bf16")
-    prep.check_dtype("cpu", "fp32")  # always fine
+            inputs.check_dtype("cpu", "bf16")
+    inputs.check_dtype("cpu", "fp32")  # always fine
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
@@ -177,7 +182,7 @@ def test_cuda_without_cuda_is_a_clear_error():
     with pytest.raises(RexbenchError, match="CUDA is not available.*use --device cpu"):
         prep.prepare(Toy(), RunConfig.preset("eager", device="cuda"))
     with pytest.raises(RexbenchError, match="unknown device"):
-        prep.resolve_device("tpu")
+        inputs.resolve_device("tpu")
 
 
 class FakeCompile:
@@ -208,7 +213,7 @@ def test_freezing_only_inside_the_first_call_and_restored(monkeypatch):
     assert fake.calls == [(True, True)]  # compiled (first call) with freezing, under inference_mode
     assert torch._inductor.config.freezing is False
     assert isinstance(prepared.compile_s, float) and prepared.compile_s >= 0
-    assert prepared.bn_remaining == 0 and prepared.fold_method == prep.FOLD_FX
+    assert prepared.bn_remaining == 0 and prepared.fold_method == torch_backend.FOLD_FX
     prepared.run()  # later calls: freezing is off again globally
     assert fake.calls[-1][0] is False
 

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 from _profile_fakes import fake_parts
 
 from rexbench.cli import run as cli
 from rexbench.errors import RexbenchError
-from rexbench.measure.backends import runtimes
+from rexbench.measure.backends import onnx_export
+from rexbench.measure.backends.openvino import OpenVinoBackend
 from rexbench.measure.backends.prepare import prepare
+from rexbench.measure.backends.registry import BACKENDS
 from rexbench.measure.checks.parity import TOLERANCES
 from rexbench.measure.config import RunConfig
 from rexbench.measure.run.profile import profile_models
@@ -53,14 +56,14 @@ def test_each_runtime_exports_checks_and_times_a_rexnet_an_efficientnet_and_a_mo
     by = {(r.model.spec, r.run.label): r for r in records}
     ort, ov = by[("rexnet_x1.0", "ort")], by[("rexnet_x1.0", "openvino")]
     info = ort.timing.preparation["runtime"]
-    assert info["name"] == "ONNX Runtime" and info["version"] == runtimes.version("ort")
-    assert info["exporter"] == "legacy" and info["opset"] == runtimes.ONNX_OPSET
+    assert info["name"] == "ONNX Runtime" and info["version"] == BACKENDS.get("ort").version()
+    assert info["exporter"] == "legacy" and info["opset"] == onnx_export.ONNX_OPSET
     assert info["graph_optimization_level"] == "ORT_ENABLE_ALL"
     assert info["provider"] == "CPUExecutionProvider" and info["intra_op_threads"] == THREADS
     assert ort.timing.compile_s == pytest.approx(info["setup_s"] + info["first_call_s"])
     assert info["setup_s"] >= info["export_s"] + info["session_s"] > 0
     info = ov.timing.preparation["runtime"]
-    assert info["name"] == "OpenVINO" and info["version"] == runtimes.version("openvino")
+    assert info["name"] == "OpenVINO" and info["version"] == BACKENDS.get("openvino").version()
     assert info["hints"] == {
         "PERFORMANCE_HINT": "LATENCY",
         "INFERENCE_NUM_THREADS": THREADS,
@@ -87,6 +90,9 @@ def test_runner_output_is_the_models_and_threads_follow_the_run():
         prepared = prepare(model, RunConfig.preset(name, threads=1), input_shape=(3, 64, 64))
         out = prepared.run()
         assert out.shape == (1, 1000) and prepared.input.shape == (1, 3, 64, 64)
+        read = prepared.output()  # the protocol's fp32 array, a copy the next call leaves alone
+        assert read.dtype == np.float32 and read.shape == (1, 1000)
+        assert np.array_equal(read, out) and read is not out
         info = prepared.runtime
         threads = info.get("intra_op_threads") or info["hints"]["INFERENCE_NUM_THREADS"]
         assert threads == torch.get_num_threads()  # the thread count in force, as for torch
@@ -159,9 +165,7 @@ def test_cli_prints_the_failure_and_exits_1(bessel, capsys):
 
 
 def test_a_missing_runtime_is_one_line_naming_the_extra(bessel, monkeypatch, capsys):
-    monkeypatch.setitem(
-        runtimes.EXTRAS, "openvino", ("rexbench_missing_runtime", "rexbench[openvino]", "OpenVINO")
-    )
+    monkeypatch.setattr(BACKENDS.get("openvino"), "module", "rexbench_missing_runtime")
     code = cli(["profile", bessel, "--config", "eager,openvino", "--runs", "1"])
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert code == 2 and len(err) == 1  # the error comes first, and alone
@@ -171,8 +175,18 @@ def test_a_missing_runtime_is_one_line_naming_the_extra(bessel, monkeypatch, cap
     )
 
 
+def test_a_dtype_the_runtime_cannot_take_is_one_line(monkeypatch):
+    from rexbench.measure.backends import inputs
+
+    monkeypatch.setattr(inputs, "_cpu_supports", lambda dtype: True)  # the CPU is not the limit
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten())
+    with pytest.raises(RexbenchError) as info:
+        prepare(module, RunConfig.preset("ort", dtype="bf16"), input_shape=(3, 8, 8))
+    assert str(info.value) == "ONNX Runtime does not run bf16: use --dtype fp32 or fp16"
+
+
 def test_runtime_configs_refuse_torch_preparations_and_openvino_on_cuda():
-    with pytest.raises(RexbenchError, match="ort optimises the graph itself: compile"):
+    with pytest.raises(RexbenchError, match="ort prepares the model itself: compile apply"):
         RunConfig(runtime="ort", channels_last=False)
     with pytest.raises(RexbenchError, match="OpenVINO's CPU device only"):
         RunConfig.preset("openvino", device="cuda")
@@ -186,5 +200,6 @@ def test_openvino_refuses_a_precision_the_cpu_would_silently_replace():
     if "FP16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
         pytest.skip("this CPU runs fp16 natively")
     module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten()).eval()
+    config = RunConfig.preset("openvino", dtype="fp16")
     with pytest.raises(RexbenchError, match=r"OpenVINO runs \w+ where --dtype fp16 asked for f16"):
-        runtimes.prepare_openvino(module, torch.randn(1, 3, 8, 8), "fp16", 1)
+        OpenVinoBackend().build(module, torch.randn(1, 3, 8, 8), config, 1)

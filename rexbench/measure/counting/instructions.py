@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from rexbench.errors import RexbenchError
+from rexbench.measure.backends.registry import BACKENDS
 from rexbench.measure.config import RunConfig
 
 NUMBER = 2  # calls per repeat
@@ -47,8 +48,9 @@ def why_not(config: RunConfig) -> str | None:
     """Why this configuration's instructions are not counted, or None when they can be."""
     if not config.device.startswith("cpu"):
         return "instructions are counted on the CPU only"
-    if config.runtime is not None:
-        return f"--config {config.runtime}: instructions are counted for PyTorch configurations"
+    backend = BACKENDS.get(config.runtime)
+    if not backend.countable:
+        return f"--config {backend.name}: instructions are counted for PyTorch configurations"
     if config.compile:
         return "torch.compile under valgrind would take hours: count an eager configuration"
     return None
@@ -125,7 +127,9 @@ def count_instructions(
         raise RexbenchError(reason)
     check_available()
     data = config.to_dict() | {"threads": 1}
-    setup = _SETUP.format(spec=str(spec), config=data, weights=None if weights is None else str(weights))
+    setup = _SETUP.format(
+        spec=str(spec), config=data, weights=None if weights is None else str(weights)
+    )
     start = time.perf_counter()
     try:
         with _this_python_first():

@@ -29,16 +29,17 @@ class Missing:
 
 
 def missing_runtimes(configs: Iterable[RunConfig]) -> list[Missing]:
-    """The runtimes of `configs` whose package is not installed (rexbench.measure.backends.runtimes)."""
-    from rexbench.measure.backends.runtimes import EXTRAS
+    """The backends of `configs` whose package is not installed (measure.backends.registry)."""
+    from rexbench.measure.backends.registry import BACKENDS
 
     out = []
-    for runtime in dict.fromkeys(c.runtime for c in configs if c.runtime is not None):
-        module, extra, name = EXTRAS[runtime]
-        if importlib.util.find_spec(module) is None:
-            needed_by, install = f"--config {runtime}", f"pip install '{extra}'"
-            alone = f"{needed_by} needs {name}, which is not installed: {install}"
-            out.append(Missing(name, needed_by, install, alone, extra.split("[")[-1].rstrip("]")))
+    for runtime in dict.fromkeys(c.runtime for c in configs):
+        backend = BACKENDS.get(runtime)
+        if backend.module is not None and importlib.util.find_spec(backend.module) is None:
+            needed_by, install = f"--config {backend.name}", f"pip install '{backend.extra}'"
+            alone = f"{needed_by} needs {backend.title}, which is not installed: {install}"
+            extra = str(backend.extra).split("[")[-1].rstrip("]")
+            out.append(Missing(backend.title, needed_by, install, alone, extra))
     return out
 
 

@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rexbench.measure.backends.prepare import PreparedModel, prepare
+from rexbench.measure.backends.base import PreparedModel
+from rexbench.measure.backends.prepare import prepare
 from rexbench.measure.checks.parity import reference_output
 from rexbench.measure.timing.anchor import Anchor, make_anchor
 from rexbench.measure.timing.devices import DeviceOps, device_ops

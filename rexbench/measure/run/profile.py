@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
-from rexbench.measure.backends.prepare import check_dtype, resolve_device
+from rexbench.measure.backends.inputs import check_dtype, resolve_device
+from rexbench.measure.backends.registry import BACKENDS
 from rexbench.measure.config import RunConfig
 from rexbench.measure.machine import env as envmod
 from rexbench.measure.machine.allocator import steady_allocator
@@ -42,7 +43,7 @@ from rexbench.spec import ModelSpec, parse
 if TYPE_CHECKING:
     from torch import nn
 
-    from rexbench.measure.backends.prepare import PreparedModel
+    from rexbench.measure.backends.base import PreparedModel
 
 FailureFn = Callable[["ConfigFailure"], None]
 #: (spec, prepared configurations, base fingerprint, options) -> their records, as measure_prepared
@@ -141,6 +142,7 @@ def _check_inputs(
     check_installed(configs, specs, instructions)
     for config in configs:
         check_dtype(device, config.dtype)
+        BACKENDS.check_available(config.runtime, device)
         for spec in specs:
             check_options(spec, config.input_shape, config.resolution)
     check_batch_memory(specs, configs, device)
@@ -327,17 +329,14 @@ def _prepare(
     name: str,
     in_place: bool,
 ) -> PreparedModel:
-    what = f"{name} could not be prepared as {config.label}"
-    if config.runtime is not None:
-        from rexbench.measure.backends.runtimes import EXTRAS, version
-
-        what += f" ({EXTRAS[config.runtime][2]} {version(config.runtime)})"
+    backend = BACKENDS.get(config.runtime)
+    what = f"{name} could not be prepared as {config.label} ({backend.title} {backend.version()})"
     try:
         return prepare(model, config, input_shape=shape, in_place=in_place)
     except KeyboardInterrupt:
         raise
     except RexbenchError as exc:
-        if config.runtime is None:
+        if str(exc).startswith("out of memory"):  # devices.oom_error: _prepare_model raises it
             raise
         raise RexbenchError(f"{what}: {exc}") from exc
     except Exception as exc:

@@ -40,7 +40,7 @@ from rexbench.records.store import write_record
 from rexbench.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from rexbench.measure.backends.prepare import PreparedModel
+    from rexbench.measure.backends.base import PreparedModel
 
 ROUND_SIZE = 10  # calls per runner per round: small enough to interleave, large enough to amortise
 

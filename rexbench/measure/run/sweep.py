@@ -81,10 +81,11 @@ def expand(names: Sequence[str]) -> list[str]:
 
 
 def check(specs: Sequence[str], configs: Sequence[RunConfig], out_dir: str | Path) -> None:
-    """Everything a sweep can refuse, before anything is measured or printed: the device and
-    dtype of every configuration, every model's input size under it, whether its batch fits in
+    """Everything a sweep can refuse, before anything is measured or printed: the device, dtype
+    and backend of every configuration, every model's input size under it, whether its batch fits in
     memory, and a writable --out."""
-    from rexbench.measure.backends.prepare import check_dtype, resolve_device
+    from rexbench.measure.backends.inputs import check_dtype, resolve_device
+    from rexbench.measure.backends.registry import BACKENDS
     from rexbench.measure.machine.env import machine_id
     from rexbench.measure.machine.memory import check_batch_memory
     from rexbench.models.shapes import check_options
@@ -92,7 +93,9 @@ def check(specs: Sequence[str], configs: Sequence[RunConfig], out_dir: str | Pat
     from rexbench.spec import parse
 
     for config in configs:
-        check_dtype(resolve_device(config.device), config.dtype)
+        device = resolve_device(config.device)
+        check_dtype(device, config.dtype)
+        BACKENDS.check_available(config.runtime, device)
     for spec in specs:
         for config in configs:
             check_options(parse(spec), config.input_shape, config.resolution)

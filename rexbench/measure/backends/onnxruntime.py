@@ -1,0 +1,119 @@
+"""ONNX Runtime as a backend (`--config ort`): the model exported to ONNX (onnx_export.py) and run
+by an InferenceSession with every graph optimisation, the run's threads and sequential execution;
+the CUDA execution provider on cuda:N (onnxruntime-gpu). One inference is `InferenceSession.run` on a
+host array, as an application calls it; on CUDA the input and output are bound on the GPU with
+IOBinding, so that no host-device copy is timed. An optional extra, `rexbench[ort]`, imported only
+when a configuration uses it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rexbench.errors import RexbenchError
+from rexbench.measure.backends.base import fp32_array, timed
+from rexbench.measure.backends.engine import Engine, EngineBackend
+from rexbench.measure.backends.onnx_export import export_onnx
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from rexbench.measure.config import RunConfig
+
+_NO_GPU = "--config ort --device cuda needs onnxruntime-gpu (pip install onnxruntime-gpu in place of onnxruntime)"
+
+
+class OnnxRuntimeBackend(EngineBackend):
+    """The exported graph in the run's dtype (fp32 or fp16: NumPy has no bfloat16 to feed it)."""
+
+    name = "ort"
+    title = "ONNX Runtime"
+    module = "onnxruntime"
+    extra = "rexbench[ort]"
+    distributions = ("onnxruntime", "onnxruntime-gpu")
+    dtypes = ("fp32", "fp16")
+
+    def available(self, device: str) -> str | None:
+        reason = super().available(device)
+        if reason is not None or not device.startswith("cuda"):
+            return reason
+        return None if "CUDAExecutionProvider" in self.load().get_available_providers() else _NO_GPU
+
+    def build(self, module: nn.Module, x: Any, config: RunConfig, threads: int) -> Engine:
+        import torch
+
+        with torch.inference_mode(False), torch.no_grad():
+            blob, info = export_onnx(module, x)
+        (session, options), session_s = timed(lambda: self.session(blob, config.device, threads))
+        info.update(options, session_s=session_s, onnx_bytes=len(blob))
+        array = x.detach().cpu().numpy()
+        if not config.device.startswith("cuda"):
+            return Engine(OrtRunner(session), array, info)
+        index = int(config.device.partition(":")[2] or 0)
+        value = self.load().OrtValue.ortvalue_from_numpy(array, "cuda", index)
+        return Engine(OrtCudaRunner(session, index), value, info, read=_ortvalue_fp32)
+
+    def session(self, blob: bytes, device: str, threads: int) -> tuple[Any, dict[str, Any]]:
+        """An InferenceSession with every graph optimisation, `threads` intra-op threads, sequential
+        execution; the CUDA execution provider on cuda:N (refused when onnxruntime-gpu is missing or
+        the session fell back to the CPU)."""
+        ort = self.load()
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 3  # errors only
+        provider: Any = "CPUExecutionProvider"
+        if device.startswith("cuda"):
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise RexbenchError(_NO_GPU)
+            provider = ("CUDAExecutionProvider", {"device_id": int(device.partition(":")[2] or 0)})
+        session = ort.InferenceSession(blob, sess_options=options, providers=[provider])
+        used = session.get_providers()[0]
+        if device.startswith("cuda") and used != "CUDAExecutionProvider":
+            raise RexbenchError(f"ONNX Runtime could not use the GPU (it fell back to {used})")
+        info = {
+            "provider": used,
+            "graph_optimization_level": "ORT_ENABLE_ALL",
+            "intra_op_threads": threads,
+            "inter_op_threads": 1,
+            "execution_mode": "ORT_SEQUENTIAL",
+            "intra_op_allow_spinning": "ONNX Runtime's default (on)",
+        }
+        return session, info
+
+
+class OrtRunner:
+    """One ONNX Runtime inference on a host array: `InferenceSession.run`, as an application calls
+    it (the input array is wrapped, not copied; the output array is returned)."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.input_name = session.get_inputs()[0].name
+        self.output_names = [session.get_outputs()[0].name]
+
+    def __call__(self, x: Any) -> Any:
+        return self.session.run(self.output_names, {self.input_name: x})[0]
+
+
+class OrtCudaRunner:
+    """One ONNX Runtime inference with input and output bound on the GPU (IOBinding), so that no
+    host-device copy is timed, as with a PyTorch model whose input is already on the device."""
+
+    def __init__(self, session: Any, device_id: int) -> None:
+        self.session = session
+        self.device_id = device_id
+        self.output_name = session.get_outputs()[0].name
+
+    def __call__(self, x: Any) -> Any:
+        binding = self.session.io_binding()
+        binding.bind_ortvalue_input(self.session.get_inputs()[0].name, x)
+        binding.bind_output(self.output_name, "cuda", self.device_id)
+        self.session.run_with_iobinding(binding)
+        return binding.get_outputs()[0]
+
+
+def _ortvalue_fp32(value: Any) -> Any:
+    """An OrtValue on the GPU, copied to the host as an fp32 array."""
+    return fp32_array(value.numpy())
