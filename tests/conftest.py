@@ -1,6 +1,29 @@
 """Shared fixtures."""
 
+import gc
+
 import pytest
+
+
+def _collect_and_freeze() -> None:
+    gc.collect()
+    gc.freeze()
+
+
+def pytest_collection_finish(session):
+    """Freeze what collection left alive (torch, pytest, the test modules: ~290,000 objects), so
+    that a garbage collection scans only what the tests create since. Every profile collects
+    garbage before its memory window (rexbench.measure.timing.devices.release_free_memory): in
+    this process a full scan took 0.13-0.26 s each time."""
+    _collect_and_freeze()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After a module's last test and its fixtures: collect what it left and freeze the rest
+    (modules it imported: onnx, OpenVINO, torch.compile's), a scan of that module's objects only."""
+    if getattr(nextitem, "module", None) is not getattr(item, "module", None):
+        _collect_and_freeze()
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Instruction counts for real: valgrind's callgrind through `baseline save --instructions` and
-`gate --check instructions:+2%` on a small `py:` model (three counts under valgrind, a few minutes).
+`gate --check instructions:+2%` on a small `py:` model (three counts under valgrind, about a minute).
 Skipped where valgrind is not installed."""
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def test_baseline_and_gate_count_instructions_and_catch_extra_work(tmp_path, mon
     counts = json.loads(Path(path).read_text())["counts"]
     method = counts["instructions_method"]
     assert counts["instructions"] > 100_000 and method["tool"] == "callgrind"
+    assert "--instr-atstart=no" in method["valgrind_options"]  # instrumented after the warm-up
     assert len(method["per_call"]) == 2 and method["spread"] < 1e-2  # repeats agree
 
     def instructions_verdict() -> dict:

@@ -5,14 +5,15 @@ so the count depends on the code, the input and the instruction set torch's kern
 not on what else the machine does (seen here: the same count to 1e-4 with both cores busy).
 `perf stat` would count on the real CPU, but virtual machines rarely expose the counters (this
 project's machines answer "not supported"); callgrind works everywhere valgrind runs, at a cost
-of minutes per count (every instruction is simulated, the interpreter's start-up included).
+of a minute or more per count (every counted instruction is simulated; the rest of the process,
+Python's start-up and `import torch` included, runs on valgrind's core, several times slower).
 
-torch.utils.benchmark drives it (Timer.collect_callgrind): a fresh Python process under
-`valgrind --tool=callgrind --collect-atstart=no`, the setup run, the statement warmed up, then
-collection switched on only around `number` calls, `repeats` times. `denoise=True` drops the
-interpreter's reference-counting instructions, which vary between processes. The model is built
-in that process from its spec (and checkpoint), prepared as the configuration says at one thread
-(threads are simulated one after another anyway), with the steady allocator the timing loop uses.
+rexbench.measure.counting.callgrind drives it: a fresh Python process under valgrind's callgrind,
+instrumented only after the setup and warm-up, collecting only around `number` calls, `repeats`
+times, each count denoised as torch.utils.benchmark does (the interpreter's unicode dictionary
+lookups, which vary between processes, are dropped). The model is built in that process from its
+spec (and checkpoint), prepared as the configuration says at one thread (threads are simulated
+one after another anyway), with the steady allocator the timing loop uses.
 
 Counted for PyTorch configurations without torch.compile (compiling under valgrind would take
 hours): eager, channels_last, BN folded; on the CPU only. What a record stores:
@@ -21,19 +22,17 @@ hours): eager, channels_last, BN folded; on the CPU only. What a record stores:
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from rexbench.errors import RexbenchError
 from rexbench.measure.backends.registry import BACKENDS
 from rexbench.measure.config import RunConfig
+from rexbench.measure.counting import callgrind
 
 NUMBER = 2  # calls per repeat
 REPEATS = 2
@@ -98,18 +97,6 @@ def subject(spec: str, config: dict[str, Any], weights: str | None) -> Callable[
     return run
 
 
-@contextlib.contextmanager
-def _this_python_first() -> Iterator[None]:
-    """torch's harness starts `python` from PATH and insists it is this interpreter: put this
-    interpreter's folder first on PATH while it runs (a venv used without activating it)."""
-    saved = os.environ.get("PATH", "")
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), saved])
-    try:
-        yield
-    finally:
-        os.environ["PATH"] = saved
-
-
 def count_instructions(
     spec: str,
     config: RunConfig,
@@ -120,8 +107,6 @@ def count_instructions(
 ) -> dict[str, Any]:
     """Count one configuration's instructions per call; {"instructions": n, "instructions_method":
     {...}} to merge into a record's counts. RexbenchError when it cannot be counted."""
-    from torch.utils.benchmark import Timer
-
     reason = why_not(config)
     if reason is not None:
         raise RexbenchError(reason)
@@ -132,20 +117,18 @@ def count_instructions(
     )
     start = time.perf_counter()
     try:
-        with _this_python_first():
-            stats = Timer("run()", setup=setup, num_threads=1).collect_callgrind(
-                number=number, repeats=repeats, collect_baseline=False
-            )
+        totals = callgrind.collect(setup, "run()", number=number, repeats=repeats)
     except OSError as exc:
         detail = " ".join(str(exc).split())[-300:]
         raise RexbenchError(f"callgrind could not count {spec} ({config.label}): {detail}") from exc
-    per_call = [stat.counts(denoise=True) / number for stat in stats]
+    per_call = [total / number for total in totals]
     low = min(per_call)
     return {
         "instructions": round(low),
         "instructions_method": {
             "tool": TOOL,
             "valgrind": valgrind_version(),
+            "valgrind_options": list(callgrind.OPTIONS),
             "per_call": [round(x) for x in per_call],
             "spread": (max(per_call) - low) / low if low else None,
             "number": number,
