@@ -1,7 +1,8 @@
 """The gate on a contended machine: never judge a contended measurement, re-measure instead.
 
-A run is contended when the kernel says other work took the cores during it
-(`rexbench.measure.machine.contention`: our threads' run-queue wait, CPU pressure, steal, chunk by chunk).
+A run is contended when the kernel says other processes took the cores during it
+(`rexbench.measure.machine.contention`: our threads' run-queue wait and CPU pressure as far as other
+processes ran, steal, chunk by chunk; our own threads waiting for each other are not contention).
 Contention only makes a run slower, and not uniformly: a 2-thread model waits out a neighbour's
 time slices at every barrier, and the drift anchor is hit differently, so it cannot cancel it (with
 two busy loops beside it, an unchanged model read as +90% at the 10th percentile).
@@ -49,7 +50,9 @@ def contended(record: Record) -> str | None:
 
 def measured(record: Record) -> bool:
     """Whether the record carries readable contention counters (then they, not the load, decide)."""
-    return bool(contention.summarize(record.timing.contention if record.timing else None)["measured"])
+    return bool(
+        contention.summarize(record.timing.contention if record.timing else None)["measured"]
+    )
 
 
 def contention_guard(verdict: gate.Verdict, base: Record, cur: Record) -> gate.Verdict:
@@ -66,7 +69,9 @@ def contention_guard(verdict: gate.Verdict, base: Record, cur: Record) -> gate.V
             f"exactly as the anchor's; {verdict.outcome} not trusted; re-run later; {verdict.reason}"
         )
     elif now:
-        verdict.reason = f"machine contended ({now}): {verdict.outcome} not trusted; {verdict.reason}"
+        verdict.reason = (
+            f"machine contended ({now}): {verdict.outcome} not trusted; {verdict.reason}"
+        )
     elif then:
         verdict.reason = (
             f"baseline measured under contention ({then}): save it again on a quiet machine; "
@@ -133,7 +138,9 @@ class Attempts:
         for e in self.entries:
             state = "contended" if e["contended"] else "clean"
             wait = f" after waiting {e['waited_s']:.0f} s" if e.get("waited_s") else ""
-            parts.append(f"attempt {e['attempt']}{wait}: {state} ({e['contention']}, {e['seconds']:.0f} s)")
+            parts.append(
+                f"attempt {e['attempt']}{wait}: {state} ({e['contention']}, {e['seconds']:.0f} s)"
+            )
         end = f"; gave up: {self.gave_up}" if self.gave_up else ""
         return [f"{spec}: re-measured on a contended machine: {'; '.join(parts)}{end}"]
 

@@ -15,21 +15,28 @@ from rexbench.gate.evaluate import GateOptions, latency_verdicts
 from rexbench.gate.run import GateRequest, run_gate
 from rexbench.gate.save import SaveRequest, save_baselines
 from rexbench.measure.machine import contention
-from rexbench.records.store import write_counts, write_record
+from rexbench.records.store import load_record, write_counts, write_record
 
 OPTIONS = GateOptions(tuple(gate.merge_checks(gate.DEFAULT_CHECKS)))
 COUNTS = {"resolution": 224, "params_total": 4_796_873, "params_trainable": 4_796_873,
           "macs_conv": 398_370_392}  # fmt: skip
 
 
-def with_contention(rec, contended_chunks: int, chunks: int = 30):
+def with_contention(rec, contended_chunks: int, chunks: int = 30, neighbour: bool | None = None):
     """Give `rec` contention data: `chunks` model chunks (runner 0) and as many anchor chunks,
-    the first `contended_chunks` model chunks with our threads waiting half of the time."""
+    the first `contended_chunks` model chunks with our threads waiting half of the time.
+    neighbour None: a version-1 record (no CPU times); else a 2-CPU machine never idle, where our
+    threads ran the whole chunk on both CPUs (False: they waited for each other) or on one (True:
+    another process had the other)."""
     wall = 300_000_000
     waits = [wall // 2 if i < contended_chunks else 0 for i in range(chunks)]
     n = 2 * chunks
+    times = {}
+    if neighbour is not None:
+        ours = [wall if neighbour and w else 2 * wall for w in waits]
+        times = {"run_ns": [r for r in ours for _ in (0, 1)], "idle_ns": [0] * n, "cpus": [2] * n}
     rec.timing.contention = {
-        "version": 1,
+        "version": 1 if neighbour is None else 2,
         "runners": ["eager", "anchor:conv4"],
         "model_runners": [0],
         "sources": {"psi": True, "steal": True, "wait": True},
@@ -44,6 +51,7 @@ def with_contention(rec, contended_chunks: int, chunks: int = 30):
             "total_ticks": [60] * n,
             "wait_ns": [w for w in waits for _ in (0, 1)],
             "faults": [0] * n,
+            **times,
         },
     }
     return rec
@@ -120,7 +128,9 @@ def test_measure_until_clean_retries_then_judges_the_clean_run():
 
 def test_measure_until_clean_gives_up_after_the_attempts():
     def stopped():
-        raise contention.ContendedRun({"measured": True, "contended": True, "contended_fraction": 1.0})
+        raise contention.ContendedRun(
+            {"measured": True, "contended": True, "contended_fraction": 1.0}
+        )
 
     records, tries = guard.measure_until_clean(stopped, attempts=2, settle=lambda: 0.0)
     assert records == [] and len(tries.entries) == 2
@@ -146,12 +156,16 @@ def gate_dir(tmp_path, monkeypatch):
     return root
 
 
-def test_gate_reports_inconclusive_machine_contended_when_no_attempt_is_clean(gate_dir, monkeypatch):
+def test_gate_reports_inconclusive_machine_contended_when_no_attempt_is_clean(
+    gate_dir, monkeypatch
+):
     calls = []
 
     def contended_measure(spec, mine, **kw):
         calls.append(kw["abort"])
-        raise contention.ContendedRun({"measured": True, "contended": True, "contended_fraction": 0.9})
+        raise contention.ContendedRun(
+            {"measured": True, "contended": True, "contended_fraction": 0.9}
+        )
 
     monkeypatch.setattr(gate_run, "measure_like", contended_measure)
     report = run_gate(GateRequest(models=("rexnet_x1.0",), baseline=gate_dir), config=GateConfig())
@@ -184,3 +198,18 @@ def test_baseline_save_refuses_a_contended_measurement_unless_forced(tmp_path):
     assert not (tmp_path / "b").exists()
     saved = save_baselines(SaveRequest(from_records=(given,), directory=tmp_path / "b", force=True))
     assert len(saved.records) == 1
+
+
+def test_our_own_threads_waiting_for_each_other_do_not_block_a_baseline(tmp_path):
+    """A runtime's pool and PyTorch's waiting for each other on a machine nobody else used: saved;
+    the same waits beside another process: refused."""
+    own, given = tmp_path / "own", tmp_path / "given"
+    write_record(with_contention(record(40.0, seed=1), 25, neighbour=False), own)
+    saved = save_baselines(SaveRequest(from_records=(own,), directory=tmp_path / "b"))
+    (path,) = saved.records
+    assert guard.contended(load_record(path)) is None
+    write_record(with_contention(record(40.0, seed=1), 25, neighbour=True), given)
+    with pytest.raises(RexbenchError, match="not saved: measured on a contended machine") as info:
+        save_baselines(SaveRequest(from_records=(given,), directory=tmp_path / "c"))
+    assert "other processes ran" in str(info.value)
+    assert not (tmp_path / "c").exists()

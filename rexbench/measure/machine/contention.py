@@ -1,30 +1,34 @@
 """Contention measured, not guessed: what the kernel says about every timing chunk of a run.
 
 Before and after every chunk (a runner's warm-up, or its `round_size` calls of one round; always
-outside the timed region) `read_counters` takes four cumulative counters:
+outside the timed region) `read_counters` takes these cumulative counters:
 
 * CPU pressure stall information, `/proc/pressure/cpu` (Linux 4.20+): `some total=` is the time, in
   microseconds, during which at least one runnable task on the machine waited for a CPU.
 * steal time, `/proc/stat` (the `cpu` line, 8th value, in clock ticks): time the hypervisor ran
   something else on our virtual CPUs.
-* our own run-queue wait, `/proc/self/task/*/schedstat` (2nd value, ns): time this process's
-  threads were runnable but not running - the most direct evidence that a neighbour took our
-  cores (steal does not show here, PSI shows every task on the machine).
+* our own run-queue wait and CPU time, `/proc/self/task/*/schedstat` (2nd and 1st value, ns): time
+  this process's threads were runnable but not running, and time they ran.
+* the machine's idle time, `/proc/stat` (the `cpu` line's idle + iowait, clock ticks) and its
+  number of CPUs: with our CPU time, what every other process (and the hypervisor) had of the CPUs.
 * minor page faults of the process (`getrusage`): not contention, but the other thing that makes a
   call slower than its arithmetic (rexbench.measure.machine.allocator); reported per call.
 
-Per chunk the differences give shares of its wall time (`Chunk`). A chunk is *contended* when our
-threads waited more than CHUNK_WAIT_SHARE of it, or steal exceeded CHUNK_STEAL_SHARE, or PSI "some"
-exceeded CHUNK_PSI_SHARE. A run is contended when more than RUN_CONTENDED of its model chunks (timed
-chunks of the measured configurations, not the anchor's, not warm-up) are: then the anchor's
-samples are contended alike, and a 2-thread model's barriers wait out other processes' time slices
-in a way the anchor cannot cancel (see docs/gate.md, Contention). `ChunkSampler` can stop a
-run as soon as it is certain to end contended (`abort_when_contended`), so a gate wastes no time
-finishing it.
+All threads of this process are ours (PyTorch's OpenMP workers, ONNX Runtime's and OpenVINO's
+pools); a neighbour is another process. Our threads can wait for each other too (one pool still
+spinning when another starts), and PSI counts that as well; so our wait and PSI count only as far as
+other processes ran in the chunk (`Chunk.others_ns`). A chunk is *contended* when that wait
+exceeded CHUNK_WAIT_SHARE of it, or steal CHUNK_STEAL_SHARE, or that PSI "some" CHUNK_PSI_SHARE.
+A run is contended when more than RUN_CONTENDED of its model chunks (timed chunks of the measured
+configurations, not the anchor's, not warm-up) are: then the anchor's samples are contended alike,
+and a 2-thread model's barriers wait out other processes' time slices in a way the anchor cannot
+cancel (see docs/gate.md, Contention). `ChunkSampler` can stop a run as soon as it is certain to end
+contended (`abort_when_contended`), so a gate wastes no time finishing it.
 
 Each counter that cannot be read (no such file: macOS, older kernels, some containers) is None and
 the record's `sources` says which were read; with none of them the run is "not measured", never
-"clean". Parsers take the files' text, so they are tested on synthetic contents.
+"clean". Without the idle time or our CPU time (records of version 1 too) our wait and PSI count
+whole. Parsers take the files' text, so they are tested on synthetic contents.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from rexbench.errors import RexbenchError
 from rexbench.measure.machine.allocator import minor_faults
 from rexbench.measure.machine.placement import signature
 
-VERSION = 1
+VERSION = 2  # 2: our threads' CPU time, the machine's idle time and CPUs (`Chunk.others`)
 PSI_FILE = Path("/proc/pressure/cpu")
 STAT_FILE = Path("/proc/stat")
 TASKS_DIR = Path("/proc/self/task")
@@ -49,7 +53,11 @@ CHUNK_WAIT_SHARE = 0.05
 CHUNK_STEAL_SHARE = 0.05
 CHUNK_PSI_SHARE = 0.10
 RUN_CONTENDED = 0.10
-COUNTERS = ("psi_some_us", "psi_full_us", "steal_ticks", "total_ticks", "wait_ns", "faults")
+#: /proc/stat counts in clock ticks of 1/100 s (USER_HZ): what `Chunk.others` cannot resolve
+STAT_RESOLUTION_NS = 10_000_000
+MACHINE_COUNTERS = ("psi_some_us", "psi_full_us", "steal_ticks", "total_ticks", "idle_ns")
+OWN_COUNTERS = ("wait_ns", "run_ns", "faults")  # this process's threads
+COUNTERS = MACHINE_COUNTERS + OWN_COUNTERS
 
 
 # ------------------------------------------------------------------------------------- parsers
@@ -80,10 +88,23 @@ def parse_stat(text: str) -> tuple[int | None, int | None]:
     return None, None
 
 
-def parse_schedstat(text: str) -> int | None:
-    """Run-queue wait (ns) from one /proc/<pid>/task/<tid>/schedstat: `oncpu_ns wait_ns slices`."""
+def parse_stat_idle(text: str) -> tuple[int | None, int | None]:
+    """(idle + iowait clock ticks over all CPUs, number of CPUs) from /proc/stat's text."""
+    idle, cpus = None, 0
+    for line in text.splitlines():
+        parts = line.split()
+        if parts and parts[0] == "cpu" and len(parts) > 5:
+            idle = int(parts[4]) + int(parts[5])
+        elif parts and parts[0].startswith("cpu") and parts[0][3:].isdigit():
+            cpus += 1
+    return idle, (cpus or None)
+
+
+def parse_schedstat(text: str, field: int = 1) -> int | None:
+    """Run-queue wait (ns; field 0: CPU time) from one /proc/<pid>/task/<tid>/schedstat:
+    `oncpu_ns wait_ns slices`."""
     parts = text.split()
-    return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else None
+    return int(parts[field]) if len(parts) > field and parts[field].isdigit() else None
 
 
 def _read(path: Path) -> str | None:
@@ -93,16 +114,19 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def own_wait_ns(tasks: Path = TASKS_DIR) -> tuple[int | None, int | None]:
-    """(run-queue wait of all threads of this process, number of threads); a thread that ended
-    takes its share along."""
+def own_schedstat(tasks: Path = TASKS_DIR) -> tuple[int | None, int | None, int | None]:
+    """(run-queue wait, CPU time, number of threads) of all threads of this process, whatever
+    started them; a thread that ended takes its share along."""
     try:
         names = os.listdir(tasks)
     except OSError:
-        return None, None
-    waits = [parse_schedstat(_read(tasks / name / "schedstat") or "") for name in names]
-    known = [w for w in waits if w is not None]
-    return (sum(known) if known else None), len(names)
+        return None, None, None
+    texts = [_read(tasks / name / "schedstat") or "" for name in names]
+    sums = []
+    for index in (1, 0):
+        known = [v for v in (parse_schedstat(t, index) for t in texts) if v is not None]
+        sums.append(sum(known) if known else None)
+    return sums[0], sums[1], len(names)
 
 
 @dataclass(frozen=True)
@@ -120,7 +144,8 @@ def read_counters(paths: Paths = Paths()) -> dict[str, int | None]:
     stat = _read(paths.stat)
     some, full = parse_psi(psi) if psi else (None, None)
     steal, total = parse_stat(stat) if stat else (None, None)
-    wait, threads = own_wait_ns(paths.tasks)
+    idle, cpus = parse_stat_idle(stat) if stat else (None, None)
+    wait, run, threads = own_schedstat(paths.tasks)
     return {
         "psi_some_us": some,
         "psi_full_us": full,
@@ -128,6 +153,9 @@ def read_counters(paths: Paths = Paths()) -> dict[str, int | None]:
         "total_ticks": total,
         "wait_ns": wait,
         "faults": minor_faults(),
+        "run_ns": run,
+        "idle_ns": None if idle is None else idle * 1_000_000_000 // os.sysconf("SC_CLK_TCK"),
+        "cpus": cpus,
         "threads": threads,
     }
 
@@ -153,6 +181,19 @@ class Chunk:
     total_ticks: int | None = None
     wait_ns: int | None = None
     faults: int | None = None
+    run_ns: int | None = None
+    idle_ns: int | None = None
+    cpus: int | None = None  # the machine's, at the end of the chunk (not a difference)
+
+    @property
+    def others_ns(self) -> int | None:
+        """CPU time other processes (and the hypervisor) had during the chunk: the CPUs' time
+        less their idle time, less our threads' CPU time, less /proc/stat's resolution; None
+        when a part is unknown."""
+        if self.cpus is None or self.idle_ns is None or self.run_ns is None:
+            return None
+        busy = self.cpus * self.wall_ns - self.idle_ns - self.run_ns - STAT_RESOLUTION_NS
+        return max(0, busy)
 
     @property
     def shares(self) -> dict[str, float | None]:
@@ -160,19 +201,24 @@ class Chunk:
         steal = None
         if self.steal_ticks is not None and self.total_ticks:
             steal = self.steal_ticks / self.total_ticks
+        others = self.others_ns
         return {
             "psi": None if self.psi_some_us is None else self.psi_some_us * 1000 / wall,
             "steal": steal,
             "wait": None if self.wait_ns is None else self.wait_ns / wall,
+            "others": None if others is None else others / wall,
         }
 
     @property
     def contended(self) -> bool:
+        """Our wait or PSI as far as other processes ran (whole when that is unknown), or steal,
+        above its limit."""
         s = self.shares
+        cap = s["others"] if s["others"] is not None else math.inf
         return (
-            (s["wait"] or 0) > CHUNK_WAIT_SHARE
+            min(s["wait"] or 0, cap) > CHUNK_WAIT_SHARE
             or (s["steal"] or 0) > CHUNK_STEAL_SHARE
-            or (s["psi"] or 0) > CHUNK_PSI_SHARE
+            or min(s["psi"] or 0, cap) > CHUNK_PSI_SHARE
         )
 
 
@@ -210,8 +256,9 @@ class ChunkSampler:
     _done: dict[tuple[int, str], int] = field(default_factory=dict)
 
     def start(self, runner: int) -> None:
-        self._open = (runner, time.perf_counter_ns(), self._read())
-        self._threads(self._open[2])
+        before = self._read()  # then the clock: the wall time spans what the counters cover
+        self._open = (runner, time.perf_counter_ns(), before)
+        self._threads(before)
 
     def end(self, phase: str, done: int) -> None:
         if self._open is None:
@@ -223,7 +270,7 @@ class ChunkSampler:
         calls = done - self._done.get((runner, phase), 0)
         self._done[(runner, phase)] = done
         diffs = {k: _delta(before.get(k), after.get(k)) for k in COUNTERS}
-        self.chunks.append(Chunk(runner, phase, calls, wall, **diffs))
+        self.chunks.append(Chunk(runner, phase, calls, wall, **diffs, cpus=after.get("cpus")))
         if self.abort_when_contended and phase == "timing" and self._doomed():
             raise ContendedRun(summarize(self.to_dict()))
 
@@ -246,7 +293,7 @@ class ChunkSampler:
 
     def to_dict(self) -> dict[str, Any]:
         """What a record stores (`Timing.contention`): sources, limits and one column per field."""
-        columns = ("runner", "phase", "calls", "wall_ns", *COUNTERS)
+        columns = ("runner", "phase", "calls", "wall_ns", *COUNTERS, "cpus")
         first = self.chunks[0] if self.chunks else None
         return {
             "version": VERSION,
@@ -257,6 +304,7 @@ class ChunkSampler:
                 "psi": first is not None and first.psi_some_us is not None,
                 "steal": first is not None and first.steal_ticks is not None,
                 "wait": first is not None and first.wait_ns is not None,
+                "others": first is not None and first.others_ns is not None,
             },
             "limits": {
                 "chunk_wait_share": CHUNK_WAIT_SHARE,
@@ -276,7 +324,7 @@ def chunks_of(data: dict[str, Any]) -> list[Chunk]:
     """The chunks of a stored `Timing.contention` dict (missing columns read as None)."""
     columns = data.get("chunks") or {}
     n = len(columns.get("wall_ns") or [])
-    names = ("runner", "phase", "calls", "wall_ns", *COUNTERS)
+    names = ("runner", "phase", "calls", "wall_ns", *COUNTERS, "cpus")
     get = {k: (columns.get(k) or [None] * n) for k in names}
     return [Chunk(**{k: get[k][i] for k in names}) for i in range(n)]
 
@@ -310,6 +358,7 @@ def summarize(data: dict[str, Any] | None) -> dict[str, Any]:
         "contended_fraction": bad / len(chunks),
         "psi_some_share": _sum_share(chunks, "psi_some_us", 1000, wall),
         "wait_share": _sum_share(chunks, "wait_ns", 1, wall),
+        "others_share": _sum_share(chunks, "others_ns", 1, wall),
         "steal_share": _steal_share(chunks),
         "faults_per_call": _sum_share(chunks, "faults", 1, calls),
         "threads_max": data.get("threads_max"),
@@ -340,6 +389,7 @@ def describe(summary: dict[str, Any]) -> str:
     for key, label in (
         ("psi_some_share", "CPU pressure (PSI some)"),
         ("wait_share", "our threads waited"),
+        ("others_share", "other processes ran"),
         ("steal_share", "steal"),
     ):
         value = summary.get(key)

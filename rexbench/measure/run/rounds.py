@@ -21,7 +21,7 @@ from rexbench.errors import RexbenchError
 from rexbench.measure.checks.derived import derived
 from rexbench.measure.checks.validity import RoundWatch
 from rexbench.measure.config import RunConfig
-from rexbench.measure.machine import contention, placement
+from rexbench.measure.machine import contention, own_threads, placement
 from rexbench.measure.machine import env as envmod
 from rexbench.measure.machine.allocator import heap_state, steady_allocator
 from rexbench.measure.timing.anchor import Anchor
@@ -329,8 +329,14 @@ def _flusher(items: Sequence[PreparedConfig], options: RoundOptions) -> Callable
 
 
 def _backend_setter(item: PreparedConfig) -> Callable[[], None]:
-    """Re-apply a config's threads / cuDNN / TF32 (as in force when it was prepared) before its chunks."""
+    """Re-apply a config's threads / cuDNN / TF32 (as in force when it was prepared) before its
+    chunks; a CPU runtime's chunk also waits for PyTorch's spinning threads to stop
+    (measure.machine.own_threads; what it waited goes into the runtime's record)."""
     config, threads = item.config, item.backend["threads"]
+    settle = None
+    if config.runtime is not None and config.device == "cpu" and item.prepared.runtime is not None:
+        settle = own_threads.Settle()
+        item.prepared.runtime["settle_own_threads"] = settle.info
 
     def setup() -> None:
         import torch
@@ -339,6 +345,8 @@ def _backend_setter(item: PreparedConfig) -> Callable[[], None]:
         torch.backends.cudnn.benchmark = config.cudnn_benchmark
         torch.backends.cudnn.allow_tf32 = config.allow_tf32
         torch.backends.cuda.matmul.allow_tf32 = config.allow_tf32
+        if settle is not None:
+            settle()
 
     return setup
 

@@ -1,0 +1,129 @@
+"""rexbench.measure.machine.own_threads: the state parser and the wait on synthetic /proc contents; with the
+real thread pools: ONNX Runtime's workers stop spinning when a run returns, and the wait outlasts
+PyTorch's spinning OpenMP worker."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+import torch
+
+from rexbench.measure.machine import own_threads
+from rexbench.measure.machine.own_threads import Settle
+
+
+def test_state_is_read_after_the_thread_name():
+    assert own_threads.parse_state("4242 (python) R 1 4242 4242 0 -1") == "R"
+    assert own_threads.parse_state("4243 (odd) R (name) S 1 4242") == "S"  # a name with ") R ("
+    assert own_threads.parse_state("garbage") is None
+
+
+def tasks_dir(folder, states: dict[str, str]):
+    """A synthetic /proc/self/task: one folder per thread id with its stat line."""
+    for tid, state in states.items():
+        (folder / tid).mkdir(parents=True)
+        (folder / tid / "stat").write_text(f"{tid} (pool) {state} 1 1 1 0 -1\n")
+    return folder
+
+
+def test_running_others_counts_runnable_threads_but_not_the_caller(tmp_path):
+    me = str(threading.get_native_id())
+    tasks = tasks_dir(tmp_path, {me: "R", "1": "R", "2": "S", "3": "R", "4": "D"})
+    assert own_threads.running_others(tasks) == 2
+    assert own_threads.running_others(tmp_path / "missing") is None
+
+
+def test_settle_returns_at_once_when_idle_and_gives_up_at_the_limit(tmp_path):
+    idle = Settle(tasks=tasks_dir(tmp_path / "idle", {"1": "S", "2": "S"}))
+    idle()
+    assert idle.info["chunks"] == 1 and idle.info["not_settled"] == 0
+    spinning = Settle(limit_s=0.02, tasks=tasks_dir(tmp_path / "busy", {"1": "R"}))
+    spinning()
+    spinning()
+    info = spinning.info
+    assert info["chunks"] == 2 and info["not_settled"] == 2 and info["limit_s"] == 0.02
+    assert info["max_s"] >= 0.02 and info["waited_s"] >= 0.04  # it waited for the limit each time
+    nowhere = Settle(tasks=tmp_path / "missing")  # no /proc (macOS): no wait
+    nowhere()
+    assert nowhere.info["chunks"] == 1 and nowhere.info["not_settled"] == 0
+
+
+def others_cpu_ns() -> int:
+    """CPU time of this process's threads other than the caller (ns)."""
+    me, total = str(threading.get_native_id()), 0
+    for tid in os.listdir("/proc/self/task"):
+        if tid != me:
+            try:
+                with open(f"/proc/self/task/{tid}/schedstat") as fh:
+                    total += int(fh.read().split()[0])
+            except OSError:
+                continue
+    return total
+
+
+def cpu_after(call, seconds: float = 0.2) -> float:
+    """ms of CPU time our other threads use in the `seconds` after `call()` returns."""
+    call()
+    before = others_cpu_ns()
+    time.sleep(seconds)
+    return (others_cpu_ns() - before) / 1e6
+
+
+@pytest.fixture
+def two_threads():
+    saved = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(saved)
+
+
+def test_onnx_runtime_workers_stop_spinning_when_a_run_returns(two_threads):
+    """ONNX Runtime's default session: its intra-op worker spins on after each run (36-44 ms of CPU
+    time on this project's machine); the session rexbench builds leaves no thread of ours busy."""
+    import onnxruntime as ort
+
+    from rexbench.measure.backends.onnx_export import export_onnx
+    from rexbench.measure.backends.onnxruntime import FORCE_SPINNING_STOP, OnnxRuntimeBackend
+    from rexbench.models.factory import create_model
+    from rexbench.spec import parse
+
+    model = create_model(parse("mobilenet_v3_small")).eval()
+    x = torch.randn(1, 3, 64, 64)
+    blob, _ = export_onnx(model, x)
+    ours, info = OnnxRuntimeBackend().session(blob, "cpu", 2)
+    assert info[FORCE_SPINNING_STOP] == "1"
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    default = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
+    feed = {"input": x.numpy()}
+    for session in (default, ours):
+        for _ in range(3):  # warm
+            session.run(None, feed)
+    spun = cpu_after(lambda: default.run(None, feed))
+    time.sleep(0.3)  # the default session's worker is done spinning
+    assert spun > 2  # ms
+    assert cpu_after(lambda: ours.run(None, feed)) < 0.5
+
+
+def test_settle_outlasts_pytorchs_spinning_openmp_worker(two_threads):
+    """After a 2-thread PyTorch operation its OpenMP worker spins on (7-11 ms of CPU time here);
+    once `Settle` returns, no thread of ours uses the CPU any more."""
+    a, b = torch.ones(4 * 2**20), torch.ones(4 * 2**20)  # 16 MB each: torch uses both threads
+    out = torch.empty_like(a)
+
+    def add() -> None:
+        torch.add(a, b, out=out)
+
+    add()
+    assert cpu_after(add) > 1  # ms: the worker spun after the call
+    time.sleep(0.2)
+    settle = Settle(limit_s=1.0)
+    add()
+    settle()
+    before = others_cpu_ns()
+    time.sleep(0.1)
+    assert (others_cpu_ns() - before) / 1e6 < 0.5
+    assert settle.info["not_settled"] == 0
