@@ -41,10 +41,12 @@ def exit_code(
     allow_mismatch: bool,
 ) -> int:
     """One line per failed configuration and one for the invalid ones; 1 when any configuration
-    failed, or was invalid without --allow-mismatch; else 0."""
+    failed, or was invalid without --allow-mismatch; else 0. A record whose worker failed
+    (`parity["fault"]`, rexbench.measure.run.workers) is invalid too, and said among the failures."""
     for failure in failures:
         err.print(f"[red]failed[/]: {failure.line}", highlight=False, soft_wrap=True)
-    invalid = [r for r in records if not r.valid]
+    faulted = any("fault" in r.parity for r in records)
+    invalid = [r for r in records if not r.valid and "fault" not in r.parity]
     if invalid:
         names = ", ".join(f"{r.model.spec} {r.run.label}" for r in invalid)
         tail = (
@@ -56,7 +58,7 @@ def exit_code(
             highlight=False,
             soft_wrap=True,
         )
-    return 1 if failures or (invalid and not allow_mismatch) else 0
+    return 1 if failures or faulted or (invalid and not allow_mismatch) else 0
 
 
 def sweep_table(data: dict[str, Any]) -> Table:
