@@ -220,8 +220,9 @@ InProcessOpt = Annotated[
     bool,
     typer.Option(
         "--in-process",
-        help="Measure every configuration in this process, as before worker processes (for tests "
-        "and debugging); by default each runs in a worker process of its own (docs/workers.md).",
+        help="Measure every configuration in this one process, where they can disturb each other "
+        "(for tests and debugging); by default each runs in a worker process of its own "
+        "(docs/workers.md).",
     ),
 ]
 AllocatorOpt = Annotated[
@@ -238,9 +239,9 @@ TimeoutOpt = Annotated[
     float | None,
     typer.Option(
         "--timeout",
-        help="Seconds of work each configuration may take (its worker's preparation and timed "
-        "chunks); a worker past it is stopped and its configuration recorded as failed. Default: "
-        "no limit.",
+        help="Seconds of work each configuration may take in its worker (building, preparing and "
+        "checking it, and its timed calls); a worker past it is stopped and its configuration "
+        "recorded as failed. Default: no limit.",
         show_default=False,
     ),
 ]

@@ -2,8 +2,8 @@
 
 rexbench.measure.run.workers starts it with its threads and allocator already in its environment,
 and hands it the two ends of its pipe pair (rexbench.measure.run.channel); `python -m
-rexbench.measure.run.worker COMMANDS_FD REPLIES_FD` runs it by hand. Each command, one JSON object
-per line, gets one answer:
+rexbench.measure.run.worker COMMANDS_FD REPLIES_FD` runs it by hand. Once its imports are done it
+says so ({"ok": true, "pid"}); then each command, one JSON object per line, gets one answer:
 
 - setup {spec, config, input_shape, threads, weights, allocator}: build the model, give it weights
   a parity check can see through, take the eager fp32 output, prepare the configuration (in place:
@@ -164,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     channel = Channel(int(args[0]), int(args[1]))
     import torch  # noqa: F401  (the heavy import first, while the parent builds and counts)
+
+    channel.send({"ok": True, "pid": os.getpid()})  # up: its --timeout counts from here
 
     timed: Timed | None = None
     with contextlib.ExitStack() as stack:

@@ -59,7 +59,8 @@ STOP_GRACE_S = 5.0  # a worker told to stop has this long to exit before it is k
 class Isolation:
     """How configurations are kept apart. in_process: all in this process (--in-process);
     allocator: each worker's policy (rexbench.measure.machine.allocators); timeout: seconds of
-    work a configuration may take, from its worker's start to its last chunk (None: no limit)."""
+    work a configuration may take: its worker's preparation (build, prepare, output check) and its
+    timed chunks, once its interpreter is up (None: no limit)."""
 
     in_process: bool = False
     allocator: str = allocators.DEFAULT
@@ -137,13 +138,14 @@ class Worker:
         self.recompiles: dict[str, int] | None = None
         self._graphs: int | None = None
         self.stopped = False
+        self.up = False  # its interpreter and imports are done (its first message came)
 
     # ---------------------------------------------------------------------------- requests
 
     def ask(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """Send one command and wait for its answer, within what is left of the timeout; None
         (and `fault` set) when the worker is gone, or was stopped for hanging."""
-        if self.fault is not None:
+        if self.fault is not None or not self._started():
             return None
         timeout = self.isolation.timeout
         started = time.monotonic()
@@ -161,6 +163,18 @@ class Worker:
         if reply is None:
             self.fault = self._ended()
         return reply
+
+    def _started(self) -> bool:
+        """Wait for the worker's first message (its interpreter and imports are up; not counted
+        against the timeout, which is about the configuration's work); False when it died first."""
+        if not self.up:
+            try:
+                self.up = self.channel.receive() is not None
+            except (ConnectionResetError, OSError):
+                self.up = False
+            if not self.up:
+                self.fault = self._ended()
+        return self.up
 
     def setup(
         self, spec: ModelSpec, config: RunConfig, shape: tuple[int, ...], weights: Any
