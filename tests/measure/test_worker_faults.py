@@ -130,3 +130,19 @@ def test_isolation_refuses_what_cannot_be_in_one_line() -> None:
         Isolation(in_process=True, allocator="system").checked()
     with pytest.raises(RexbenchError, match=r"--timeout -1: give a number of seconds > 0"):
         Isolation(timeout=-1).checked()
+
+
+def test_wait_idle_waits_while_a_thread_runs_and_at_most_its_limit(tmp_path: Path) -> None:
+    tasks = tmp_path / "task"
+    for tid, state in ((11, "S"), (12, "R"), (13, "R")):
+        (tasks / str(tid)).mkdir(parents=True)
+        (tasks / str(tid) / "stat").write_text(f"{tid} (pt_main thread) {state} 1 2 3")
+    assert processes.running_threads(tasks) == 2
+    assert processes.running_threads(tasks, exclude=12) == 1
+    assert processes.running_threads(tmp_path / "gone") is None
+    waited, idle = processes.wait_idle(tasks, limit_s=0.05)
+    assert not idle and waited >= 0.05  # still running when the limit came
+    for tid in (12, 13):
+        (tasks / str(tid) / "stat").write_text(f"{tid} (pt_main thread) S 1 2 3")
+    assert processes.wait_idle(tasks, limit_s=60)[1]
+    assert processes.wait_idle(tmp_path / "gone")[1]  # nothing to read: nothing to wait for

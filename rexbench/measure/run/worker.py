@@ -52,19 +52,26 @@ class Timed:
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         from rexbench.measure.machine.allocator import heap_state
+        from rexbench.measure.machine.processes import wait_idle
+
+        n, reply = int(request["n"]), dict[str, Any]()
+        if request["op"] == "warmup":
+            reply["heap"] = heap_state() if self.glibc else None
+            self.ops.begin_memory()
+            reply["samples"] = self.time(n)
+            reply["peak_memory"] = self.ops.end_memory()
+        elif request["op"] == "chunk":
+            reply["samples"] = self.time(n)
+        else:
+            raise ValueError(f"unknown command {request['op']!r}")
+        # its threads idle before the next chunk starts, whoever's it is (machine.processes)
+        reply["idle_wait_s"], reply["idle"] = wait_idle()
+        return {**reply, **self.graphs()}
+
+    def time(self, n: int) -> list[int]:
         from rexbench.measure.timing.loop import time_calls
 
-        n = int(request["n"])
-        if request["op"] == "warmup":
-            heap = heap_state() if self.glibc else None
-            self.ops.begin_memory()
-            samples = time_calls(self.prepared.run, n, self.ops, time.perf_counter_ns, self.before)
-            peak = self.ops.end_memory()
-            return {"samples": samples, "peak_memory": peak, "heap": heap, **self.graphs()}
-        if request["op"] == "chunk":
-            samples = time_calls(self.prepared.run, n, self.ops, time.perf_counter_ns, self.before)
-            return {"samples": samples, **self.graphs()}
-        raise ValueError(f"unknown command {request['op']!r}")
+        return time_calls(self.prepared.run, n, self.ops, time.perf_counter_ns, self.before)
 
     def graphs(self) -> dict[str, Any]:
         """torch.compile's graphs so far (rexbench.measure.backends.cudagraphs.compile_counters)."""

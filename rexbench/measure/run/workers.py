@@ -138,6 +138,15 @@ class Worker:
         self.recompiles: dict[str, int] | None = None
         self._graphs: int | None = None
         self.stopped = False
+        self.idle = {  # waiting for threads to stop spinning, around its chunks (machine.processes)
+            "limit_s": processes.IDLE_LIMIT_S,
+            "chunks": 0,
+            "waited_s": 0.0,  # its own threads, after its chunks
+            "max_s": 0.0,
+            "not_idle": 0,
+            "parent_waited_s": 0.0,  # this process's (the drift anchor's), before its chunks
+            "parent_not_idle": 0,
+        }
         self.up = False  # its interpreter and imports are done (its first message came)
 
     # ---------------------------------------------------------------------------- requests
@@ -214,7 +223,7 @@ class Worker:
         return None
 
     def warmup(self, n: int) -> tuple[list[int], int | None]:
-        reply = self.ask({"op": "warmup", "n": n})
+        reply = self._timed({"op": "warmup", "n": n})
         if reply is None:
             return [], None
         self.heap = reply.get("heap")
@@ -222,11 +231,25 @@ class Worker:
         return list(reply["samples"]), reply["peak_memory"]
 
     def chunk(self, n: int, phase: str) -> list[int]:
-        reply = self.ask({"op": "chunk", "n": n})
+        reply = self._timed({"op": "chunk", "n": n})
         if reply is None:
             return []
         self._count_graphs(reply, phase)
         return list(reply["samples"])
+
+    def _timed(self, request: dict[str, Any]) -> dict[str, Any] | None:
+        """A timed command, once this process's threads are idle; the waits tallied (`idle`)."""
+        waited, idle = processes.wait_idle()
+        reply = self.ask(request)
+        tally = self.idle
+        tally["parent_waited_s"] += waited
+        tally["parent_not_idle"] += not idle
+        if reply is not None:
+            tally["chunks"] += 1
+            tally["waited_s"] += reply["idle_wait_s"]
+            tally["max_s"] = max(tally["max_s"], reply["idle_wait_s"])
+            tally["not_idle"] += not reply["idle"]
+        return reply
 
     def counters(self) -> dict[str, int | None]:
         """The contention counters with this worker's threads and page faults as "ours"."""
@@ -255,6 +278,7 @@ class Worker:
             "allocator": self.isolation.allocator,
             "threads": self.threads,
             "env": dict(self.env_set),
+            "idle": dict(self.idle),
         }
         if self.recompiles is not None and record.timing is not None:
             record.timing.validity["recompiles"] = dict(self.recompiles)
