@@ -24,6 +24,10 @@ AllowMismatchOpt = Annotated[
 ]
 
 
+#: a worker's fault (rexbench.measure.run.faults.Fault.kind) as the sweep table says it
+FAULTS = {"crashed": "crashed", "killed": "was killed", "exited": "exited", "timeout": "hung"}
+
+
 def parity_cell(record: Record) -> str:
     """ "ok 3e-07", "INVALID 0.21" or "-" (not checked): the rel L2 error against eager fp32."""
     p = record.parity
@@ -73,7 +77,8 @@ def sweep_table(data: dict[str, Any]) -> Table:
     for status in ("measured", "skipped"):
         for row in data[status]:
             said = "measured again" if (row["model"], row["config_id"]) in kept else status
-            shown = said if row["valid"] else f"{said}, [red]INVALID[/] (output differs)"
+            why = f"its worker {FAULTS[row['fault']]}" if row.get("fault") else "output differs"
+            shown = said if row["valid"] else f"{said}, [red]INVALID[/] ({why})"
             table.add_row(row["model"], row["config"], median_ms(row), shown)
     for row in data["failed"]:
         table.add_row(row["model"], "-", "-", "failed")

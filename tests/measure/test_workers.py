@@ -277,3 +277,16 @@ def test_ctrl_c_exits_130_keeps_the_finished_records_and_leaves_no_worker(nets: 
     files = [p for p in Path("runs").rglob("*") if p.is_file()]
     assert len(files) == 2 and not any(p.name.startswith(".") for p in files)
     assert {r.model.spec for r in load_records(Path("runs"))} == {NET}
+
+
+def test_a_sweep_records_the_fault_and_exits_1(nets: Path, capsys) -> None:
+    spec = "py:nets.py:Faulty?how=segv&after=1"
+    args = ["sweep", spec, *BOTH, "--threads", "1", "--runs", "3", "--warmup", "0", "--out", "runs"]
+    assert run([*args, "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    rows = {row["config"]: row for row in data["measured"]}
+    assert rows["eager"]["valid"] and rows["eager"]["fault"] is None
+    assert not rows["channels_last"]["valid"] and rows["channels_last"]["fault"] == "crashed"
+    assert [f["error"].split(": the worker ")[1][:9] for f in data["failed"]] == ["crashed ("]
+    assert run([*args, "--force"]) == 1  # the table says why the record is invalid
+    assert "INVALID (its worker crashed)" in capsys.readouterr().out

@@ -72,7 +72,8 @@ class Isolation:
         allocators.check_policy(self.allocator)
         if self.timeout is not None and not self.timeout > 0:
             raise RexbenchError(f"--timeout {self.timeout:g}: give a number of seconds > 0")
-        isolation = replace(self, in_process=True) if in_process else self
+        # a worker needs POSIX pipes and process groups: elsewhere, everything in this process
+        isolation = replace(self, in_process=True) if in_process or os.name != "posix" else self
         if isolation.in_process and self.allocator != allocators.DEFAULT:
             raise RexbenchError(
                 f"--allocator {self.allocator} is set up in each worker process before it starts; "
