@@ -51,6 +51,8 @@ def prepare_in_workers(
         counts[shape] = count(model, shape, name)
     del model
     base_env = envmod.fingerprint()
+    for worker in workers:  # every import done before any preparation is timed (compile_s)
+        worker.started()
     items: list[PreparedConfig] = []
     for i, (config, shape, worker) in enumerate(zip(configs, shapes, workers, strict=True)):
         options.emit(ProfileEvent("prepare", name, config.label, i, len(configs)))

@@ -155,7 +155,7 @@ class Worker:
     def ask(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """Send one command and wait for its answer, within what is left of the timeout; None
         (and `fault` set) when the worker is gone, or was stopped for hanging."""
-        if self.fault is not None or not self._started():
+        if self.fault is not None or not self.started():
             return None
         timeout = self.isolation.timeout
         started = time.monotonic()
@@ -174,7 +174,7 @@ class Worker:
             self.fault = self._ended()
         return reply
 
-    def _started(self) -> bool:
+    def started(self) -> bool:
         """Wait for the worker's first message (its interpreter and imports are up; not counted
         against the timeout, which is about the configuration's work); False when it died first."""
         if not self.up:
