@@ -290,3 +290,14 @@ def test_a_sweep_records_the_fault_and_exits_1(nets: Path, capsys) -> None:
     assert [f["error"].split(": the worker ")[1][:9] for f in data["failed"]] == ["crashed ("]
     assert run([*args, "--force"]) == 1  # the table says why the record is invalid
     assert "INVALID (its worker crashed)" in capsys.readouterr().out
+
+
+def test_a_compiled_configuration_counts_its_graphs_in_its_worker(nets: Path) -> None:
+    (record,) = profile_models([NET], configs("compile"), runs=3, warmup=2)
+    assert record.timing.validity["recompiles"] == {
+        "warmup_graphs": 0,
+        "timing_graphs": 0,
+        "cudagraph_skips": 0,
+    }
+    assert record.timing.compile_s > 0 and record.valid
+    assert not any(w.startswith("recompiled") for w in record.warnings)

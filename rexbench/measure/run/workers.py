@@ -137,7 +137,7 @@ class Worker:
         self.allocator: dict[str, Any] = {"policy": isolation.allocator}
         self.heap: dict[str, Any] | None = None
         self.recompiles: dict[str, int] | None = None
-        self._graphs: int | None = None
+        self._compiled: dict[str, int] = {}  # torch.compile's counters at the last answer
         self.stopped = False
         self.idle = {  # waiting for threads to stop spinning, around its chunks (machine.processes)
             "limit_s": processes.IDLE_LIMIT_S,
@@ -177,7 +177,7 @@ class Worker:
     def started(self) -> bool:
         """Wait for the worker's first message (its interpreter and imports are up; not counted
         against the timeout, which is about the configuration's work); False when it died first."""
-        if not self.up:
+        if not self.up and self.fault is None:
             try:
                 self.up = self.channel.receive() is not None
             except (ConnectionResetError, OSError):
@@ -218,8 +218,8 @@ class Worker:
         )
         self.backend, self.thread_info = reply["backend"], reply["threads"]
         self.parity, self.allocator = reply["parity"], reply["allocator"]
-        if reply.get("graphs") is not None:
-            self._graphs = int(reply["graphs"])
+        if reply.get("graphs") is not None:  # compiled: counted from after its first call
+            self._compiled = {k: int(reply.get(k) or 0) for k in ("graphs", "cudagraph_skips")}
             self.recompiles = {"warmup_graphs": 0, "timing_graphs": 0, "cudagraph_skips": 0}
         return None
 
@@ -261,9 +261,13 @@ class Worker:
         rexbench.measure.backends.cudagraphs.CompileWatch counts them in this process)."""
         if self.recompiles is None or reply.get("graphs") is None:
             return
-        grown, self._graphs = int(reply["graphs"]) - (self._graphs or 0), int(reply["graphs"])
-        self.recompiles["warmup_graphs" if phase == "warmup" else "timing_graphs"] += grown
-        self.recompiles["cudagraph_skips"] = int(reply.get("cudagraph_skips") or 0)
+        now = {k: int(reply.get(k) or 0) for k in ("graphs", "cudagraph_skips")}
+        grown = {k: max(0, now[k] - self._compiled.get(k, 0)) for k in now}
+        self._compiled = now
+        self.recompiles["warmup_graphs" if phase == "warmup" else "timing_graphs"] += grown[
+            "graphs"
+        ]
+        self.recompiles["cudagraph_skips"] += grown["cudagraph_skips"]
 
     # ------------------------------------------------------------------------------ record
 
