@@ -10,12 +10,17 @@ import typer
 
 from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.options import (
+    Allocator,
+    AllocatorOpt,
     AllOpt,
+    InProcessOpt,
     InstructionsOpt,
     JsonOpt,
     MeasureOptions,
     OptionalModelsArg,
+    TimeoutOpt,
     WeightsOpt,
+    isolation,
     measure_options,
 )
 from rexbench.cli.outcome import AllowMismatchOpt
@@ -69,6 +74,9 @@ def save(
     force: ForceOpt = False,
     allow_mismatch: AllowMismatchOpt = False,
     instructions: InstructionsOpt = False,
+    in_process: InProcessOpt = False,
+    allocator: AllocatorOpt = Allocator.steady,
+    timeout: TimeoutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Measure (or take --from records) and store them as baselines; merge counts into counts.json.
@@ -90,6 +98,7 @@ def save(
         weights=weights,
         force=force,
         instructions=instructions,
+        isolation=isolation(in_process, allocator, timeout),
     )
     hooks = ConsoleHooks(err)
     saved = save_baselines(request, hooks)

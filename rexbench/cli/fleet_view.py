@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from rexbench.measure.config import RunConfig
     from rexbench.measure.run.rounds import ProfileEvent
     from rexbench.measure.run.sweep import PlanItem
+    from rexbench.measure.run.workers import Isolation
 
 NodesOpt = Annotated[
     list[str] | None,
@@ -42,6 +43,7 @@ class FleetArgs:
     force: bool
     dry_run: bool
     json_out: bool
+    isolation: Isolation | None = None  # how each node keeps the configurations apart
 
 
 class FleetView(LiveView, Hooks):
@@ -115,6 +117,8 @@ def sweep_on_cluster(
         options = {"runs": measure.runs, "warmup": measure.warmup}
         if measure.input_shape is not None:
             options["input_shape"] = measure.input_shape
+        if args.isolation is not None:  # each node runs the same worker processes
+            options["isolation"] = args.isolation
         with FleetView(err) as view:
             result = fs.run_fleet(
                 ray, nodes, specs, configs, out=args.out, force=args.force, hooks=view, **options

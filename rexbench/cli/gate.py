@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rexbench.cli.common import console, print_json, print_tables
-from rexbench.cli.options import AllOpt, JsonOpt, OptionalModelsArg
+from rexbench.cli.options import (
+    Allocator,
+    AllocatorOpt,
+    AllOpt,
+    InProcessOpt,
+    JsonOpt,
+    OptionalModelsArg,
+    TimeoutOpt,
+    isolation,
+)
 from rexbench.cli.progress import ConsoleHooks
 from rexbench.cli.summary import EMPTY_NOTE, SummaryOpt, summary_file
 
@@ -105,6 +114,9 @@ def gate(
     runs: RemeasureRunsOpt = None,
     warmup: RemeasureWarmupOpt = None,
     attempts: AttemptsOpt = None,
+    in_process: InProcessOpt = False,
+    allocator: AllocatorOpt = Allocator.steady,
+    timeout: TimeoutOpt = None,
     json_out: JsonOpt = False,
     summary: SummaryOpt = None,
 ) -> None:
@@ -130,6 +142,7 @@ def gate(
         runs=runs,
         warmup=warmup,
         attempts=attempts,
+        isolation=isolation(in_process, allocator, timeout),
     )
     summary_path = summary_file(summary)  # before anything is measured
     err = console(stderr=True)

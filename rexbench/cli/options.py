@@ -206,6 +206,55 @@ def measure_options(names: str = "", **defaults: Any) -> Callable[[Command], Com
     return decorate
 
 
+# ---------------------------------------------------------------------------------- isolation
+
+
+class Allocator(str, Enum):  # rexbench.measure.machine.allocators.POLICIES
+    steady = "steady"
+    system = "system"
+    jemalloc = "jemalloc"
+    tcmalloc = "tcmalloc"
+
+
+InProcessOpt = Annotated[
+    bool,
+    typer.Option(
+        "--in-process",
+        help="Measure every configuration in this one process, where they can disturb each other "
+        "(for tests and debugging); by default each runs in a worker process of its own "
+        "(docs/workers.md).",
+    ),
+]
+AllocatorOpt = Annotated[
+    Allocator,
+    typer.Option(
+        "--allocator",
+        metavar="<policy>",
+        help="Memory allocator of the worker processes: steady (glibc that never returns memory: "
+        "no page faults per call), system (glibc's default, as in a plain PyTorch process), "
+        "jemalloc or tcmalloc (preloaded; installed with libjemalloc2 / libtcmalloc-minimal4).",
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        help="Seconds of work each configuration may take in its worker (building, preparing and "
+        "checking it, and its timed calls); a worker past it is stopped and its configuration "
+        "recorded as failed. Default: no limit.",
+        show_default=False,
+    ),
+]
+
+
+def isolation(in_process: bool, allocator: Allocator, timeout: float | None) -> Any:
+    """The options above as a checked `rexbench.measure.run.workers.Isolation` (a bad value is one
+    line before anything is measured)."""
+    from rexbench.measure.run.workers import Isolation
+
+    return Isolation(in_process, allocator.value, timeout).checked()
+
+
 # ------------------------------------------------------------------------------------ cluster
 
 ClusterOpt = Annotated[

@@ -24,6 +24,10 @@ AllowMismatchOpt = Annotated[
 ]
 
 
+#: a worker's fault (rexbench.measure.run.faults.Fault.kind) as the sweep table says it
+FAULTS = {"crashed": "crashed", "killed": "was killed", "exited": "exited", "timeout": "hung"}
+
+
 def exit_code(
     err: Any,
     records: Sequence[Record],
@@ -31,10 +35,12 @@ def exit_code(
     allow_mismatch: bool,
 ) -> int:
     """One line per failed configuration and one for the invalid ones; 1 when any configuration
-    failed, or was invalid without --allow-mismatch; else 0."""
+    failed, or was invalid without --allow-mismatch; else 0. A record whose worker failed
+    (`parity["fault"]`, rexbench.measure.run.workers) is invalid too, and said among the failures."""
     for failure in failures:
         err.print(f"[red]failed[/]: {failure.line}", highlight=False, soft_wrap=True)
-    invalid = [r for r in records if not r.valid]
+    faulted = any("fault" in r.parity for r in records)
+    invalid = [r for r in records if not r.valid and "fault" not in r.parity]
     if invalid:
         names = ", ".join(f"{r.model.spec} {r.run.label}" for r in invalid)
         tail = (
@@ -46,7 +52,7 @@ def exit_code(
             highlight=False,
             soft_wrap=True,
         )
-    return 1 if failures or (invalid and not allow_mismatch) else 0
+    return 1 if failures or faulted or (invalid and not allow_mismatch) else 0
 
 
 def sweep_table(data: dict[str, Any]) -> Table:
@@ -61,7 +67,8 @@ def sweep_table(data: dict[str, Any]) -> Table:
     for status in ("measured", "skipped"):
         for row in data[status]:
             said = "measured again" if (row["model"], row["config_id"]) in kept else status
-            shown = said if row["valid"] else f"{said}, [red]INVALID[/] (output differs)"
+            why = f"its worker {FAULTS[row['fault']]}" if row.get("fault") else "output differs"
+            shown = said if row["valid"] else f"{said}, [red]INVALID[/] ({why})"
             table.add_row(row["model"], row["config"], median_ms(row), shown)
     for row in data["failed"]:
         table.add_row(row["model"], "-", "-", "failed")

@@ -12,13 +12,18 @@ import typer
 from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.options import (
     RUNS,
+    Allocator,
+    AllocatorOpt,
     FlushL2Opt,
+    InProcessOpt,
     InstructionsOpt,
     JsonOpt,
     MeasureOptions,
     ModelsArg,
     OutOpt,
+    TimeoutOpt,
     WeightsOpt,
+    isolation,
     measure_options,
 )
 from rexbench.cli.outcome import AllowMismatchOpt, exit_code
@@ -41,17 +46,21 @@ def profile(
     out: OutOpt = RUNS,
     allow_mismatch: AllowMismatchOpt = False,
     instructions: InstructionsOpt = False,
+    in_process: InProcessOpt = False,
+    allocator: AllocatorOpt = Allocator.steady,
+    timeout: TimeoutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Time models on this machine (median, p90, CI, throughput, GFLOP/s) and store one record each.
 
-    Several configurations (--config eager,compile_cl,max,ort,openvino) are measured interleaved, so machine drift hits all alike; the table shows each one's speedup over the first. Each configuration's output is checked against the eager fp32 model's first: one that differs is recorded as invalid and the command exits 1 (unless --allow-mismatch); one that cannot be prepared is one line, and the others are still measured.
+    Several configurations (--config eager,compile_cl,max,ort,openvino) are measured interleaved, so machine drift hits all alike; the table shows each one's speedup over the first. Each configuration runs in a worker process of its own, with its own threads and allocator (--allocator), one at a time. Each configuration's output is checked against the eager fp32 model's first: one that differs is recorded as invalid and the command exits 1 (unless --allow-mismatch); one that cannot be prepared, or whose worker crashes or runs past --timeout, is one line, and the others are still measured.
     """
     from rexbench.measure.config import build_configs
     from rexbench.measure.run.parts import REAL
     from rexbench.measure.run.profile import profile_models
 
     configs, note = build_configs(replace(measure.config_options(), flush_l2=flush_l2))
+    kept_apart = isolation(in_process, allocator, timeout)
     err = console(stderr=True)  # nothing is printed before the run: an error comes first
     kept: list[Path] = []
     failures: list[Any] = []
@@ -74,6 +83,7 @@ def profile(
                 on_failure=failures.append,
                 instructions=instructions,
                 parts=ctx.obj or REAL,  # what rexbench.cli.run was given (tests: a fake device)
+                isolation=kept_apart,
             )
     except KeyboardInterrupt:
         where = f" in {kept[0].parent}" if kept else ""
@@ -109,13 +119,13 @@ def table_data(
 ) -> dict[str, Any]:
     """What the table shows and --json prints: one row per record, times in milliseconds, and the
     configurations that failed to prepare (one line each)."""
-    from rexbench.measure.run.profile import MACS_CONVENTION
+    from rexbench.measure.run.counted import MACS_CONVENTION
 
     rows = []
     first: dict[str, float] = {}
     several = len({r.run.config_id for r in records}) > 1
     for i, record in enumerate(records):
-        s, t, config = record.summary, record.timing, record.run.config
+        s, t, config = record.summary or UNMEASURED, record.timing, record.run.config
         if record.valid:  # speed-ups are over the first valid configuration of the model
             first.setdefault(record.model.spec, s["median"])
         speedup = first.get(record.model.spec) if several and record.valid else None
@@ -130,10 +140,10 @@ def table_data(
                 "threads": t.backend.get("threads") if t else None,
                 "input_shape": record.counts.get("input_shape"),
                 "runs": s["n"],
-                "median_ms": s["median"] / 1e6,
-                "p90_ms": s["p90"] / 1e6,
-                "ci_low_ms": s["ci_low"] / 1e6,
-                "ci_high_ms": s["ci_high"] / 1e6,
+                "median_ms": _ms(s["median"]),
+                "p90_ms": _ms(s["p90"]),
+                "ci_low_ms": _ms(s["ci_low"]),
+                "ci_high_ms": _ms(s["ci_high"]),
                 "throughput": s["throughput"],
                 "params": record.counts.get("params"),
                 "macs_conv": record.counts.get("macs_conv"),
@@ -152,6 +162,16 @@ def table_data(
         )
     failed = [f.line for f in failures]
     return {"note": note, "conventions": MACS_CONVENTION, "rows": rows, "failed": failed}
+
+
+#: the summary of a record without samples (its worker failed before its first chunk)
+UNMEASURED: dict[str, Any] = dict.fromkeys(
+    ("n", "median", "p90", "ci_low", "ci_high", "throughput", "noise", "noisy")
+)
+
+
+def _ms(ns: float | None) -> float | None:
+    return None if ns is None else ns / 1e6
 
 
 def render(data: dict[str, Any]) -> Table:
@@ -177,6 +197,12 @@ def render(data: dict[str, Any]) -> Table:
             name, justify="left" if name in ("model", "config") else "right", no_wrap=True
         )
     for r in rows:
+        if (
+            r["median_ms"] is None
+        ):  # no sample: a worker that failed first (rexbench.measure.run.workers)
+            cells = [r["model"], f"{r['config']} [red](failed)[/]", *["-"] * (len(headers) - 2)]
+            table.add_row(*cells)
+            continue
         noise = f"{r['noise']:.1%}" + (" ⚠" if r["noisy"] else "")
         cells = [
             r["model"],

@@ -9,7 +9,19 @@ import typer
 
 from rexbench.cli.common import console, print_json, print_tables
 from rexbench.cli.fleet_view import FleetArgs, NodesOpt
-from rexbench.cli.options import RUNS, ClusterOpt, JsonOpt, MeasureOptions, OutOpt, measure_options
+from rexbench.cli.options import (
+    RUNS,
+    Allocator,
+    AllocatorOpt,
+    ClusterOpt,
+    InProcessOpt,
+    JsonOpt,
+    MeasureOptions,
+    OutOpt,
+    TimeoutOpt,
+    isolation,
+    measure_options,
+)
 from rexbench.cli.outcome import AllowMismatchOpt, exit_code, median_ms, sweep_table
 from rexbench.cli.progress import SweepView
 from rexbench.errors import RexbenchError
@@ -58,6 +70,9 @@ def sweep(
     interleave: InterleaveOpt = "claims",
     allow_mismatch: AllowMismatchOpt = False,
     dry_run: DryRunOpt = False,
+    in_process: InProcessOpt = False,
+    allocator: AllocatorOpt = Allocator.steady,
+    timeout: TimeoutOpt = None,
     json_out: JsonOpt = False,
     cluster: ClusterOpt = None,
     nodes: NodesOpt = None,
@@ -75,11 +90,12 @@ def sweep(
     configs, note = build_configs(measure.config_options())
     # the shape is part of each config (and of its config_id) before the plan looks for records
     configs = [with_input_shape(c, measure.input_shape) for c in configs]
+    kept_apart = isolation(in_process, allocator, timeout)
     if cluster is not None:  # rexbench.fleet: the nodes check their devices themselves
         from rexbench.cli.fleet_view import sweep_on_cluster
 
         args = FleetArgs(cluster=cluster, nodes=nodes, out=out, force=force, dry_run=dry_run,
-                         json_out=json_out)  # fmt: skip
+                         json_out=json_out, isolation=kept_apart)  # fmt: skip
         sweep_on_cluster(specs, configs, measure, args)
         return
     if nodes:
@@ -111,6 +127,7 @@ def sweep(
             warmup=warmup,
             input_shape=measure.input_shape,
             progress=view.update,
+            isolation=kept_apart,
         )
     _finish(result, out, json_out, err)
     code = max(exit_code(err, result.records, [], allow_mismatch), 1 if result.failed else 0)

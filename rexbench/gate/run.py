@@ -1,5 +1,6 @@
 """A whole gate run: which models, measured (or counted) now like their baselines, judged by the
-checks -> a `GateReport`. Progress goes out through `Hooks`; no Typer or Rich here.
+checks -> a `GateReport`. Progress goes out through `Hooks` (rexbench.gate.measuring); no Typer or
+Rich here.
 
 Settings come from the request, else from `[tool.rexbench.gate]` (rexbench.gate.config), else the
 defaults. User errors are RexbenchError, as everywhere.
@@ -7,55 +8,23 @@ defaults. User errors are RexbenchError, as everywhere.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
+from rexbench.gate.measuring import Hooks, Quiet, measure_like
 
 if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
-
     from rexbench.gate.checks import Verdict
     from rexbench.gate.config import GateConfig
     from rexbench.gate.contended import Attempts
     from rexbench.gate.evaluate import GateOptions
     from rexbench.gate.report import GateReport
+    from rexbench.measure.run.workers import Isolation
     from rexbench.records.schema import Record
     from rexbench.spec import ModelSpec
-
-
-class Hooks(Protocol):
-    """What a caller shows while a gate or a baseline save works (the CLI draws it with Rich)."""
-
-    def note(self, text: str) -> None:
-        """A line worth telling: what is measured now, with which configurations."""
-
-    def counting(self) -> AbstractContextManager[Callable[[str], None]]:
-        """A span of counting; its callback takes the spec counted next."""
-
-    def measuring(
-        self, runners: int, runs: int, warmup: int
-    ) -> AbstractContextManager[Callable[[Any], None]]:
-        """A span of timing `runners` (configurations + the drift anchor) `warmup` then `runs`
-        times each; its callback takes the profile's progress events."""
-
-
-class Quiet:
-    """Hooks that show nothing."""
-
-    def note(self, text: str) -> None:
-        pass
-
-    @contextlib.contextmanager
-    def counting(self) -> Iterator[Callable[[str], None]]:
-        yield lambda spec: None
-
-    @contextlib.contextmanager
-    def measuring(self, runners: int, runs: int, warmup: int) -> Iterator[Callable[[Any], None]]:
-        yield lambda event: None
 
 
 def select_specs(models: Sequence[str] | None, all_models: bool) -> list[ModelSpec]:
@@ -86,6 +55,7 @@ class GateRequest:
     runs: int | None = None
     warmup: int | None = None
     attempts: int | None = None  # measurements per model when they are contended (default 3)
+    isolation: Isolation | None = None  # worker processes or not (rexbench.measure.run.workers)
 
 
 def run_gate(
@@ -115,6 +85,7 @@ def run_gate(
             runs=request.runs if request.runs is not None else cfg.runs,
             warmup=request.warmup if request.warmup is not None else cfg.warmup,
             attempts=request.attempts or cfg.attempts or MAX_ATTEMPTS,
+            isolation=request.isolation,
         )
         verdicts, notes = run.judge(specs, list(request.from_records))
     return GateReport(
@@ -195,6 +166,7 @@ class _FullGate:
     runs: int | None = None
     warmup: int | None = None
     attempts: int = 3
+    isolation: Isolation | None = None
     baselines: list[Record] = field(default_factory=list)
     fingerprint: dict[str, Any] | None = None
 
@@ -346,7 +318,13 @@ class _FullGate:
 
             def attempt() -> list[Record]:
                 return measure_like(
-                    spec, mine, runs=self.runs, warmup=self.warmup, hooks=self.hooks, abort=True
+                    spec,
+                    mine,
+                    runs=self.runs,
+                    warmup=self.warmup,
+                    hooks=self.hooks,
+                    abort=True,
+                    isolation=self.isolation,
                 )
 
             measured, tries = measure_until_clean(attempt, self.attempts)
@@ -365,28 +343,3 @@ def _given_records(paths: list[Path], specs: list[str]) -> dict[str, list[Record
         if not specs or record.model.spec in specs:
             current.setdefault(record.model.spec, []).append(record)
     return current
-
-
-def measure_like(
-    spec: str,
-    baselines: Sequence[Record],
-    *,
-    runs: int | None = None,
-    warmup: int | None = None,
-    hooks: Hooks | None = None,
-    abort: bool = False,
-) -> list[Record]:
-    """Profile `spec` now with the run configurations of its baseline records (interleaved with the
-    drift anchor, nothing written). runs/warmup: override (default: the baselines' own, the largest
-    when they differ). abort: stop a run certain to end contended (`contention.ContendedRun`)."""
-    from rexbench.measure.config import RunConfig
-    from rexbench.measure.run.profile import profile_models
-
-    configs = list({b.run.config_id: RunConfig.from_dict(b.run.config) for b in baselines}.values())
-    runs = runs or max(int(b.run.config.get("runs", 1)) for b in baselines)
-    if warmup is None:
-        warmup = max(int(b.run.config.get("warmup", 0)) for b in baselines)
-    with (hooks or Quiet()).measuring(len(configs) + 1, runs, warmup) as progress:
-        return profile_models(
-            [spec], configs, runs=runs, warmup=warmup, progress=progress, abort_when_contended=abort
-        )

@@ -12,6 +12,7 @@ from rexbench.gate.run import Hooks, Quiet, select_specs
 from rexbench.measure.config import ConfigOptions
 
 if TYPE_CHECKING:
+    from rexbench.measure.run.workers import Isolation
     from rexbench.records.schema import Record
     from rexbench.spec import ModelSpec
 
@@ -31,6 +32,7 @@ class SaveRequest:
     weights: Path | None = None
     force: bool = False  # save records measured under contention too
     instructions: bool = False  # count each record's instructions (rexbench.measure.counting.instructions)
+    isolation: Isolation | None = None  # worker processes or not (None: the default)
 
 
 @dataclass
@@ -176,4 +178,5 @@ def _measure(specs: list[ModelSpec], request: SaveRequest, hooks: Hooks) -> list
             input_shape=request.input_shape,
             progress=progress,
             instructions=request.instructions,
+            isolation=request.isolation,
         )

@@ -65,9 +65,9 @@ def test_each_node_measures_and_its_records_land_in_its_folder_then_a_rerun_skip
     threads = fresh_threads()  # the nodes run in this environment: a local run's default
     for record in records:
         assert record.env["threads"]["torch_num_threads"] == threads
-        assert record.env["threads"]["env"].get("OMP_NUM_THREADS") == os.environ.get(
-            "OMP_NUM_THREADS"
-        )
+        # each configuration's worker process starts with its thread count in its environment
+        assert record.env["threads"]["env"]["OMP_NUM_THREADS"] == str(threads)
+        assert record.env["worker"]["threads"] == threads
         assert record.env["hardware_id"] != record.machine_id
     assert "next: rexbench report" in err
 

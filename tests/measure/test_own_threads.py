@@ -1,5 +1,5 @@
-"""rexbench.measure.machine.own_threads: the state parser and the wait on synthetic /proc contents; with the
-real thread pools: ONNX Runtime's workers stop spinning when a run returns, and the wait outlasts
+"""rexbench.measure.machine.own_threads: the wait on synthetic /proc contents; with the real
+thread pools: ONNX Runtime's workers stop spinning when a run returns, and the wait outlasts
 PyTorch's spinning OpenMP worker."""
 
 from __future__ import annotations
@@ -11,14 +11,7 @@ import time
 import pytest
 import torch
 
-from rexbench.measure.machine import own_threads
 from rexbench.measure.machine.own_threads import Settle
-
-
-def test_state_is_read_after_the_thread_name():
-    assert own_threads.parse_state("4242 (python) R 1 4242 4242 0 -1") == "R"
-    assert own_threads.parse_state("4243 (odd) R (name) S 1 4242") == "S"  # a name with ") R ("
-    assert own_threads.parse_state("garbage") is None
 
 
 def tasks_dir(folder, states: dict[str, str]):
@@ -27,13 +20,6 @@ def tasks_dir(folder, states: dict[str, str]):
         (folder / tid).mkdir(parents=True)
         (folder / tid / "stat").write_text(f"{tid} (pool) {state} 1 1 1 0 -1\n")
     return folder
-
-
-def test_running_others_counts_runnable_threads_but_not_the_caller(tmp_path):
-    me = str(threading.get_native_id())
-    tasks = tasks_dir(tmp_path, {me: "R", "1": "R", "2": "S", "3": "R", "4": "D"})
-    assert own_threads.running_others(tasks) == 2
-    assert own_threads.running_others(tmp_path / "missing") is None
 
 
 def test_settle_returns_at_once_when_idle_and_gives_up_at_the_limit(tmp_path):

@@ -241,7 +241,8 @@ class ChunkSampler:
     right after it with the runner's cumulative call count of that phase. model_runners: the
     indices of the measured configurations (the anchor is not one); chunks_per_runner: timed
     chunks each of them will have. abort_when_contended: raise ContendedRun as soon as more than
-    RUN_CONTENDED of the model chunks are certain to be contended.
+    RUN_CONTENDED of the model chunks are certain to be contended. readers: a runner's own reader
+    where its calls run in another process (a worker: its threads' wait, its page faults).
     """
 
     runners: Sequence[str]
@@ -249,6 +250,7 @@ class ChunkSampler:
     chunks_per_runner: int
     abort_when_contended: bool = False
     reader: Reader | None = None  # default: read_counters (looked up when called)
+    readers: dict[int, Reader] = field(default_factory=dict)
     chunks: list[Chunk] = field(default_factory=list)
     threads_max: int | None = None  # most threads this process had at any reading
     placement: dict[str, Any] | None = None  # rexbench.measure.machine.placement's readings
@@ -256,7 +258,7 @@ class ChunkSampler:
     _done: dict[tuple[int, str], int] = field(default_factory=dict)
 
     def start(self, runner: int) -> None:
-        before = self._read()  # then the clock: the wall time spans what the counters cover
+        before = self._read(runner)  # then the clock: the wall time spans what the counters cover
         self._open = (runner, time.perf_counter_ns(), before)
         self._threads(before)
 
@@ -264,7 +266,7 @@ class ChunkSampler:
         if self._open is None:
             return
         runner, t0, before = self._open
-        wall, after = time.perf_counter_ns() - t0, self._read()
+        wall, after = time.perf_counter_ns() - t0, self._read(runner)
         self._open = None
         self._threads(after)
         calls = done - self._done.get((runner, phase), 0)
@@ -279,8 +281,8 @@ class ChunkSampler:
         if n is not None:
             self.threads_max = max(n, self.threads_max or 0)
 
-    def _read(self) -> dict[str, int | None]:
-        return (self.reader or read_counters)()
+    def _read(self, runner: int) -> dict[str, int | None]:
+        return (self.readers.get(runner) or self.reader or read_counters)()
 
     def _doomed(self) -> bool:
         bad = sum(c.contended for c in self._model_chunks())

@@ -12,44 +12,16 @@ kernel counted that wait as contention.
 
 `Settle` therefore waits, before each chunk of a runtime configuration and outside the timed
 region, until no other thread of this process is running or runnable (state R in
-/proc/self/task/*/stat), at most LIMIT_S, and keeps what it waited (`info`, stored with the
+/proc/self/task/*/stat), at most processes.IDLE_LIMIT_S, and keeps what it waited (`info`, stored with the
 runtime's record). Where /proc cannot be read (macOS) it does not wait.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-TASKS_DIR = Path("/proc/self/task")
-LIMIT_S = 0.1  # per chunk: libgomp's spin ends after about 10 ms of CPU time
-POLL_S = 0.0005
-
-
-def parse_state(text: str) -> str | None:
-    """The state letter of a /proc/<pid>/task/<tid>/stat line (after the parenthesised name)."""
-    _, paren, rest = text.rpartition(")")
-    parts = rest.split()
-    return parts[0] if paren and parts else None
-
-
-def running_others(tasks: Path = TASKS_DIR) -> int | None:
-    """How many threads of this process other than the caller are running or runnable, or None
-    when /proc cannot be read."""
-    me = str(threading.get_native_id())
-    try:
-        names = [name for name in tasks.iterdir() if name.name != me]
-    except OSError:
-        return None
-    count = 0
-    for task in names:
-        try:
-            count += parse_state((task / "stat").read_text()) == "R"
-        except OSError:  # the thread ended
-            continue
-    return count
+from rexbench.measure.machine.processes import IDLE_LIMIT_S, SELF_TASKS, wait_idle
 
 
 class Settle:
@@ -57,7 +29,7 @@ class Settle:
     chunks, the seconds waited in all and at most, and how many chunks started with a thread of
     ours still running after the limit."""
 
-    def __init__(self, limit_s: float = LIMIT_S, tasks: Path = TASKS_DIR) -> None:
+    def __init__(self, limit_s: float = IDLE_LIMIT_S, tasks: Path = SELF_TASKS) -> None:
         self.limit_s, self.tasks = limit_s, tasks
         self.info: dict[str, Any] = {
             "limit_s": limit_s,
@@ -68,13 +40,10 @@ class Settle:
         }
 
     def __call__(self) -> float:
-        start = time.perf_counter()
-        while (busy := running_others(self.tasks)) and time.perf_counter() - start < self.limit_s:
-            time.sleep(POLL_S)
-        waited = time.perf_counter() - start
+        waited, idle = wait_idle(self.tasks, self.limit_s)
         info = self.info
         info["chunks"] += 1
         info["waited_s"] += waited
         info["max_s"] = max(info["max_s"], waited)
-        info["not_settled"] += bool(busy)
+        info["not_settled"] += not idle
         return waited

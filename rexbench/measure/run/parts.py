@@ -5,7 +5,9 @@ eager fp32 output its output check compares with.
 `profile_models` takes them as one `Parts` and hands them down; `REAL` holds the real ones and is
 every caller's default. A test that needs a fake device, a scripted clock or a quick anchor passes its
 own `Parts` (tests/_profile_fakes.py): this is the one place where test doubles enter the measuring
-code, and nothing looks a function up on a module at call time.
+code, and nothing looks a function up on a module at call time. A run given any other parts than
+`REAL` is measured in one process, never in worker processes (rexbench.measure.run.workers): a
+worker cannot be handed Python objects.
 """
 
 from __future__ import annotations

@@ -21,7 +21,9 @@ from rexbench.measure.machine import env as envmod
 from rexbench.measure.machine.allocator import steady_allocator
 from rexbench.measure.machine.memory import check_batch_memory
 from rexbench.measure.run.compiler import compile_room, reset_compiler
+from rexbench.measure.run.counted import count, measured_shape
 from rexbench.measure.run.installed import check_installed
+from rexbench.measure.run.isolated import prepare_in_workers
 from rexbench.measure.run.parts import REAL, Parts
 from rexbench.measure.run.rounds import (
     ROUND_SIZE,
@@ -33,7 +35,8 @@ from rexbench.measure.run.rounds import (
     first_line,
     measure_prepared,
 )
-from rexbench.measure.timing.devices import device_ops, oom_error
+from rexbench.measure.run.workers import Isolation, WorkerPool
+from rexbench.measure.timing.devices import DeviceOps, device_ops, oom_error
 from rexbench.measure.timing.loop import backend_settings
 from rexbench.models.shapes import check_options, format_shape
 from rexbench.records.schema import Record
@@ -50,10 +53,6 @@ FailureFn = Callable[["ConfigFailure"], None]
 MeasureFn = Callable[
     [ModelSpec, Sequence[PreparedConfig], dict[str, Any], RoundOptions], list[Record]
 ]
-MACS_CONVENTION = (
-    "macs_conv: Conv + Linear multiply-adds of one image (the paper's FLOPs); "
-    "GFLOP/s = 2 x macs_conv x batch / median"
-)
 
 
 def profile_models(
@@ -74,6 +73,7 @@ def profile_models(
     instructions: bool = False,
     parts: Parts = REAL,
     measure: MeasureFn = measure_prepared,
+    isolation: Isolation | None = None,
 ) -> list[Record]:
     """Profile every model under every configuration; return the records in (model, config) order.
 
@@ -91,6 +91,8 @@ def profile_models(
     operations, clock, anchor and preparation measured with (rexbench.measure.run.parts; tests pass
     fakes). measure: times one group's prepared configurations and returns their records (default
     rounds.measure_prepared; the GPU check's also falls back to one configuration at a time).
+    isolation: each configuration in a worker process of its own (default), or all in this one
+    (rexbench.measure.run.workers); with test doubles in `parts`, always in this one.
     All configs must share one device. Every input is checked before any model is built.
     """
     parsed = [parse(s) if isinstance(s, str) else s for s in specs]
@@ -118,6 +120,7 @@ def profile_models(
         on_record=on_record,
         abort_when_contended=abort_when_contended,
         instructions=instructions,
+        isolation=(isolation or Isolation()).checked(in_process=parts != REAL),
     )
     failures: list[ConfigFailure] = []
 
@@ -214,21 +217,35 @@ def _profile_group(
     parts: Parts,
     measure: MeasureFn,
 ) -> list[Record]:
-    """Prepare every configuration of every model of the group, then time them all in the same
-    interleaved rounds (rexbench.measure.run.rounds)."""
+    """Prepare every configuration of every model of the group (in this process, or each in a
+    worker process, rexbench.measure.run.workers), then time them all in the same interleaved
+    rounds (rexbench.measure.run.rounds). The group's workers are stopped when it is done."""
     items: list[PreparedConfig] = []
     base_env: dict[str, Any] | None = None
-    compiled = any(c.compile for c in configs)
-    with compile_room(len(specs) * len(configs) if compiled and len(specs) > 1 else 0):
-        for spec in specs:
-            more, env = _prepare_model(spec, configs, options, failed, parts)
-            items += more
-            base_env = base_env or env
-    records = measure(specs[0], items, base_env or {}, options) if items else []
+    with WorkerPool(options.isolation or Isolation(in_process=True)) as pool:
+        compiled = any(c.compile for c in configs) and not pool.active
+        with compile_room(len(specs) * len(configs) if compiled and len(specs) > 1 else 0):
+            for spec in specs:
+                if not pool.active:
+                    more, env = _prepare_model(spec, configs, options, failed, parts)
+                else:
+                    more, env = prepare_in_workers(
+                        spec, configs, options, _failed(failed, spec), pool
+                    )
+                items += more
+                base_env = base_env or env
+        records = measure(specs[0], items, base_env or {}, options) if items else []
+        for model, label, reason in pool.faults():  # workers that crashed, were killed or hung
+            failed(ConfigFailure(model, label, reason))
     items.clear()
     if compiled:
         reset_compiler()
     return records
+
+
+def _failed(failed: FailureFn, spec: ModelSpec) -> Callable[[str, str], None]:
+    """(configuration label, reason) -> `failed`, for a configuration of `spec`."""
+    return lambda label, reason: failed(ConfigFailure(str(spec), label, reason))
 
 
 def _prepare_model(
@@ -256,7 +273,7 @@ def _prepare_model(
     name = str(spec)
     options.emit(ProfileEvent("build", name))
     model = create_model(spec, weights=options.weights)
-    shapes = [_input_shape(spec, model, c) for c in configs]
+    shapes = [measured_shape(spec, model, c) for c in configs]
     counts: dict[tuple[int, ...], dict[str, Any]] = {}
     for shape in dict.fromkeys(shapes):
         options.emit(ProfileEvent("count", name, format_shape(shape)))
@@ -273,11 +290,11 @@ def _prepare_model(
         with backend_settings(config.threads, config.cudnn_benchmark, config.allow_tf32) as state:
             try:
                 in_place = i == len(configs) - 1  # nothing needs the built model after this one
-                prepared = _prepare(
+                prepared = prepare_config(
                     parts.prepare, model, config, shape, name=name, in_place=in_place
                 )
                 reference = references[shape, config.batch_size]
-                check = _check(prepared, reference, weights, options)
+                check = check_output(prepared, reference, weights, options.ops)
             except RexbenchError as exc:
                 if str(exc).startswith("out of memory"):  # devices.oom_error: smaller batch, all
                     raise
@@ -292,35 +309,7 @@ def _prepare_model(
     return items, base_env
 
 
-def _input_shape(spec: ModelSpec, model: nn.Module, config: RunConfig) -> tuple[int, int, int]:
-    """The (C, H, W) this config measures: its input_shape, its resolution, or the model's own
-    (rexbench.models.shapes.resolve_input_shape, which also checks the sizes)."""
-    from rexbench.models.shapes import resolve_input_shape
-
-    return resolve_input_shape(spec, model, config.input_shape, config.resolution)
-
-
-def count(model: nn.Module, shape: Sequence[int], name: str) -> dict[str, Any]:
-    """params and macs_conv for one image of `shape` (C, H, W), as a record stores them."""
-    from rexbench.measure.counting.counts import count_model
-
-    full = (1, *shape)
-    try:
-        counts = count_model(model, full, counters=("conv",))
-    except RuntimeError as exc:  # e.g. an input the model cannot take
-        raise RexbenchError(
-            f"could not run {name} on input {'x'.join(map(str, shape))}: {first_line(exc)}"
-        ) from exc
-    return {
-        "input_shape": list(full),
-        "params": counts.params_total,
-        "params_trainable": counts.params_trainable,
-        "macs_conv": counts.macs_conv,
-        "conventions": MACS_CONVENTION,
-    }
-
-
-def _prepare(
+def prepare_config(
     prepare: Callable[..., PreparedModel],
     model: nn.Module,
     config: RunConfig,
@@ -364,8 +353,8 @@ def _references(
     return out
 
 
-def _check(
-    prepared: PreparedModel, reference: Any, weights: str, options: RoundOptions
+def check_output(
+    prepared: PreparedModel, reference: Any, weights: str, ops: DeviceOps
 ) -> dict[str, Any]:
     """The output parity of a prepared configuration (rexbench.measure.checks.parity), noted if invalid."""
     from rexbench.measure.checks import parity
@@ -377,8 +366,8 @@ def _check(
             raise reference
         data = parity.check(prepared, reference, weights)
     except Exception as exc:
-        if options.ops.is_oom(exc):
-            options.ops.after_oom()
+        if ops.is_oom(exc):
+            ops.after_oom()
             raise oom_error(prepared.device, config.batch_size, "the output check") from None
         raise RexbenchError(
             f"{config.label} failed on its first output check: {first_line(exc)}"

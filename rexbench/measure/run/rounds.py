@@ -41,6 +41,7 @@ from rexbench.spec import ModelSpec
 
 if TYPE_CHECKING:
     from rexbench.measure.backends.base import PreparedModel
+    from rexbench.measure.run.workers import Isolation, Prepared, Worker
 
 ROUND_SIZE = 10  # calls per runner per round: small enough to interleave, large enough to amortise
 
@@ -83,6 +84,7 @@ class RoundOptions:
     # count each record's instructions (rexbench.measure.counting.instructions)
     instructions: bool = False
     make_flusher: Callable[[str], Callable[[], None]] = make_flusher
+    isolation: Isolation | None = None  # worker processes (rexbench.measure.run.workers); None: not
 
     def emit(self, event: ProfileEvent) -> None:
         if self.progress is not None:
@@ -94,15 +96,17 @@ class PreparedConfig:
     """One configuration of a model, ready to time: the prepared model, the backend state it was
     prepared under (`backend_state()`), the thread info and the counts at its input; spec: its
     model when one measurement times several models (else the one given to measure_prepared);
-    parity: the output check of rexbench.measure.checks.parity."""
+    parity: the output check of rexbench.measure.checks.parity; remote: the worker process that
+    prepared it and times it (rexbench.measure.run.workers; None: prepared in this process)."""
 
     config: RunConfig
-    prepared: PreparedModel
+    prepared: PreparedModel | Prepared
     backend: dict[str, Any]
     threads: dict[str, Any]
     counts: dict[str, Any]
     spec: ModelSpec | None = None
     parity: dict[str, Any] | None = None
+    remote: Worker | None = None
 
 
 def measure_prepared(
@@ -128,7 +132,7 @@ def measure_prepared(
     watch = RoundWatch(
         options.device,
         [*names, f"anchor:{options.anchor.name}"],
-        [n for n, item in zip(names, items, strict=True) if item.config.compile],
+        [n for n, i in zip(names, items, strict=True) if i.config.compile and not i.remote],
     )
     with backend_settings():  # every setup's changes are undone afterwards
         start = envmod.device_snapshot(options.device)
@@ -162,8 +166,13 @@ def measure_prepared(
         record.timing.contention = sampler.to_dict()
         if options.instructions:  # after the rounds: a valgrind process, never beside the timing
             record.counts = {**record.counts, **_instructions(model, item.config, options)}
+        if item.remote is not None:  # its worker's allocator and recompilations, a fault if any
+            item.remote.finish(record)
         notes, bn_remaining = item.prepared.notes, item.prepared.bn_remaining
-        record.summary, record.warnings = derived(record, notes, bn_remaining)
+        if record.timing.samples_ns:  # none from a worker that failed before its first chunk
+            record.summary, record.warnings = derived(record, notes, bn_remaining)
+        else:
+            record.warnings = list(notes)
         path = write_record(record, options.out_dir) if options.out_dir is not None else None
         options.emit(ProfileEvent("record", str(model), item.config.label))
         if options.on_record is not None:
@@ -194,8 +203,9 @@ def _run_rounds(
             label,
             item.prepared.run,
             item.config.batch_size,
-            _backend_setter(item),
-            before_call=flush if item.config.flush_l2 else None,
+            _backend_setter(item) if item.remote is None else None,
+            before_call=flush if item.config.flush_l2 and item.remote is None else None,
+            remote=item.remote,  # a worker process times its chunks (rexbench.measure.run.workers)
         )  # fmt: skip
         for label, item in zip(names, items, strict=True)
     ]
@@ -206,6 +216,7 @@ def _run_rounds(
         model_runners=range(len(items)),
         chunks_per_runner=-(-configs[0].runs // options.round_size),
         abort_when_contended=options.abort_when_contended,
+        readers={i: item.remote.counters for i, item in enumerate(items) if item.remote},
     )
     for i, runner in enumerate(runners):
         runner.setup = _sampled(runner.setup, sampler, i)

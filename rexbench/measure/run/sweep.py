@@ -216,6 +216,7 @@ class SweepResult:
             lat = r.latency
             return {"model": r.model.spec, "config": r.run.label, "config_id": r.run.config_id,
                     "median_ms": lat.median_ms if lat else None, "valid": r.valid,
+                    "fault": r.parity.get("fault"),  # its worker crashed, was killed or hung
                     "record": str(path) if path else None}  # fmt: skip
 
         paths = self.paths + [None] * (len(self.records) - len(self.paths))

@@ -12,12 +12,26 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from rexbench.measure.timing.devices import DeviceOps, device_ops, oom_error
 from rexbench.stats import Summary, summarize
 
 Clock = Callable[[], int]
+
+
+class Remote(Protocol):
+    """A runner whose calls run and are timed in another process (rexbench.measure.run.workers):
+    the loop asks it for its warm-up and its chunks instead of calling anything itself."""
+
+    backend: dict[str, Any]  # `backend_state()` in that process
+
+    def warmup(self, n: int) -> tuple[list[int], int | None]:
+        """n timed warm-up calls: their samples and the peak memory over them (measured as this
+        process's DeviceOps would: the same device on the same machine)."""
+
+    def chunk(self, n: int, phase: str) -> list[int]:
+        """n timed calls (phase "warmup" or "timing"): their samples."""
 
 
 @dataclass
@@ -28,6 +42,7 @@ class Runner:
     region (e.g. to set this runner's own thread count when runners need different ones).
     before_call: called before every call, outside the timed region (on CUDA it is queued before
     the start event: e.g. the L2 flush of rexbench.measure.timing.l2flush).
+    remote: set when the calls run in another process (`Remote`); `fn` is then never called.
     """
 
     name: str
@@ -35,6 +50,7 @@ class Runner:
     batch_size: int = 1
     setup: Callable[[], None] | None = None
     before_call: Callable[[], None] | None = None
+    remote: Remote | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +135,7 @@ def backend_settings(
         torch.backends.cuda.matmul.allow_tf32 = saved["matmul_allow_tf32"]
 
 
-def _time_calls(
+def time_calls(
     fn: Callable[[], object],
     n: int,
     ops: DeviceOps,
@@ -198,28 +214,20 @@ def measure_interleaved(
     wall0 = time.perf_counter()
     try:
         with ops.scope(), torch.inference_mode():
-            for i, runner in enumerate(runners):
-                current = runner
-                if runner.setup is not None:
-                    runner.setup()
-                backends[i] = backend_state()
-                emit(ProgressEvent("warmup", runner.name, 0, warmup))  # a display shows it
-                if warmup:
-                    ops.begin_memory()
-                    warm[i] = _time_calls(runner.fn, warmup - settle, ops, clock, runner.before_call)
-                    memory[i] = ops.end_memory()
-                emit(ProgressEvent("warmup", runner.name, len(warm[i]), warmup))
-            for i, runner in enumerate(runners if settle else ()):
-                current = runner
-                warm[i] += _chunk(runner, settle, ops, clock)
-                emit(ProgressEvent("warmup", runner.name, warmup, warmup))
+            for i, current in enumerate(runners):
+                backends[i], warm[i], memory[i] = _warm_up(
+                    current, warmup - settle, ops, clock, total=warmup, emit=emit
+                )
+            for i, current in enumerate(runners if settle else ()):
+                warm[i] += _chunk(current, settle, ops, clock, "warmup")
+                emit(ProgressEvent("warmup", current.name, warmup, warmup))
             emit(ProgressEvent("timing", runners[0].name, 0, runs))  # a display stops drawing
             for r in range(-(-runs // round_size)):
                 n = min(round_size, runs - r * round_size)
                 for k in range(len(runners)):
                     i = (r + k) % len(runners)
                     current = runners[i]
-                    samples[i] += _chunk(current, n, ops, clock)
+                    samples[i] += _chunk(current, n, ops, clock, "timing")
                     emit(ProgressEvent("timing", current.name, len(samples[i]), runs))
     except Exception as exc:
         if ops.is_oom(exc):
@@ -228,19 +236,56 @@ def measure_interleaved(
         raise
     wall = time.perf_counter() - wall0
     return [
-        TimerResult(runner.name, ops.name, runner.batch_size, ops.clock_name, samples[i],
-                    warmup_ns=warm[i], peak_memory_bytes=memory[i],
-                    memory_method=ops.memory_method if memory[i] is not None else None,
-                    backend=backends[i], wall_s=wall)  # fmt: skip
+        TimerResult(
+            runner.name,
+            ops.name,
+            runner.batch_size,
+            ops.clock_name,
+            samples[i],
+            warmup_ns=warm[i],
+            peak_memory_bytes=memory[i],
+            memory_method=ops.memory_method if memory[i] is not None else None,
+            backend=backends[i],
+            wall_s=wall,
+        )
         for i, runner in enumerate(runners)
     ]
 
 
-def _chunk(runner: Runner, n: int, ops: DeviceOps, clock: Clock) -> list[int]:
+def _warm_up(
+    runner: Runner,
+    n: int,
+    ops: DeviceOps,
+    clock: Clock,
+    *,
+    total: int,
+    emit: Callable[[ProgressEvent], None],
+) -> tuple[dict[str, Any], list[int], int | None]:
+    """The runner's setup, then the first n of its `total` warm-up calls: the backend state after
+    the setup, their samples and the peak memory over them (None when `total` is 0)."""
+    if runner.setup is not None:
+        runner.setup()
+    backend = backend_state() if runner.remote is None else runner.remote.backend
+    emit(ProgressEvent("warmup", runner.name, 0, total))  # a display shows it
+    samples: list[int] = []
+    memory = None
+    if total and runner.remote is not None:
+        samples, memory = runner.remote.warmup(n)
+    elif total:
+        ops.begin_memory()
+        samples = time_calls(runner.fn, n, ops, clock, runner.before_call)
+        memory = ops.end_memory()
+    emit(ProgressEvent("warmup", runner.name, len(samples), total))
+    return backend, samples, memory
+
+
+def _chunk(runner: Runner, n: int, ops: DeviceOps, clock: Clock, phase: str) -> list[int]:
     """The runner's setup, then n timed calls."""
     if runner.setup is not None:
         runner.setup()
-    return _time_calls(runner.fn, n, ops, clock, runner.before_call)
+    if runner.remote is not None:
+        return runner.remote.chunk(n, phase)
+    return time_calls(runner.fn, n, ops, clock, runner.before_call)
 
 
 def measure(
