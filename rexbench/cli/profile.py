@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 
     from rexbench.records.schema import Record
 
+BESIDE = (
+    "beside an earlier record of the same model and configuration, which is kept "
+    "(report, gate and history read the newest)"
+)
+
 
 @measure_options()
 def profile(
@@ -53,14 +58,16 @@ def profile(
 ) -> None:
     """Time models on this machine (median, p90, CI, throughput, GFLOP/s) and store one record each.
 
-    Several configurations (--config eager,compile_cl,max,ort,openvino) are measured interleaved, so machine drift hits all alike; the table shows each one's speedup over the first. Each configuration runs in a worker process of its own, with its own threads and allocator (--allocator), one at a time. Each configuration's output is checked against the eager fp32 model's first: one that differs is recorded as invalid and the command exits 1 (unless --allow-mismatch); one that cannot be prepared, or whose worker crashes or runs past --timeout, is one line, and the others are still measured.
+    Several configurations (--config eager,compile_cl,max,ort,openvino) are measured interleaved, so machine drift hits all alike; the table shows each one's speedup over the first. Each configuration runs in a worker process of its own, with its own threads and allocator (--allocator), one at a time. Each configuration's output is checked against the eager fp32 model's first: one that differs is recorded as invalid and the command exits 1 (unless --allow-mismatch); one that cannot be prepared, or whose worker crashes or runs past --timeout, is one line, and the others are still measured. A record never replaces an earlier one: a model and configuration measured again get a new file beside it.
     """
     from rexbench.measure.config import build_configs
     from rexbench.measure.run.parts import REAL
     from rexbench.measure.run.profile import profile_models
 
     configs, note = build_configs(replace(measure.config_options(), flush_l2=flush_l2))
-    kept_apart = isolation(in_process, allocator, timeout)
+    # a run given test doubles (ctx.obj) stays in this process (profile_models)
+    kept_apart = isolation(in_process or ctx.obj is not None, allocator, timeout)
+    note = f"{note}; {kept_apart.describe()}"
     err = console(stderr=True)  # nothing is printed before the run: an error comes first
     kept: list[Path] = []
     failures: list[Any] = []
@@ -109,6 +116,9 @@ def _show(data: dict[str, Any], kept: list[Path], err: Any) -> None:
             )
     if kept:
         err.print(f"{len(kept)} record(s) written to {kept[0].parent}", highlight=False)
+    beside = sum(row["beside_earlier"] for row in data["rows"])
+    if beside:
+        err.print(f"{beside} of them {BESIDE}", highlight=False)
 
 
 # -------------------------------------------------------------------------------------- output
@@ -158,10 +168,20 @@ def table_data(
                 "anchor_median_ms": s["anchor_median"] / 1e6 if s.get("anchor_median") else None,
                 "warnings": list(record.warnings),
                 "record": str(paths[i]) if i < len(paths) else None,
+                "beside_earlier": i < len(paths) and _beside_earlier(record, paths[i]),
             }
         )
     failed = [f.line for f in failures]
     return {"note": note, "conventions": MACS_CONVENTION, "rows": rows, "failed": failed}
+
+
+def _beside_earlier(record: Record, path: str | Path) -> bool:
+    """Whether the record was written beside an earlier one of its model and configuration (its
+    file then has a number: rexbench.records.store.write_record)."""
+    from rexbench.records.store import record_filename
+
+    run = record.run
+    return Path(path).name != record_filename(record.model.spec, run.label, run.config_id)
 
 
 #: the summary of a record without samples (its worker failed before its first chunk)

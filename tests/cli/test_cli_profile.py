@@ -69,6 +69,7 @@ def test_json_is_the_table_data_and_the_records_are_written(tiny, tmp_path, caps
     again = table_data(records, paths, data["note"])
     assert json.loads(json.dumps(again)) == data
     assert "configurations eager, channels_last (measured interleaved)" in data["note"]
+    assert data["note"].endswith("; steady allocator, a worker process per configuration")
     assert captured.err == ""  # --json: the note is in the data; stderr stays quiet
 
 
@@ -238,3 +239,24 @@ def test_bad_input_is_one_line_and_exit_2(tiny, capsys, args, needle):
 def test_usage_errors_exit_2(tiny, capsys):
     assert run(["profile", tiny, "--dtype", "fp8"]) == 2
     assert "fp8" in capsys.readouterr().err
+
+
+def test_profiling_again_keeps_the_earlier_record_byte_identical(tiny, tmp_path, capsys):
+    """The same model and configuration profiled twice into one folder: the first file is left as
+    it was, the second run's record is a new file beside it, and the command says so."""
+    out = tmp_path / "res"
+    args = ["profile", tiny, "--config", "eager", *FAST[:4], "--out", str(out)]
+    assert run(args) == 0, capsys.readouterr().err
+    (first,) = out.glob("*/*.json")
+    before = first.read_bytes()
+    capsys.readouterr()
+    assert run(args) == 0
+    err = capsys.readouterr().err
+    assert "1 of them beside an earlier record of the same model and configuration" in err
+    assert first.read_bytes() == before
+    second = first.with_name(f"{first.stem}__2.json")
+    assert sorted(out.glob("*/*.json")) == [first, second]
+    assert load_record(second).created > load_record(first).created
+    assert run([*args, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    assert row["beside_earlier"] and row["record"] == str(first.with_name(f"{first.stem}__3.json"))

@@ -173,7 +173,7 @@ def measure_prepared(
             record.summary, record.warnings = derived(record, notes, bn_remaining)
         else:
             record.warnings = list(notes)
-        path = write_record(record, options.out_dir) if options.out_dir is not None else None
+        path = None if options.out_dir is None else write_record(record, options.out_dir, replace=False)
         options.emit(ProfileEvent("record", str(model), item.config.label))
         if options.on_record is not None:
             options.on_record(record, path)
