@@ -91,6 +91,7 @@ def sweep(
     # the shape is part of each config (and of its config_id) before the plan looks for records
     configs = [with_input_shape(c, measure.input_shape) for c in configs]
     kept_apart = isolation(in_process, allocator, timeout)
+    note = f"{note}; {kept_apart.describe()}"
     if cluster is not None:  # rexbench.fleet: the nodes check their devices themselves
         from rexbench.cli.fleet_view import sweep_on_cluster
 

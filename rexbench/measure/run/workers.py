@@ -81,6 +81,11 @@ class Isolation:
             )
         return isolation
 
+    def describe(self) -> str:
+        """ "steady allocator, a worker process per configuration": what a table's note says."""
+        where = "all in one process" if self.in_process else "a worker process per configuration"
+        return f"{self.allocator} allocator, {where}"
+
 
 @dataclass
 class Prepared:
