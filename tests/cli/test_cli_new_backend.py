@@ -1,7 +1,11 @@
 """A backend added in one place: a toy backend defined here (the model traced by torch.jit.trace,
 with one option of its own) is registered, and every command that takes or reads a configuration -
 profile, sweep, baseline save, gate, report, plot - accepts `--config traced` (and the option,
-`--config traced:freeze=true`) through the real command line, with nothing else changed."""
+`--config traced:freeze=true`) through the real command line, with nothing else changed.
+
+A backend registered at run time, as here, exists in this process only: sweep and baseline save get
+`--in-process`. One added to the list in rexbench/measure/backends/registry.py is registered in every
+worker process too (a worker imports the registry as the parent does)."""
 
 from __future__ import annotations
 
@@ -108,7 +112,7 @@ def test_profile_measures_it_beside_pytorch_and_records_what_it_did(traced, caps
 
 
 def test_sweep_measures_it_and_skips_it_when_done(traced, capsys):
-    args = ["sweep", TINY, "--config", "traced", *FAST, "--out", "res"]
+    args = ["sweep", TINY, "--config", "traced", *FAST, "--out", "res", "--in-process"]
     assert run(args) == 0, capsys.readouterr().err
     assert [r.run.label for r in load_records(traced / "res")] == ["traced"]
     capsys.readouterr()
@@ -117,13 +121,14 @@ def test_sweep_measures_it_and_skips_it_when_done(traced, capsys):
 
 
 def test_baseline_save_then_gate_remeasures_it(traced, capsys):
-    save = ["baseline", "save", TINY, "--config", "traced:freeze=true", *FAST, "--dir", "base"]
+    save = ["baseline", "save", TINY, "--config", "traced:freeze=true", *FAST, "--in-process"]
+    save += ["--dir", "base"]
     assert run([*save, "--json"]) == 0, capsys.readouterr().err
     saved = json.loads(capsys.readouterr().out)
     (path,) = saved["records"]
     (record,) = load_records(path)
     assert record.run.label == "traced:freeze=true" and record.valid
-    gate = ["gate", TINY, "--baseline", "base", "--runs", "3", "--warmup", "1"]
+    gate = ["gate", TINY, "--baseline", "base", "--runs", "3", "--warmup", "1", "--in-process"]
     code = run([*gate, "--check", "latency.median:+1000%", "--json"])
     data = json.loads(capsys.readouterr().out)
     assert code == data["exit_code"] == 0

@@ -156,7 +156,8 @@ def test_one_failing_configuration_is_one_line_and_the_rest_go_on(fake_gpu, tmp_
     assert ("max", FAIL) in by_check(result.rows, "prepare")
     (row,) = [r for r in result.rows if r.status == FAIL]
     assert row.detail == (
-        f"{TINY} could not be prepared as max: RuntimeError: fold exploded; "
+        f"{TINY} could not be prepared as max (PyTorch {torch.__version__}): "
+        "RuntimeError: fold exploded; "
         "try --config eager or --no-compile"
     )
     assert len(result.records) == 5
