@@ -8,13 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rexbench.errors import RexbenchError
+from rexbench.errors import RexbenchError, first_line
 from rexbench.measure.config import RunConfig
-from rexbench.measure.run.rounds import first_line
+from rexbench.measure.run.rounds import ProfileEvent, RoundOptions
 from rexbench.spec import ModelSpec
 
 if TYPE_CHECKING:
     from torch import nn
+
+Shape = tuple[int, int, int]
 
 MACS_CONVENTION = (
     "macs_conv: Conv + Linear multiply-adds of one image (the paper's FLOPs); "
@@ -22,7 +24,26 @@ MACS_CONVENTION = (
 )
 
 
-def measured_shape(spec: ModelSpec, model: nn.Module, config: RunConfig) -> tuple[int, int, int]:
+def built_and_counted(
+    spec: ModelSpec, configs: Sequence[RunConfig], options: RoundOptions
+) -> tuple[nn.Module, list[Shape], dict[Shape, dict[str, Any]]]:
+    """The model built (with options.weights), the shape each configuration measures, and the
+    counts at each of those shapes; the progress hears of the build and of each count."""
+    from rexbench.models.factory import create_model
+    from rexbench.models.shapes import format_shape
+
+    name = str(spec)
+    options.emit(ProfileEvent("build", name))
+    model = create_model(spec, weights=options.weights)
+    shapes = [measured_shape(spec, model, c) for c in configs]
+    counts: dict[Shape, dict[str, Any]] = {}
+    for shape in dict.fromkeys(shapes):
+        options.emit(ProfileEvent("count", name, format_shape(shape)))
+        counts[shape] = count(model, shape, name)
+    return model, shapes, counts
+
+
+def measured_shape(spec: ModelSpec, model: nn.Module, config: RunConfig) -> Shape:
     """The (C, H, W) this config measures: its input_shape, its resolution, or the model's own
     (rexbench.models.shapes.resolve_input_shape, which also checks the sizes)."""
     from rexbench.models.shapes import resolve_input_shape

@@ -18,10 +18,9 @@ from typing import Any
 
 from rexbench.measure.config import RunConfig
 from rexbench.measure.machine import env as envmod
-from rexbench.measure.run.counted import count, measured_shape
+from rexbench.measure.run.counted import built_and_counted
 from rexbench.measure.run.rounds import PreparedConfig, ProfileEvent, RoundOptions
 from rexbench.measure.run.workers import WorkerPool
-from rexbench.models.shapes import format_shape
 from rexbench.spec import ModelSpec
 
 
@@ -37,18 +36,10 @@ def prepare_in_workers(
     fingerprint. failed(label, reason): a configuration that could not be prepared."""
     import torch
 
-    from rexbench.models.factory import create_model
-
     name = str(spec)
     # a configuration without a thread count runs on this process's, as it would in here
     workers = [pool.start(spec, c.label, c.threads or torch.get_num_threads()) for c in configs]
-    options.emit(ProfileEvent("build", name))
-    model = create_model(spec, weights=options.weights)
-    shapes = [measured_shape(spec, model, c) for c in configs]
-    counts: dict[tuple[int, ...], dict[str, Any]] = {}
-    for shape in dict.fromkeys(shapes):
-        options.emit(ProfileEvent("count", name, format_shape(shape)))
-        counts[shape] = count(model, shape, name)
+    model, shapes, counts = built_and_counted(spec, configs, options)
     del model
     base_env = envmod.fingerprint()
     for worker in workers:  # every import done before any preparation is timed (compile_s)
