@@ -96,7 +96,9 @@ def _signal(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
-def take_turns(cli: subprocess.Popen, loop: subprocess.Popen, slice_s: float, cli_first: bool) -> int:
+def take_turns(
+    cli: subprocess.Popen, loop: subprocess.Popen, slice_s: float, cli_first: bool
+) -> int:
     """Let one process run at a time, swapping every slice_s, until the CLI exits; the swaps."""
     running, paused = (cli, loop) if cli_first else (loop, cli)
     _signal(paused, signal.SIGSTOP)
@@ -124,7 +126,9 @@ def control_command(args: argparse.Namespace, weights: Path) -> list[str]:
     return cmd + (["--compile"] if args.config.startswith("compile") and not args.arm else [])
 
 
-def _first_arm(args: argparse.Namespace, out: Path, printed: str) -> tuple[list[float], int, int, dict]:
+def _first_arm(
+    args: argparse.Namespace, out: Path, printed: str
+) -> tuple[list[float], int, int, dict]:
     """The first arm's samples, its measurement window (epoch ns) and what else it reports."""
     if args.control:
         data = json.loads(printed.strip().splitlines()[-1])
@@ -147,7 +151,9 @@ def run_pair(args: argparse.Namespace, cli_first: bool, weights: Path) -> dict:
     env = {**os.environ, **ENV_VARS}
     with tempfile.TemporaryDirectory() as tmp:
         stop, out, log = Path(tmp) / "stop", Path(tmp) / "out", Path(tmp) / "cli.log"
-        first_cmd = control_command(args, weights) if args.control else cli_command(args, out, weights)
+        first_cmd = (
+            control_command(args, weights) if args.control else cli_command(args, out, weights)
+        )
         with log.open("w") as err:
             cli = subprocess.Popen(first_cmd, stdout=subprocess.PIPE, stderr=err, text=True,
                                    cwd=HERE.parent, start_new_session=True,
@@ -161,18 +167,26 @@ def run_pair(args: argparse.Namespace, cli_first: bool, weights: Path) -> dict:
                 _signal(loop, signal.SIGCONT)
             cli_out, loop_out = cli.communicate()[0], loop.communicate()[0]
         if cli.returncode != 0 or loop.returncode != 0:
-            sys.exit(f"failed (cli {cli.returncode}, loop {loop.returncode}):\n{log.read_text()[-2000:]}")
+            sys.exit(
+                f"failed (cli {cli.returncode}, loop {loop.returncode}):\n{log.read_text()[-2000:]}"
+            )
         samples, start, end, extra = _first_arm(args, out, cli_out)
     data = json.loads(loop_out.strip().splitlines()[-1])
-    window = [s for s, e in zip(data["samples_ns"], data["ends_ns"], strict=True) if start <= e <= end]
+    window = [
+        s for s, e in zip(data["samples_ns"], data["ends_ns"], strict=True) if start <= e <= end
+    ]
     cli_median = statistics.median(samples)
     loop_median = statistics.median(window)
     return {
         "first": "cli" if cli_first else "loop",
         "swaps": swaps,
         "cli": {"median_ns": cli_median, **extra},
-        "loop": {"median_ns": loop_median, "window_samples": len(window),
-                 "faults_per_call": data["faults_per_call"], "threads": data["threads"]},  # fmt: skip
+        "loop": {
+            "median_ns": loop_median,
+            "window_samples": len(window),
+            "faults_per_call": data["faults_per_call"],
+            "threads": data["threads"],
+        },  # fmt: skip
         "ratio": cli_median / loop_median,
     }
 

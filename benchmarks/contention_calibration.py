@@ -60,9 +60,7 @@ def start_loops(seconds: float) -> None:
     `seconds` at the latest."""
     cores = sorted(os.sched_getaffinity(0))[:2]
     for core in cores:
-        _LOOPS.append(
-            subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(core), str(seconds)])
-        )
+        _LOOPS.append(subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(core), str(seconds)]))
 
 
 def stop_loops() -> None:
@@ -187,7 +185,10 @@ def summarize(out: Path) -> dict[str, Any]:
         secs = [e["seconds"] for e in runs]
         summary[group] = {
             "n": len(runs),
-            **{o: sum(e.get("outcome") == o for e in runs) for o in ("regression", "inconclusive", "pass")},
+            **{
+                o: sum(e.get("outcome") == o for e in runs)
+                for o in ("regression", "inconclusive", "pass")
+            },
             "contended_inconclusive": sum("contended" in (e.get("reason") or "") for e in runs),
             "attempts": [len(e.get("attempts", [])) for e in runs],
             "ratio_min_median_max": [min(ratios), statistics.median(ratios), max(ratios)]
@@ -221,7 +222,9 @@ def main() -> None:
     parser.add_argument("--model", default="rexnet_x0.9")
     parser.add_argument("--slow", default="rexnet_x1.1", help="the genuinely slower model")
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--groups", default=",".join(GROUPS), help="a subset of " + ",".join(GROUPS))
+    parser.add_argument(
+        "--groups", default=",".join(GROUPS), help="a subset of " + ",".join(GROUPS)
+    )
     parser.add_argument("--busy-slow-repeats", type=int, default=6)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)

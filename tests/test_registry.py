@@ -237,7 +237,9 @@ def test_a_width_that_builds_an_empty_layer_is_refused_with_the_smallest_that_bu
 
     from rexbench.registry import MIN_WIDTH
 
-    with pytest.raises(RexbenchError, match=f"empty layer.*smallest width that builds is {MIN_WIDTH:g}"):
+    with pytest.raises(
+        RexbenchError, match=f"empty layer.*smallest width that builds is {MIN_WIDTH:g}"
+    ):
         MODELS.get("rexnet_x0.0001")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no zero-element tensor, no warning

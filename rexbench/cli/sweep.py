@@ -27,7 +27,6 @@ from rexbench.cli.progress import SweepView
 from rexbench.errors import RexbenchError
 
 if TYPE_CHECKING:
-
     from rexbench.measure.run.sweep import Batch, PlanItem, SweepResult
 
 NamesArg = Annotated[

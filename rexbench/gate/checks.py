@@ -323,7 +323,9 @@ def compare_instructions(
     if differences:
         verdict.reason = f"counted by different code: {'; '.join(differences)}"
         return verdict
-    spreads = [(side.get("instructions_method") or {}).get("spread") for side in (baseline, current)]
+    spreads = [
+        (side.get("instructions_method") or {}).get("spread") for side in (baseline, current)
+    ]
     noise = max((s for s in spreads if s is not None), default=0.0)
     verdict.ratio = cur / base if base else math.inf
     verdict.details["repeat_spread"] = noise

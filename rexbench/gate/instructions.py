@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 SAME_CODE = (("software", "torch"), ("cpu", "arch"), ("cpu", "vendor"))
 
 
-def code_differences(base: Record, current_env: Mapping[str, Any], current_counts: Mapping) -> list[str]:
+def code_differences(
+    base: Record, current_env: Mapping[str, Any], current_counts: Mapping
+) -> list[str]:
     """Why two instruction counts are not comparable: torch, architecture, CPU vendor, valgrind."""
     out = []
     for section, key in SAME_CODE:
@@ -24,7 +26,9 @@ def code_differences(base: Record, current_env: Mapping[str, Any], current_count
         b = (current_env.get(section) or {}).get(key)
         if a != b:
             out.append(f"{section}.{key} {a} vs {b}")
-    a, b = ((c.get("instructions_method") or {}).get("valgrind") for c in (base.counts, current_counts))
+    a, b = (
+        (c.get("instructions_method") or {}).get("valgrind") for c in (base.counts, current_counts)
+    )
     if a != b:
         out.append(f"valgrind {a} vs {b}")
     return out

@@ -284,7 +284,12 @@ class _FullGate:
         return instruction_verdicts(checks, spec, known, current)
 
     def _attempted(
-        self, spec: str, known: list[Record], tries: Attempts, verdicts: list[Verdict], gave_up: bool
+        self,
+        spec: str,
+        known: list[Record],
+        tries: Attempts,
+        verdicts: list[Verdict],
+        gave_up: bool,
     ) -> list[Verdict]:
         """Attempts in the latency verdicts' details; inconclusive ones when none was clean."""
         from rexbench.gate.baseline import baselines_of

@@ -182,7 +182,9 @@ def test_the_catalogue_is_large() -> None:
 
 
 @pytest.mark.parametrize(("name", "argv", "needles"), CASES, ids=[c[0] for c in CASES])
-def test_a_bad_input_is_one_line_exit_2_and_touches_nothing(place, monkeypatch, capfd, name, argv, needles):
+def test_a_bad_input_is_one_line_exit_2_and_touches_nothing(
+    place, monkeypatch, capfd, name, argv, needles
+):
     if name == "device" and torch.cuda.is_available():
         pytest.skip("the machine has CUDA")
     if name == "batch-allocator" and not REFUSES_HUGE_ALLOCATIONS:
@@ -259,7 +261,8 @@ def test_a_closed_pipe_is_one_line_exit_2_never_1() -> None:
                                                    (signal.SIGTERM, 143, "terminated")])  # fmt: skip
 def test_a_signal_ends_a_command_in_one_line_and_keeps_no_partial_file(tmp_path, sig, code, word):
     (tmp_path / "nets.py").write_text(NETS)
-    widths = [f"rexnet_x{w / 10:.1f}" for w in range(40, 20, -1)]  # ~20 s of counting: still busy at 4 s
+    # ~20 s of counting: still busy at 4 s
+    widths = [f"rexnet_x{w / 10:.1f}" for w in range(40, 20, -1)]
     proc = subprocess.Popen([*CLI, "count", *widths],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env=_env())  # fmt: skip

@@ -73,7 +73,9 @@ def test_a_baseline_counted_by_the_same_code_is_preferred_whatever_the_machine()
     (older,) = instruction_verdicts(
         [check], "rexnet_x1.0", baselines[:1], {now.run.config_id: (now.counts, now.env)}
     )
-    assert older.outcome == gate.NOT_COMPARABLE and "software.torch 2.12.0 vs 2.13.0" in older.reason
+    assert (
+        older.outcome == gate.NOT_COMPARABLE and "software.torch 2.12.0 vs 2.13.0" in older.reason
+    )
 
 
 @pytest.mark.parametrize(("factor", "code", "outcome"), [(1.0, 0, "pass"), (1.03, 1, "regression")])

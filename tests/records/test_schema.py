@@ -236,5 +236,7 @@ def test_records_written_before_the_parity_check_still_load_as_not_checked():
     old = Record.from_dict(data)
     assert old.parity == {} and old.valid and old.run_id is None
     assert old.parity_text == "not checked" and old.parity_cell == "-"
-    committed = load_records(Path(__file__).parents[2] / "results" / "example" / "amd-epyc-2c-16e4d4e5")
+    committed = load_records(
+        Path(__file__).parents[2] / "results" / "example" / "amd-epyc-2c-16e4d4e5"
+    )
     assert committed and all(r.valid and r.parity == {} for r in committed)

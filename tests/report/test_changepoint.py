@@ -42,7 +42,8 @@ def test_noise_and_small_steps_are_not_reported():
     assert detect_steps(noisy([30.0] * 40, seed=7)) == []
     # +1.5% is significant with so little noise, but below min_size: a wiggle, not a step
     quiet = noisy([30.0] * 20 + [30.45] * 20, sigma=0.001, seed=1)
-    assert detect_steps(quiet) == [] and [s.index for s in detect_steps(quiet, min_size=0.01)] == [20]
+    assert detect_steps(quiet) == []
+    assert [s.index for s in detect_steps(quiet, min_size=0.01)] == [20]
 
 
 def test_step_sizes_are_between_the_adjacent_levels():
