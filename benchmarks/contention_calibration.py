@@ -84,9 +84,12 @@ def rexbench(args: list[str], model: str) -> tuple[int, str, str, float]:
     env = {**os.environ, "CALIB_MODEL": model}
     start = time.time()
     done = subprocess.run(
-        [sys.executable, "-m", "rexbench", *args], capture_output=True, text=True, env=env,
+        [sys.executable, "-m", "rexbench", *args],
+        capture_output=True,
+        text=True,
+        env=env,
         cwd=HERE.parent,
-    )  # fmt: skip
+    )
     return done.returncode, done.stdout, done.stderr, time.time() - start
 
 
@@ -106,11 +109,24 @@ def save_baseline(args: argparse.Namespace, out: Path) -> None:
             print(f"waiting for a quiet machine: PSI cpu some avg10 {pressure()}%", flush=True)
             time.sleep(15)
         code, _, err, secs = rexbench(
-            ["baseline", "save", SPEC, "--config", "eager", "--threads", str(args.threads),
-             "--runs", str(args.runs), "--warmup", str(args.warmup),
-             "--dir", str(out / "baselines"), *(["--force"] if args.force_baseline else [])],
+            [
+                "baseline",
+                "save",
+                SPEC,
+                "--config",
+                "eager",
+                "--threads",
+                str(args.threads),
+                "--runs",
+                str(args.runs),
+                "--warmup",
+                str(args.warmup),
+                "--dir",
+                str(out / "baselines"),
+                *(["--force"] if args.force_baseline else []),
+            ],
             args.model,
-        )  # fmt: skip
+        )
         print(f"baseline save: exit {code} in {secs:.0f} s", flush=True)
         if code == 0:
             return
@@ -131,8 +147,14 @@ def one_gate(args: argparse.Namespace, out: Path, group: str, index: int) -> dic
         )
     finally:
         stop_loops()
-    entry: dict[str, Any] = {"group": group, "index": index, "model": model, "exit": code,
-                             "seconds": secs, "busy": busy}  # fmt: skip
+    entry: dict[str, Any] = {
+        "group": group,
+        "index": index,
+        "model": model,
+        "exit": code,
+        "seconds": secs,
+        "busy": busy,
+    }
     try:
         report = json.loads(stdout)
     except json.JSONDecodeError:
@@ -145,8 +167,13 @@ def one_gate(args: argparse.Namespace, out: Path, group: str, index: int) -> dic
     )
     if latency:
         v = latency[0]
-        entry.update(outcome=v["outcome"], ratio=v["ratio"], reason=v["reason"],
-                     attempts=v["details"].get("attempts", []), p_value=v["p_value"])  # fmt: skip
+        entry.update(
+            outcome=v["outcome"],
+            ratio=v["ratio"],
+            reason=v["reason"],
+            attempts=v["details"].get("attempts", []),
+            p_value=v["p_value"],
+        )
     return entry
 
 

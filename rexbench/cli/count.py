@@ -117,8 +117,14 @@ def _counts_table(all_counts: list[Counts]) -> Table:
     table = _table("Parameters and multiply-adds", caption=CONVENTIONS)
     table.add_column("model", no_wrap=True)
     table.add_column("input", no_wrap=True)
-    for header in ("params_total", "params_trainable", "macs_conv", "macs_fvcore", "macs_thop",
-                   "flops_torch"):  # fmt: skip
+    for header in (
+        "params_total",
+        "params_trainable",
+        "macs_conv",
+        "macs_fvcore",
+        "macs_thop",
+        "flops_torch",
+    ):
         _numeric(table, header)
     for c in all_counts:
         table.add_row(

@@ -93,8 +93,15 @@ def sweep(
     if cluster is not None:  # rexbench.fleet: the nodes check their devices themselves
         from rexbench.cli.fleet_view import sweep_on_cluster
 
-        args = FleetArgs(cluster=cluster, nodes=nodes, out=out, force=force, dry_run=dry_run,
-                         json_out=json_out, isolation=kept_apart)  # fmt: skip
+        args = FleetArgs(
+            cluster=cluster,
+            nodes=nodes,
+            out=out,
+            force=force,
+            dry_run=dry_run,
+            json_out=json_out,
+            isolation=kept_apart,
+        )
         sweep_on_cluster(specs, configs, measure, args)
         return
     if nodes:

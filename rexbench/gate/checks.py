@@ -312,11 +312,21 @@ def compare_instructions(
     regression, at or under it a pass. Not comparable when either side was not counted, or when
     `differences` (torch, valgrind, architecture) say the counts come from different code."""
     base, cur = baseline.get("instructions"), current.get("instructions")
-    verdict = Verdict(**where, check=check.text, outcome=NOT_COMPARABLE, reason="",
-                      baseline=base, current=cur, limit=check.limit)  # fmt: skip
+    verdict = Verdict(
+        **where,
+        check=check.text,
+        outcome=NOT_COMPARABLE,
+        reason="",
+        baseline=base,
+        current=cur,
+        limit=check.limit,
+    )
     if base is None or cur is None:
-        side, flag = ("baseline", "baseline save --instructions") if base is None else (
-            "current run", "--instructions")  # fmt: skip
+        side, flag = (
+            ("baseline", "baseline save --instructions")
+            if base is None
+            else ("current run", "--instructions")
+        )
         why = current.get("instructions_skipped") or baseline.get("instructions_skipped")
         verdict.reason = f"no instruction count in the {side} ({why or f'count it with {flag}'})"
         return verdict

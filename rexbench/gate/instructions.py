@@ -46,15 +46,18 @@ def instruction_verdicts(
     verdicts = []
     for config_id, (counts, env) in current.items():
         mine = [b for b in baselines if b.model.spec == spec and b.run.config_id == config_id]
-        ranked = sorted(mine, key=lambda b: ("instructions" not in b.counts,
-                                            bool(code_differences(b, env, counts))))  # fmt: skip
+        ranked = sorted(
+            mine,
+            key=lambda b: ("instructions" not in b.counts, bool(code_differences(b, env, counts))),
+        )
         label = mine[0].run.label if mine else config_id
         where = {"model": spec, "config": label}
         for check in checks:
             if not ranked:
                 why = f"no baseline record of configuration {config_id}"
-                verdicts.append(gate.Verdict(**where, check=check.text,
-                                             outcome=gate.NOT_COMPARABLE, reason=why))  # fmt: skip
+                verdicts.append(
+                    gate.Verdict(**where, check=check.text, outcome=gate.NOT_COMPARABLE, reason=why)
+                )
                 continue
             base = ranked[0]
             diffs = code_differences(base, env, counts) if "instructions" in base.counts else []

@@ -278,8 +278,10 @@ class _FullGate:
                 current[config_id] = ({}, self.fingerprint)  # nothing to compare with: not counted
                 continue
             if why_not(config) is None:
-                self.hooks.note(f"counting the instructions of {spec} ({config.label}) under "
-                                "callgrind: a few minutes")  # fmt: skip
+                self.hooks.note(
+                    f"counting the instructions of {spec} ({config.label}) under "
+                    "callgrind: a few minutes"
+                )
             current[config_id] = (counts_or_reason(spec, config), self.fingerprint)
         return instruction_verdicts(checks, spec, known, current)
 

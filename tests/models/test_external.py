@@ -571,9 +571,7 @@ def _reference(entry):
 
 
 @pytest.mark.external
-@pytest.mark.parametrize(
-    "entry", [e for e in MODELS if _reference(e)], ids=lambda e: e.name
-)  # fmt: skip
+@pytest.mark.parametrize("entry", [e for e in MODELS if _reference(e)], ids=lambda e: e.name)
 def test_built_in_models_have_the_reference_librarys_parameters_and_keys(entry) -> None:
     """The real timm / torchvision model each built-in one reproduces: same parameter count, same
     state-dict keys and shapes (so their checkpoints load as they are)."""

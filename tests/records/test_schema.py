@@ -207,9 +207,14 @@ def test_dumps_inlines_only_number_lists():
 
 
 def test_parity_and_run_id_round_trip_and_decide_validity():
-    parity = {"valid": False, "rel_l2": 0.21, "max_abs_diff": 0.05, "top1_agreement": 0.0,
-              "tolerance": {"rel_l2": 1e-3, "dtype": "fp32", "source": "..."},
-              "reason": "relative L2 error 0.21 > 0.001 (fp32 tolerance)"}  # fmt: skip
+    parity = {
+        "valid": False,
+        "rel_l2": 0.21,
+        "max_abs_diff": 0.05,
+        "top1_agreement": 0.0,
+        "tolerance": {"rel_l2": 1e-3, "dtype": "fp32", "source": "..."},
+        "reason": "relative L2 error 0.21 > 0.001 (fp32 tolerance)",
+    }
     record = make_record(parity=parity)
     record.timing.run_id = "00ff00ff00ff00ff"
     back = Record.from_json(record.to_json())

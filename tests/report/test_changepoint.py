@@ -55,7 +55,10 @@ def test_step_sizes_are_between_the_adjacent_levels():
 def test_exact_counts_step_at_every_change_even_a_one_commit_blip():
     steps = exact_steps([100] * 4 + [120, 999, 120, 120])
     assert [(s.index, s.before, s.after, s.p_value) for s in steps] == [
-        (4, 100, 120, 0.0), (5, 120, 999, 0.0), (6, 999, 120, 0.0)]  # fmt: skip
+        (4, 100, 120, 0.0),
+        (5, 120, 999, 0.0),
+        (6, 999, 120, 0.0),
+    ]
     assert exact_steps([0, 0, 3])[0].size == 3 and exact_steps([5, 5]) == []
 
 

@@ -206,7 +206,7 @@ def _run_rounds(
             _backend_setter(item) if item.remote is None else None,
             before_call=flush if item.config.flush_l2 and item.remote is None else None,
             remote=item.remote,  # a worker process times its chunks (rexbench.measure.run.workers)
-        )  # fmt: skip
+        )
         for label, item in zip(names, items, strict=True)
     ]
     anchor = options.anchor
