@@ -8,9 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rexbench.errors import RexbenchError
+from rexbench.errors import RexbenchError, first_line
 from rexbench.measure.config import RunConfig
-from rexbench.measure.run.rounds import first_line
 from rexbench.spec import ModelSpec
 
 if TYPE_CHECKING:

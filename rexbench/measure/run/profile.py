@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rexbench.errors import RexbenchError
+from rexbench.errors import RexbenchError, first_line
 from rexbench.measure.backends.inputs import check_dtype, resolve_device
 from rexbench.measure.backends.registry import BACKENDS
 from rexbench.measure.config import RunConfig
@@ -32,7 +32,6 @@ from rexbench.measure.run.rounds import (
     ProgressFn,
     RecordFn,
     RoundOptions,
-    first_line,
     measure_prepared,
 )
 from rexbench.measure.run.workers import Isolation, WorkerPool

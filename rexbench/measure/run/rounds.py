@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rexbench.errors import RexbenchError
+from rexbench.errors import RexbenchError, first_line
 from rexbench.measure.checks.derived import derived
 from rexbench.measure.checks.validity import RoundWatch
 from rexbench.measure.config import RunConfig
@@ -396,10 +396,3 @@ def _provenance(spec: ModelSpec, weights: str | Path | None) -> dict[str, Any]:
         if entry := packaged(weights):
             info.update(weights_package=entry.package, weights_version=package_version(entry))
     return info
-
-
-def first_line(exc: BaseException) -> str:
-    """`Type: first line of the message` (or the type alone) for one-line errors."""
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
