@@ -10,15 +10,33 @@ from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError, first_line
 from rexbench.measure.config import RunConfig
+from rexbench.measure.run.rounds import ProfileEvent
+from rexbench.models.shapes import format_shape
 from rexbench.spec import ModelSpec
 
 if TYPE_CHECKING:
     from torch import nn
 
+    from rexbench.measure.run.rounds import RoundOptions
+
 MACS_CONVENTION = (
     "macs_conv: Conv + Linear multiply-adds of one image (the paper's FLOPs); "
     "GFLOP/s = 2 x macs_conv x batch / median"
 )
+
+
+def counted_shapes(
+    spec: ModelSpec, model: nn.Module, configs: Sequence[RunConfig], options: RoundOptions
+) -> tuple[list[tuple[int, int, int]], dict[tuple[int, ...], dict[str, Any]]]:
+    """Each configuration's input shape, and the counts at each of these shapes, counted once
+    per shape (a "count" event before each)."""
+    name = str(spec)
+    shapes = [measured_shape(spec, model, c) for c in configs]
+    counts: dict[tuple[int, ...], dict[str, Any]] = {}
+    for shape in dict.fromkeys(shapes):
+        options.emit(ProfileEvent("count", name, format_shape(shape)))
+        counts[shape] = count(model, shape, name)
+    return shapes, counts
 
 
 def measured_shape(spec: ModelSpec, model: nn.Module, config: RunConfig) -> tuple[int, int, int]:

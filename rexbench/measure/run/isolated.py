@@ -18,10 +18,9 @@ from typing import Any
 
 from rexbench.measure.config import RunConfig
 from rexbench.measure.machine import env as envmod
-from rexbench.measure.run.counted import count, measured_shape
+from rexbench.measure.run.counted import counted_shapes
 from rexbench.measure.run.rounds import PreparedConfig, ProfileEvent, RoundOptions
 from rexbench.measure.run.workers import WorkerPool
-from rexbench.models.shapes import format_shape
 from rexbench.spec import ModelSpec
 
 
@@ -44,11 +43,7 @@ def prepare_in_workers(
     workers = [pool.start(spec, c.label, c.threads or torch.get_num_threads()) for c in configs]
     options.emit(ProfileEvent("build", name))
     model = create_model(spec, weights=options.weights)
-    shapes = [measured_shape(spec, model, c) for c in configs]
-    counts: dict[tuple[int, ...], dict[str, Any]] = {}
-    for shape in dict.fromkeys(shapes):
-        options.emit(ProfileEvent("count", name, format_shape(shape)))
-        counts[shape] = count(model, shape, name)
+    shapes, counts = counted_shapes(spec, model, configs, options)
     del model
     base_env = envmod.fingerprint()
     for worker in workers:  # every import done before any preparation is timed (compile_s)

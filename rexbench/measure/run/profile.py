@@ -21,7 +21,7 @@ from rexbench.measure.machine import env as envmod
 from rexbench.measure.machine.allocator import steady_allocator
 from rexbench.measure.machine.memory import check_batch_memory
 from rexbench.measure.run.compiler import compile_room, reset_compiler
-from rexbench.measure.run.counted import count, measured_shape
+from rexbench.measure.run.counted import counted_shapes
 from rexbench.measure.run.installed import check_installed
 from rexbench.measure.run.isolated import prepare_in_workers
 from rexbench.measure.run.parts import REAL, Parts
@@ -37,7 +37,7 @@ from rexbench.measure.run.rounds import (
 from rexbench.measure.run.workers import Isolation, WorkerPool
 from rexbench.measure.timing.devices import DeviceOps, device_ops, oom_error
 from rexbench.measure.timing.loop import backend_settings
-from rexbench.models.shapes import check_options, format_shape
+from rexbench.models.shapes import check_options
 from rexbench.records.schema import Record
 from rexbench.records.store import check_writable, machine_dir
 from rexbench.spec import ModelSpec, parse
@@ -272,11 +272,7 @@ def _prepare_model(
     name = str(spec)
     options.emit(ProfileEvent("build", name))
     model = create_model(spec, weights=options.weights)
-    shapes = [measured_shape(spec, model, c) for c in configs]
-    counts: dict[tuple[int, ...], dict[str, Any]] = {}
-    for shape in dict.fromkeys(shapes):
-        options.emit(ProfileEvent("count", name, format_shape(shape)))
-        counts[shape] = count(model, shape, name)
+    shapes, counts = counted_shapes(spec, model, configs, options)
     if options.weights is None:
         weights = parity.nontrivial_weights(model)
     else:
