@@ -45,24 +45,16 @@ from typing import Any
 import numpy as np
 
 from rexbench.errors import RexbenchError
+from rexbench.measure.counting.counts import NUMBERS
 from rexbench.stats import Samples, mann_whitney, quantile_of, ratio_interval, statistic
 
-PASS, REGRESSION, INCONCLUSIVE, NOT_COMPARABLE = (
-    "pass",
-    "regression",
-    "inconclusive",
-    "not comparable",
-)
+PASS = "pass"
+REGRESSION = "regression"
+INCONCLUSIVE = "inconclusive"
+NOT_COMPARABLE = "not comparable"
 OUTCOMES = (PASS, REGRESSION, INCONCLUSIVE, NOT_COMPARABLE)
 
-COUNT_METRICS = (
-    "params_total",
-    "params_trainable",
-    "macs_conv",
-    "macs_fvcore",
-    "macs_thop",
-    "flops_torch",
-)
+COUNT_METRICS = NUMBERS  # each compared exactly
 ALIASES = {"params": "params_total", "latency": "latency.median"}
 #: Defaults chosen from the calibration in benchmarks/gate_calibration.py (docs/gate.md).
 DEFAULT_CHECKS = ("params_total:=", "params_trainable:=", "macs_conv:=", "latency.p10:+10%")
