@@ -78,6 +78,7 @@ NETS = textwrap.dedent(
     """
 )
 SPEC = "py:nets.py:build"
+FAST = ("--runs", "3", "--warmup", "1", "--config", "eager")  # a quick eager measurement
 
 
 @pytest.fixture
@@ -161,19 +162,7 @@ def test_input_sizes_are_checked_before_anything_is_built(nets: Path, capsys) ->
 
 def test_profile_baseline_and_gate_end_to_end(nets: Path, tmp_path: Path, capsys) -> None:
     code, out, err = cli(
-        capsys,
-        "profile",
-        SPEC,
-        "py:nets.py:build?width=4",
-        "--runs",
-        "3",
-        "--warmup",
-        "1",
-        "--config",
-        "eager",
-        "--out",
-        "results",
-        "--json",
+        capsys, "profile", SPEC, "py:nets.py:build?width=4", *FAST, "--out", "results", "--json"
     )
     assert code == 0, err
     rows = json.loads(out)["rows"]
@@ -263,7 +252,7 @@ def test_plot_labels_external_points_with_the_canonical_spec(nets: Path) -> None
 
 
 def test_sweep_of_external_models_resumes_per_input_shape(nets: Path, capsys) -> None:
-    fast = ["--runs", "3", "--warmup", "1", "--config", "eager", "--out", "results", "--json"]
+    fast = [*FAST, "--out", "results", "--json"]
     code, out, err = cli(capsys, "sweep", SPEC, "py:nets.py:build?width=4", *fast)
     assert code == 0, err
     assert [r["model"] for r in json.loads(out)["measured"]] == [SPEC, "py:nets.py:build?width=4"]
@@ -286,12 +275,7 @@ def test_a_model_without_a_default_input_is_profiled_and_gated(nets: Path, capsy
         spec,
         "--input-shape",
         "3x32x32",
-        "--runs",
-        "3",
-        "--warmup",
-        "1",
-        "--config",
-        "eager",
+        *FAST,
         "--dir",
         "baselines",
         "--json",
@@ -402,8 +386,8 @@ def test_the_gate_catches_a_slowed_factory(nets: Path, capsys) -> None:
 
 COMMANDS = {
     "count": ["count"],
-    "profile": ["profile", "--runs", "3", "--warmup", "1", "--config", "eager"],
-    "sweep": ["sweep", "--runs", "3", "--warmup", "1", "--config", "eager"],
+    "profile": ["profile", *FAST],
+    "sweep": ["sweep", *FAST],
     "baseline": ["baseline", "save", "--counts-only"],
 }
 
@@ -464,20 +448,7 @@ def test_timm_spec_in_count_and_profile(nets, capsys) -> None:
     (entry,) = json.loads(out)["counts"]
     assert entry["model"] == spec and entry["input_shape"] == [1, 3, 64, 64]
     assert entry["params_total"] == 11_689_512 - 513 * 990  # timm's resnet18, 10 classes
-    code, out, err = cli(
-        capsys,
-        "profile",
-        "timm:test_resnet",
-        "--runs",
-        "3",
-        "--warmup",
-        "1",
-        "--config",
-        "eager",
-        "--out",
-        "results",
-        "--json",
-    )
+    code, out, err = cli(capsys, "profile", "timm:test_resnet", *FAST, "--out", "results", "--json")
     assert code == 0, err
     (row,) = json.loads(out)["rows"]
     record = json.loads(Path(row["record"]).read_text())
@@ -498,12 +469,7 @@ def test_torchvision_spec_in_count_and_profile(nets, capsys) -> None:
         "torchvision:mobilenet_v3_small",
         "-r",
         "64",
-        "--runs",
-        "3",
-        "--warmup",
-        "1",
-        "--config",
-        "eager",
+        *FAST,
         "--out",
         "results",
         "--json",
