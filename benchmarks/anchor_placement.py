@@ -103,8 +103,13 @@ def analyse(data: dict, block: int) -> dict:
     cut = (model[at] + model[at + 1]) / 2
     fast = [b for b in bl if b["model"] <= cut]
     slow = [b for b in bl if b["model"] > cut]
-    result = {"blocks": len(bl), "fast_blocks": len(fast), "slow_blocks": len(slow),
-              "largest_gap": gap, "anchors": {}}  # fmt: skip
+    result = {
+        "blocks": len(bl),
+        "fast_blocks": len(fast),
+        "slow_blocks": len(slow),
+        "largest_gap": gap,
+        "anchors": {},
+    }
     names = [k for k in bl[0] if k not in ("t", "model")]
     for name in names:
         entry = {}

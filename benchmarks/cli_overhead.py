@@ -80,14 +80,40 @@ def write_weights(path: Path) -> None:
 
 
 def cli_command(args: argparse.Namespace, out: Path, weights: Path) -> list[str]:
-    return [sys.executable, "-m", "rexbench", "profile", SPEC, "--config", args.config,
-            "--threads", str(args.threads), "--runs", str(args.runs),
-            "--warmup", str(args.warmup), "--weights", str(weights), "--out", str(out)]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "rexbench",
+        "profile",
+        SPEC,
+        "--config",
+        args.config,
+        "--threads",
+        str(args.threads),
+        "--runs",
+        str(args.runs),
+        "--warmup",
+        str(args.warmup),
+        "--weights",
+        str(weights),
+        "--out",
+        str(out),
+    ]
 
 
 def loop_command(args: argparse.Namespace, stop: Path, weights: Path) -> list[str]:
-    cmd = [sys.executable, str(HERE / "plain_loop.py"), "--threads", str(args.threads),
-           "--warmup", str(args.warmup), "--until", str(stop), "--weights", str(weights)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(HERE / "plain_loop.py"),
+        "--threads",
+        str(args.threads),
+        "--warmup",
+        str(args.warmup),
+        "--until",
+        str(stop),
+        "--weights",
+        str(weights),
+    ]
     return cmd + (["--compile"] if args.config.startswith("compile") else [])
 
 
@@ -96,7 +122,9 @@ def _signal(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
-def take_turns(cli: subprocess.Popen, loop: subprocess.Popen, slice_s: float, cli_first: bool) -> int:
+def take_turns(
+    cli: subprocess.Popen, loop: subprocess.Popen, slice_s: float, cli_first: bool
+) -> int:
     """Let one process run at a time, swapping every slice_s, until the CLI exits; the swaps."""
     running, paused = (cli, loop) if cli_first else (loop, cli)
     _signal(paused, signal.SIGSTOP)
@@ -119,23 +147,43 @@ def control_command(args: argparse.Namespace, weights: Path) -> list[str]:
     """--control: a second minimal loop in the CLI's place, its --runs calls and then it exits;
     --arm STEP: the same loop after one step of a profile (benchmarks/steps_loop.py, eager only)."""
     script = [str(HERE / "steps_loop.py"), args.arm] if args.arm else [str(HERE / "plain_loop.py")]
-    cmd = [sys.executable, *script, "--threads", str(args.threads), "--warmup", str(args.warmup),
-           "--runs", str(args.runs), "--weights", str(weights)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        *script,
+        "--threads",
+        str(args.threads),
+        "--warmup",
+        str(args.warmup),
+        "--runs",
+        str(args.runs),
+        "--weights",
+        str(weights),
+    ]
     return cmd + (["--compile"] if args.config.startswith("compile") and not args.arm else [])
 
 
-def _first_arm(args: argparse.Namespace, out: Path, printed: str) -> tuple[list[float], int, int, dict]:
+def _first_arm(
+    args: argparse.Namespace, out: Path, printed: str
+) -> tuple[list[float], int, int, dict]:
     """The first arm's samples, its measurement window (epoch ns) and what else it reports."""
     if args.control:
         data = json.loads(printed.strip().splitlines()[-1])
         start = data["ends_ns"][0] - data["samples_ns"][0]
-        return data["samples_ns"], start, data["ends_ns"][-1], {"threads": data["threads"],
-                "faults_per_call": data["faults_per_call"]}  # fmt: skip
+        return (
+            data["samples_ns"],
+            start,
+            data["ends_ns"][-1],
+            {"threads": data["threads"], "faults_per_call": data["faults_per_call"]},
+        )
     (path,) = out.rglob("*.json")
     record = json.loads(path.read_text())
     contention = record["summary"].get("contention", {})
-    extra = {"faults_per_call": contention.get("faults_per_call"), "contention": contention,
-             "threads": contention.get("threads_max"), "allocator": record["env"].get("allocator")}  # fmt: skip
+    extra = {
+        "faults_per_call": contention.get("faults_per_call"),
+        "contention": contention,
+        "threads": contention.get("threads_max"),
+        "allocator": record["env"].get("allocator"),
+    }
     start = _epoch_ns(record["timing"]["device_start"]["time"])
     end = _epoch_ns(record["timing"]["device_end"]["time"])
     return record["timing"]["samples_ns"], start, end, extra
@@ -147,13 +195,27 @@ def run_pair(args: argparse.Namespace, cli_first: bool, weights: Path) -> dict:
     env = {**os.environ, **ENV_VARS}
     with tempfile.TemporaryDirectory() as tmp:
         stop, out, log = Path(tmp) / "stop", Path(tmp) / "out", Path(tmp) / "cli.log"
-        first_cmd = control_command(args, weights) if args.control else cli_command(args, out, weights)
+        first_cmd = (
+            control_command(args, weights) if args.control else cli_command(args, out, weights)
+        )
         with log.open("w") as err:
-            cli = subprocess.Popen(first_cmd, stdout=subprocess.PIPE, stderr=err, text=True,
-                                   cwd=HERE.parent, start_new_session=True,
-                                   env=env if args.control else None)  # fmt: skip
-            loop = subprocess.Popen(loop_command(args, stop, weights), stdout=subprocess.PIPE,
-                                    text=True, env=env, cwd=HERE.parent, start_new_session=True)  # fmt: skip
+            cli = subprocess.Popen(
+                first_cmd,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                cwd=HERE.parent,
+                start_new_session=True,
+                env=env if args.control else None,
+            )
+            loop = subprocess.Popen(
+                loop_command(args, stop, weights),
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+                cwd=HERE.parent,
+                start_new_session=True,
+            )
             try:
                 swaps = take_turns(cli, loop, args.slice, cli_first)
             finally:
@@ -161,34 +223,47 @@ def run_pair(args: argparse.Namespace, cli_first: bool, weights: Path) -> dict:
                 _signal(loop, signal.SIGCONT)
             cli_out, loop_out = cli.communicate()[0], loop.communicate()[0]
         if cli.returncode != 0 or loop.returncode != 0:
-            sys.exit(f"failed (cli {cli.returncode}, loop {loop.returncode}):\n{log.read_text()[-2000:]}")
+            sys.exit(
+                f"failed (cli {cli.returncode}, loop {loop.returncode}):\n{log.read_text()[-2000:]}"
+            )
         samples, start, end, extra = _first_arm(args, out, cli_out)
     data = json.loads(loop_out.strip().splitlines()[-1])
-    window = [s for s, e in zip(data["samples_ns"], data["ends_ns"], strict=True) if start <= e <= end]
+    window = [
+        s for s, e in zip(data["samples_ns"], data["ends_ns"], strict=True) if start <= e <= end
+    ]
     cli_median = statistics.median(samples)
     loop_median = statistics.median(window)
     return {
         "first": "cli" if cli_first else "loop",
         "swaps": swaps,
         "cli": {"median_ns": cli_median, **extra},
-        "loop": {"median_ns": loop_median, "window_samples": len(window),
-                 "faults_per_call": data["faults_per_call"], "threads": data["threads"]},  # fmt: skip
+        "loop": {
+            "median_ns": loop_median,
+            "window_samples": len(window),
+            "faults_per_call": data["faults_per_call"],
+            "threads": data["threads"],
+        },
         "ratio": cli_median / loop_median,
     }
 
 
 def write_summary(out: Path) -> None:
     """OUT/summary.md: one row per configuration's JSON in OUT."""
-    rows = ["| config | pairs | median ratio cli / loop | interval (coverage) | cli medians (ms) | "
-            "loop medians (ms) | faults / call cli, loop | verdict |", "|" + " --- |" * 8]  # fmt: skip
+    rows = [
+        "| config | pairs | median ratio cli / loop | interval (coverage) | cli medians (ms) | "
+        "loop medians (ms) | faults / call cli, loop | verdict |",
+        "|" + " --- |" * 8,
+    ]
     for path in sorted(out.glob("*.json")):
         data = json.loads(path.read_text())
         pairs = data["pairs"]
         low, high = data["interval"]
         coverage = data["coverage"]
         span = {arm: [p[arm]["median_ns"] / 1e6 for p in pairs] for arm in ("cli", "loop")}
-        faults = [statistics.median(p[arm]["faults_per_call"] or 0 for p in pairs)
-                  for arm in ("cli", "loop")]  # fmt: skip
+        faults = [
+            statistics.median(p[arm]["faults_per_call"] or 0 for p in pairs)
+            for arm in ("cli", "loop")
+        ]
         rows.append(
             f"| {data['config']} | {len(pairs)} | {data['median_ratio']:.3f} | "
             f"{low:.3f}-{high:.3f} ({coverage:.1%}) | {min(span['cli']):.2f}-{max(span['cli']):.2f} | "
@@ -208,11 +283,16 @@ def main() -> None:
     parser.add_argument("--slice", type=float, default=0.5, help="seconds per turn")
     parser.add_argument("--out", default="results/cli-overhead")
     parser.add_argument(
-        "--control", action="store_true", help="a second loop in the CLI's place: the harness's own "
-        "spread (written as CONFIG-control.json)"
-    )  # fmt: skip
-    parser.add_argument("--arm", help="with --control: the loop after this step of a profile "
-                        "(one of benchmarks/steps_loop.py's STEPS)")  # fmt: skip
+        "--control",
+        action="store_true",
+        help="a second loop in the CLI's place: the harness's own "
+        "spread (written as CONFIG-control.json)",
+    )
+    parser.add_argument(
+        "--arm",
+        help="with --control: the loop after this step of a profile "
+        "(one of benchmarks/steps_loop.py's STEPS)",
+    )
     args = parser.parse_args()
     if args.arm and (not args.control or args.config != "eager"):
         parser.error("--arm needs --control and --config eager")
@@ -240,10 +320,19 @@ def main() -> None:
     verdict = "PASS" if abs(ratio - 1) <= TOLERANCE else "FAIL"
     label = f"{args.config}-control" if args.control else args.config
     label += f"-{args.arm}" if args.arm else ""
-    summary = {"config": label, "threads": args.threads, "runs": args.runs,
-               "warmup": args.warmup, "slice_s": args.slice, "median_ratio": ratio,
-               "interval": interval, "coverage": coverage, "tolerance": TOLERANCE, "verdict": verdict,
-               "pairs": pairs}  # fmt: skip
+    summary = {
+        "config": label,
+        "threads": args.threads,
+        "runs": args.runs,
+        "warmup": args.warmup,
+        "slice_s": args.slice,
+        "median_ratio": ratio,
+        "interval": interval,
+        "coverage": coverage,
+        "tolerance": TOLERANCE,
+        "verdict": verdict,
+        "pairs": pairs,
+    }
     (out / f"{label}.json").write_text(json.dumps(summary, indent=2))
     weights.unlink()
     write_summary(out)

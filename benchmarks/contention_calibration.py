@@ -60,9 +60,7 @@ def start_loops(seconds: float) -> None:
     `seconds` at the latest."""
     cores = sorted(os.sched_getaffinity(0))[:2]
     for core in cores:
-        _LOOPS.append(
-            subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(core), str(seconds)])
-        )
+        _LOOPS.append(subprocess.Popen([sys.executable, "-c", BUSY_LOOP, str(core), str(seconds)]))
 
 
 def stop_loops() -> None:
@@ -86,9 +84,12 @@ def rexbench(args: list[str], model: str) -> tuple[int, str, str, float]:
     env = {**os.environ, "CALIB_MODEL": model}
     start = time.time()
     done = subprocess.run(
-        [sys.executable, "-m", "rexbench", *args], capture_output=True, text=True, env=env,
+        [sys.executable, "-m", "rexbench", *args],
+        capture_output=True,
+        text=True,
+        env=env,
         cwd=HERE.parent,
-    )  # fmt: skip
+    )
     return done.returncode, done.stdout, done.stderr, time.time() - start
 
 
@@ -108,11 +109,24 @@ def save_baseline(args: argparse.Namespace, out: Path) -> None:
             print(f"waiting for a quiet machine: PSI cpu some avg10 {pressure()}%", flush=True)
             time.sleep(15)
         code, _, err, secs = rexbench(
-            ["baseline", "save", SPEC, "--config", "eager", "--threads", str(args.threads),
-             "--runs", str(args.runs), "--warmup", str(args.warmup),
-             "--dir", str(out / "baselines"), *(["--force"] if args.force_baseline else [])],
+            [
+                "baseline",
+                "save",
+                SPEC,
+                "--config",
+                "eager",
+                "--threads",
+                str(args.threads),
+                "--runs",
+                str(args.runs),
+                "--warmup",
+                str(args.warmup),
+                "--dir",
+                str(out / "baselines"),
+                *(["--force"] if args.force_baseline else []),
+            ],
             args.model,
-        )  # fmt: skip
+        )
         print(f"baseline save: exit {code} in {secs:.0f} s", flush=True)
         if code == 0:
             return
@@ -133,8 +147,14 @@ def one_gate(args: argparse.Namespace, out: Path, group: str, index: int) -> dic
         )
     finally:
         stop_loops()
-    entry: dict[str, Any] = {"group": group, "index": index, "model": model, "exit": code,
-                             "seconds": secs, "busy": busy}  # fmt: skip
+    entry: dict[str, Any] = {
+        "group": group,
+        "index": index,
+        "model": model,
+        "exit": code,
+        "seconds": secs,
+        "busy": busy,
+    }
     try:
         report = json.loads(stdout)
     except json.JSONDecodeError:
@@ -147,8 +167,13 @@ def one_gate(args: argparse.Namespace, out: Path, group: str, index: int) -> dic
     )
     if latency:
         v = latency[0]
-        entry.update(outcome=v["outcome"], ratio=v["ratio"], reason=v["reason"],
-                     attempts=v["details"].get("attempts", []), p_value=v["p_value"])  # fmt: skip
+        entry.update(
+            outcome=v["outcome"],
+            ratio=v["ratio"],
+            reason=v["reason"],
+            attempts=v["details"].get("attempts", []),
+            p_value=v["p_value"],
+        )
     return entry
 
 
@@ -187,7 +212,10 @@ def summarize(out: Path) -> dict[str, Any]:
         secs = [e["seconds"] for e in runs]
         summary[group] = {
             "n": len(runs),
-            **{o: sum(e.get("outcome") == o for e in runs) for o in ("regression", "inconclusive", "pass")},
+            **{
+                o: sum(e.get("outcome") == o for e in runs)
+                for o in ("regression", "inconclusive", "pass")
+            },
             "contended_inconclusive": sum("contended" in (e.get("reason") or "") for e in runs),
             "attempts": [len(e.get("attempts", [])) for e in runs],
             "ratio_min_median_max": [min(ratios), statistics.median(ratios), max(ratios)]
@@ -221,7 +249,9 @@ def main() -> None:
     parser.add_argument("--model", default="rexnet_x0.9")
     parser.add_argument("--slow", default="rexnet_x1.1", help="the genuinely slower model")
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--groups", default=",".join(GROUPS), help="a subset of " + ",".join(GROUPS))
+    parser.add_argument(
+        "--groups", default=",".join(GROUPS), help="a subset of " + ",".join(GROUPS)
+    )
     parser.add_argument("--busy-slow-repeats", type=int, default=6)
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--warmup", type=int, default=20)

@@ -32,8 +32,20 @@ from rexbench.records.store import load_records
 
 def sweep(args: argparse.Namespace, out: Path, fleet: bool) -> dict:
     """One sweep in a fresh process: its JSON and the process's wall time."""
-    cmd = [sys.executable, "-m", "rexbench", "sweep", *args.models, "--config", args.config,
-           "--runs", str(args.runs), "--out", str(out), "--json"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "rexbench",
+        "sweep",
+        *args.models,
+        "--config",
+        args.config,
+        "--runs",
+        str(args.runs),
+        "--out",
+        str(out),
+        "--json",
+    ]
     if fleet:
         cmd += ["--cluster", "local"]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -61,10 +73,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench/fleet-overhead"))
     args = parser.parse_args()
-    print(f"models {' '.join(args.models)}; config {args.config}; runs {args.runs}; "
-          f"{os.cpu_count()} CPUs", flush=True)  # fmt: skip
-    print(f"{'repeat':>6} {'model':<18} {'local ms [95% CI]':>26} {'fleet ms [95% CI]':>26} "
-          f"{'overlap':>7}")  # fmt: skip
+    print(
+        f"models {' '.join(args.models)}; config {args.config}; runs {args.runs}; "
+        f"{os.cpu_count()} CPUs",
+        flush=True,
+    )
+    print(
+        f"{'repeat':>6} {'model':<18} {'local ms [95% CI]':>26} {'fleet ms [95% CI]':>26} "
+        f"{'overlap':>7}"
+    )
     for k in range(args.repeats):
         order = (False, True) if k % 2 == 0 else (True, False)
         runs, folders = {}, {}
@@ -75,14 +92,19 @@ def main() -> None:
         for model in args.models:
             a, b = local[model], fleet[model]
             overlap = a[1] <= b[2] and b[1] <= a[2]
-            print(f"{k:>6} {model:<18} {a[0]:9.3f} [{a[1]:7.3f}-{a[2]:7.3f}] "
-                  f"{b[0]:9.3f} [{b[1]:7.3f}-{b[2]:7.3f}] {'yes' if overlap else 'NO':>7}")  # fmt: skip
+            print(
+                f"{k:>6} {model:<18} {a[0]:9.3f} [{a[1]:7.3f}-{a[2]:7.3f}] "
+                f"{b[0]:9.3f} [{b[1]:7.3f}-{b[2]:7.3f}] {'yes' if overlap else 'NO':>7}"
+            )
         excess = runs[True]["seconds"] / runs[False]["seconds"] - 1
         startup = runs[True]["wall"] - runs[True]["seconds"]
-        print(f"{k:>6} sweep wall: local {runs[False]['seconds']:.1f} s, fleet {runs[True]['seconds']:.1f} s "
-              f"({excess:+.1%}; target <= +15%); process wall: local {runs[False]['wall']:.1f} s, "
-              f"fleet {runs[True]['wall']:.1f} s (cluster start-up and shutdown {startup:.1f} s); "
-              f"1-min load {runs[False]['load']:.1f} / {runs[True]['load']:.1f}", flush=True)  # fmt: skip
+        print(
+            f"{k:>6} sweep wall: local {runs[False]['seconds']:.1f} s, fleet {runs[True]['seconds']:.1f} s "
+            f"({excess:+.1%}; target <= +15%); process wall: local {runs[False]['wall']:.1f} s, "
+            f"fleet {runs[True]['wall']:.1f} s (cluster start-up and shutdown {startup:.1f} s); "
+            f"1-min load {runs[False]['load']:.1f} / {runs[True]['load']:.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

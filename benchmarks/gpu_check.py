@@ -160,8 +160,8 @@ def run_models(
 
 def report_rows(records: list, out: Path, dry_run: bool) -> list:
     """Paper vs measured (report.md, report.html) and Figure 3 with its GPU panel, into OUT/report."""
+    from rexbench.errors import first_line
     from rexbench.gpucheck.rows import FAIL, PASS, SKIP, WARN, CheckRow
-    from rexbench.measure.run.rounds import first_line
     from rexbench.report import paper
     from rexbench.report.figure3 import NothingToPlot, figure3, summary
 

@@ -35,8 +35,24 @@ BUSY_LOOP = "import os, sys\nos.sched_setaffinity(0, {int(sys.argv[1])})\nwhile 
 def count(spec: str) -> dict:
     """One `rexbench profile --instructions` process; its record's instruction count."""
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "rexbench", "profile", spec, "--config", "eager",
-               "--threads", "1", "--runs", "20", "--warmup", "2", "--instructions", "--out", out]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "rexbench",
+            "profile",
+            spec,
+            "--config",
+            "eager",
+            "--threads",
+            "1",
+            "--runs",
+            "20",
+            "--warmup",
+            "2",
+            "--instructions",
+            "--out",
+            out,
+        ]
         start = time.time()
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE.parent)
         if done.returncode != 0:
@@ -44,8 +60,12 @@ def count(spec: str) -> dict:
         (path,) = Path(out).rglob("*.json")
         counts = json.loads(path.read_text())["counts"]
     method = counts["instructions_method"]
-    return {"instructions": counts["instructions"], "per_call": method["per_call"],
-            "count_seconds": method["seconds"], "seconds": round(time.time() - start, 1)}  # fmt: skip
+    return {
+        "instructions": counts["instructions"],
+        "per_call": method["per_call"],
+        "count_seconds": method["seconds"],
+        "seconds": round(time.time() - start, 1),
+    }
 
 
 def busy_loops() -> list[subprocess.Popen]:
@@ -55,15 +75,22 @@ def busy_loops() -> list[subprocess.Popen]:
 
 def summary(rows: list[dict], model: str) -> str:
     aa = [r["instructions"] for r in rows if r["group"] in ("quiet_aa", "busy_aa")]
-    lines = ["| group | model | instructions / call | vs first quiet count | seconds |",
-             "| --- | --- | --- | --- | --- |"]  # fmt: skip
+    lines = [
+        "| group | model | instructions / call | vs first quiet count | seconds |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     first = aa[0]
     for r in rows:
-        lines.append(f"| {r['group']} | {r['model']} | {r['instructions']:,} | "
-                     f"{r['instructions'] / first - 1:+.4%} | {r['seconds']:.0f} |")  # fmt: skip
+        lines.append(
+            f"| {r['group']} | {r['model']} | {r['instructions']:,} | "
+            f"{r['instructions'] / first - 1:+.4%} | {r['seconds']:.0f} |"
+        )
     spread = max(aa) / min(aa) - 1
-    lines += ["", f"A/A: {len(aa)} counts of {model}, largest / smallest - 1 = {spread:.2e} "
-              f"(limit +{LIMIT:.0%}: {'no' if spread < LIMIT else 'a'} false regression)."]  # fmt: skip
+    lines += [
+        "",
+        f"A/A: {len(aa)} counts of {model}, largest / smallest - 1 = {spread:.2e} "
+        f"(limit +{LIMIT:.0%}: {'no' if spread < LIMIT else 'a'} false regression).",
+    ]
     return "\n".join(lines) + "\n"
 
 

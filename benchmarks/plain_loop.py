@@ -65,9 +65,10 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--weights", help="a state_dict to load (the CLI gets the same file)")
     parser.add_argument(
-        "--until", help="time until this file exists (not --runs calls), each sample with its "
-        "wall-clock end in ns: a benchmark that pauses and resumes this process picks a window"
-    )  # fmt: skip
+        "--until",
+        help="time until this file exists (not --runs calls), each sample with its "
+        "wall-clock end in ns: a benchmark that pauses and resumes this process picks a window",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, x = built(args.weights), seeded_input()

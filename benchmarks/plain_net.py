@@ -25,9 +25,13 @@ class _SE(nn.Module):
         super().__init__()
         mid = max(8, ch // ratio)
         self.fc = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Conv2d(ch, mid, 1), nn.BatchNorm2d(mid), nn.ReLU(),
-            nn.Conv2d(mid, ch, 1), nn.Sigmoid(),
-        )  # fmt: skip
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(ch, mid, 1),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(),
+            nn.Conv2d(mid, ch, 1),
+            nn.Sigmoid(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.fc(x)

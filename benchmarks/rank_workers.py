@@ -24,8 +24,17 @@ import sys
 
 
 def study(networks: int, extra: list[str]) -> tuple[float, dict]:
-    cmd = [sys.executable, "-m", "rexbench", "rank", "study", "--networks", str(networks), "--json",
-           *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "rexbench",
+        "rank",
+        "study",
+        "--networks",
+        str(networks),
+        "--json",
+        *extra,
+    ]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
@@ -56,8 +65,11 @@ def main() -> None:
             walls[name], numbers = study(args.networks, extra)
             reference = reference or numbers
             same = "identical" if numbers == reference else "DIFFERENT"
-            print(f"repeat {k} {name:<16} {walls[name]:8.1f} s  numbers {same}  "
-                  f"(1-min load before {before:.1f})", flush=True)  # fmt: skip
+            print(
+                f"repeat {k} {name:<16} {walls[name]:8.1f} s  numbers {same}  "
+                f"(1-min load before {before:.1f})",
+                flush=True,
+            )
         base = walls[arms[0][0]]
         for name in (n for n, _ in arms[1:]):
             print(f"repeat {k} speed-up {arms[0][0]} -> {name}: {base / walls[name]:.2f}x")

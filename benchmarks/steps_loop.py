@@ -27,8 +27,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from plain_loop import built, seeded_input, timed  # noqa: E402
 
-STEPS = ("imports", "count", "fingerprint", "parity", "profile", "profile_late", "trim", "dynamo",
-         "anchor")  # fmt: skip
+STEPS = (
+    "imports",
+    "count",
+    "fingerprint",
+    "parity",
+    "profile",
+    "profile_late",
+    "trim",
+    "dynamo",
+    "anchor",
+)
 
 
 def run_step(

@@ -38,8 +38,15 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-QUIET_COUNTERS = {"psi_some_us": 0, "psi_full_us": 0, "steal_ticks": 0, "total_ticks": 0,
-                  "wait_ns": 0, "faults": 0, "threads": 1}  # fmt: skip
+QUIET_COUNTERS = {
+    "psi_some_us": 0,
+    "psi_full_us": 0,
+    "steal_ticks": 0,
+    "total_ticks": 0,
+    "wait_ns": 0,
+    "faults": 0,
+    "threads": 1,
+}
 
 
 @pytest.fixture(autouse=True)

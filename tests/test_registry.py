@@ -219,8 +219,12 @@ def test_glob_patterns_select_built_in_models_in_registry_order() -> None:
 
     assert expand_patterns(["rexnet_x1*"]) == [f"rexnet_x1.{i}" for i in range(6)]
     assert expand_patterns(["efficientnet_b?", "rexnet_x1.0"]) == [
-        "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "rexnet_x1.0"
-    ]  # fmt: skip
+        "efficientnet_b0",
+        "efficientnet_b1",
+        "efficientnet_b2",
+        "efficientnet_b3",
+        "rexnet_x1.0",
+    ]
     assert expand_patterns(["REXNET_1[03]0"]) == ["rexnet_x1.0", "rexnet_x1.3"]  # timm's aliases
     assert expand_patterns(["timm:resnet50", "rexnet_x1.75"]) == ["timm:resnet50", "rexnet_x1.75"]
     with pytest.raises(RexbenchError, match="no built-in model matches 'rexnet_x9\\*'"):
@@ -237,7 +241,9 @@ def test_a_width_that_builds_an_empty_layer_is_refused_with_the_smallest_that_bu
 
     from rexbench.registry import MIN_WIDTH
 
-    with pytest.raises(RexbenchError, match=f"empty layer.*smallest width that builds is {MIN_WIDTH:g}"):
+    with pytest.raises(
+        RexbenchError, match=f"empty layer.*smallest width that builds is {MIN_WIDTH:g}"
+    ):
         MODELS.get("rexnet_x0.0001")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no zero-element tensor, no warning

@@ -28,7 +28,9 @@ def print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
-def print_tables(*renderables: Any, out: Console | None = None, max_width: int | None = None) -> None:
+def print_tables(
+    *renderables: Any, out: Console | None = None, max_width: int | None = None
+) -> None:
     """Print on stdout (or `out`), each table as a table where it fits the page whole and as one
     block per row where it does not (rexbench.cli.tables): no number, name or unit is ever cut.
     A page that is not a terminal is as wide as the console says (80, or the COLUMNS variable),

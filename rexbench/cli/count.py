@@ -112,25 +112,15 @@ def _numeric(table: Table, header: str) -> None:
 
 
 def _counts_table(all_counts: list[Counts]) -> Table:
-    from rexbench.measure.counting.counts import CONVENTIONS
+    from rexbench.measure.counting.counts import CONVENTIONS, NUMBERS
 
     table = _table("Parameters and multiply-adds", caption=CONVENTIONS)
     table.add_column("model", no_wrap=True)
     table.add_column("input", no_wrap=True)
-    for header in ("params_total", "params_trainable", "macs_conv", "macs_fvcore", "macs_thop",
-                   "flops_torch"):  # fmt: skip
+    for header in NUMBERS:
         _numeric(table, header)
     for c in all_counts:
-        table.add_row(
-            c.model,
-            _shape(c.input_shape),
-            _num(c.params_total),
-            _num(c.params_trainable),
-            _num(c.macs_conv),
-            _num(c.macs_fvcore),
-            _num(c.macs_thop),
-            _num(c.flops_torch),
-        )
+        table.add_row(c.model, _shape(c.input_shape), *(_num(getattr(c, n)) for n in NUMBERS))
     return table
 
 

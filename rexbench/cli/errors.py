@@ -79,7 +79,9 @@ class OutputError(RexbenchError):
 
     def __init__(self, exc: OSError) -> None:
         if exc.errno == errno.EPIPE:
-            what = "the program reading the output closed it (broken pipe); the output is incomplete"
+            what = (
+                "the program reading the output closed it (broken pipe); the output is incomplete"
+            )
         else:
             what = f"{exc.strerror or exc}; write the output somewhere with room, or free space"
         super().__init__(f"cannot write to stdout: {what}")

@@ -166,8 +166,12 @@ def gate_table(report: GateReport) -> Table:
 
     from rexbench.gate import report as fmt
 
-    style = {"pass": "green", "regression": "bold red", "inconclusive": "yellow",
-             "not comparable": "dim"}  # fmt: skip
+    style = {
+        "pass": "green",
+        "regression": "bold red",
+        "inconclusive": "yellow",
+        "not comparable": "dim",
+    }
     caption = "ratio = current / baseline; counts compare exactly"
     if any(v.config != "counts" for v in report.verdicts):
         caption += (

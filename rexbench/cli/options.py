@@ -21,6 +21,7 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 
 # ------------------------------------------------------------------------------------ models
 
+
 def _expand(names: list[str] | None) -> list[str] | None:
     """Glob patterns among the model names become the built-in names they match."""
     from rexbench.registry import expand_patterns
@@ -270,9 +271,11 @@ ClusterOpt = Annotated[
 
 # ------------------------------------------------------------------------------ files, output
 
-RUNS = Path("runs")  # where a user's own records go (git-ignored); the committed example: results/example
+# Where a user's own records go (git-ignored); the committed example: results/example.
+RUNS = Path("runs")
 OutOpt = Annotated[
-    Path, typer.Option("--out", help="Folder for the records (runs/<machine-id>/; git ignores runs/).")
+    Path,
+    typer.Option("--out", help="Folder for the records (runs/<machine-id>/; git ignores runs/)."),
 ]
 PathsArg = Annotated[
     list[Path] | None,

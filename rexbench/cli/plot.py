@@ -13,7 +13,10 @@ from rexbench.errors import RexbenchError
 from rexbench.spec import split_values
 
 FigureOutOpt = Annotated[
-    Path, typer.Option("--out", "-o", help="Figure file: .png, .svg or .pdf (default: runs/figure3.png).")
+    Path,
+    typer.Option(
+        "--out", "-o", help="Figure file: .png, .svg or .pdf (default: runs/figure3.png)."
+    ),
 ]
 XOpt = Annotated[
     list[str] | None,

@@ -206,12 +206,32 @@ def render(data: dict[str, Any]) -> Table:
     batches = sorted({r["batch"] for r in rows})
     one_batch = len(batches) == 1
     title = "rexbench profile" + (f", batch {batches[0]}" if one_batch else "")
-    table = Table(title=title, caption=data["conventions"], box=box.SIMPLE_HEAD, padding=(0, 0, 0, 1),
-                  pad_edge=False, show_edge=False, title_justify="left", caption_justify="left")  # fmt: skip
-    headers = ["model", "config", *([] if one_batch else ["batch"]), "median\nms", "p90\nms",
-               "95% CI\nms", "img/s", "params\nM", "GMACs", "GFLOP/s", "IQR/\nmed", "compile\ns",
-               "vs eager\nfp32",
-               *(["speedup"] if several else [])]  # fmt: skip
+    table = Table(
+        title=title,
+        caption=data["conventions"],
+        box=box.SIMPLE_HEAD,
+        padding=(0, 0, 0, 1),
+        pad_edge=False,
+        show_edge=False,
+        title_justify="left",
+        caption_justify="left",
+    )
+    headers = [
+        "model",
+        "config",
+        *([] if one_batch else ["batch"]),
+        "median\nms",
+        "p90\nms",
+        "95% CI\nms",
+        "img/s",
+        "params\nM",
+        "GMACs",
+        "GFLOP/s",
+        "IQR/\nmed",
+        "compile\ns",
+        "vs eager\nfp32",
+        *(["speedup"] if several else []),
+    ]
     for name in headers:
         table.add_column(
             name, justify="left" if name in ("model", "config") else "right", no_wrap=True

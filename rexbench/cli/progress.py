@@ -25,8 +25,14 @@ if TYPE_CHECKING:
     from rexbench.measure.run.sweep import Batch
 
 _TIMED = "timing"
-_LABELS = {"build": "building", "count": "counting", "prepare": "preparing", "export": "exporting",
-           "warmup": "warming up", "record": "saving"}  # fmt: skip
+_LABELS = {
+    "build": "building",
+    "count": "counting",
+    "prepare": "preparing",
+    "export": "exporting",
+    "warmup": "warming up",
+    "record": "saving",
+}
 View = TypeVar("View", bound="LiveView")
 BAR_WIDTH = 10
 
@@ -106,8 +112,14 @@ class LiveView:
         from rich.progress import Progress
 
         self.enabled = bool(err.is_terminal)
-        self.progress = Progress(*columns, console=err, auto_refresh=False, transient=True,
-                                 disable=not self.enabled, expand=expand)  # fmt: skip
+        self.progress = Progress(
+            *columns,
+            console=err,
+            auto_refresh=False,
+            transient=True,
+            disable=not self.enabled,
+            expand=expand,
+        )
         self.last = 0.0
         self._tick = threading.Event()
         self._closed = threading.Event()
@@ -207,8 +219,13 @@ class SweepView(LiveView):
             self.calls[f"{event.model} {event.item}"] = event.done  # a batch: labels repeat
             self.eta.timed(sum(self.calls.values()))
             if self.phase != _TIMED:
-                restart(self.progress, self.current, f"{event.model}: timing",
-                        self.eta.group_calls, status="")  # fmt: skip
+                restart(
+                    self.progress,
+                    self.current,
+                    f"{event.model}: timing",
+                    self.eta.group_calls,
+                    status="",
+                )
             self.progress.update(self.current, completed=sum(self.calls.values()))
         elif event.phase != self.phase or event.phase != "warmup":
             restart(self.progress, self.current, phase_text(event), status="")
@@ -219,8 +236,9 @@ class SweepView(LiveView):
     def _show(self, force: bool) -> None:
         first, last = self.index + 1, self.index + self.size
         which = f"model {first}" if first == last else f"models {first}-{last}"
-        self.progress.update(self.overall, description=f"{which}/{self.models}",
-                             status=self.eta.text())  # fmt: skip
+        self.progress.update(
+            self.overall, description=f"{which}/{self.models}", status=self.eta.text()
+        )
         self.redraw(force)
 
     def redraw(self, force: bool) -> None:
@@ -244,7 +262,9 @@ class SweepClock:
     of the finished ones (or the current one's estimate while none has finished). Models timed
     together (a batch of `size`) count as `size` models: their time is shared out evenly."""
 
-    def __init__(self, models: int, per_model_calls: int, clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+    def __init__(
+        self, models: int, per_model_calls: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.models, self.per_model_calls, self.clock = models, max(per_model_calls, 1), clock
         self.model_start = clock()
         self.index, self.size, self.durations = 0, 1, []  # type: ignore[var-annotated]

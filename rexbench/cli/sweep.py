@@ -27,7 +27,7 @@ from rexbench.cli.progress import SweepView
 from rexbench.errors import RexbenchError
 
 if TYPE_CHECKING:
-
+    from rexbench.measure.config import RunConfig
     from rexbench.measure.run.sweep import Batch, PlanItem, SweepResult
 
 NamesArg = Annotated[
@@ -91,27 +91,30 @@ def sweep(
     # the shape is part of each config (and of its config_id) before the plan looks for records
     configs = [with_input_shape(c, measure.input_shape) for c in configs]
     kept_apart = isolation(in_process, allocator, timeout)
-    note = f"{note}; {kept_apart.describe()}"
     if cluster is not None:  # rexbench.fleet: the nodes check their devices themselves
         from rexbench.cli.fleet_view import sweep_on_cluster
 
-        args = FleetArgs(cluster=cluster, nodes=nodes, out=out, force=force, dry_run=dry_run,
-                         json_out=json_out, isolation=kept_apart)  # fmt: skip
+        args = FleetArgs(
+            cluster=cluster,
+            nodes=nodes,
+            out=out,
+            force=force,
+            dry_run=dry_run,
+            json_out=json_out,
+            isolation=kept_apart,
+        )
         sweep_on_cluster(specs, configs, measure, args)
         return
     if nodes:
         raise RexbenchError("--nodes picks nodes of a cluster: give --cluster too")
     err = console(stderr=True)
     if not dry_run:  # what this machine cannot run fails once, before any model or output
-        from rexbench.measure.run.installed import check_installed
-        from rexbench.spec import parse
-
-        check_installed(configs, [parse(s) for s in specs])
-        sw.check(specs, configs, out)
+        _check_here(specs, configs, out)
     sw.groups([], interleave)  # an unknown --interleave fails before anything is measured
     items = sw.plan(specs, configs, out, force=force)
     batches = sw.batches(items, interleave)
-    _announce(items, batches, f"sweep of {len(specs)} model(s); {note}", out, err)
+    note = f"sweep of {len(specs)} model(s); {note}; {kept_apart.describe()}"
+    _announce(items, batches, note, out, err)
     if dry_run:
         _dry_run(specs, batches, json_out)
         return
@@ -134,6 +137,17 @@ def sweep(
     code = max(exit_code(err, result.records, [], allow_mismatch), 1 if result.failed else 0)
     if code:
         raise typer.Exit(code)
+
+
+def _check_here(specs: list[str], configs: list[RunConfig], out: Path) -> None:
+    """What this machine lacks (every missing package in one line), then everything else a sweep
+    can refuse before it measures (rexbench.measure.run.sweep.check)."""
+    from rexbench.measure.run import sweep as sw
+    from rexbench.measure.run.installed import check_installed
+    from rexbench.spec import parse
+
+    check_installed(configs, [parse(s) for s in specs])
+    sw.check(specs, configs, out)
 
 
 def _announce(items: list[PlanItem], batches: list[Batch], line: str, out: Path, err: Any) -> None:

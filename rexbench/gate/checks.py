@@ -45,24 +45,16 @@ from typing import Any
 import numpy as np
 
 from rexbench.errors import RexbenchError
+from rexbench.measure.counting.counts import NUMBERS
 from rexbench.stats import Samples, mann_whitney, quantile_of, ratio_interval, statistic
 
-PASS, REGRESSION, INCONCLUSIVE, NOT_COMPARABLE = (
-    "pass",
-    "regression",
-    "inconclusive",
-    "not comparable",
-)
+PASS = "pass"
+REGRESSION = "regression"
+INCONCLUSIVE = "inconclusive"
+NOT_COMPARABLE = "not comparable"
 OUTCOMES = (PASS, REGRESSION, INCONCLUSIVE, NOT_COMPARABLE)
 
-COUNT_METRICS = (
-    "params_total",
-    "params_trainable",
-    "macs_conv",
-    "macs_fvcore",
-    "macs_thop",
-    "flops_torch",
-)
+COUNT_METRICS = NUMBERS  # each compared exactly
 ALIASES = {"params": "params_total", "latency": "latency.median"}
 #: Defaults chosen from the calibration in benchmarks/gate_calibration.py (docs/gate.md).
 DEFAULT_CHECKS = ("params_total:=", "params_trainable:=", "macs_conv:=", "latency.p10:+10%")
@@ -312,18 +304,30 @@ def compare_instructions(
     regression, at or under it a pass. Not comparable when either side was not counted, or when
     `differences` (torch, valgrind, architecture) say the counts come from different code."""
     base, cur = baseline.get("instructions"), current.get("instructions")
-    verdict = Verdict(**where, check=check.text, outcome=NOT_COMPARABLE, reason="",
-                      baseline=base, current=cur, limit=check.limit)  # fmt: skip
+    verdict = Verdict(
+        **where,
+        check=check.text,
+        outcome=NOT_COMPARABLE,
+        reason="",
+        baseline=base,
+        current=cur,
+        limit=check.limit,
+    )
     if base is None or cur is None:
-        side, flag = ("baseline", "baseline save --instructions") if base is None else (
-            "current run", "--instructions")  # fmt: skip
+        side, flag = (
+            ("baseline", "baseline save --instructions")
+            if base is None
+            else ("current run", "--instructions")
+        )
         why = current.get("instructions_skipped") or baseline.get("instructions_skipped")
         verdict.reason = f"no instruction count in the {side} ({why or f'count it with {flag}'})"
         return verdict
     if differences:
         verdict.reason = f"counted by different code: {'; '.join(differences)}"
         return verdict
-    spreads = [(side.get("instructions_method") or {}).get("spread") for side in (baseline, current)]
+    spreads = [
+        (side.get("instructions_method") or {}).get("spread") for side in (baseline, current)
+    ]
     noise = max((s for s in spreads if s is not None), default=0.0)
     verdict.ratio = cur / base if base else math.inf
     verdict.details["repeat_spread"] = noise

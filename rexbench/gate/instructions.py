@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 SAME_CODE = (("software", "torch"), ("cpu", "arch"), ("cpu", "vendor"))
 
 
-def code_differences(base: Record, current_env: Mapping[str, Any], current_counts: Mapping) -> list[str]:
+def code_differences(
+    base: Record, current_env: Mapping[str, Any], current_counts: Mapping
+) -> list[str]:
     """Why two instruction counts are not comparable: torch, architecture, CPU vendor, valgrind."""
     out = []
     for section, key in SAME_CODE:
@@ -24,7 +26,9 @@ def code_differences(base: Record, current_env: Mapping[str, Any], current_count
         b = (current_env.get(section) or {}).get(key)
         if a != b:
             out.append(f"{section}.{key} {a} vs {b}")
-    a, b = ((c.get("instructions_method") or {}).get("valgrind") for c in (base.counts, current_counts))
+    a, b = (
+        (c.get("instructions_method") or {}).get("valgrind") for c in (base.counts, current_counts)
+    )
     if a != b:
         out.append(f"valgrind {a} vs {b}")
     return out
@@ -42,15 +46,18 @@ def instruction_verdicts(
     verdicts = []
     for config_id, (counts, env) in current.items():
         mine = [b for b in baselines if b.model.spec == spec and b.run.config_id == config_id]
-        ranked = sorted(mine, key=lambda b: ("instructions" not in b.counts,
-                                            bool(code_differences(b, env, counts))))  # fmt: skip
+        ranked = sorted(
+            mine,
+            key=lambda b: ("instructions" not in b.counts, bool(code_differences(b, env, counts))),
+        )
         label = mine[0].run.label if mine else config_id
         where = {"model": spec, "config": label}
         for check in checks:
             if not ranked:
                 why = f"no baseline record of configuration {config_id}"
-                verdicts.append(gate.Verdict(**where, check=check.text,
-                                             outcome=gate.NOT_COMPARABLE, reason=why))  # fmt: skip
+                verdicts.append(
+                    gate.Verdict(**where, check=check.text, outcome=gate.NOT_COMPARABLE, reason=why)
+                )
                 continue
             base = ranked[0]
             diffs = code_differences(base, env, counts) if "instructions" in base.counts else []

@@ -278,13 +278,20 @@ class _FullGate:
                 current[config_id] = ({}, self.fingerprint)  # nothing to compare with: not counted
                 continue
             if why_not(config) is None:
-                self.hooks.note(f"counting the instructions of {spec} ({config.label}) under "
-                                "callgrind: a few minutes")  # fmt: skip
+                self.hooks.note(
+                    f"counting the instructions of {spec} ({config.label}) under "
+                    "callgrind: a few minutes"
+                )
             current[config_id] = (counts_or_reason(spec, config), self.fingerprint)
         return instruction_verdicts(checks, spec, known, current)
 
     def _attempted(
-        self, spec: str, known: list[Record], tries: Attempts, verdicts: list[Verdict], gave_up: bool
+        self,
+        spec: str,
+        known: list[Record],
+        tries: Attempts,
+        verdicts: list[Verdict],
+        gave_up: bool,
     ) -> list[Verdict]:
         """Attempts in the latency verdicts' details; inconclusive ones when none was clean."""
         from rexbench.gate.baseline import baselines_of

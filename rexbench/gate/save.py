@@ -31,7 +31,9 @@ class SaveRequest:
     input_shape: str | None = None
     weights: Path | None = None
     force: bool = False  # save records measured under contention too
-    instructions: bool = False  # count each record's instructions (rexbench.measure.counting.instructions)
+    instructions: bool = (
+        False  # count each record's instructions (rexbench.measure.counting.instructions)
+    )
     isolation: Isolation | None = None  # worker processes or not (None: the default)
 
 

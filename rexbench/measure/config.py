@@ -15,6 +15,7 @@ from rexbench.errors import RexbenchError
 from rexbench.measure.backends.base import DTYPES
 from rexbench.measure.backends.registry import BACKENDS, DEFAULT_BACKEND, DEFAULT_PRESET
 from rexbench.models.shapes import check_options
+from rexbench.spec import split_values
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 # Fields that only change what happens on CUDA; ignored by `config_id` on other devices.
@@ -211,7 +212,7 @@ def build_configs(options: ConfigOptions) -> tuple[list[RunConfig], str]:
     )
     if o.flush_l2:
         common["flush_l2"] = True
-    wanted = [n.strip() for text in o.names or [] for n in text.split(",") if n.strip()]
+    wanted = split_values(o.names)
     if o.names is not None and not wanted:
         raise RexbenchError(f"--config needs a configuration name: {PRESET_HELP}")
     if wanted:

@@ -279,7 +279,7 @@ def _user_code(spec: ModelSpec, while_: str) -> Iterator[None]:
         raise RexbenchError(
             f"{spec}: {target} called sys.exit({exc.code!r}) while {while_}{last}; that is the "
             "file's doing, not rexbench's: a py: factory must return an nn.Module without exiting "
-            "(keep script code under `if __name__ == \"__main__\":`)"
+            '(keep script code under `if __name__ == "__main__":`)'
         ) from None
     finally:
         sys.argv = saved

@@ -16,6 +16,7 @@ from typing import Any
 
 from rexbench.errors import RexbenchError
 from rexbench.models.external import install_hint
+from rexbench.models.packaged import package_version, packaged, resolve_weights
 from rexbench.spec import ModelSpec, py_target, resolve_py_file, timm_name_tag
 
 
@@ -102,5 +103,20 @@ def library_version(name: str) -> str:
         raise RexbenchError(f"{name} is not installed; install it with: {hint}") from None
 
 
+def weights_provenance(weights: str | Path) -> dict[str, Any]:
+    """What a record stores about a checkpoint: its resolved path and sha256, and the weights
+    package and version it comes from, if one (rexbench.models.packaged)."""
+    path = resolve_weights(weights)
+    info: dict[str, Any] = {"weights": str(path.resolve()), "weights_sha256": _sha256(path)}
+    if entry := packaged(weights):
+        info.update(weights_package=entry.package, weights_version=package_version(entry))
+    return info
+
+
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """A file's sha256 (hex), read in blocks of 1 MiB (a checkpoint can be large)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

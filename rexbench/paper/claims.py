@@ -96,16 +96,34 @@ def _counterparts() -> tuple[Claim, ...]:
     for rex, eff in (("x1.0", "b0"), ("x1.3", "b1"), ("x1.5", "b2")):
         for dev in ("cpu", "gpu"):
             text = f"ReXNet ({rex}) is at least as fast as EfficientNet-{eff.upper()} ({dev})"
-            out.append(Claim(id=f"rexnet_{rex}_vs_{eff}_{dev}", source="Figure 3 caption (Table 5)",
-                             statement=text, model=f"rexnet_{rex}", baseline=f"efficientnet_{eff}",
-                             metric=dev, stated=1.0, relation="≥"))  # fmt: skip
+            out.append(
+                Claim(
+                    id=f"rexnet_{rex}_vs_{eff}_{dev}",
+                    source="Figure 3 caption (Table 5)",
+                    statement=text,
+                    model=f"rexnet_{rex}",
+                    baseline=f"efficientnet_{eff}",
+                    metric=dev,
+                    stated=1.0,
+                    relation="≥",
+                )
+            )
     for rex, eff in (("x1.0", "0"), ("x1.3", "1"), ("x1.5", "2"), ("x2.0", "3")):
         for dev in ("cpu", "gpu", "gpu_fp16"):
             text = f"ReXNet-lite ({rex}) is faster than EfficientNet-lite{eff} ({dev})"
-            out.append(Claim(id=f"rexnet_lite_{rex}_vs_lite{eff}_{dev}", source="Appendix B.4 (Table A2)",
-                             statement=text, model=f"rexnet_lite_{rex}",
-                             baseline=f"efficientnet_lite{eff}", metric=dev, stated=1.0, relation=">",
-                             table="Table A2"))  # fmt: skip
+            out.append(
+                Claim(
+                    id=f"rexnet_lite_{rex}_vs_lite{eff}_{dev}",
+                    source="Appendix B.4 (Table A2)",
+                    statement=text,
+                    model=f"rexnet_lite_{rex}",
+                    baseline=f"efficientnet_lite{eff}",
+                    metric=dev,
+                    stated=1.0,
+                    relation=">",
+                    table="Table A2",
+                )
+            )
     return tuple(out)
 
 

@@ -113,8 +113,14 @@ PAPER_CPU = Hardware(
     note="the official README names it 'Xeon E5-2630 v4'",
 )
 PAPER_GPU = Hardware("NVIDIA V100", 64, "FP32", 1000, f"§5.1, Appendix B.4: {_RUNS}, batch 64")
-PAPER_GPU_FP16 = Hardware("NVIDIA V100", 64, "FP16", 1000, "Table A2 column 'GPU FP16'; setup of B.4",
-                          "the official README's lite table used M40 GPUs for its GPU column")  # fmt: skip
+PAPER_GPU_FP16 = Hardware(
+    "NVIDIA V100",
+    64,
+    "FP16",
+    1000,
+    "Table A2 column 'GPU FP16'; setup of B.4",
+    "the official README's lite table used M40 GPUs for its GPU column",
+)
 
 # --- the tables, transcribed row by row ("-" = not printed) ---------------------------------------
 

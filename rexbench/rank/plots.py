@@ -57,12 +57,28 @@ def plot_study(result: StudyResult, path: str | Path | None = None) -> Figure:
             ax, stats = axes[r][c], summary[block][act]
             ax.plot(ratios, reference, color="0.6", linewidth=1.4, alpha=0.7, label="input X")
             if act != "none" and "none" in summary[block]:
-                ax.plot(ratios, summary[block]["none"]["mean"], color="0.3", linestyle=":",
-                        marker="x", markersize=3, linewidth=0.9, label="none (linear)")  # fmt: skip
+                ax.plot(
+                    ratios,
+                    summary[block]["none"]["mean"],
+                    color="0.3",
+                    linestyle=":",
+                    marker="x",
+                    markersize=3,
+                    linewidth=0.9,
+                    label="none (linear)",
+                )
             marker, style = MARKERS.get(act, (".", "-"))
             colour = f"C{list(ACTIVATIONS).index(act) % 10}"
-            ax.plot(ratios, stats["mean"], color=colour, marker=marker, linestyle=style,
-                    markersize=3.5, linewidth=1.1, label=ACTIVATIONS[act])  # fmt: skip
+            ax.plot(
+                ratios,
+                stats["mean"],
+                color=colour,
+                marker=marker,
+                linestyle=style,
+                markersize=3.5,
+                linewidth=1.1,
+                label=ACTIVATIONS[act],
+            )
             ax.fill_between(ratios, stats["q10"], stats["q90"], color=colour, alpha=0.15)
             ax.set_xlim(0, 1.05)
             ax.set_ylim(0, 1.05)

@@ -60,7 +60,9 @@ def plottable(
     wanted = None if families is None else {f.lower() for f in families}
     for r in records:
         spec = r.model.spec
-        if not r.valid:  # its output differs from the eager fp32 model's (rexbench.measure.checks.parity)
+        if (
+            not r.valid
+        ):  # its output differs from the eager fp32 model's (rexbench.measure.checks.parity)
             hidden["invalid"] += 1
         elif wanted is not None and r.model.family.lower() not in wanted:
             hidden["family"] += 1

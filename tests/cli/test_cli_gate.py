@@ -167,12 +167,16 @@ class Watch:
 @pytest.mark.parametrize(
     ("models", "checks", "words"),
     [
-        (("rexnet_x1.0",), ("instructions:+2%",), "--check instructions:+2%: the baselines of "
-         "rexnet_x1.0 under baselines have no instruction count; save them with `rexbench baseline "
-         "save rexnet_x1.0 --instructions`"),
+        (
+            ("rexnet_x1.0",),
+            ("instructions:+2%",),
+            "--check instructions:+2%: the baselines of rexnet_x1.0 under baselines have no "
+            "instruction count; save them with `rexbench baseline save rexnet_x1.0 --instructions`",
+        ),
         (("rexnet_x1.0", "mobilenet_v2"), (), "no baseline for mobilenet_v2 under baselines"),
     ],
-    ids=["instructions", "second-model"])  # fmt: skip
+    ids=["instructions", "second-model"],
+)
 def test_what_would_fail_after_measuring_fails_before(project, models, checks, words):
     here = machine_id()  # a baseline of this machine: the gate would measure rexnet_x1.0 first
     write_record(record(40.0, seed=3, machine=here), project / "baselines")

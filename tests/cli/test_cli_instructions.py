@@ -42,8 +42,19 @@ def test_missing_valgrind_is_one_line_before_anything_is_measured(tmp_path, monk
     monkeypatch.setenv("PATH", str(tmp_path))  # no valgrind on it
     with pytest.raises(Exception, match="install valgrind"):
         check_available()
-    code = run(["profile", "rexnet_x0.9", "--config", "eager", "--instructions", "--runs", "20",
-                "--out", str(tmp_path / "runs")])  # fmt: skip
+    code = run(
+        [
+            "profile",
+            "rexnet_x0.9",
+            "--config",
+            "eager",
+            "--instructions",
+            "--runs",
+            "20",
+            "--out",
+            str(tmp_path / "runs"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.splitlines() == [err]
     assert err.startswith("rexbench: error: counting instructions needs valgrind")
@@ -55,8 +66,18 @@ def test_baseline_and_gate_count_instructions_and_catch_extra_work(tmp_path, mon
     monkeypatch.chdir(tmp_path)
     Path("smallnet.py").write_text(NET)
     spec = "py:smallnet.py:build"
-    common = ["--config", "eager", "--threads", "1", "--runs", "20", "--warmup", "2",
-              "--resolution", "32"]  # fmt: skip
+    common = [
+        "--config",
+        "eager",
+        "--threads",
+        "1",
+        "--runs",
+        "20",
+        "--warmup",
+        "2",
+        "--resolution",
+        "32",
+    ]
     assert run(["baseline", "save", spec, *common, "--instructions", "--json"]) == 0
     saved = json.loads(capsys.readouterr().out)
     (path,) = saved["records"]

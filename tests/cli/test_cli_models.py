@@ -91,9 +91,9 @@ def test_table_lists_every_model(monkeypatch):
         ("ReXNet-lite", [f"rexnet_lite_x{m}" for m in ("1.0", "1.3", "1.5", "2.0")]),
         ("rexnet (plain)", ["rexnet_plain"]),
         ("EFFICIENTNET", [f"efficientnet_b{i}" for i in range(4)]),
-        ("mobilenet", ["mobilenet_v1", "mobilenet_v2", "mobilenet_v2_x1.4"] + ["mobilenet_v3_large", "mobilenet_v3_small"]),
+        ("mobilenet", [f"mobilenet_{v}" for v in ("v1", "v2", "v2_x1.4", "v3_large", "v3_small")]),
     ],
-)  # fmt: skip
+)
 def test_family_filter(family, expected):
     code, out = _run("models", "--family", family, "--json")
     assert code == 0

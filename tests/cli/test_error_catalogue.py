@@ -182,7 +182,9 @@ def test_the_catalogue_is_large() -> None:
 
 
 @pytest.mark.parametrize(("name", "argv", "needles"), CASES, ids=[c[0] for c in CASES])
-def test_a_bad_input_is_one_line_exit_2_and_touches_nothing(place, monkeypatch, capfd, name, argv, needles):
+def test_a_bad_input_is_one_line_exit_2_and_touches_nothing(
+    place, monkeypatch, capfd, name, argv, needles
+):
     if name == "device" and torch.cuda.is_available():
         pytest.skip("the machine has CUDA")
     if name == "batch-allocator" and not REFUSES_HUGE_ALLOCATIONS:
@@ -239,15 +241,26 @@ def _env() -> dict[str, str]:
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full here")
 def test_a_full_disk_under_stdout_is_one_line_exit_2_never_1() -> None:
     with open("/dev/full", "w") as full:
-        done = subprocess.run([*CLI, "gate", "--counts-only", M, "--json"], stdout=full,
-                              stderr=subprocess.PIPE, text=True, env=_env(), timeout=300)  # fmt: skip
+        done = subprocess.run(
+            [*CLI, "gate", "--counts-only", M, "--json"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+            timeout=300,
+        )
     assert done.returncode == 2, done.stderr
     one_line(2, "", done.stderr, ("cannot write to stdout", "No space left on device"))
 
 
 def test_a_closed_pipe_is_one_line_exit_2_never_1() -> None:
-    proc = subprocess.Popen([*CLI, "gate", "--counts-only", M, "--json"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=_env())  # fmt: skip
+    proc = subprocess.Popen(
+        [*CLI, "gate", "--counts-only", M, "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     assert proc.stdout is not None
     proc.stdout.close()  # the reader goes away before anything is written
     _, err = proc.communicate(timeout=300)
@@ -255,14 +268,22 @@ def test_a_closed_pipe_is_one_line_exit_2_never_1() -> None:
     one_line(2, "", err, ("cannot write to stdout", "broken pipe"))
 
 
-@pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
-                                                   (signal.SIGTERM, 143, "terminated")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("sig", "code", "word"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+)
 def test_a_signal_ends_a_command_in_one_line_and_keeps_no_partial_file(tmp_path, sig, code, word):
     (tmp_path / "nets.py").write_text(NETS)
-    widths = [f"rexnet_x{w / 10:.1f}" for w in range(40, 20, -1)]  # ~20 s of counting: still busy at 4 s
-    proc = subprocess.Popen([*CLI, "count", *widths],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=_env())  # fmt: skip
+    # ~20 s of counting: still busy at 4 s
+    widths = [f"rexnet_x{w / 10:.1f}" for w in range(40, 20, -1)]
+    proc = subprocess.Popen(
+        [*CLI, "count", *widths],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     time.sleep(4)  # inside the imports or the counting
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)

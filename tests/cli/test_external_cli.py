@@ -78,6 +78,7 @@ NETS = textwrap.dedent(
     """
 )
 SPEC = "py:nets.py:build"
+FAST = ("--runs", "3", "--warmup", "1", "--config", "eager")  # a quick eager measurement
 
 
 @pytest.fixture
@@ -161,9 +162,8 @@ def test_input_sizes_are_checked_before_anything_is_built(nets: Path, capsys) ->
 
 def test_profile_baseline_and_gate_end_to_end(nets: Path, tmp_path: Path, capsys) -> None:
     code, out, err = cli(
-        capsys, "profile", SPEC, "py:nets.py:build?width=4", "--runs", "3", "--warmup", "1",
-        "--config", "eager", "--out", "results", "--json",
-    )  # fmt: skip
+        capsys, "profile", SPEC, "py:nets.py:build?width=4", *FAST, "--out", "results", "--json"
+    )
     assert code == 0, err
     rows = json.loads(out)["rows"]
     assert [r["model"] for r in rows] == [SPEC, "py:nets.py:build?width=4"]
@@ -185,7 +185,9 @@ def test_profile_baseline_and_gate_end_to_end(nets: Path, tmp_path: Path, capsys
     }
     assert record["counts"]["input_shape"] == [1, 3, 32, 32]
 
-    code, out, err = cli(capsys, "baseline", "save", "--from", "results", "--dir", "baselines", "--json")  # fmt: skip
+    code, out, err = cli(
+        capsys, "baseline", "save", "--from", "results", "--dir", "baselines", "--json"
+    )
     assert code == 0, err
     data = json.loads(out)
     assert len(data["records"]) == 2
@@ -194,7 +196,9 @@ def test_profile_baseline_and_gate_end_to_end(nets: Path, tmp_path: Path, capsys
     assert entry["params_total"] == PARAMS and entry["source_sha256"] == sha256(nets)
     assert entry["macs_conv@224"] == macs(224, 224)
 
-    code, out, err = cli(capsys, "gate", SPEC, "--baseline", "baselines", "--from", "results", "--json")  # fmt: skip
+    code, out, err = cli(
+        capsys, "gate", SPEC, "--baseline", "baselines", "--from", "results", "--json"
+    )
     assert code == 0, err
     report = json.loads(out)
     outcomes = {v["check"]: v["outcome"] for v in report["verdicts"]}
@@ -214,9 +218,16 @@ def test_profile_baseline_and_gate_end_to_end(nets: Path, tmp_path: Path, capsys
     one_error_line(code, err, "nothing to plot", "--top1 SPEC=PCT")  # nothing to draw without one
     assert not (tmp_path / "fig.png").exists()
     code, out, err = cli(
-        capsys, "plot", "results", "--all-families", "--top1", f"py:./nets.py:build={71.5}",
-        "--out", "fig.png", "--json",
-    )  # fmt: skip
+        capsys,
+        "plot",
+        "results",
+        "--all-families",
+        "--top1",
+        f"py:./nets.py:build={71.5}",
+        "--out",
+        "fig.png",
+        "--json",
+    )
     assert code == 0, err
     flops, cpu, _ = json.loads(out)["panels"]
     assert flops["lines"] == ["py"] and cpu["lines"] == ["py"]
@@ -241,7 +252,7 @@ def test_plot_labels_external_points_with_the_canonical_spec(nets: Path) -> None
 
 
 def test_sweep_of_external_models_resumes_per_input_shape(nets: Path, capsys) -> None:
-    fast = ["--runs", "3", "--warmup", "1", "--config", "eager", "--out", "results", "--json"]
+    fast = [*FAST, "--out", "results", "--json"]
     code, out, err = cli(capsys, "sweep", SPEC, "py:nets.py:build?width=4", *fast)
     assert code == 0, err
     assert [r["model"] for r in json.loads(out)["measured"]] == [SPEC, "py:nets.py:build?width=4"]
@@ -258,9 +269,17 @@ def test_sweep_of_external_models_resumes_per_input_shape(nets: Path, capsys) ->
 def test_a_model_without_a_default_input_is_profiled_and_gated(nets: Path, capsys) -> None:
     spec = "py:nets.py:noshape"
     code, _, err = cli(
-        capsys, "baseline", "save", spec, "--input-shape", "3x32x32", "--runs", "3",
-        "--warmup", "1", "--config", "eager", "--dir", "baselines", "--json",
-    )  # fmt: skip
+        capsys,
+        "baseline",
+        "save",
+        spec,
+        "--input-shape",
+        "3x32x32",
+        *FAST,
+        "--dir",
+        "baselines",
+        "--json",
+    )
     assert code == 0, err
     counts = json.loads(Path("baselines/counts.json").read_text())["models"][spec]
     assert counts["resolution"] == 32 and counts["macs_conv"] == macs(32, 32)
@@ -319,7 +338,9 @@ def test_the_gate_catches_a_slowed_factory(nets: Path, capsys) -> None:
     assert code == 0, err
 
     _profile_with_work_clock(SPEC, "same")  # A/A: the unchanged factory passes
-    code, out, err = cli(capsys, "gate", SPEC, "--baseline", "baselines", "--from", "same", "--json")  # fmt: skip
+    code, out, err = cli(
+        capsys, "gate", SPEC, "--baseline", "baselines", "--from", "same", "--json"
+    )
     assert code == 0, err
     verdicts = json.loads(out)["verdicts"]
     latency = [v for v in verdicts if v["check"].startswith("latency")]
@@ -328,7 +349,9 @@ def test_the_gate_catches_a_slowed_factory(nets: Path, capsys) -> None:
     nets.write_text(NETS.replace("REPEAT = 1", "REPEAT = 3"))  # the same model, 3x the work
     slow_hash = sha256(nets)
     _profile_with_work_clock(SPEC, "slow")
-    code, out, err = cli(capsys, "gate", SPEC, "--baseline", "baselines", "--from", "slow", "--json")  # fmt: skip
+    code, out, err = cli(
+        capsys, "gate", SPEC, "--baseline", "baselines", "--from", "slow", "--json"
+    )
     assert code == 1, err
     report = json.loads(out)
     (latency,) = [v for v in report["verdicts"] if v["check"] == LATENCY_CHECK]
@@ -338,13 +361,19 @@ def test_the_gate_catches_a_slowed_factory(nets: Path, capsys) -> None:
         "baseline_sha256": base_hash,
         "current_sha256": slow_hash,
     }
-    counts = {v["check"]: (v["outcome"], v["current"]) for v in report["verdicts"] if v["config"] == "counts"}  # fmt: skip
+    counts = {
+        v["check"]: (v["outcome"], v["current"])
+        for v in report["verdicts"]
+        if v["config"] == "counts"
+    }
     assert counts["params_total:="] == ("pass", PARAMS)  # the same model...
     assert counts["macs_conv@32:="] == ("regression", 3 * (macs(32, 32) - 80) + 80)  # ...3 convs
     (note,) = report["notes"]
     assert f"sha256 {base_hash[:12]} -> {slow_hash[:12]}" in note and "compared anyway" in note
 
-    code, out, err = cli(capsys, "gate", SPEC, "--baseline", "baselines", "--from", "slow", "--require-same-source")  # fmt: skip
+    code, out, err = cli(
+        capsys, "gate", SPEC, "--baseline", "baselines", "--from", "slow", "--require-same-source"
+    )
     one_error_line(code, err, "source changed since the baseline", "--require-same-source")
     assert out == ""
     # without --from the refusal comes before any measurement
@@ -357,8 +386,8 @@ def test_the_gate_catches_a_slowed_factory(nets: Path, capsys) -> None:
 
 COMMANDS = {
     "count": ["count"],
-    "profile": ["profile", "--runs", "3", "--warmup", "1", "--config", "eager"],
-    "sweep": ["sweep", "--runs", "3", "--warmup", "1", "--config", "eager"],
+    "profile": ["profile", *FAST],
+    "sweep": ["sweep", *FAST],
     "baseline": ["baseline", "save", "--counts-only"],
 }
 
@@ -370,12 +399,15 @@ COMMANDS = {
         ("py:nets.py", ["missing factory name", "py:path/to/file.py:FACTORY"]),
         ("tim:resnet50", ["unknown model source 'tim:'", "Did you mean 'timm:resnet50'?"]),
         ("py:nets.py:build?width", ["malformed keyword argument 'width'"]),
-        ("py:nets.py:broken", ["py:nets.py:broken: broken() raised ValueError: width must be positive"]),
+        (
+            "py:nets.py:broken",
+            ["py:nets.py:broken: broken() raised ValueError: width must be positive"],
+        ),
         ("py:nets.py:not_a_module", ["not_a_module() returned int, not a torch.nn.Module"]),
         ("py:nets.py:nothing", ["has no attribute 'nothing'"]),
         ("py:missing.py:build", ["file missing.py not found"]),
     ],
-)  # fmt: skip
+)
 def test_bad_specs_are_one_line_and_exit_2(nets, capsys, command, spec, needles) -> None:
     code, out, err = cli(capsys, *COMMANDS[command], spec)
     one_error_line(code, err, *needles)
@@ -396,7 +428,7 @@ def test_a_missing_library_says_what_to_install(nets, capsys, monkeypatch, comma
                     "kind": "counts",
                     "models": {f"{library}:resnet18": {"resolution": 224, "params_total": 1}},
                 }
-            )  # fmt: skip
+            )
         )
         args = [*args, "--baseline", "baselines"]
     code, _, err = cli(capsys, *args, f"{library}:resnet18")
@@ -416,10 +448,7 @@ def test_timm_spec_in_count_and_profile(nets, capsys) -> None:
     (entry,) = json.loads(out)["counts"]
     assert entry["model"] == spec and entry["input_shape"] == [1, 3, 64, 64]
     assert entry["params_total"] == 11_689_512 - 513 * 990  # timm's resnet18, 10 classes
-    code, out, err = cli(
-        capsys, "profile", "timm:test_resnet", "--runs", "3", "--warmup", "1",
-        "--config", "eager", "--out", "results", "--json",
-    )  # fmt: skip
+    code, out, err = cli(capsys, "profile", "timm:test_resnet", *FAST, "--out", "results", "--json")
     assert code == 0, err
     (row,) = json.loads(out)["rows"]
     record = json.loads(Path(row["record"]).read_text())
@@ -435,9 +464,16 @@ def test_torchvision_spec_in_count_and_profile(nets, capsys) -> None:
     (entry,) = json.loads(out)["counts"]
     assert entry["model"] == "torchvision:resnet18" and entry["params_total"] == 11_689_512
     code, out, err = cli(
-        capsys, "profile", "torchvision:mobilenet_v3_small", "-r", "64", "--runs", "3",
-        "--warmup", "1", "--config", "eager", "--out", "results", "--json",
-    )  # fmt: skip
+        capsys,
+        "profile",
+        "torchvision:mobilenet_v3_small",
+        "-r",
+        "64",
+        *FAST,
+        "--out",
+        "results",
+        "--json",
+    )
     assert code == 0, err
     (row,) = json.loads(out)["rows"]
     record = json.loads(Path(row["record"]).read_text())

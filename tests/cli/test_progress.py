@@ -117,6 +117,8 @@ def test_sweep_view_counts_every_model_measured_and_names_a_batch() -> None:
     assert "model 1/3" in text and "models 2-3/3" in text and "model 2/3" not in text
     assert "efficientnet_b0, rexnet_x1.0: building" in text
     assert "20/30 calls" in text  # 10 runs x (2 models x 1 configuration + the anchor)
+
+
 def rendered(view, width: int) -> list[str]:
     """The lines a terminal `width` columns wide shows for the view's live display."""
     buffer = io.StringIO()

@@ -67,7 +67,7 @@ def _counts():
                 "fvcore": {"aten::hardtanh": 16, "aten::silu_": 17},
                 "thop": {"SiLU": 17},
                 "torch": {"aten._native_batch_norm_legit_no_training": 62},
-            },  # fmt: skip
+            },
             model=model,
         )
 
@@ -85,10 +85,13 @@ def test_count_tables(width: int, terminal: bool) -> None:
 
     counts = _counts()
     tables = [cmd._counts_table(counts), cmd._agreement_table(counts), cmd._skipped_table(counts)]
-    rows = [ModuleRow("", "ReXNetV1", 0, 4_796_873, 398_370_392, (1, 1000)),
-            ModuleRow("features.0", "ConvBNAct", 1, 928, 10_838_016, (1, 32, 112, 112)),
-            ModuleRow("features.10.block.conv_dw", "Conv2d", 2, 1_512_000, 123_456_789,
-                      ((1, 3), (1, 2, 3)))]  # fmt: skip
+    rows = [
+        ModuleRow("", "ReXNetV1", 0, 4_796_873, 398_370_392, (1, 1000)),
+        ModuleRow("features.0", "ConvBNAct", 1, 928, 10_838_016, (1, 32, 112, 112)),
+        ModuleRow(
+            "features.10.block.conv_dw", "Conv2d", 2, 1_512_000, 123_456_789, ((1, 3), (1, 2, 3))
+        ),
+    ]
     tables.append(cmd._module_table("rexnet_x1.0", (1, 3, 224, 224), rows))
     text = show(*tables, width=width, terminal=terminal)
     check_whole(text, every_word(*tables), width)
@@ -145,12 +148,21 @@ def test_sweep_table(width: int) -> None:
     from rexbench.cli import sweep as cmd
 
     def row(model: str, ms: float | None) -> dict:
-        return {"model": model, "config": "compile_cl", "config_id": "84fad6bd21af",
-                "median_ms": ms, "record": None, "valid": True}  # fmt: skip
+        return {
+            "model": model,
+            "config": "compile_cl",
+            "config_id": "84fad6bd21af",
+            "median_ms": ms,
+            "record": None,
+            "valid": True,
+        }
 
-    data = {"measured": [row("rexnet_x1.0", 17.6543), row("timm:resnet50?drop_rate=0.1", 103.25)],
-            "kept": [row("rexnet_x1.0", 16.329)], "skipped": [row("efficientnet_b3", 81.5)],
-            "failed": [{"model": "rexnet_x2.0", "error": "x"}]}  # fmt: skip
+    data = {
+        "measured": [row("rexnet_x1.0", 17.6543), row("timm:resnet50?drop_rate=0.1", 103.25)],
+        "kept": [row("rexnet_x1.0", 16.329)],
+        "skipped": [row("efficientnet_b3", 81.5)],
+        "failed": [{"model": "rexnet_x2.0", "error": "x"}],
+    }
     table = cmd.sweep_table(data)
     text = show(table, width=width)
     check_whole(text, every_word(table), width)
@@ -163,10 +175,24 @@ def test_sweep_table(width: int) -> None:
 def _report_docs():
     from rexbench.report import paper
 
-    one = [syn.make(m, ms) for m, ms in (("rexnet_x1.0", 17.654), ("efficientnet_b0", 18.9),
-                                         ("rexnet_x1.3", 24.5), ("efficientnet_b1", 31.25))]  # fmt: skip
-    other = [syn.make(r.model.spec, 3 * r.latency.median_ms, machine="amd-epyc-2c-16e4d4e5",
-                      brand="AMD EPYC Test") for r in one]  # fmt: skip
+    one = [
+        syn.make(m, ms)
+        for m, ms in (
+            ("rexnet_x1.0", 17.654),
+            ("efficientnet_b0", 18.9),
+            ("rexnet_x1.3", 24.5),
+            ("efficientnet_b1", 31.25),
+        )
+    ]
+    other = [
+        syn.make(
+            r.model.spec,
+            3 * r.latency.median_ms,
+            machine="amd-epyc-2c-16e4d4e5",
+            brand="AMD EPYC Test",
+        )
+        for r in one
+    ]
     return [paper.build(one, sources=["results/example"]), paper.build(one + other)]
 
 
@@ -223,10 +249,22 @@ def test_gate_table(width: int, terminal: bool) -> None:
 def test_baseline_counts_table(width: int) -> None:
     from rexbench.cli import baseline as cmd
 
-    entries = {"rexnet_x1.0": {"params_total": 4_796_873, "params_trainable": 4_796_873,
-                               "macs_conv": 398_370_392, "macs_conv@224": 398_370_392, "resolution": 224},
-               "efficientnet_b3": {"params_total": 12_233_232, "params_trainable": 12_233_232,
-                                   "macs_conv": 1_827_630_040, "macs_conv@224": 1_000_000_000, "resolution": 300}}  # fmt: skip
+    entries = {
+        "rexnet_x1.0": {
+            "params_total": 4_796_873,
+            "params_trainable": 4_796_873,
+            "macs_conv": 398_370_392,
+            "macs_conv@224": 398_370_392,
+            "resolution": 224,
+        },
+        "efficientnet_b3": {
+            "params_total": 12_233_232,
+            "params_trainable": 12_233_232,
+            "macs_conv": 1_827_630_040,
+            "macs_conv@224": 1_000_000_000,
+            "resolution": 300,
+        },
+    }
     table = cmd.counts_table(entries)
     text = show(table, width=width)
     check_whole(text, every_word(table), width)

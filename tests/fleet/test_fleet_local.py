@@ -99,8 +99,22 @@ def test_dry_run_and_ctrl_c_keep_finished_records(connected, nets, tmp_path, cap
 
 
 def test_rank_study_on_the_cluster_equals_one_and_two_processes(connected, capsys) -> None:
-    study = ["rank", "study", "--networks", "6", "--ratios", "0.25,1.0", "--blocks", "a,d",
-             "--activations", "relu,none", "--d-out", "8", "16", "--json"]  # fmt: skip
+    study = [
+        "rank",
+        "study",
+        "--networks",
+        "6",
+        "--ratios",
+        "0.25,1.0",
+        "--blocks",
+        "a,d",
+        "--activations",
+        "relu,none",
+        "--d-out",
+        "8",
+        "16",
+        "--json",
+    ]
 
     def numbers(*extra: str) -> dict:
         assert run([*study, *extra]) == 0

@@ -18,8 +18,12 @@ from rexbench.measure.machine import contention
 from rexbench.records.store import load_record, write_counts, write_record
 
 OPTIONS = GateOptions(tuple(gate.merge_checks(gate.DEFAULT_CHECKS)))
-COUNTS = {"resolution": 224, "params_total": 4_796_873, "params_trainable": 4_796_873,
-          "macs_conv": 398_370_392}  # fmt: skip
+COUNTS = {
+    "resolution": 224,
+    "params_total": 4_796_873,
+    "params_trainable": 4_796_873,
+    "macs_conv": 398_370_392,
+}
 
 
 def with_contention(rec, contended_chunks: int, chunks: int = 30, neighbour: bool | None = None):
@@ -83,8 +87,13 @@ def test_a_contended_baseline_makes_the_verdict_inconclusive():
 
 def readings(one_ms: float, many_ms: float) -> dict:
     """Placement probe readings (rexbench.measure.machine.placement) of a 2-thread run."""
-    return {"version": 1, "threads": 2, "stream_mb": 16,
-            "one_thread_ns": [int(one_ms * 1e6)] * 5, "threads_ns": [int(many_ms * 1e6)] * 5}  # fmt: skip
+    return {
+        "version": 1,
+        "threads": 2,
+        "stream_mb": 16,
+        "one_thread_ns": [int(one_ms * 1e6)] * 5,
+        "threads_ns": [int(many_ms * 1e6)] * 5,
+    }
 
 
 def test_runs_on_differently_placed_cpus_are_not_judged():

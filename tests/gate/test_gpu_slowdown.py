@@ -14,8 +14,10 @@ THERMAL = 0x40
 
 def throttled(rec, mask=THERMAL):
     """`rec` with NVML readings in its validity, every one showing `mask`."""
-    readings = [{"when": w, "sm_clock_mhz": 1200, "throttle_mask": mask}
-                for w in ("before", "round 1", "after")]  # fmt: skip
+    readings = [
+        {"when": w, "sm_clock_mhz": 1200, "throttle_mask": mask}
+        for w in ("before", "round 1", "after")
+    ]
     rec.timing.validity = {"gpu": {"source": "nvml", "samples": readings, "wall_s": 5.0}}
     return rec
 

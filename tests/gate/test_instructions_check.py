@@ -22,8 +22,11 @@ METHOD = {"tool": "callgrind", "valgrind": "valgrind-3.19.0", "spread": 2e-5}
 def counted(instructions: int | None, *, torch: str = "2.13.0", valgrind="valgrind-3.19.0", **kw):
     r = record(torch=torch, **kw)
     if instructions is not None:
-        r.counts = {**r.counts, "instructions": instructions,
-                    "instructions_method": {**METHOD, "valgrind": valgrind}}  # fmt: skip
+        r.counts = {
+            **r.counts,
+            "instructions": instructions,
+            "instructions_method": {**METHOD, "valgrind": valgrind},
+        }
     return r
 
 
@@ -57,8 +60,13 @@ def test_missing_count_or_other_code_is_not_comparable():
     skipped = {"instructions_skipped": "torch.compile under valgrind would take hours"}
     why = gate.compare_instructions(check, counted(BASE).counts, skipped, **where)
     assert why.outcome == gate.NOT_COMPARABLE and "would take hours" in why.reason
-    other = gate.compare_instructions(check, counted(BASE).counts, counted(BASE).counts,
-                                      ["software.torch 2.13.0 vs 2.14.1"], **where)  # fmt: skip
+    other = gate.compare_instructions(
+        check,
+        counted(BASE).counts,
+        counted(BASE).counts,
+        ["software.torch 2.13.0 vs 2.14.1"],
+        **where,
+    )
     assert other.outcome == gate.NOT_COMPARABLE and "2.14.1" in other.reason
 
 
@@ -73,7 +81,9 @@ def test_a_baseline_counted_by_the_same_code_is_preferred_whatever_the_machine()
     (older,) = instruction_verdicts(
         [check], "rexnet_x1.0", baselines[:1], {now.run.config_id: (now.counts, now.env)}
     )
-    assert older.outcome == gate.NOT_COMPARABLE and "software.torch 2.12.0 vs 2.13.0" in older.reason
+    assert (
+        older.outcome == gate.NOT_COMPARABLE and "software.torch 2.12.0 vs 2.13.0" in older.reason
+    )
 
 
 @pytest.mark.parametrize(("factor", "code", "outcome"), [(1.0, 0, "pass"), (1.03, 1, "regression")])

@@ -109,12 +109,15 @@ def test_options_are_checked_and_kept_without_defaults(level):
         "fast": True,
     }
     for text, message in (
-        ("level:levle=basic", "level has no option 'levle' (did you mean level?); its options: level, scale, fast"),
+        (
+            "level:levle=basic",
+            "level has no option 'levle' (did you mean level?); its options: level, scale, fast",
+        ),
         ("level:level=max", "level option level='max': expected 'basic', 'all'"),
         ("level:fast=1", "level option fast=1: expected bool"),
         ("level:scale", "--config level:scale: expected NAME:KEY=VALUE, got 'scale'"),
         ("eager:fast=true", "torch has no option 'fast'; its options: none"),
-    ):  # fmt: skip
+    ):
         with pytest.raises(RexbenchError) as info:
             RunConfig.preset(text)
         assert str(info.value) == message

@@ -138,8 +138,15 @@ class Script:
         if self.calls % 2 == 1:  # an end reading: this chunk's wait
             self.total += self.waits.pop(0)
         self.calls += 1
-        return {"psi_some_us": 0, "psi_full_us": 0, "steal_ticks": 0, "total_ticks": 10,
-                "wait_ns": self.total, "faults": 0, "threads": 3}  # fmt: skip
+        return {
+            "psi_some_us": 0,
+            "psi_full_us": 0,
+            "steal_ticks": 0,
+            "total_ticks": 10,
+            "wait_ns": self.total,
+            "faults": 0,
+            "threads": 3,
+        }
 
 
 def _run(sampler, runners_per_round, rounds):
@@ -152,8 +159,12 @@ def _run(sampler, runners_per_round, rounds):
 def test_sampler_summary_counts_only_model_chunks():
     big = 10**12  # ns: a wait this large makes a chunk contended whatever its wall time
     # model chunks: contended, clean, clean, clean; the anchor's are all contended and do not count
-    sampler = ChunkSampler(["m", "anchor"], model_runners=[0], chunks_per_runner=4,
-                           reader=Script([big, big, 0, big, 0, big, 0, big]))  # fmt: skip
+    sampler = ChunkSampler(
+        ["m", "anchor"],
+        model_runners=[0],
+        chunks_per_runner=4,
+        reader=Script([big, big, 0, big, 0, big, 0, big]),
+    )
     _run(sampler, [0, 1], 4)
     summary = contention.summarize(sampler.to_dict())
     assert summary["chunks"] == 4 and summary["contended_chunks"] == 1
@@ -164,8 +175,13 @@ def test_sampler_summary_counts_only_model_chunks():
 
 def test_sampler_stops_a_run_certain_to_end_contended():
     big = 10**12
-    sampler = ChunkSampler(["m", "anchor"], model_runners=[0], chunks_per_runner=20,
-                           abort_when_contended=True, reader=Script([big] * 10))  # fmt: skip
+    sampler = ChunkSampler(
+        ["m", "anchor"],
+        model_runners=[0],
+        chunks_per_runner=20,
+        abort_when_contended=True,
+        reader=Script([big] * 10),
+    )
     with pytest.raises(ContendedRun, match="machine contended") as info:
         _run(sampler, [0, 1], 5)
     # 10% of 20 chunks = 2: the third contended model chunk makes the run certain to be contended
@@ -174,8 +190,13 @@ def test_sampler_stops_a_run_certain_to_end_contended():
 
 
 def test_clean_run_is_not_stopped_and_unmeasured_run_is_not_clean():
-    sampler = ChunkSampler(["m", "anchor"], model_runners=[0], chunks_per_runner=3,
-                           abort_when_contended=True, reader=Script([0] * 6))  # fmt: skip
+    sampler = ChunkSampler(
+        ["m", "anchor"],
+        model_runners=[0],
+        chunks_per_runner=3,
+        abort_when_contended=True,
+        reader=Script([0] * 6),
+    )
     _run(sampler, [0, 1], 3)
     assert contention.summarize(sampler.to_dict())["contended"] is False
     blind = ChunkSampler(["m"], [0], 1, reader=lambda: dict.fromkeys(contention.COUNTERS))

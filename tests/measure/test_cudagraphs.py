@@ -35,8 +35,11 @@ def test_warm_up_until_a_replay_is_seen():
         scripted(["warmup", "recording", "execution", "execution"]),
         synchronize=lambda: syncs.append(1),
     )
-    assert info == {"warmup_calls": 3, "recorded": True,
-                    "states": ["warmup", "recording", "execution"]}  # fmt: skip
+    assert info == {
+        "warmup_calls": 3,
+        "recorded": True,
+        "states": ["warmup", "recording", "execution"],
+    }
     assert calls == [True, True, True]  # under inference mode, as the timing loop: no recompile
     assert len(syncs) == 3
 

@@ -26,8 +26,15 @@ def test_sampler_reads_before_each_round_and_after_with_current_names():
     result = sampler.stop()
     assert [s["when"] for s in result["samples"]] == ["before", "round 1", "round 2", "after"]
     first = result["samples"][0]
-    assert first == {"when": "before", "t_s": 1.0, "temperature_c": 62, "sm_clock_mhz": 1980,
-                     "mem_clock_mhz": 2619, "power_w": 650.0, "throttle_mask": 0}  # fmt: skip
+    assert first == {
+        "when": "before",
+        "t_s": 1.0,
+        "temperature_c": 62,
+        "sm_clock_mhz": 1980,
+        "mem_clock_mhz": 2619,
+        "power_w": 650.0,
+        "throttle_mask": 0,
+    }
     assert result["functions"] == {
         "reasons": "nvmlDeviceGetCurrentClocksEventReasons",
         "temperature": "nvmlDeviceGetTemperatureV",
@@ -65,8 +72,12 @@ def test_driver_without_the_current_functions_falls_back():
         raise FunctionNotFound("Function Not Found")
 
     calls: list[str] = []
-    nv = fake_nvml(calls, [0], nvmlDeviceGetCurrentClocksEventReasons=missing,
-                   nvmlDeviceGetTemperatureV=missing)  # fmt: skip
+    nv = fake_nvml(
+        calls,
+        [0],
+        nvmlDeviceGetCurrentClocksEventReasons=missing,
+        nvmlDeviceGetTemperatureV=missing,
+    )
     reading = nvml.read_volatile(nv, "handle0")
     assert reading["temperature_c"] == 61 and reading["throttle_mask"] == 0
     value, name = nvml.first_answer(nv, nvml.REASON_FUNCTIONS, "handle0")
@@ -77,8 +88,12 @@ def test_unsupported_counters_are_none():
     def unsupported(*args):
         raise RuntimeError("Not Supported")
 
-    nv = fake_nvml([], [0], nvmlDeviceGetViolationStatus=unsupported,
-                   nvmlDeviceGetTotalEnergyConsumption=unsupported)  # fmt: skip
+    nv = fake_nvml(
+        [],
+        [0],
+        nvmlDeviceGetViolationStatus=unsupported,
+        nvmlDeviceGetTotalEnergyConsumption=unsupported,
+    )
     assert nvml.read_counters(nv, "h") == {
         "power_violation_ns": None,
         "thermal_violation_ns": None,
@@ -109,8 +124,12 @@ def test_no_pynvml_or_no_driver_gives_a_reason_and_no_readings(monkeypatch):
 
 def test_device_matched_by_uuid_when_torch_gives_one(monkeypatch):
     monkeypatch.setattr(gpu_state, "_torch_uuid", lambda index: "GPU-1234")
-    nv = fake_nvml([], [0], nvmlDeviceGetHandleByUUID=lambda uuid: f"by-{uuid}",
-                   nvmlDeviceGetIndex=lambda handle: 3)  # fmt: skip
+    nv = fake_nvml(
+        [],
+        [0],
+        nvmlDeviceGetHandleByUUID=lambda uuid: f"by-{uuid}",
+        nvmlDeviceGetIndex=lambda handle: 3,
+    )
     assert gpu_state.nvml_handle(nv, "cuda:1") == ("by-GPU-1234", 3, "uuid")
 
 

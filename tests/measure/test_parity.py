@@ -158,8 +158,19 @@ def test_cli_marks_the_broken_configuration_and_exits_1_unless_allowed(
     conv_bn, broken_folding, capsys
 ):
     # --in-process: the broken folding is patched into this process; a worker would not see it
-    args = ["profile", conv_bn, "--config", "eager,channels_last,max", "--runs", "2",
-            "--warmup", "0", "--threads", "1", "--in-process"]  # fmt: skip
+    args = [
+        "profile",
+        conv_bn,
+        "--config",
+        "eager,channels_last,max",
+        "--runs",
+        "2",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+        "--in-process",
+    ]
     code = cli(args)
     out = capsys.readouterr()
     assert code == 1

@@ -10,8 +10,13 @@ from rexbench.measure.machine import placement
 
 
 def readings(one_ms: float, many_ms: float, threads: int = 2, n: int = 5) -> dict:
-    return {"version": 1, "threads": threads, "stream_mb": 16,
-            "one_thread_ns": [int(one_ms * 1e6)] * n, "threads_ns": [int(many_ms * 1e6)] * n}  # fmt: skip
+    return {
+        "version": 1,
+        "threads": threads,
+        "stream_mb": 16,
+        "one_thread_ns": [int(one_ms * 1e6)] * n,
+        "threads_ns": [int(many_ms * 1e6)] * n,
+    }
 
 
 def test_signature_is_the_ratio_of_medians():

@@ -43,9 +43,13 @@ class Toy(nn.Module):
         )
         self.block = nn.Sequential(nn.Conv2d(8, 12, 1, bias=False), nn.BatchNorm2d(12))
         self.gate = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Conv2d(12, 4, 1), nn.BatchNorm2d(4), nn.ReLU(),
-            nn.Conv2d(4, 12, 1), nn.Sigmoid(),
-        )  # fmt: skip
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(12, 4, 1),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.Conv2d(4, 12, 1),
+            nn.Sigmoid(),
+        )
         self.head = nn.Linear(12, 5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -155,8 +155,21 @@ def test_an_export_that_fails_is_one_line_and_the_other_configs_are_kept(bessel,
 
 
 def test_cli_prints_the_failure_and_exits_1(bessel, capsys):
-    code = cli(["profile", bessel, "--config", "eager,ort", "--runs", "2", "--warmup", "0",
-                "--threads", "1", "--json"])  # fmt: skip
+    code = cli(
+        [
+            "profile",
+            bessel,
+            "--config",
+            "eager,ort",
+            "--runs",
+            "2",
+            "--warmup",
+            "0",
+            "--threads",
+            "1",
+            "--json",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     lines = [line for line in captured.err.splitlines() if line.startswith("failed:")]

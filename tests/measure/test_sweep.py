@@ -24,8 +24,9 @@ class FakeProfile:
     """Stands in for profile.profile_models: one synthetic record per config, written like it
     (none when out_dir is None). Call n gives medians of 5 n ms, created on day n of 2026."""
 
-    def __init__(self, machine: str = MACHINE, interrupt_at: str | None = None,
-                 fail_at: str | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, machine: str = MACHINE, interrupt_at: str | None = None, fail_at: str | None = None
+    ) -> None:
         self.machine, self.interrupt_at, self.fail_at = machine, interrupt_at, fail_at
         self.calls: list[tuple[str, list[str]]] = []
         self.together: list[bool] = []
@@ -63,16 +64,28 @@ class FakeProfile:
 def test_named_sets() -> None:
     named = sw.sets()
     assert named["table5"] == (
-        "rexnet_x0.9", "efficientnet_b0", "rexnet_x1.0", "efficientnet_b1", "rexnet_x1.3",
-        "efficientnet_b2", "rexnet_x1.5", "efficientnet_b3", "rexnet_x2.0",
-    )  # fmt: skip
+        "rexnet_x0.9",
+        "efficientnet_b0",
+        "rexnet_x1.0",
+        "efficientnet_b1",
+        "rexnet_x1.3",
+        "efficientnet_b2",
+        "rexnet_x1.5",
+        "efficientnet_b3",
+        "rexnet_x2.0",
+    )
     assert named["tableA1"][0] == "rexnet_plain" and len(named["tableA1"]) == 11
     assert sorted(named["tableA2"]) == sorted(
         [f"rexnet_lite_x{w}" for w in ("1.0", "1.3", "1.5", "2.0")]
         + [f"efficientnet_lite{i}" for i in range(4)]
     )
-    assert named["mobile"] == ("mobilenet_v1", "mobilenet_v2", "mobilenet_v2_x1.4",
-                               "mobilenet_v3_large", "mobilenet_v3_small")  # fmt: skip
+    assert named["mobile"] == (
+        "mobilenet_v1",
+        "mobilenet_v2",
+        "mobilenet_v2_x1.4",
+        "mobilenet_v3_large",
+        "mobilenet_v3_small",
+    )
     assert len(named["all"]) == 28 == len(set(named["all"]))
 
 
@@ -138,11 +151,17 @@ def test_groups_join_the_models_of_each_claim() -> None:
     items = [sw.PlanItem(spec, [EAGER]) for spec in sw.sets()["table5"]]
     grouped = [[i.spec for i in g] for g in sw.groups(items)]
     # x2.0 vs B3 and vs B1, x1.3 vs B1 (Figure 3 caption), x1.0 vs B0, x1.5 vs B2; x0.9 alone
-    assert sorted(map(sorted, grouped)) == sorted(map(sorted, [
-        ["rexnet_x0.9"], ["efficientnet_b0", "rexnet_x1.0"],
-        ["efficientnet_b1", "rexnet_x1.3", "efficientnet_b3", "rexnet_x2.0"],
-        ["efficientnet_b2", "rexnet_x1.5"],
-    ]))  # fmt: skip
+    assert sorted(map(sorted, grouped)) == sorted(
+        map(
+            sorted,
+            [
+                ["rexnet_x0.9"],
+                ["efficientnet_b0", "rexnet_x1.0"],
+                ["efficientnet_b1", "rexnet_x1.3", "efficientnet_b3", "rexnet_x2.0"],
+                ["efficientnet_b2", "rexnet_x1.5"],
+            ],
+        )
+    )
     assert [len(g) for g in sw.groups(items, "all")] == [9]
     assert [len(g) for g in sw.groups(items, "none")] == [1] * 9
     with pytest.raises(RexbenchError, match="--interleave 'pairs': choose one of claims, all"):
@@ -152,8 +171,9 @@ def test_groups_join_the_models_of_each_claim() -> None:
 def test_a_claims_pair_is_measured_together_even_when_one_model_was_done(tmp_path) -> None:
     fake = FakeProfile()
     specs = ["rexnet_x1.0", "efficientnet_b0", "mobilenet_v3_small"]
-    sw.run(sw.plan(["rexnet_x1.0"], [EAGER], tmp_path, machine_id=MACHINE), tmp_path,
-           profile_fn=fake)  # fmt: skip
+    sw.run(
+        sw.plan(["rexnet_x1.0"], [EAGER], tmp_path, machine_id=MACHINE), tmp_path, profile_fn=fake
+    )
     stored = tmp_path / MACHINE / f"rexnet_x1.0__eager__{EAGER.config_id}.json"
     before = stored.read_bytes()
     items = sw.plan(specs, [EAGER], tmp_path, machine_id=MACHINE)
@@ -167,8 +187,10 @@ def test_a_claims_pair_is_measured_together_even_when_one_model_was_done(tmp_pat
     result = sw.run(
         items, tmp_path, profile_fn=fake, on_model=lambda i, b: seen.append((i, b.specs))
     )
-    assert fake.calls[1:] == [("rexnet_x1.0, efficientnet_b0", ["eager"]),
-                              ("mobilenet_v3_small", ["eager"])]  # fmt: skip
+    assert fake.calls[1:] == [
+        ("rexnet_x1.0, efficientnet_b0", ["eager"]),
+        ("mobilenet_v3_small", ["eager"]),
+    ]
     assert fake.together == [False, True, False]
     assert seen == [(0, ["rexnet_x1.0", "efficientnet_b0"]), (2, ["mobilenet_v3_small"])]
     assert [r.model.spec for r in result.records] == specs

@@ -53,8 +53,9 @@ class FakeSampler:
 def test_round_watch_reads_the_gpu_once_per_round_and_counts_recompiles():
     sampler, counters = FakeSampler(), {"graphs": 0, "cudagraph_skips": 0}
     names = ["compile_cl", "eager", "anchor:conv4"]
-    watch = validity.RoundWatch("cuda:0", names, ["compile_cl"], sampler=sampler,
-                                read_counters=lambda: dict(counters))  # fmt: skip
+    watch = validity.RoundWatch(
+        "cuda:0", names, ["compile_cl"], sampler=sampler, read_counters=lambda: dict(counters)
+    )
     watch.start()
     for name in names:
         watch.on_event(ProgressEvent("warmup", name, 2, 2))
@@ -123,7 +124,7 @@ def test_old_records_without_validity_still_load():
                 "device_start": None,
                 "device_end": None,
             },
-        }  # fmt: skip
+        }
     )
     assert record.timing.validity == {}
     assert validity.slowdown_of(record) is None and validity.recompiled_of(record) == 0

@@ -256,8 +256,23 @@ def alive(pid: int) -> bool:
 
 
 def test_ctrl_c_exits_130_keeps_the_finished_records_and_leaves_no_worker(nets: Path) -> None:
-    args = [sys.executable, "-m", "rexbench", "profile", NET, "py:nets.py:Slow", *BOTH,
-            "--threads", "1", "--runs", "300", "--warmup", "1", "--out", "runs"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "rexbench",
+        "profile",
+        NET,
+        "py:nets.py:Slow",
+        *BOTH,
+        "--threads",
+        "1",
+        "--runs",
+        "300",
+        "--warmup",
+        "1",
+        "--out",
+        "runs",
+    ]
     profile = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first: set[int] = set()  # the workers of the first model
     deadline = time.monotonic() + 180

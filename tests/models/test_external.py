@@ -328,7 +328,9 @@ def test_zoo_and_library_provenance(monkeypatch: pytest.MonkeyPatch):
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "version", missing)
-    with pytest.raises(RexbenchError, match=r"timm is not installed; install it with: pip install timm torchvision"):
+    with pytest.raises(
+        RexbenchError, match=r"timm is not installed; install it with: pip install timm torchvision"
+    ):
         provenance(parse("timm:resnet50"))
 
 
@@ -371,7 +373,9 @@ def test_missing_library_says_what_to_install(monkeypatch: pytest.MonkeyPatch, l
     message = one_line_error(f"{library}:resnet18")
     first = "timm " if library == "timm" else ""
     pin = f'pip install {first}"torchvision==0.{int(torch.__version__.split(".")[1]) + 15}.*" "torch=={torch.__version__}"'
-    assert message.startswith(f"{library} is not installed; install it with: {pin} (pins your torch")
+    assert message.startswith(
+        f"{library} is not installed; install it with: {pin} (pins your torch"
+    )
 
 
 def test_broken_library_install_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -567,9 +571,7 @@ def _reference(entry):
 
 
 @pytest.mark.external
-@pytest.mark.parametrize(
-    "entry", [e for e in MODELS if _reference(e)], ids=lambda e: e.name
-)  # fmt: skip
+@pytest.mark.parametrize("entry", [e for e in MODELS if _reference(e)], ids=lambda e: e.name)
 def test_built_in_models_have_the_reference_librarys_parameters_and_keys(entry) -> None:
     """The real timm / torchvision model each built-in one reproduces: same parameter count, same
     state-dict keys and shapes (so their checkpoints load as they are)."""

@@ -207,9 +207,14 @@ def test_dumps_inlines_only_number_lists():
 
 
 def test_parity_and_run_id_round_trip_and_decide_validity():
-    parity = {"valid": False, "rel_l2": 0.21, "max_abs_diff": 0.05, "top1_agreement": 0.0,
-              "tolerance": {"rel_l2": 1e-3, "dtype": "fp32", "source": "..."},
-              "reason": "relative L2 error 0.21 > 0.001 (fp32 tolerance)"}  # fmt: skip
+    parity = {
+        "valid": False,
+        "rel_l2": 0.21,
+        "max_abs_diff": 0.05,
+        "top1_agreement": 0.0,
+        "tolerance": {"rel_l2": 1e-3, "dtype": "fp32", "source": "..."},
+        "reason": "relative L2 error 0.21 > 0.001 (fp32 tolerance)",
+    }
     record = make_record(parity=parity)
     record.timing.run_id = "00ff00ff00ff00ff"
     back = Record.from_json(record.to_json())
@@ -236,5 +241,7 @@ def test_records_written_before_the_parity_check_still_load_as_not_checked():
     old = Record.from_dict(data)
     assert old.parity == {} and old.valid and old.run_id is None
     assert old.parity_text == "not checked" and old.parity_cell == "-"
-    committed = load_records(Path(__file__).parents[2] / "results" / "example" / "amd-epyc-2c-16e4d4e5")
+    committed = load_records(
+        Path(__file__).parents[2] / "results" / "example" / "amd-epyc-2c-16e4d4e5"
+    )
     assert committed and all(r.valid and r.parity == {} for r in committed)

@@ -42,7 +42,8 @@ def test_noise_and_small_steps_are_not_reported():
     assert detect_steps(noisy([30.0] * 40, seed=7)) == []
     # +1.5% is significant with so little noise, but below min_size: a wiggle, not a step
     quiet = noisy([30.0] * 20 + [30.45] * 20, sigma=0.001, seed=1)
-    assert detect_steps(quiet) == [] and [s.index for s in detect_steps(quiet, min_size=0.01)] == [20]
+    assert detect_steps(quiet) == []
+    assert [s.index for s in detect_steps(quiet, min_size=0.01)] == [20]
 
 
 def test_step_sizes_are_between_the_adjacent_levels():
@@ -54,7 +55,10 @@ def test_step_sizes_are_between_the_adjacent_levels():
 def test_exact_counts_step_at_every_change_even_a_one_commit_blip():
     steps = exact_steps([100] * 4 + [120, 999, 120, 120])
     assert [(s.index, s.before, s.after, s.p_value) for s in steps] == [
-        (4, 100, 120, 0.0), (5, 120, 999, 0.0), (6, 999, 120, 0.0)]  # fmt: skip
+        (4, 100, 120, 0.0),
+        (5, 120, 999, 0.0),
+        (6, 999, 120, 0.0),
+    ]
     assert exact_steps([0, 0, 3])[0].size == 3 and exact_steps([5, 5]) == []
 
 

@@ -19,8 +19,11 @@ def at_commit(i: int, median_ms: float, *, macs=398_370_392, spec="rexnet_x1.0")
     rec = record(median_ms, seed=i, spec=spec)
     rec.timing.samples_ns = lognormal(median_ms, n=100, sigma=0.01, seed=i)
     rec.counts["macs_conv"] = macs
-    rec.env["git"] = {"commit": f"{i:02d}" + "a" * 38, "dirty": False,
-                      "date": f"2026-01-{1 + i:02d}T12:00:00+00:00"}  # fmt: skip
+    rec.env["git"] = {
+        "commit": f"{i:02d}" + "a" * 38,
+        "dirty": False,
+        "date": f"2026-01-{1 + i:02d}T12:00:00+00:00",
+    }
     return rec
 
 
@@ -93,8 +96,19 @@ def test_cli_history(tmp_path, capsys):
     for rec in series_records([30.0] * 6 + [36.0] * 6):
         write_record(rec, tmp_path / "results" / rec.env["git"]["commit"][:8])
     summary = tmp_path / "summary.md"
-    code = run(["history", "rexnet_x1.0", "--from", str(tmp_path / "results"), "--json",
-                "--summary", str(summary), "--plot", str(tmp_path / "h.png")])  # fmt: skip
+    code = run(
+        [
+            "history",
+            "rexnet_x1.0",
+            "--from",
+            str(tmp_path / "results"),
+            "--json",
+            "--summary",
+            str(summary),
+            "--plot",
+            str(tmp_path / "h.png"),
+        ]
+    )
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     (s,) = data["series"]

@@ -100,10 +100,21 @@ def crowded() -> list:
     """14 ReXNet and EfficientNet models, each in 3 configurations at 1 and 2 threads on CPU and
     GPU, all within 16-26 ms: 12 lines and 14 labels in each latency panel."""
     specs = [
-        "rexnet_x0.9", "rexnet_x1.0", "rexnet_x1.1", "rexnet_x1.2", "rexnet_x1.3", "rexnet_x1.4",
-        "rexnet_x1.5", "rexnet_x2.0", "rexnet_x2.2", "rexnet_x3.0",
-        "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3",
-    ]  # fmt: skip
+        "rexnet_x0.9",
+        "rexnet_x1.0",
+        "rexnet_x1.1",
+        "rexnet_x1.2",
+        "rexnet_x1.3",
+        "rexnet_x1.4",
+        "rexnet_x1.5",
+        "rexnet_x2.0",
+        "rexnet_x2.2",
+        "rexnet_x3.0",
+        "efficientnet_b0",
+        "efficientnet_b1",
+        "efficientnet_b2",
+        "efficientnet_b3",
+    ]
     out = []
     for i, spec in enumerate(specs):
         for j, preset in enumerate(("eager", "max", "ort")):

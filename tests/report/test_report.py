@@ -18,10 +18,20 @@ from rexbench.report.render import to_html, to_markdown
 
 A, B = "xeon-8c-aaaa0001", "epyc-2c-bbbb0002"
 # reference machine A and a machine B on which B0 overtakes x1.0 and x2.0 overtakes x1.5
-ON_A = {"rexnet_x1.0": 40.0, "rexnet_x1.5": 50.0, "rexnet_x2.0": 60.0, "efficientnet_b0": 42.0,
-        "efficientnet_b3": 90.0}  # fmt: skip
-ON_B = {"rexnet_x1.0": 30.0, "rexnet_x1.5": 55.0, "rexnet_x2.0": 45.0, "efficientnet_b0": 20.0,
-        "efficientnet_b3": 60.0}  # fmt: skip
+ON_A = {
+    "rexnet_x1.0": 40.0,
+    "rexnet_x1.5": 50.0,
+    "rexnet_x2.0": 60.0,
+    "efficientnet_b0": 42.0,
+    "efficientnet_b3": 90.0,
+}
+ON_B = {
+    "rexnet_x1.0": 30.0,
+    "rexnet_x1.5": 55.0,
+    "rexnet_x2.0": 45.0,
+    "efficientnet_b0": 20.0,
+    "efficientnet_b3": 60.0,
+}
 
 
 def machine_a(**kw):
@@ -212,8 +222,15 @@ def test_cli_report_out_and_json(tmp_path, capsys) -> None:
     assert run([*argv, "--reference", str(tmp_path / "b")]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["reference"] == B and data["machines"] == [A, B]
-    assert {s["id"] for s in data["sections"]} >= {"hardware", "speed", "ranking", "machines",
-                                                   "counts", "latency", "claims"}  # fmt: skip
+    assert {s["id"] for s in data["sections"]} >= {
+        "hardware",
+        "speed",
+        "ranking",
+        "machines",
+        "counts",
+        "latency",
+        "claims",
+    }
     assert sorted(p.name for p in out.iterdir()) == ["figure3.png", "report.html", "report.md"]
     assert run(["report", str(tmp_path / "a")]) == 0
     printed = capsys.readouterr().out

@@ -16,9 +16,14 @@ from rexbench.report.claims import claim_rows, claims_section
 from rexbench.report.figure3 import figure3, summary
 from rexbench.report.runtimes import runtime_section
 
-INVALID = {"valid": False, "rel_l2": 0.3, "max_abs_diff": 0.1, "top1_agreement": 0.0,
-           "tolerance": {"rel_l2": 1e-3, "dtype": "fp32", "source": "..."},
-           "reason": "relative L2 error 0.3 > 0.001 (fp32 tolerance)"}  # fmt: skip
+INVALID = {
+    "valid": False,
+    "rel_l2": 0.3,
+    "max_abs_diff": 0.1,
+    "top1_agreement": 0.0,
+    "tolerance": {"rel_l2": 1e-3, "dtype": "fp32", "source": "..."},
+    "reason": "relative L2 error 0.3 > 0.001 (fp32 tolerance)",
+}
 VALID = {**INVALID, "valid": True, "rel_l2": 4e-7, "reason": None}
 
 
@@ -97,8 +102,9 @@ def test_figure_leaves_invalid_records_out_and_draws_one_runtime_or_several():
 def test_cli_plot_and_report_with_runtimes(tmp_path, capsys):
     for r in table5():
         write_record(r, tmp_path)
-    assert run(["plot", str(tmp_path), "--config", "ort,openvino", "--out",
-                str(tmp_path / "f.png"), "--json"]) == 0  # fmt: skip
+    figure = str(tmp_path / "f.png")
+    code = run(["plot", str(tmp_path), "--config", "ort,openvino", "--out", figure, "--json"])
+    assert code == 0
     data = json.loads(capsys.readouterr().out)
     # one machine, one dtype and batch: a line is named by what tells it apart, its configuration
     assert sorted(data["panels"][1]["lines"]) == [

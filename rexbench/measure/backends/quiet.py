@@ -1,5 +1,6 @@
-"""Exporters and converters print progress, graphs and deprecation notices: `quiet()` keeps them off
-the console for the duration (their errors still reach the caller)."""
+"""Exporters, converters and counting libraries (fvcore, thop, JIT tracing) print progress, graphs
+and deprecation notices: `quiet()` keeps them off the console for the duration (their errors still
+reach the caller)."""
 
 from __future__ import annotations
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import io
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from math import prod
 from typing import TYPE_CHECKING, Any
+
+from rexbench.measure.backends.quiet import quiet
 
 if TYPE_CHECKING:
     import torch
@@ -93,14 +93,6 @@ def evaluating(model: nn.Module) -> Iterator[None]:
             module.training = training
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence library warnings and prints (fvcore, thop, JIT tracing) so they never reach the CLI."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
-
-
 # --- the four backends: each returns (total, conv+linear MACs seen, skipped) ------------------------
 
 
@@ -124,7 +116,7 @@ _FVCORE_CONV_LINEAR = ("conv", "linear", "addmm", "mm")  # by_operator() keys of
 
 
 def _count_fvcore(model: nn.Module, x: torch.Tensor) -> tuple[int, int, dict[str, int]]:
-    with _quiet():
+    with quiet():
         from fvcore.nn import FlopCountAnalysis
 
         with evaluating(model):
@@ -139,7 +131,7 @@ def _count_fvcore(model: nn.Module, x: torch.Tensor) -> tuple[int, int, dict[str
 
 
 def _count_thop(model: nn.Module, x: torch.Tensor) -> tuple[int, int, dict[str, int]]:
-    with _quiet():
+    with quiet():
         import thop
         from thop.profile import register_hooks
         from thop.vision.basic_hooks import count_convNd, count_linear

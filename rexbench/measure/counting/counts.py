@@ -50,6 +50,15 @@ CONVENTIONS = (
     "macs_* count one multiply-add as one; flops_torch = 2 x MACs; "
     "macs_conv is the paper's FLOPs (Conv + Linear multiply-adds, bias not counted)"
 )
+#: The numbers a Counts holds, in its order: `rexbench count`'s columns and the gate's exact checks.
+NUMBERS = (
+    "params_total",
+    "params_trainable",
+    "macs_conv",
+    "macs_fvcore",
+    "macs_thop",
+    "flops_torch",
+)
 DEFAULT_RESOLUTION = 224  # default input of `count_model` / `count_by_module` (a model at hand)
 
 

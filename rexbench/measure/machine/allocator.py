@@ -81,8 +81,21 @@ def steady_allocator() -> dict[str, Any]:
 class _MallInfo2(ctypes.Structure):
     """glibc's struct mallinfo2 (malloc.h, glibc 2.33+): every field a size_t."""
 
-    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks",
-                "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]  # fmt: skip
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
 
 
 def heap_state() -> dict[str, int] | None:

@@ -98,8 +98,11 @@ class GpuSampler:
         _, temperature = first_answer(
             nv, TEMPERATURE_FUNCTIONS, self._handle, nv.NVML_TEMPERATURE_GPU
         )
-        self._info = {"nvml_index": index, "matched_by": matched,
-                      "functions": {"reasons": reasons, "temperature": temperature}}  # fmt: skip
+        self._info = {
+            "nvml_index": index,
+            "matched_by": matched,
+            "functions": {"reasons": reasons, "temperature": temperature},
+        }
         self._t0 = self._clock()
         self._counters = read_counters(nv, self._handle)
         self.sample("before")
@@ -139,8 +142,13 @@ class GpuSampler:
         return self.result()
 
     def result(self) -> dict[str, Any]:
-        return {"source": "nvml", "device": self.device, "error": self.error, **self._info,
-                "samples": list(self.samples)}  # fmt: skip
+        return {
+            "source": "nvml",
+            "device": self.device,
+            "error": self.error,
+            **self._info,
+            "samples": list(self.samples),
+        }
 
     def _shutdown(self) -> None:
         with contextlib.suppress(Exception):

@@ -120,8 +120,10 @@ def read_counters(nv: Any, handle: Any) -> dict[str, Any]:
     loaded (nvmlDeviceGetTotalEnergyConsumption, mJ). Differences over a run say how much of it was
     slowed down, whenever NVML was asked; None where unsupported."""
     out: dict[str, Any] = {}
-    for key, policy in (("power_violation_ns", "NVML_PERF_POLICY_POWER"),
-                        ("thermal_violation_ns", "NVML_PERF_POLICY_THERMAL")):  # fmt: skip
+    for key, policy in (
+        ("power_violation_ns", "NVML_PERF_POLICY_POWER"),
+        ("thermal_violation_ns", "NVML_PERF_POLICY_THERMAL"),
+    ):
         try:
             out[key] = int(
                 nv.nvmlDeviceGetViolationStatus(handle, getattr(nv, policy)).violationTime

@@ -67,8 +67,13 @@ class Probe:
         self._buffers = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": VERSION, "threads": self.threads, "stream_mb": self.megabytes,
-                "one_thread_ns": self.one, "threads_ns": self.many}  # fmt: skip
+        return {
+            "version": VERSION,
+            "threads": self.threads,
+            "stream_mb": self.megabytes,
+            "one_thread_ns": self.one,
+            "threads_ns": self.many,
+        }
 
 
 def signature(data: dict[str, Any] | None) -> float | None:

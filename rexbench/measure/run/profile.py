@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rexbench.errors import RexbenchError
+from rexbench.errors import RexbenchError, first_line
 from rexbench.measure.backends.inputs import check_dtype, resolve_device
 from rexbench.measure.backends.registry import BACKENDS
 from rexbench.measure.config import RunConfig
@@ -32,7 +32,6 @@ from rexbench.measure.run.rounds import (
     ProgressFn,
     RecordFn,
     RoundOptions,
-    first_line,
     measure_prepared,
 )
 from rexbench.measure.run.workers import Isolation, WorkerPool
@@ -268,6 +267,7 @@ def _prepare_model(
     the heap, and a compiled model ran 8-12% slower than in a minimal loop when both virtual CPUs
     shared one core complex (docs/gate.md)."""
     from rexbench.measure.checks import parity
+
     name = str(spec)
     model, shapes, counts = built_and_counted(spec, configs, options)
     if options.weights is None:

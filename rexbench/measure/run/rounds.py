@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rexbench.errors import RexbenchError
+from rexbench.errors import RexbenchError, first_line
 from rexbench.measure.checks.derived import derived
 from rexbench.measure.checks.validity import RoundWatch
 from rexbench.measure.config import RunConfig
-from rexbench.measure.machine import contention, own_threads, placement
+from rexbench.measure.machine import contention, placement
 from rexbench.measure.machine import env as envmod
 from rexbench.measure.machine.allocator import heap_state, steady_allocator
+from rexbench.measure.run.runners import config_runners, flusher, labelled, sampled
 from rexbench.measure.timing.anchor import Anchor
 from rexbench.measure.timing.devices import DeviceOps
 from rexbench.measure.timing.l2flush import make_flusher
@@ -127,43 +128,24 @@ def measure_prepared(
     allocator = steady_allocator() if options.device == "cpu" else None
     if allocator is not None:  # the heap the warm-up starts from (a new dict: the policy is cached)
         allocator = {**allocator, "heap_before_warmup": heap_state()}
-    names, where = _labelled(items, name)
-    flush = _flusher(items, options)
-    watch = RoundWatch(
-        options.device,
-        [*names, f"anchor:{options.anchor.name}"],
-        [n for n, i in zip(names, items, strict=True) if i.config.compile and not i.remote],
-    )
-    with backend_settings():  # every setup's changes are undone afterwards
-        start = envmod.device_snapshot(options.device)
-        watch.start()
-        try:
-            timings, sampler = _run_rounds(
-                name, items, options, (names, flush, watch.on_event, where)
-            )
-        finally:
-            watch.finish()
-        end = envmod.device_snapshot(options.device)
-    anchor_ns = timings[-1].samples_ns
+    rounds = _measured(name, items, options)
     if allocator is not None:
         base_env = {**base_env, "allocator": allocator}
     records = []
-    for item, timing, runner in zip(items, timings[:-1], names, strict=True):
+    for item, timing, runner in zip(items, rounds.timings[:-1], rounds.names, strict=True):
         model = item.spec or spec
         record = Record(
             model=ModelInfo.from_spec(model, _provenance(model, options.weights)),
             run=RunInfo.from_config(item.config),
             env={**base_env, "threads": item.threads},
             counts=item.counts,
-            timing=_record_timing(
-                item, timing, anchor_ns, options.anchor, (start, end), run_id=run_id
-            ),
+            timing=_record_timing(item, timing, rounds, options.anchor, run_id=run_id),
             parity=dict(item.parity or {}),
         )
-        record.timing.validity = watch.validity(runner)
-        if item.config.flush_l2 and flush is not None:
-            record.timing.validity["l2_flush"] = dict(flush.info)  # type: ignore[attr-defined]
-        record.timing.contention = sampler.to_dict()
+        record.timing.validity = rounds.watch.validity(runner)
+        if item.config.flush_l2 and rounds.flush is not None:
+            record.timing.validity["l2_flush"] = dict(rounds.flush.info)  # type: ignore[attr-defined]
+        record.timing.contention = rounds.sampler.to_dict()
         if options.instructions:  # after the rounds: a valgrind process, never beside the timing
             record.counts = {**record.counts, **_instructions(model, item.config, options)}
         if item.remote is not None:  # its worker's allocator and recompilations, a fault if any
@@ -173,7 +155,11 @@ def measure_prepared(
             record.summary, record.warnings = derived(record, notes, bn_remaining)
         else:
             record.warnings = list(notes)
-        path = None if options.out_dir is None else write_record(record, options.out_dir, replace=False)
+        path = (
+            None
+            if options.out_dir is None
+            else write_record(record, options.out_dir, replace=False)
+        )
         options.emit(ProfileEvent("record", str(model), item.config.label))
         if options.on_record is not None:
             options.on_record(record, path)
@@ -181,34 +167,67 @@ def measure_prepared(
     return records
 
 
+@dataclass(frozen=True)
+class _Rounds:
+    """One measurement's interleaved rounds, as its records take them: the runners' names and
+    timings (the anchor's last), the L2 flush, the round watch (GPU state, recompilations), the
+    contention sampler, and the device state before and after the rounds."""
+
+    names: list[str]
+    timings: list[TimerResult]
+    flush: Callable[[], None] | None
+    watch: RoundWatch
+    sampler: contention.ChunkSampler
+    device_start: dict[str, Any]
+    device_end: dict[str, Any]
+
+
+def _measured(name: str, items: Sequence[PreparedConfig], options: RoundOptions) -> _Rounds:
+    """The rounds of `items` and the anchor, watched; every setup's backend changes undone after."""
+    names, where = labelled(items, name)
+    flush = flusher(items, options)
+    watch = RoundWatch(
+        options.device,
+        [*names, f"anchor:{options.anchor.name}"],
+        [n for n, i in zip(names, items, strict=True) if i.config.compile and not i.remote],
+    )
+    with backend_settings():
+        start = envmod.device_snapshot(options.device)
+        watch.start()
+        try:
+            timings, sampler = _run_rounds(
+                name, items, options, names=names, flush=flush, watch=watch.on_event, where=where
+            )
+        finally:
+            watch.finish()
+        end = envmod.device_snapshot(options.device)
+    return _Rounds(
+        names=names,
+        timings=timings,
+        flush=flush,
+        watch=watch,
+        sampler=sampler,
+        device_start=start,
+        device_end=end,
+    )
+
+
 def _run_rounds(
     name: str,
     items: Sequence[PreparedConfig],
     options: RoundOptions,
-    hooks: tuple[
-        list[str],
-        Callable[[], None] | None,
-        Callable[[ProgressEvent], None],
-        dict[str, tuple[str, str]],
-    ],
+    *,
+    names: list[str],
+    flush: Callable[[], None] | None,
+    watch: Callable[[ProgressEvent], None],
+    where: dict[str, tuple[str, str]],
 ) -> tuple[list[TimerResult], contention.ChunkSampler]:
     """The configurations' runners and then the anchor's, measured interleaved; the kernel's
-    contention counters are read right before and right after every chunk. hooks: the runner
-    names, the L2 flush (for configs with flush_l2), what sees every progress event first, and each
-    runner's (model, configuration label) for the progress events."""
+    contention counters are read right before and right after every chunk. names: the runners'
+    names; flush: the L2 flush (for configs with flush_l2); watch: what sees every progress event
+    first; where: each runner's (model, configuration label) for the progress events."""
     configs = [item.config for item in items]
-    names, flush, watch, where = hooks
-    runners = [
-        Runner(
-            label,
-            item.prepared.run,
-            item.config.batch_size,
-            _backend_setter(item) if item.remote is None else None,
-            before_call=flush if item.config.flush_l2 and item.remote is None else None,
-            remote=item.remote,  # a worker process times its chunks (rexbench.measure.run.workers)
-        )  # fmt: skip
-        for label, item in zip(names, items, strict=True)
-    ]
+    runners = config_runners(items, names, flush)
     anchor = options.anchor
     runners.append(Runner(f"anchor:{anchor.name}", anchor.fn, anchor.batch_size, anchor.setup))
     sampler = contention.ChunkSampler(
@@ -219,7 +238,7 @@ def _run_rounds(
         readers={i: item.remote.counters for i, item in enumerate(items) if item.remote},
     )
     for i, runner in enumerate(runners):
-        runner.setup = _sampled(runner.setup, sampler, i)
+        runner.setup = sampled(runner.setup, sampler, i)
     probe = _probe(items, options)
     anchor_chunks = [0]
 
@@ -266,42 +285,11 @@ def _probe(items: Sequence[PreparedConfig], options: RoundOptions) -> placement.
     return placement.Probe(threads) if options.device == "cpu" and threads > 1 and real else None
 
 
-def _sampled(
-    setup: Callable[[], None] | None, sampler: contention.ChunkSampler, runner: int
-) -> Callable[[], None]:
-    """The runner's setup, then a contention reading: the last thing before its chunk starts."""
-
-    def run() -> None:
-        if setup is not None:
-            setup()
-        sampler.start(runner)
-
-    return run
-
-
-def _labelled(
-    items: Sequence[PreparedConfig], name: str
-) -> tuple[list[str], dict[str, tuple[str, str]]]:
-    """Runner names (the config labels; "model label" when several models share the rounds) and
-    each runner's (model, label)."""
-    configs = [item.config for item in items]
-    models = [str(item.spec) if item.spec is not None else name for item in items]
-    labels = [""] * len(items)
-    for model in dict.fromkeys(models):  # a label shared by two configs of one model gets its id
-        mine = [i for i, m in enumerate(models) if m == model]
-        for i, label in zip(mine, _runner_names([configs[i] for i in mine]), strict=True):
-            labels[i] = label
-    several = len(set(models)) > 1
-    names = [f"{m} {label}" if several else label for m, label in zip(models, labels, strict=True)]
-    return names, {n: (m, label) for n, m, label in zip(names, models, labels, strict=True)}
-
-
 def _record_timing(
     item: PreparedConfig,
     timing: TimerResult,
-    anchor_ns: list[int],
+    rounds: _Rounds,
     anchor: Anchor,
-    snapshots: tuple[dict[str, Any], dict[str, Any]],
     *,
     run_id: str | None = None,
 ) -> Timing:
@@ -313,9 +301,9 @@ def _record_timing(
         compile_s=item.prepared.compile_s,
         peak_memory_bytes=timing.peak_memory_bytes,
         peak_memory_kind=_memory_kind(timing.memory_method),
-        device_start=snapshots[0],
-        device_end=snapshots[1],
-        anchor_ns=anchor_ns,
+        device_start=rounds.device_start,
+        device_end=rounds.device_end,
+        anchor_ns=rounds.timings[-1].samples_ns,
         anchor=anchor.info(),
         backend=timing.backend,
         preparation=item.prepared.to_dict(),
@@ -332,45 +320,6 @@ def _instructions(spec: ModelSpec, config: RunConfig, options: RoundOptions) -> 
     return counts_or_reason(str(spec), config, weights=options.weights)
 
 
-def _flusher(items: Sequence[PreparedConfig], options: RoundOptions) -> Callable[[], None] | None:
-    """One L2 flush for every configuration that asks for it (rexbench.measure.timing.l2flush)."""
-    if not any(item.config.flush_l2 for item in items):
-        return None
-    return options.make_flusher(options.device)
-
-
-def _backend_setter(item: PreparedConfig) -> Callable[[], None]:
-    """Re-apply a config's threads / cuDNN / TF32 (as in force when it was prepared) before its
-    chunks; a CPU runtime's chunk also waits for PyTorch's spinning threads to stop
-    (measure.machine.own_threads; what it waited goes into the runtime's record)."""
-    config, threads = item.config, item.backend["threads"]
-    settle = None
-    if config.runtime is not None and config.device == "cpu" and item.prepared.runtime is not None:
-        settle = own_threads.Settle()
-        item.prepared.runtime["settle_own_threads"] = settle.info
-
-    def setup() -> None:
-        import torch
-
-        torch.set_num_threads(threads)
-        torch.backends.cudnn.benchmark = config.cudnn_benchmark
-        torch.backends.cudnn.allow_tf32 = config.allow_tf32
-        torch.backends.cuda.matmul.allow_tf32 = config.allow_tf32
-        if settle is not None:
-            settle()
-
-    return setup
-
-
-def _runner_names(configs: list[RunConfig]) -> list[str]:
-    """Config labels; a label shared by several configs gets its config_id appended."""
-    labels = [c.label for c in configs]
-    return [
-        label if labels.count(label) == 1 else f"{label}#{c.config_id[:6]}"
-        for label, c in zip(labels, configs, strict=True)
-    ]
-
-
 def _memory_kind(method: str | None) -> str | None:
     return {
         "cuda_max_memory_allocated": "cuda_max_allocated",
@@ -380,26 +329,9 @@ def _memory_kind(method: str | None) -> str | None:
 
 
 def _provenance(spec: ModelSpec, weights: str | Path | None) -> dict[str, Any]:
-    import hashlib
-
-    from rexbench.models.packaged import package_version, packaged, resolve_weights
-    from rexbench.models.provenance import provenance
+    from rexbench.models.provenance import provenance, weights_provenance
 
     info = provenance(spec)
     if weights is not None:
-        path = resolve_weights(weights)
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        info.update(weights=str(path.resolve()), weights_sha256=digest.hexdigest())
-        if entry := packaged(weights):
-            info.update(weights_package=entry.package, weights_version=package_version(entry))
+        info.update(weights_provenance(weights))
     return info
-
-
-def first_line(exc: BaseException) -> str:
-    """`Type: first line of the message` (or the type alone) for one-line errors."""
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__

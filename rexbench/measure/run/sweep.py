@@ -214,10 +214,15 @@ class SweepResult:
 
         def row(r: Record, path: Path | None) -> dict[str, Any]:
             lat = r.latency
-            return {"model": r.model.spec, "config": r.run.label, "config_id": r.run.config_id,
-                    "median_ms": lat.median_ms if lat else None, "valid": r.valid,
-                    "fault": r.parity.get("fault"),  # its worker crashed, was killed or hung
-                    "record": str(path) if path else None}  # fmt: skip
+            return {
+                "model": r.model.spec,
+                "config": r.run.label,
+                "config_id": r.run.config_id,
+                "median_ms": lat.median_ms if lat else None,
+                "valid": r.valid,
+                "fault": r.parity.get("fault"),  # its worker crashed, was killed or hung
+                "record": str(path) if path else None,
+            }
 
         paths = self.paths + [None] * (len(self.records) - len(self.paths))
         kept = {r.key for r in self.kept}
@@ -289,8 +294,15 @@ def run(
             done += len(batch.items)
             together = {"together": True} if len(batch.items) > 1 else {}
             try:  # out_dir=None: the records are written here, by on_record
-                profile_fn(batch.specs, batch.configs, out_dir=None, on_record=on_record,
-                           on_failure=on_failure, **together, **profile_kwargs)  # fmt: skip
+                profile_fn(
+                    batch.specs,
+                    batch.configs,
+                    out_dir=None,
+                    on_record=on_record,
+                    on_failure=on_failure,
+                    **together,
+                    **profile_kwargs,
+                )
             except RexbenchError as exc:
                 if not keep_going:
                     raise

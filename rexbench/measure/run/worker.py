@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rexbench.errors import RexbenchError
+from rexbench.errors import RexbenchError, first_line
 from rexbench.measure.run.channel import Channel
 
 if TYPE_CHECKING:
@@ -131,7 +131,6 @@ def setup(request: dict[str, Any], stack: contextlib.ExitStack) -> tuple[Timed |
 
     from rexbench.measure.config import RunConfig
     from rexbench.measure.machine.env import thread_info
-    from rexbench.measure.run.rounds import first_line
     from rexbench.measure.timing.devices import device_ops
     from rexbench.measure.timing.loop import backend_settings
 

@@ -128,9 +128,12 @@ def mobile_network():  # noqa: ANN201 - torch is imported lazily
             super().__init__()
             mid = max(8, ch // 12)
             self.gate = nn.Sequential(
-                nn.AdaptiveAvgPool2d(1), nn.Conv2d(ch, mid, 1), nn.ReLU(), nn.Conv2d(mid, ch, 1),
+                nn.AdaptiveAvgPool2d(1),
+                nn.Conv2d(ch, mid, 1),
+                nn.ReLU(),
+                nn.Conv2d(mid, ch, 1),
                 nn.Sigmoid(),
-            )  # fmt: skip
+            )
 
         def forward(self, x):  # noqa: ANN001, ANN202
             return x * self.gate(x)

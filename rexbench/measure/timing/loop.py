@@ -204,52 +204,81 @@ def measure_interleaved(
     if runs < 1 or warmup < 0 or round_size < 1:
         raise ValueError("runs and round_size must be >= 1, warmup >= 0")
     ops = ops if ops is not None else device_ops(device)
-    emit = progress if progress is not None else _ignore
-    settle = min(round_size, warmup // 2) if len(runners) > 1 else 0
-    samples: list[list[int]] = [[] for _ in runners]
-    warm: list[list[int]] = [[] for _ in runners]
-    memory: list[int | None] = [None] * len(runners)
-    backends: list[dict[str, Any]] = [{} for _ in runners]
-    current: Runner = runners[0]
+    loop = _Loop(runners, ops, clock, progress if progress is not None else _ignore)
     wall0 = time.perf_counter()
     try:
         with ops.scope(), torch.inference_mode():
-            for i, current in enumerate(runners):
-                backends[i], warm[i], memory[i] = _warm_up(
-                    current, warmup - settle, ops, clock, total=warmup, emit=emit
-                )
-            for i, current in enumerate(runners if settle else ()):
-                warm[i] += _chunk(current, settle, ops, clock, "warmup")
-                emit(ProgressEvent("warmup", current.name, warmup, warmup))
-            emit(ProgressEvent("timing", runners[0].name, 0, runs))  # a display stops drawing
-            for r in range(-(-runs // round_size)):
-                n = min(round_size, runs - r * round_size)
-                for k in range(len(runners)):
-                    i = (r + k) % len(runners)
-                    current = runners[i]
-                    samples[i] += _chunk(current, n, ops, clock, "timing")
-                    emit(ProgressEvent("timing", current.name, len(samples[i]), runs))
+            loop.warm_up(warmup, settle=min(round_size, warmup // 2) if len(runners) > 1 else 0)
+            loop.rounds(runs, round_size)
     except Exception as exc:
         if ops.is_oom(exc):
             ops.after_oom()
-            raise oom_error(ops.name, current.batch_size, current.name) from None
+            raise oom_error(ops.name, loop.current.batch_size, loop.current.name) from None
         raise
-    wall = time.perf_counter() - wall0
-    return [
-        TimerResult(
-            runner.name,
-            ops.name,
-            runner.batch_size,
-            ops.clock_name,
-            samples[i],
-            warmup_ns=warm[i],
-            peak_memory_bytes=memory[i],
-            memory_method=ops.memory_method if memory[i] is not None else None,
-            backend=backends[i],
-            wall_s=wall,
-        )
-        for i, runner in enumerate(runners)
-    ]
+    return loop.results(wall=time.perf_counter() - wall0)
+
+
+class _Loop:
+    """One interleaved measurement under way: what it took of each runner so far, and the runner
+    running now (the one an out-of-memory error names)."""
+
+    def __init__(
+        self,
+        runners: Sequence[Runner],
+        ops: DeviceOps,
+        clock: Clock,
+        emit: Callable[[ProgressEvent], None],
+    ) -> None:
+        self.runners, self.ops, self.clock, self.emit = runners, ops, clock, emit
+        self.current = runners[0]
+        self.samples: list[list[int]] = [[] for _ in runners]
+        self.warm: list[list[int]] = [[] for _ in runners]
+        self.memory: list[int | None] = [None] * len(runners)
+        self.backends: list[dict[str, Any]] = [{} for _ in runners]
+
+    def warm_up(self, warmup: int, *, settle: int) -> None:
+        """Each runner's first `warmup - settle` warm-up calls in turn, then its last `settle` ones
+        in one interleaved round."""
+        for i, runner in enumerate(self.runners):
+            self.current = runner
+            self.backends[i], self.warm[i], self.memory[i] = _warm_up(
+                runner, warmup - settle, self.ops, self.clock, total=warmup, emit=self.emit
+            )
+        for i, runner in enumerate(self.runners if settle else ()):
+            self.current = runner
+            self.warm[i] += _chunk(runner, settle, self.ops, self.clock, "warmup")
+            self.emit(ProgressEvent("warmup", runner.name, warmup, warmup))
+
+    def rounds(self, runs: int, round_size: int) -> None:
+        """`runs` timed calls of every runner, in rounds of `round_size`; round r starts with
+        runner r mod k."""
+        self.emit(ProgressEvent("timing", self.runners[0].name, 0, runs))  # a display stops drawing
+        for r in range(-(-runs // round_size)):
+            n = min(round_size, runs - r * round_size)
+            for k in range(len(self.runners)):
+                i = (r + k) % len(self.runners)
+                self.current = self.runners[i]
+                self.samples[i] += _chunk(self.current, n, self.ops, self.clock, "timing")
+                self.emit(ProgressEvent("timing", self.current.name, len(self.samples[i]), runs))
+
+    def results(self, *, wall: float) -> list[TimerResult]:
+        """One TimerResult per runner; `wall`: the whole measurement's wall time."""
+        ops = self.ops
+        return [
+            TimerResult(
+                runner.name,
+                ops.name,
+                runner.batch_size,
+                ops.clock_name,
+                self.samples[i],
+                warmup_ns=self.warm[i],
+                peak_memory_bytes=self.memory[i],
+                memory_method=ops.memory_method if self.memory[i] is not None else None,
+                backend=self.backends[i],
+                wall_s=wall,
+            )
+            for i, runner in enumerate(self.runners)
+        ]
 
 
 def _warm_up(
