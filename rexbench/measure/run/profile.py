@@ -268,11 +268,10 @@ def _prepare_model(
     the heap, and a compiled model ran 8-12% slower than in a minimal loop when both virtual CPUs
     shared one core complex (docs/gate.md)."""
     from rexbench.measure.checks import parity
-    from rexbench.models.factory import create_model
 
     name = str(spec)
     options.emit(ProfileEvent("build", name))
-    model = create_model(spec, weights=options.weights)
+    model = parity.seeded_model(spec, options.weights)
     shapes = [measured_shape(spec, model, c) for c in configs]
     counts: dict[tuple[int, ...], dict[str, Any]] = {}
     for shape in dict.fromkeys(shapes):
