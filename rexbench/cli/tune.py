@@ -146,6 +146,8 @@ def tune(
         _show(tuning.outcome(plan, search, interrupted=True), json_out)
         err.print(f"interrupted: {len(search.records)} finished record(s) kept", highlight=False)
         raise typer.Exit(130) from None
+    if say is not None:
+        say(f"[{plan.budget.elapsed():4.0f} s] the search is done; checking the deploy snippet")
     _show(tuning.outcome(plan, search), json_out)
 
 

@@ -91,7 +91,7 @@ class CostModel:
         return statistics.median(every) if every else SETUP_GUESS_S
 
     def call_s(self, key: Hashable, kind: Hashable) -> float:
-        """One timed call of this candidate."""
+        """One timed call of this candidate (None, None: of any candidate)."""
         if key in self.calls:
             return self.calls[key]
         if kind in self.kind_calls:

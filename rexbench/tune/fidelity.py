@@ -4,9 +4,10 @@ rexbench.models.photos), measured once per computation (candidates that differ o
 batch or allocator share it) on the prepared model itself: in the worker process that prepared it
 (its `logits` command) or, for a run in one process, here.
 
-`FidelityProbe.measure` is what profile_models times a group with (its `measure` step): it measures
-the fidelity of each prepared configuration first, puts it into the configuration's output check
-(the record's `parity.fidelity`), then times them as profile does (rounds.measure_prepared). The
+`FidelityProbe.measure` is what profile_models times a group with (its `measure` step): it times
+them as profile does (rounds.measure_prepared), then measures the fidelity of each prepared
+configuration whose 216 calls the search can afford, and puts it into the record's output check
+(`parity.fidelity`). The
 eager fp32 reference is this process's own model, built as each worker builds its copy: the same
 seeded initialisation and BatchNorm statistics without a checkpoint (rexbench.measure.checks.parity
 .seeded_model, nontrivial_weights).
@@ -14,8 +15,9 @@ seeded initialisation and BatchNorm statistics without a checkpoint (rexbench.me
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,11 +41,15 @@ SET = (
 @dataclass
 class FidelityProbe:
     """Fidelity per computation (`numerics_of` a configuration): a Fidelity, or why there is none.
-    folder: where the inputs and each configuration's logits pass to worker processes (.npy)."""
+    folder: where the inputs and each configuration's logits pass to worker processes (.npy).
+    afford(seconds): whether a measurement of about that long may be taken now (the search's
+    budget); one that may not is left for a later rung."""
 
     weights: str | Path | None
     folder: Path
     results: dict[str, Fidelity | str] = field(default_factory=dict)
+    afford: Callable[[float], bool] = lambda seconds: True
+    spent_s: float = 0.0  # seconds spent measuring fidelity (and the references), in all
     _references: dict[tuple[int, ...], tuple[np.ndarray, Path] | str] = field(default_factory=dict)
 
     def measure(
@@ -53,24 +59,29 @@ class FidelityProbe:
         base_env: dict[str, Any],
         options: RoundOptions,
     ) -> list[Record]:
-        """Fidelity of each prepared configuration (into its output check), then its timing."""
-        return measure_prepared(
-            spec, [self._with_fidelity(spec, i) for i in items], base_env, options
-        )
+        """Time the prepared configurations (as profile does), then measure the fidelity of each
+        one whose computation has none yet and that it can afford, while its worker is still up;
+        each record's output check gets its computation's fidelity (`parity.fidelity`)."""
+        records = measure_prepared(spec, items, base_env, options)
+        for item, record in zip(items, records, strict=True):
+            key = numerics_of(item.config)
+            median = (record.summary or {}).get("median")
+            calls = -(-len(views(HALF)) // item.config.batch_size)
+            if key not in self.results and median is not None and self.afford(calls * median / 1e9):
+                start = time.monotonic()
+                self.results[key] = self._measured(spec, item)
+                self.spent_s += time.monotonic() - start
+            if key in self.results:
+                record.parity["fidelity"] = entry(self.results[key])
+        return records
+
+    @property
+    def has_reference(self) -> bool:
+        return bool(self._references)
 
     def of(self, config: Any) -> Fidelity | str | None:
         """The fidelity measured for a configuration's computation, why there is none, or None."""
         return self.results.get(numerics_of(config))
-
-    def _with_fidelity(self, spec: ModelSpec, item: PreparedConfig) -> PreparedConfig:
-        key = numerics_of(item.config)
-        if key not in self.results:
-            self.results[key] = self._measured(spec, item)
-        result = self.results[key]
-        entry = (
-            {**result.to_dict(), "set": SET} if isinstance(result, Fidelity) else {"reason": result}
-        )
-        return replace(item, parity={**(item.parity or {}), "fidelity": entry})
 
     def _measured(self, spec: ModelSpec, item: PreparedConfig) -> Fidelity | str:
         shape = tuple(item.counts.get("input_shape") or ())[1:]
@@ -127,3 +138,8 @@ class FidelityProbe:
         path = self.folder / f"inputs-{shape[1]}.npy"
         np.save(path, inputs)
         return logits.reshape(len(logits), -1), path
+
+
+def entry(result: Fidelity | str) -> dict[str, Any]:
+    """What a record's `parity.fidelity` keeps: the numbers and the set, or why there are none."""
+    return {**result.to_dict(), "set": SET} if isinstance(result, Fidelity) else {"reason": result}

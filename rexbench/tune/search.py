@@ -5,9 +5,10 @@ Each rung measures its candidates in groups through `profile_models`, as `rexben
 each configuration in a worker process of its own (its threads and allocator set before it starts),
 its output checked against eager fp32, timed in interleaved rounds with the drift anchor. A group
 holds up to GROUP candidates that share an allocator (one worker policy per profile run) and have
-distinct labels. Each configuration's fidelity is measured in its worker before it is timed
-(rexbench.tune.fidelity). Only the final rung writes records (`out_dir`), so report, gate and
-history read the finalists.
+distinct labels; the first group of a search holds one, to learn what a candidate costs. The
+fidelity of each configuration is measured in its worker once it is timed (rexbench.tune.fidelity):
+216 calls, which the screen spends only on configurations fast enough. Only the final rung writes
+records, so report, gate and history read the finalists.
 
 Before each group its cost is estimated from what was measured so far; a group that would take the
 rung past its share of the budget is cut to what fits, and the rung ends where nothing more fits. The
@@ -23,21 +24,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rexbench.measure.run.faults import timed_out
 from rexbench.measure.run.parts import REAL, Parts
 from rexbench.measure.run.profile import ConfigFailure, profile_models
 from rexbench.measure.run.workers import Isolation
+from rexbench.models.photos import views
 from rexbench.records.schema import Record
 from rexbench.tune import halving
 from rexbench.tune.budget import Budget, CostModel, Observed
-from rexbench.tune.fidelity import FidelityProbe
+from rexbench.tune.fidelity import HALF, FidelityProbe
 from rexbench.tune.recommend import eligible
 from rexbench.tune.results import BELOW, DROPPED, FAILED, FINALIST, STOPPED, TIMED, Result
 from rexbench.tune.space import Candidate
 
 GROUP = 4  # candidates measured together in one profile run (interleaved)
 SCREEN_SHARE = 0.5  # of the budget, for the first rung when more follow
-TIMEOUT_FLOOR_S = 60.0  # a worker may always take this long, whatever is left of its rung
+TIMEOUT_FLOOR_S = 30  # a worker may always take this long, whatever is left of its rung
 SLACK = 0.05  # of the budget: how far a group's estimate may pass its rung's share
+SCREEN_FIDELITY = 0.02  # of the budget: the longest fidelity measurement taken in the screen
 
 
 @dataclass(frozen=True)
@@ -142,11 +146,30 @@ class Search:
             items = [(c.key, c.kind) for c in candidates[:size]]
             setup = sum(self.costs.setup_s(kind) for _, kind in items)
             per_call = self.costs.timed_s(sum(self.costs.call_s(k, kind) for k, kind in items))
+            setup += self._fidelity_s(candidates[:size], rung)
             fit = int((allowance - setup) / per_call) - halving.MAX_WARMUP
             runs = min(rung.runs, fit)
             if runs >= halving.SCREEN_RUNS:
                 return replace(rung, size=size, runs=runs, warmup=halving.warmup_for(runs))
         return None
+
+    def _affords(self, rung: halving.Rung, seconds: float) -> bool:
+        """Whether a fidelity measurement of `seconds` is taken in this rung: always after the
+        screen, in the screen when it takes at most SCREEN_FIDELITY of the budget."""
+        return rung.index > 0 or rung.final or seconds <= SCREEN_FIDELITY * self.budget.total_s
+
+    def _fidelity_s(self, group: Sequence[Candidate], rung: halving.Rung) -> float:
+        """Seconds the group's fidelity measurements should take: its computations not measured
+        yet (their calls over the evaluation photographs), and the eager reference the first time."""
+        calls = len(views(HALF))
+        new = {c.numerics: c for c in group if self.probe.of(c.config) is None}
+        total = 0.0
+        for c in new.values():
+            seconds = -(-calls // c.config.batch_size) * self.costs.call_s(c.key, c.kind)
+            total += seconds if self._affords(rung, seconds) else 0.0
+        if total and not self.probe.has_reference:
+            total += calls * self.costs.call_s(None, None)
+        return total
 
     def _rung(
         self, rung: halving.Rung, candidates: list[Candidate], allowance: float
@@ -164,8 +187,11 @@ class Search:
                 self._stopped(left if self.rungs[-1].index > 0 else [])
                 break
             group = fits or group[:1]
+            if not self.costs.setups:  # the first group of a search: one candidate, to learn costs
+                group = group[:1]
             self._say(rung, group, len(done), len(candidates))
-            self._measure(rung, group, timeout=max(TIMEOUT_FLOOR_S, allowance - spent))
+            share = (allowance - spent + SLACK * self.budget.total_s) / len(group)
+            self._measure(rung, group, timeout=round(max(TIMEOUT_FLOOR_S, share)))
             done += group
             measured = {c.key for c in group}
             left = [c for c in left if c.key not in measured]
@@ -178,16 +204,21 @@ class Search:
         calls = rung.runs + rung.warmup
         for size in range(len(group), 0, -1):
             cost = self.costs.cost_s([(c.key, c.kind) for c in group[:size]], calls)
+            cost += self._fidelity_s(group[:size], rung)
             if cost <= seconds + SLACK * self.budget.total_s:
                 return group[:size]
         return []
 
-    def _measure(self, rung: halving.Rung, group: list[Candidate], timeout: float) -> None:
-        """One profile run of the group; each candidate's result and the cost model updated."""
+    def _measure(self, rung: halving.Rung, group: list[Candidate], timeout: int) -> None:
+        """One profile run of the group, each worker given `timeout` seconds of work (its share of
+        what is left of the rung); each candidate's result and the cost model updated. Fidelity is
+        measured for every candidate that survived the screen, and in the screen where its calls
+        take at most SCREEN_FIDELITY of the budget."""
         r = self.request
+        self.probe.afford = lambda seconds: self._affords(rung, seconds)
         configs = [replace(c.config, runs=rung.runs, warmup=rung.warmup) for c in group]
         failures: list[ConfigFailure] = []
-        started = self.budget.elapsed()
+        started, fidelity_s = self.budget.elapsed(), self.probe.spent_s
         records = profile_models(
             [r.spec],
             configs,
@@ -197,12 +228,16 @@ class Search:
             measure=self.probe.measure,
             isolation=Isolation(allocator=group[0].allocator, timeout=timeout),
         )
-        wall = self.budget.elapsed() - started
+        wall = self.budget.elapsed() - started - (self.probe.spent_s - fidelity_s)
         by_id = {record.run.config_id: record for record in records}
         reasons = {f.config: f.line for f in failures}
         for c in group:
             record = by_id.get(c.config.config_id)
             self._take(c, rung, record, reasons)
+            result = self.results[c.key]
+            if result.reason is not None and result.reason.endswith(timed_out(timeout).reason):
+                result.status = STOPPED
+                result.reason = f"its worker ran past its share of the budget, {timeout} s"
             if rung.final and record is not None and r.out_dir is not None:
                 self.results[c.key].record = self._write(record, r.out_dir)
         timed = max((rec.timing.wall_s for rec in records if rec.timing), default=0.0)
@@ -248,8 +283,9 @@ class Search:
         if self.progress is not None:
             what = "final" if rung.final else "screen" if rung.index == 0 else f"rung {rung.index}"
             names = ", ".join(c.name for c in group)
+            at = f"{self.budget.elapsed():4.0f} s"
             self.progress(
-                f"{what}, {rung.runs} runs: {done + 1}-{done + len(group)} of {total}: {names}"
+                f"[{at}] {what}, {rung.runs} runs: {done + 1}-{done + len(group)} of {total}: {names}"
             )
 
 

@@ -222,7 +222,7 @@ def _deploy(p: Plan, search: Search, winner: Result) -> verify.Verification:
     assert winner.median_s is not None
     call = winner.median_s
     runs = verify.runs_for(call)
-    timeout = max(60.0, 3 * (verify.START_S + search.costs.setup_s(winner.candidate.kind)))
+    timeout = max(60.0, p.budget.left() + 0.1 * p.budget.total_s)  # what the budget has left
     return verify.run_snippet(path, runs, call * 1e3, timeout)
 
 
