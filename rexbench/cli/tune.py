@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rexbench.cli.common import console, print_json, print_tables
+from rexbench.cli.errors import Terminated
 from rexbench.cli.options import RUNS, JsonOpt, OutOpt, WeightsOpt
 
 if TYPE_CHECKING:
@@ -142,10 +143,10 @@ def tune(
     search = tuning.new_search(plan, parts, say)
     try:
         search.run(reserve=tuning.reserve)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (rexbench.cli.errors.Terminated)
         _show(tuning.outcome(plan, search, interrupted=True), json_out)
         err.print(f"interrupted: {len(search.records)} finished record(s) kept", highlight=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
     if say is not None:
         say(f"[{plan.budget.elapsed():4.0f} s] the search is done; checking the deploy snippet")
     _show(tuning.outcome(plan, search), json_out)
