@@ -4,8 +4,9 @@ A candidate's cost in a rung is its setup (its worker process started, the model
 and checked, its fidelity measured the first time) plus its timed calls, warm-up included. Both are
 learned from what was measured so far: setup from each group's wall time less its timed part (each
 candidate's own preparation time, `compile_s`, plus an equal share of the rest), the time of a call
-from the candidate's last median, else from others of its kind, else from every median so far. Before
-anything is measured, the guesses below stand in.
+from the candidate's last median, else from others of its kind or family (the same preparation in
+another dtype), else from every median so far; an unknown preparation's setup is taken as the
+longest seen. Before anything is measured, the guesses below stand in.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class Budget:
 @dataclass
 class CostModel:
     """What candidates cost, learned group by group (`observe`). Keys identify candidates, kinds
-    group candidates that prepare alike (one configuration label and dtype)."""
+    group candidates that prepare alike: (configuration label, dtype) pairs, whose first element
+    is their family (rexbench.tune.space.Candidate.kind)."""
 
     setups: dict[Hashable, list[float]] = field(default_factory=dict)
     calls: dict[Hashable, float] = field(default_factory=dict)
@@ -84,11 +86,16 @@ class CostModel:
                 self.kind_calls.setdefault(o.kind, []).append(o.call_s)
 
     def setup_s(self, kind: Hashable) -> float:
-        """A new worker's setup for a candidate of this kind."""
+        """A new worker's setup for a candidate of this kind: as measured for the kind, else for
+        its family (the kinds that share its first element, when kinds are tuples), else the
+        longest setup seen (an unknown preparation may be a compilation)."""
         if kind in self.setups:
             return statistics.median(self.setups[kind])
+        family = [s for k, seen in self.setups.items() if _related(k, kind) for s in seen]
+        if family:
+            return statistics.median(family)
         every = [s for seen in self.setups.values() for s in seen]
-        return statistics.median(every) if every else SETUP_GUESS_S
+        return max(every) if every else SETUP_GUESS_S
 
     def call_s(self, key: Hashable, kind: Hashable) -> float:
         """One timed call of this candidate (None, None: of any candidate)."""
@@ -96,6 +103,9 @@ class CostModel:
             return self.calls[key]
         if kind in self.kind_calls:
             return statistics.median(self.kind_calls[kind])
+        family = [c for k, seen in self.kind_calls.items() if _related(k, kind) for c in seen]
+        if family:
+            return statistics.median(family)
         every = list(self.calls.values())
         return statistics.median(every) if every else CALL_GUESS_S
 
@@ -108,6 +118,11 @@ class CostModel:
         """A group of (key, kind) candidates, each set up and timed `calls` times (warm-up included)."""
         setup = sum(self.setup_s(kind) for _, kind in items)
         return setup + self.timed_s(sum(calls * self.call_s(key, kind) for key, kind in items))
+
+
+def _related(a: Hashable, b: Hashable) -> bool:
+    """Two kinds of one family: tuples that share their first element."""
+    return isinstance(a, tuple) and isinstance(b, tuple) and a[:1] == b[:1]
 
 
 @dataclass(frozen=True)

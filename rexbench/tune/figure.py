@@ -82,6 +82,7 @@ def draw(
     ax.set_xlabel(f"median latency ({unit}, 95% CI)")
     ax.set_ylabel("top-1 agreement with eager fp32")
     ax.set_title(title, fontsize=10)
+    ax.set_ylim(top=1.01)  # agreement is at most 1
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.savefig(path, dpi=120)

@@ -47,9 +47,9 @@ class Candidate:
         return self.config.config_id, self.allocator
 
     @property
-    def kind(self) -> str:
-        """Candidates that prepare alike and compute the same numbers: label and dtype."""
-        return self.config.label
+    def kind(self) -> tuple[str, str]:
+        """Candidates that prepare alike: (the label without its dtype, the dtype)."""
+        return BACKENDS.label(self.config), self.config.dtype
 
     @property
     def numerics(self) -> str:
@@ -172,7 +172,7 @@ def screening_order(candidates: Sequence[Candidate], threads: int) -> list[Candi
             config.dtype != "fp32",
             preset is None,
         )
-        kind = (backend, c.kind)
+        kind = (backend, config.label)
         position.setdefault(kind, sum(1 for k in position if k[0] == backend))
         ranks.append((sum(off), off, config.batch_size, position[kind], backends[backend]))
     order = sorted(range(len(candidates)), key=lambda i: (ranks[i], i))

@@ -51,8 +51,18 @@ def test_costs_are_learned_from_a_measured_group() -> None:
     # rounds / calls = 0.5 / 0.25; the rest (10 - 0.5 - 2) shared: 3.75 each
     assert costs.timed_s(1.0) == 2.0
     assert costs.setup_s("max") == 5.75 and costs.setup_s("ort") == 3.75
-    assert costs.setup_s("eager") == 4.75  # a kind not seen yet: the median of all setups
+    assert costs.setup_s("eager") == 5.75  # a kind not seen yet: the longest setup seen
     assert costs.call_s("a", "max") == 0.01
     assert costs.call_s("other", "max") == 0.01  # by its kind, then by every call seen
     assert costs.call_s("other", "eager") == 0.01
     assert costs.cost_s([("a", "max"), ("c", "ort")], 25) == pytest.approx(5.75 + 3.75 + 2 * 0.5)
+
+
+def test_a_kind_not_seen_yet_borrows_its_familys_figures() -> None:
+    costs = CostModel()
+    fp32, bf16, other = ("compile", "fp32"), ("compile", "bf16"), ("eager", "fp32")
+    costs.observe([Observed("a", fp32, 10, 0.02, 40.0)], wall_s=50.0, timed_s=0.3)
+    costs.observe([Observed("b", other, 10, 0.03, 1.0)], wall_s=3.0, timed_s=0.4)
+    assert costs.setup_s(bf16) == costs.setup_s(fp32) == 50.0 - 0.3  # compile in another dtype
+    assert costs.call_s("c", bf16) == 0.02
+    assert costs.setup_s(("max", "fp32")) == 49.7  # an unknown preparation: the longest setup

@@ -115,7 +115,7 @@ def test_candidates_that_differ_only_in_threads_share_their_numerics() -> None:
     found = search_space(Axes(configs=["ort"], dtypes=["fp32"], cores=2, in_process=True))
     one, two = found.candidates
     assert one.numerics == two.numerics and one.key != two.key
-    assert one.kind == two.kind == "ort"
+    assert one.kind == two.kind == ("ort", "fp32")
 
 
 @pytest.mark.parametrize(
