@@ -25,6 +25,15 @@ def eligible(result: Result, min_agreement: float, trained: bool) -> bool:
     return agreement is not None and agreement >= min_agreement
 
 
+def may_go_on(result: Result, min_agreement: float, trained: bool) -> bool:
+    """Whether a timed candidate goes on to the next rung: its output valid and, with trained
+    weights, its top-1 agreement not measured yet (the next rung measures it) or high enough."""
+    if result.median_s is None or result.valid is not True:
+        return False
+    agreement = result.agreement
+    return not trained or agreement is None or agreement >= min_agreement
+
+
 def recommend(
     results: Sequence[Result], objective: str, min_agreement: float, trained: bool
 ) -> Result | None:

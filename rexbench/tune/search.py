@@ -27,13 +27,15 @@ from pathlib import Path
 from rexbench.measure.run.faults import timed_out
 from rexbench.measure.run.parts import REAL, Parts
 from rexbench.measure.run.profile import ConfigFailure, profile_models
+from rexbench.measure.run.rounds import ProfileEvent
 from rexbench.measure.run.workers import Isolation
+from rexbench.measure.timing.loop import EndRounds
 from rexbench.models.photos import views
 from rexbench.records.schema import Record
 from rexbench.tune import halving
 from rexbench.tune.budget import Budget, CostModel, Observed
 from rexbench.tune.fidelity import HALF, FidelityProbe
-from rexbench.tune.recommend import eligible
+from rexbench.tune.recommend import may_go_on
 from rexbench.tune.results import BELOW, DROPPED, FAILED, FINALIST, STOPPED, TIMED, Result
 from rexbench.tune.space import Candidate
 
@@ -123,7 +125,7 @@ class Search:
     def _cost(self, candidate: Candidate) -> float | None:
         """Its cost under the objective; None when it cannot go on (failed, invalid, unfaithful)."""
         result = self.results[candidate.key]
-        if not eligible(result, self.request.min_agreement, self.trained):
+        if not may_go_on(result, self.request.min_agreement, self.trained):
             return None
         return result.cost(self.request.objective)
 
@@ -191,7 +193,8 @@ class Search:
                 group = group[:1]
             self._say(rung, group, len(done), len(candidates))
             share = (allowance - spent + SLACK * self.budget.total_s) / len(group)
-            self._measure(rung, group, timeout=round(max(TIMEOUT_FLOOR_S, share)))
+            deadline = start + allowance + SLACK * self.budget.total_s
+            self._measure(rung, group, round(max(TIMEOUT_FLOOR_S, share)), deadline)
             done += group
             measured = {c.key for c in group}
             left = [c for c in left if c.key not in measured]
@@ -209,9 +212,12 @@ class Search:
                 return group[:size]
         return []
 
-    def _measure(self, rung: halving.Rung, group: list[Candidate], timeout: int) -> None:
+    def _measure(
+        self, rung: halving.Rung, group: list[Candidate], timeout: int, deadline: float
+    ) -> None:
         """One profile run of the group, each worker given `timeout` seconds of work (its share of
-        what is left of the rung); each candidate's result and the cost model updated. Fidelity is
+        what is left of the rung), its timed rounds ended at `deadline` (seconds into the budget)
+        with the samples taken by then; each candidate's result and the cost model updated. Fidelity is
         measured for every candidate that survived the screen, and in the screen where its calls
         take at most SCREEN_FIDELITY of the budget."""
         r = self.request
@@ -224,6 +230,7 @@ class Search:
             configs,
             weights=r.weights,
             on_failure=failures.append,
+            progress=lambda event: self._watch(event, deadline),
             parts=r.parts,
             measure=self.probe.measure,
             isolation=Isolation(allocator=group[0].allocator, timeout=timeout),
@@ -234,14 +241,20 @@ class Search:
         for c in group:
             record = by_id.get(c.config.config_id)
             self._take(c, rung, record, reasons)
-            result = self.results[c.key]
-            if result.reason is not None and result.reason.endswith(timed_out(timeout).reason):
-                result.status = STOPPED
-                result.reason = f"its worker ran past its share of the budget, {timeout} s"
+            if self._timed_out(record, reasons.get(c.config.label), timeout):
+                self.results[c.key].status = STOPPED
+                self.results[
+                    c.key
+                ].reason = f"its worker ran past its share of the budget, {timeout} s"
             if rung.final and record is not None and r.out_dir is not None:
                 self.results[c.key].record = self._write(record, r.out_dir)
         timed = max((rec.timing.wall_s for rec in records if rec.timing), default=0.0)
         self.costs.observe([self._observed(c, rung) for c in group], wall, timed)
+
+    def _watch(self, event: ProfileEvent, deadline: float) -> None:
+        """Past the deadline, end the timed rounds once the current round is done (and say so)."""
+        if event.phase == "timing" and event.done > 0 and self.budget.elapsed() > deadline:
+            raise EndRounds
 
     def _write(self, record: Record, out_dir: Path) -> Path:
         """Store a finalist's record; finalists that share a configuration (their allocators
@@ -252,6 +265,14 @@ class Search:
         self._written.add(record.run.config_id)
         self.records.append(path)
         return path
+
+    @staticmethod
+    def _timed_out(record: Record | None, failure: str | None, timeout: int) -> bool:
+        """Whether a candidate's worker was stopped at its timeout (its record says so, or the
+        failure line when it left no record)."""
+        if record is not None:
+            return record.parity.get("fault") == "timeout"
+        return failure is not None and failure.endswith(timed_out(timeout).reason)
 
     def _take(
         self, c: Candidate, rung: halving.Rung, record: Record | None, reasons: dict[str, str]
@@ -266,7 +287,9 @@ class Search:
         result.measured(record, rung.index)
         if result.status != TIMED:
             return
-        if not eligible(result, self.request.min_agreement, self.trained):
+        if result.runs < rung.runs:  # its rounds were ended by the budget
+            result.reason = f"timed {result.runs} of {rung.runs} calls: the budget ended its rounds"
+        if not may_go_on(result, self.request.min_agreement, self.trained):
             result.status = BELOW
         elif rung.final:
             result.status = FINALIST

@@ -155,6 +155,26 @@ def test_ctrl_c_shows_the_front_of_what_finished_and_exits_130(wide, capsys):
     assert not list((wide / "res").rglob("*.json"))  # no record, and no partial one
 
 
+def test_with_trained_weights_agreement_decides(wide, capsys):
+    import torch
+
+    from rexbench.measure.checks.parity import seeded_model
+
+    torch.save(seeded_model(WIDE).state_dict(), wide / "wide.pth")
+    argv = ["--config", "eager", "--layout", "nchw", *ONE, "--runs", "20", "--json"]
+    code = run([WIDE, *argv, "--weights", "wide.pth", "--min-agreement", "1"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    data = json.loads(captured.out)
+    assert data["trained_weights"] is True
+    assert data["notes"][0].startswith(
+        "recommended (top-1 agreement >= 1, the fastest latency of the last rung): eager t1 steady"
+    )
+    assert data["recommendation"]["fidelity"]["top1_agreement"] == 1.0
+    (record,) = load_records(wide / "res")
+    assert record.model.provenance["weights"].endswith("wide.pth")
+
+
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [

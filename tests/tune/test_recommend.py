@@ -6,7 +6,7 @@ from __future__ import annotations
 from rexbench.measure.checks.fidelity import Fidelity
 from rexbench.measure.config import RunConfig
 from rexbench.tune.pareto import Point
-from rexbench.tune.recommend import eligible, front, recommend
+from rexbench.tune.recommend import eligible, front, may_go_on, recommend
 from rexbench.tune.results import Result
 from rexbench.tune.space import Candidate
 
@@ -60,3 +60,11 @@ def test_the_front_spans_every_timed_valid_candidate_with_a_fidelity() -> None:
         Point("ort t1 steady", 8.0, 0.995),
         Point("max t1 steady", 9.0, 1.0),
     ]
+
+
+def test_a_candidate_goes_on_until_its_agreement_is_known_to_be_too_low() -> None:
+    unknown = result("ort", 0, 3.0, None)  # its fidelity was not measured in the screen
+    assert may_go_on(unknown, 0.99, trained=True) and not eligible(unknown, 0.99, trained=True)
+    assert not may_go_on(FAST_UNFAITHFUL, 0.99, trained=True)
+    assert may_go_on(FAST_UNFAITHFUL, 0.99, trained=False)
+    assert not may_go_on(INVALID, 0.0, trained=False)
