@@ -231,7 +231,7 @@ run = prepared.run
 
 """
 
-_LOOP = """\
+_LOOP = """
 with torch.inference_mode():
     for _ in range(WARMUP):
         run()

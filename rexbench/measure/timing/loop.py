@@ -228,19 +228,10 @@ def measure_interleaved(
                 warm[i] += _chunk(current, settle, ops, clock, "warmup")
                 emit(ProgressEvent("warmup", current.name, warmup, warmup))
             emit(ProgressEvent("timing", runners[0].name, 0, runs))  # a display stops drawing
-            ending = False
-            for r in range(-(-runs // round_size)):
-                n = min(round_size, runs - r * round_size)
-                for k in range(len(runners)):
-                    i = (r + k) % len(runners)
-                    current = runners[i]
-                    samples[i] += _chunk(current, n, ops, clock, "timing")
-                    try:
-                        emit(ProgressEvent("timing", current.name, len(samples[i]), runs))
-                    except EndRounds:
-                        ending = True  # the round is finished first: every runner alike
-                if ending:
-                    break
+            for runner in _rounds(
+                runners, runs, round_size, samples, ops=ops, clock=clock, emit=emit
+            ):
+                current = runner  # the one an out-of-memory error names
     except Exception as exc:
         if ops.is_oom(exc):
             ops.after_oom()
@@ -262,6 +253,34 @@ def measure_interleaved(
         )
         for i, runner in enumerate(runners)
     ]
+
+
+def _rounds(
+    runners: Sequence[Runner],
+    runs: int,
+    round_size: int,
+    samples: list[list[int]],
+    *,
+    ops: DeviceOps,
+    clock: Clock,
+    emit: Callable[[ProgressEvent], None],
+) -> Iterator[Runner]:
+    """The timed rounds: round r of `round_size` calls per runner starts with runner r mod k; each
+    chunk's samples go into `samples`; yields the runner before each of its chunks. An EndRounds
+    from the progress callback ends them once the round is finished (every runner alike)."""
+    ending = False
+    for r in range(-(-runs // round_size)):
+        n = min(round_size, runs - r * round_size)
+        for k in range(len(runners)):
+            i = (r + k) % len(runners)
+            yield runners[i]
+            samples[i] += _chunk(runners[i], n, ops, clock, "timing")
+            try:
+                emit(ProgressEvent("timing", runners[i].name, len(samples[i]), runs))
+            except EndRounds:
+                ending = True
+        if ending:
+            return
 
 
 def _warm_up(
