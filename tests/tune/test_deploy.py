@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from _tune_nets import WIDE, write_wide
 
+import rexbench
 from rexbench.measure.backends.base import Backend, Option
 from rexbench.measure.backends.registry import BACKENDS
 from rexbench.measure.config import RunConfig
@@ -120,8 +121,11 @@ def test_the_snippet_runs_in_a_fresh_process(nets: Path, name: str) -> None:
         abs(checked.ratio - 1) <= 0.05
     )
     # run by hand: one JSON line, under the environment it sets itself
-    done = subprocess.run([sys.executable, str(path), "5"], capture_output=True, text=True, check=True,
-                          env={"PYTHONPATH": str(Path(__import__("rexbench").__file__).parents[1])})  # fmt: skip
+    root = str(Path(rexbench.__file__).parents[1])
+    command = [sys.executable, str(path), "5"]
+    done = subprocess.run(
+        command, capture_output=True, text=True, check=True, env={"PYTHONPATH": root}
+    )
     assert json.loads(done.stdout)["runs"] == 5 and json.loads(done.stdout)["threads"] == 1
 
 

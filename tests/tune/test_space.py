@@ -91,23 +91,18 @@ def test_a_backend_registered_later_joins_the_search_and_one_missing_is_skipped(
     assert names(found).index("toytune t1 steady") < names(found).index("channels_last t1 steady")
 
 
+def here(**axes) -> Axes:
+    """Axes in fp32 on a 2-core machine, in this process."""
+    return Axes(**{"dtypes": ["fp32"], "cores": 2, "in_process": True, **axes})
+
+
 def test_each_axis_narrows_the_space() -> None:
-    found = search_space(
-        Axes(configs=["max,ort"], threads=[1], layouts=["nchw"], dtypes=["fp32"], cores=2, in_process=True)
-    )  # fmt: skip
-    assert names(found) == [
-        "ort t1 steady",
-        f"{NCHW_MAX} t1 steady",
-    ]  # ort has no layout of its own
-    throughput = search_space(
-        Axes(configs=["eager"], threads=[2], layouts=["nchw"], dtypes=["fp32"],
-             objective="throughput", cores=2, in_process=True)
-    )  # fmt: skip
+    found = search_space(here(configs=["max,ort"], threads=[1], layouts=["nchw"]))
+    assert names(found) == ["ort t1 steady", f"{NCHW_MAX} t1 steady"]  # ort has no layout
+    eager = {"configs": ["eager"], "threads": [2], "layouts": ["nchw"]}
+    throughput = search_space(here(**eager, objective="throughput"))
     assert names(throughput) == ["eager t2 steady", "eager t2 steady b4", "eager t2 steady b16"]
-    sized = search_space(
-        Axes(configs=["eager"], threads=[2], layouts=["nchw"], dtypes=["fp32"],
-             batch_sizes=[8, 2, 8], cores=2, in_process=True)
-    )  # fmt: skip
+    sized = search_space(here(**eager, batch_sizes=[8, 2, 8]))
     assert [c.config.batch_size for c in sized.candidates] == [2, 8]
 
 
