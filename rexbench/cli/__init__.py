@@ -31,6 +31,7 @@ _COMMANDS: list[tuple[str, str]] = [
     ("rexbench.cli.baseline", "baseline"),
     ("rexbench.cli.gate", "gate"),
     ("rexbench.cli.history", "history"),
+    ("rexbench.cli.tune", "tune"),
 ]
 
 

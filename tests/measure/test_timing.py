@@ -11,6 +11,7 @@ import torch
 from rexbench.errors import RexbenchError
 from rexbench.measure.timing.devices import CpuOps, CudaOps, oom_error
 from rexbench.measure.timing.loop import (
+    EndRounds,
     ProgressEvent,
     Runner,
     backend_settings,
@@ -107,6 +108,40 @@ def test_interleaved_warmup_ends_with_one_round_of_at_most_round_size_calls():
     one = []
     measure(stepping_fn(clock, [1] * 10, one, "C"), runs=2, warmup=5, clock=clock)
     assert one == ["C"] * 7  # a single runner warms up in one go
+
+
+def test_a_progress_callback_ends_the_timing_once_the_round_is_done():
+    clock = FakeClock()
+    log: list[str] = []
+    a = stepping_fn(clock, [1] * 50, log, "A")
+    b = stepping_fn(clock, [2] * 50, log, "B")
+
+    def budget(event):
+        if event.phase == "timing" and event.runner == "B" and event.done >= 3:
+            raise EndRounds  # after B's first chunk: A's round-2 chunk is not started
+
+    ta, tb = measure_interleaved(
+        [Runner("A", a), Runner("B", b)],
+        runs=9,
+        warmup=0,
+        round_size=3,
+        clock=clock,
+        progress=budget,
+    )
+    assert log == ["A"] * 3 + ["B"] * 3
+    assert ta.samples_ns == [1] * 3 and tb.samples_ns == [2] * 3
+    log.clear()
+
+    def mid_round(event):
+        if event.phase == "timing" and event.runner == "B" and event.done == 6:
+            raise EndRounds  # B opens round 2 (B A): A's chunk of that round still runs
+
+    runners = [Runner("A", a), Runner("B", b)]
+    ta, tb = measure_interleaved(
+        runners, runs=9, warmup=0, round_size=3, clock=clock, progress=mid_round
+    )
+    assert log == ["A"] * 3 + ["B"] * 3 + ["B"] * 3 + ["A"] * 3  # round 2 (B A) finished
+    assert len(ta.samples_ns) == len(tb.samples_ns) == 6
 
 
 def test_progress_callback_never_lands_inside_a_sample():

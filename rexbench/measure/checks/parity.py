@@ -61,6 +61,20 @@ TOLERANCE_SOURCES = {
 SEED = 0
 
 
+def seeded_model(spec: Any, weights: Any = None, seed: int = SEED) -> nn.Module:
+    """`create_model(spec, weights)` with its random initialisation seeded (in a forked RNG: the
+    caller's global RNG is untouched), so that every process that builds a model without a
+    checkpoint builds the same network: each worker's copy, the parent's, and the eager fp32
+    reference of a fidelity measurement (rexbench.tune.fidelity)."""
+    import torch
+
+    from rexbench.models.factory import create_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return create_model(spec, weights=weights)
+
+
 def nontrivial_weights(model: nn.Module, seed: int = SEED) -> str:
     """Give `model` (in place) weights a parity check can see through, seeded: every BatchNorm's
     running mean ~ N(0, 0.1^2), running variance and weight ~ U(0.8, 1.2), bias ~ N(0, 0.1^2);

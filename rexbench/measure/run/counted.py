@@ -27,14 +27,14 @@ MACS_CONVENTION = (
 def built_and_counted(
     spec: ModelSpec, configs: Sequence[RunConfig], options: RoundOptions
 ) -> tuple[nn.Module, list[Shape], dict[Shape, dict[str, Any]]]:
-    """The model built (with options.weights), the shape each configuration measures, and the
+    """The model built (with options.weights, else seeded: parity.seeded_model), the shape each configuration measures, and the
     counts at each of those shapes; the progress hears of the build and of each count."""
-    from rexbench.models.factory import create_model
+    from rexbench.measure.checks.parity import seeded_model
     from rexbench.models.shapes import format_shape
 
     name = str(spec)
     options.emit(ProfileEvent("build", name))
-    model = create_model(spec, weights=options.weights)
+    model = seeded_model(spec, options.weights)  # the network every worker builds too
     shapes = [measured_shape(spec, model, c) for c in configs]
     counts: dict[Shape, dict[str, Any]] = {}
     for shape in dict.fromkeys(shapes):

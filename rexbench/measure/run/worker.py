@@ -11,7 +11,10 @@ says so ({"ok": true, "pid"}); then each command, one JSON object per line, gets
   does in one process -> {"ok": true, what the record keeps} or {"ok": false, "error": one line,
   "fatal": whether the whole run stops (out of memory)};
 - warmup {n}: n timed calls, the peak memory over them and the heap before them;
-- chunk {n}: n timed calls, their samples.
+- chunk {n}: n timed calls, their samples;
+- logits {inputs, out}: the prepared configuration's outputs on the inputs in the .npy file
+  `inputs`, written to the .npy file `out` (rexbench.measure.checks.logits; fidelity on real
+  photographs) -> {"ok": true, "rows"} or {"ok": false, "error": one line}.
 
 Between commands it blocks on its pipe, its runtime's threads idle. The end of the command pipe
 ends it. Ctrl-C is ignored here (the parent stops its workers); a crash writes the Python stack to
@@ -105,11 +108,10 @@ def _prepared(request: dict[str, Any], config: RunConfig) -> tuple[PreparedModel
     from rexbench.measure.run.parts import REAL
     from rexbench.measure.run.profile import check_output, prepare_config
     from rexbench.measure.timing.devices import device_ops
-    from rexbench.models.factory import create_model
     from rexbench.spec import parse
 
     spec, shape, weights = parse(request["spec"]), tuple(request["input_shape"]), request["weights"]
-    model = create_model(spec, weights=weights)
+    model = parity.seeded_model(spec, weights)
     if weights is None:
         described = parity.nontrivial_weights(model)
     else:
@@ -163,6 +165,25 @@ def setup(request: dict[str, Any], stack: contextlib.ExitStack) -> tuple[Timed |
     }
 
 
+def logits(prepared: PreparedModel, request: dict[str, Any]) -> dict[str, Any]:
+    """The answer to `logits`: the outputs written to the file the request names, its threads
+    idle afterwards, as after a chunk."""
+    import numpy as np
+
+    from rexbench.measure.checks.logits import prepared_logits
+    from rexbench.measure.machine.processes import wait_idle
+    from rexbench.measure.run.rounds import first_line
+
+    try:
+        out = prepared_logits(prepared, np.load(request["inputs"]))
+        np.save(request["out"], out)
+    except Exception as exc:
+        return {"ok": False, "error": first_line(exc)}
+    finally:
+        wait_idle()
+    return {"ok": True, "rows": len(out)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve the parent's commands until its command pipe ends."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -180,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 timed, reply = setup(request, stack)
             elif timed is None:
                 reply = {"ok": False, "error": "nothing prepared to time", "fatal": True}
+            elif request["op"] == "logits":
+                reply = logits(timed.prepared, request)
             else:
                 reply = timed.answer(request)
             channel.send(reply)

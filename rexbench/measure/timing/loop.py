@@ -20,6 +20,11 @@ from rexbench.stats import Summary, summarize
 Clock = Callable[[], int]
 
 
+class EndRounds(Exception):
+    """Raised by a progress callback after a chunk to end the timing at the end of the current
+    round: every runner keeps the samples it has (a caller's time budget; rexbench.tune)."""
+
+
 class Remote(Protocol):
     """A runner whose calls run and are timed in another process (rexbench.measure.run.workers):
     the loop asks it for its warm-up and its chunks instead of calling anything itself."""
@@ -193,7 +198,8 @@ def measure_interleaved(
     2. Timing: rounds of `round_size` calls per runner; round r starts with runner r mod k
        (A B, B A, A B ... for two runners), so neither always follows the other.
     The progress callback is called before and after every warm-up, once before the first round
-    (done 0: timing starts) and after every chunk, always outside timed regions.
+    (done 0: timing starts) and after every chunk, always outside timed regions; raising EndRounds
+    after a chunk ends the timing once the round is done, with fewer than `runs` samples.
     A runner's `setup` runs before its warm-up and before each of its chunks; each TimerResult's
     `backend` is the backend state right after its runner's first setup.
     """
@@ -253,13 +259,20 @@ class _Loop:
         """`runs` timed calls of every runner, in rounds of `round_size`; round r starts with
         runner r mod k."""
         self.emit(ProgressEvent("timing", self.runners[0].name, 0, runs))  # a display stops drawing
+        ending = False
         for r in range(-(-runs // round_size)):
             n = min(round_size, runs - r * round_size)
             for k in range(len(self.runners)):
                 i = (r + k) % len(self.runners)
                 self.current = self.runners[i]
                 self.samples[i] += _chunk(self.current, n, self.ops, self.clock, "timing")
-                self.emit(ProgressEvent("timing", self.current.name, len(self.samples[i]), runs))
+                done = len(self.samples[i])
+                try:
+                    self.emit(ProgressEvent("timing", self.current.name, done, runs))
+                except EndRounds:  # the round is finished first: every runner alike
+                    ending = True
+            if ending:
+                return
 
     def results(self, *, wall: float) -> list[TimerResult]:
         """One TimerResult per runner; `wall`: the whole measurement's wall time."""
