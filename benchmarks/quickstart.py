@@ -107,6 +107,9 @@ def main() -> None:
             clone = work / "two"
             subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
             report["command_2"] = timed(second, clone, args.out / "command2.log", env)
+    for key in ("command_1_cold", "command_1_warm", "command_2"):
+        if key in report:
+            report[key].update(commit=commit, date=report["date"])
     path = args.out / "times.json"
     earlier = json.loads(path.read_text()) if path.exists() else {}
     path.write_text(json.dumps({**earlier, **report}, indent=2) + "\n")  # one command at a time
