@@ -50,13 +50,36 @@ def test_one_tolerance_table_with_bf16_scaled_from_fp16_by_the_unit_roundoff():
     assert default_tolerances(torch.bfloat16) == (1.6e-2, 1e-5)
     ratio = torch.finfo(torch.bfloat16).eps / torch.finfo(torch.float16).eps  # 2^-7 / 2^-10
     assert ratio == 8
-    assert parity.TOLERANCES == {"fp32": 1e-3, "fp16": 1.6e-2, "bf16": 0.128}
+    assert parity.TOLERANCES == {"fp32": 1e-3, "fp16": 1.6e-2, "bf16": 0.128, "int8": 0.512}
     assert parity.TOLERANCES["bf16"] == parity.TOLERANCES["fp16"] * ratio
     ref = torch.tensor([[3.0, 4.0, 0.0]])
     assert parity.compare(ref * 1.12, ref, "bf16")["valid"]
     bad = parity.compare(ref * 1.13, ref, "bf16")
     assert bad["reason"] == "relative L2 error 0.13 > 0.128 (bf16 tolerance)"
     assert "unit roundoff" in bad["tolerance"]["source"]
+
+
+def test_int8_tolerance_is_bf16_times_the_crest_factor_of_an_activation_tensor():
+    # the same spacing: int8's scale is max / 127, bfloat16's eps 2^-7
+    assert 2**-7 <= 1 / 127 < 1.01 * 2**-7 and torch.finfo(torch.bfloat16).eps == 2**-7
+    # a Gaussian tensor of 10^4 to 10^5 values peaks near 4 standard deviations
+    generator = torch.Generator().manual_seed(0)
+    for size in (10_000, 100_000):
+        x = torch.randn(size, generator=generator)
+        assert 3.6 < float(x.abs().max() / x.pow(2).mean().sqrt()) < 4.6
+    # and int8-rounding such a tensor costs about crest / (127 sqrt(12)) of its RMS, as bf16's
+    # rounding costs about eps / sqrt(12) of each value
+    x = torch.randn(50_000, generator=generator)
+    scale = float(x.abs().max()) / 127
+    noise = (torch.round(x / scale) * scale - x).norm() / x.norm()
+    crest = float(x.abs().max() / x.pow(2).mean().sqrt())
+    assert float(noise) == pytest.approx(crest / (127 * 12**0.5), rel=0.05)
+    assert parity.TOLERANCES["int8"] == parity.TOLERANCES["bf16"] * 4
+    ref = torch.tensor([[3.0, 4.0, 0.0]])
+    assert parity.compare(ref * 1.5, ref, "int8")["valid"]
+    bad = parity.compare(ref * 0.48, ref, "int8")  # rel L2 0.52
+    assert bad["reason"] == "relative L2 error 0.52 > 0.512 (int8 tolerance)"
+    assert "crest factor" in bad["tolerance"]["source"]
 
 
 def test_nontrivial_weights_are_seeded_and_reach_batchnorm_and_zeroed_layers():

