@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _profile_fakes import fake_parts
 
 from rexbench import create_model
 from rexbench.measure.backends.calibration import Calibration, chunks, image_resolution
 from rexbench.measure.backends.prepare import prepare
 from rexbench.measure.checks import fidelity, parity
 from rexbench.measure.config import RunConfig
+from rexbench.measure.run.calibrated import JUDGED_BY
+from rexbench.measure.run.profile import profile_models
 from rexbench.models import photos
 from rexbench.models.packaged import INCEPTION_MEAN, INCEPTION_STD
+from rexbench.records.store import load_records
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -72,6 +76,28 @@ def test_each_runtime_quantizes_on_the_calibration_half_and_stays_close_to_fp32(
     assert data["inputs"] == 216 and data["half"] == "evaluation"
     assert 1e-3 < data["rel_l2"] < 0.05 and data["top5_overlap"] > 0.9
     assert data["trained_weights"] is False
+
+
+def test_profile_records_the_int8_fidelity_calibration_and_verdict(tmp_path):
+    configs = [RunConfig.preset(n, resolution=RES, threads=1) for n in ("eager", "ort_int8")]
+    records = profile_models(
+        [MODEL], configs, runs=2, warmup=0, parts=fake_parts(), out_dir=tmp_path
+    )
+    eager, int8 = records
+    assert "fidelity" not in eager.parity and "judged_by" not in eager.parity
+    check = int8.parity
+    assert int8.valid and check["tolerance"]["dtype"] == "int8" and check["judged_by"] == JUDGED_BY
+    assert JUDGED_BY.startswith("output parity on the seeded input, rel_l2 <= 0.512 (int8")
+    assert check["fidelity"]["inputs"] == 216 and check["fidelity"]["half"] == "evaluation"
+    assert check["fidelity"]["trained_weights"] is False and 0 < check["fidelity"]["rel_l2"] < 0.05
+    runtime = int8.timing.preparation["runtime"]
+    assert runtime["precision"] == "int8" and runtime["options"] == {"quantize": "int8"}
+    assert (
+        runtime["calibration"]["inputs"] == 216 and runtime["calibration"]["half"] == "calibration"
+    )
+    back = {r.run.label: r for r in load_records(tmp_path)}
+    assert back["ort_int8"].parity == check
+    assert back["ort_int8"].timing.preparation["runtime"]["calibration"] == runtime["calibration"]
 
 
 def test_the_halves_never_meet_and_chunks_keep_the_batch_size():

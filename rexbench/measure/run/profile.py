@@ -20,6 +20,7 @@ from rexbench.measure.config import RunConfig
 from rexbench.measure.machine import env as envmod
 from rexbench.measure.machine.allocator import steady_allocator
 from rexbench.measure.machine.memory import check_batch_memory
+from rexbench.measure.run import calibrated
 from rexbench.measure.run.compiler import compile_room, reset_compiler
 from rexbench.measure.run.counted import count, measured_shape
 from rexbench.measure.run.installed import check_installed
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from rexbench.measure.backends.base import PreparedModel
+    from rexbench.measure.backends.calibration import Calibration
 
 FailureFn = Callable[["ConfigFailure"], None]
 #: (spec, prepared configurations, base fingerprint, options) -> their records, as measure_prepared
@@ -283,6 +285,7 @@ def _prepare_model(
     else:
         weights = f"the checkpoint {Path(options.weights).name}"
     references = _references(model, configs, shapes, parts.reference_output)
+    photos = calibrated.references(model, configs, shapes, options.weights)
     base_env: dict[str, Any] | None = None
     items: list[PreparedConfig] = []
     for i, (config, shape) in enumerate(zip(configs, shapes, strict=True)):
@@ -291,10 +294,17 @@ def _prepare_model(
             try:
                 in_place = i == len(configs) - 1  # nothing needs the built model after this one
                 prepared = prepare_config(
-                    parts.prepare, model, config, shape, name=name, in_place=in_place
+                    parts.prepare,
+                    model,
+                    config,
+                    shape,
+                    name=name,
+                    in_place=in_place,
+                    calibration=calibrated.calibration(config, options.weights),
                 )
                 reference = references[shape, config.batch_size]
                 check = check_output(prepared, reference, weights, options.ops)
+                calibrated.add_fidelity(check, prepared, photos.get(shape), options.weights)
             except RexbenchError as exc:
                 if str(exc).startswith("out of memory"):  # devices.oom_error: smaller batch, all
                     raise
@@ -317,11 +327,14 @@ def prepare_config(
     *,
     name: str,
     in_place: bool,
+    calibration: Calibration | None = None,
 ) -> PreparedModel:
+    """`prepare` (Parts.prepare) with one line naming the model, configuration and backend when it
+    fails; `calibration`: what a configuration that quantizes is calibrated on (run.calibrated)."""
     backend = BACKENDS.get(config.runtime)
     what = f"{name} could not be prepared as {config.label} ({backend.title} {backend.version()})"
     try:
-        return prepare(model, config, input_shape=shape, in_place=in_place)
+        return prepare(model, config, input_shape=shape, in_place=in_place, calibration=calibration)
     except KeyboardInterrupt:
         raise
     except RexbenchError as exc:
