@@ -102,12 +102,15 @@ def sweep(
     if nodes:
         raise RexbenchError("--nodes picks nodes of a cluster: give --cluster too")
     err = console(stderr=True)
+    skipped: list[str] = []
     if not dry_run:  # what this machine cannot run fails once, before any model or output
         from rexbench.measure.run.installed import check_installed
         from rexbench.spec import parse
 
         check_installed(configs, [parse(s) for s in specs])
-        sw.check(specs, configs, out)
+        configs, skipped = sw.check(specs, configs, out)
+    for line in skipped:  # a precision this machine cannot run: the others are measured
+        err.print(f"skipped: {line}", markup=False, highlight=False)
     sw.groups([], interleave)  # an unknown --interleave fails before anything is measured
     items = sw.plan(specs, configs, out, force=force)
     batches = sw.batches(items, interleave)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _profile_fakes import fake_parts
+from _profile_fakes import fake_parts, write_tiny
 
 from rexbench import create_model
+from rexbench.errors import RexbenchError
+from rexbench.measure.backends import inputs
 from rexbench.measure.backends.calibration import Calibration, chunks, image_resolution
 from rexbench.measure.backends.prepare import prepare
 from rexbench.measure.checks import fidelity, parity
@@ -98,6 +100,29 @@ def test_profile_records_the_int8_fidelity_calibration_and_verdict(tmp_path):
     back = {r.run.label: r for r in load_records(tmp_path)}
     assert back["ort_int8"].parity == check
     assert back["ort_int8"].timing.preparation["runtime"]["calibration"] == runtime["calibration"]
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    write_tiny(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return "py:nets.py:Tiny"
+
+
+def test_a_precision_this_machine_cannot_run_is_skipped_with_its_reason(tiny, monkeypatch):
+    monkeypatch.setattr(inputs, "_cpu_supports", lambda dtype: False)  # a CPU without bf16
+    configs = [RunConfig.preset("eager"), RunConfig.preset("eager", dtype="bf16")]
+    failures = []
+    fast = dict(runs=2, warmup=0, parts=fake_parts())
+    records = profile_models([tiny], configs, on_failure=failures.append, **fast)
+    assert [r.run.label for r in records] == ["eager"]
+    (skip,) = failures
+    assert skip.skipped and skip.config == "eager+bf16"
+    assert skip.line.startswith(f"{tiny} eager+bf16: bf16 is not supported on this CPU (needs AVX")
+    # without a callback it is no error of the run either; asked for alone, it is the run's error
+    assert [r.run.label for r in profile_models([tiny], configs, **fast)] == ["eager"]
+    with pytest.raises(RexbenchError, match="^bf16 is not supported on this CPU"):
+        profile_models([tiny], configs[1:], **fast)
 
 
 def test_the_halves_never_meet_and_chunks_keep_the_batch_size():

@@ -92,11 +92,15 @@ class Backend(ABC):
         """The `--config` names it brings: by default its own name, with every option at its default."""
         return (Preset(self.name, self.title),)
 
+    def config_name(self) -> str:
+        """What `--config` calls it in messages: its first preset (by default its own name)."""
+        return self.presets()[0].name
+
     def available(self, device: str) -> str | None:
         """None when it can run on `device` here, else the one-line reason (naming the extra to install)."""
         if self.module is not None and importlib.util.find_spec(self.module) is None:
             return (
-                f"--config {self.name} needs {self.title}, which is not installed: "
+                f"--config {self.config_name()} needs {self.title}, which is not installed: "
                 f"pip install '{self.extra}'"
             )
         return None
@@ -139,7 +143,8 @@ class Backend(ABC):
         configuration quantizes (rexbench.measure.run.installed names the missing ones)."""
         if self.module is None:
             return ()
-        return (Package(self.module, self.title, str(self.extra), f"--config {self.name}"),)
+        needed_by = f"--config {self.config_name()}"
+        return (Package(self.module, self.title, str(self.extra), needed_by),)
 
     def refuses(self, config: RunConfig) -> str | None:
         """One line when this backend cannot run `config`'s precision (a dtype it does not run),

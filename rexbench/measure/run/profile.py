@@ -9,12 +9,12 @@ soon as a model's measurement ends: Ctrl-C keeps every finished one and leaves n
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
-from rexbench.measure.backends.inputs import check_dtype, resolve_device
+from rexbench.measure.backends.inputs import resolve_device
 from rexbench.measure.backends.registry import BACKENDS
 from rexbench.measure.config import RunConfig
 from rexbench.measure.machine import env as envmod
@@ -36,6 +36,7 @@ from rexbench.measure.run.rounds import (
     first_line,
     measure_prepared,
 )
+from rexbench.measure.run.runnable import ConfigFailure, runnable
 from rexbench.measure.run.workers import Isolation, WorkerPool
 from rexbench.measure.timing.devices import DeviceOps, device_ops, oom_error
 from rexbench.measure.timing.loop import backend_settings
@@ -82,13 +83,13 @@ def profile_models(
     runs / warmup: override every config's (None: take the configs', which must then agree).
     input_shape: (C, H, W) or "3x224x224" for every model (stored in each config; refused when it
     disagrees with a config's resolution). out_dir None: nothing is written. on_record(record,
-    path) is called after each record is stored. A configuration that cannot be prepared is left
-    out and passed to on_failure (without one: a RexbenchError after every other configuration
-    was measured). together: every model timed in the same interleaved rounds (else one model after
-    the other). Every configuration's output is checked against the eager fp32 model's before it
-    is timed (rexbench.measure.checks.parity; the record's `parity`). abort_when_contended: raise
-    `contention.ContendedRun` as soon as a run is certain to end contended (the gate re-measures
-    then). instructions: count each record's instructions per call under callgrind after its
+    path) is called after each record is stored. A configuration that cannot be prepared, or is
+    skipped (run.runnable: never an error), is left out and passed to on_failure (without one: a
+    RexbenchError after the others were measured). together: every model timed in the same
+    interleaved rounds (else one model after the other). Every configuration's output is checked
+    against the eager fp32 model's before it is timed (rexbench.measure.checks.parity; the record's
+    `parity`). abort_when_contended: raise `contention.ContendedRun` as soon as a run is certain to
+    end contended (the gate re-measures then). instructions: count each record's instructions per call under callgrind after its
     rounds (rexbench.measure.counting.instructions; minutes per configuration). parts: the device
     operations, clock, anchor and preparation measured with (rexbench.measure.run.parts; tests pass
     fakes). measure: times one group's prepared configurations and returns their records (default
@@ -104,7 +105,7 @@ def profile_models(
         raise RexbenchError("--weights loads one checkpoint: give exactly one model with it")
     configs = _checked_configs(configs, runs, warmup, input_shape)
     device = resolve_device(configs[0].device)
-    _check_inputs(parsed, configs, device, instructions)
+    configs = _check_inputs(parsed, configs, device, instructions, skipped=on_failure)
     if out_dir is not None:
         check_writable(machine_dir(out_dir, envmod.machine_id()))
     if device == "cpu":  # before any model is built: its weights share the activations' heap
@@ -140,32 +141,26 @@ def profile_models(
 
 
 def _check_inputs(
-    specs: list[ModelSpec], configs: list[RunConfig], device: str, instructions: bool
-) -> None:
-    """Before any model is built: what must be installed (all of it named at once), dtypes,
-    input sizes, and whether the batch fits in memory."""
+    specs: list[ModelSpec],
+    configs: list[RunConfig],
+    device: str,
+    instructions: bool,
+    *,
+    skipped: FailureFn | None,
+) -> list[RunConfig]:
+    """Before any model is built: what must be installed (all of it named at once), which
+    configurations this machine can run (the others passed to `skipped`, each with its reason),
+    input sizes, and whether the batch fits in memory. Returns the configurations to measure."""
     check_installed(configs, specs, instructions)
+    configs, unrunnable = runnable(configs, device)
+    for config, reason in unrunnable:
+        if skipped is not None:
+            skipped(ConfigFailure(", ".join(map(str, specs)), config.label, reason, skipped=True))
     for config in configs:
-        check_dtype(device, config.dtype)
-        BACKENDS.check_available(config.runtime, device)
         for spec in specs:
             check_options(spec, config.input_shape, config.resolution)
     check_batch_memory(specs, configs, device)
-
-
-@dataclass(frozen=True)
-class ConfigFailure:
-    """A configuration that could not be prepared or checked (an export, a conversion, a
-    compilation that failed); the other configurations of the run are measured all the same."""
-
-    model: str
-    config: str
-    reason: str
-
-    @property
-    def line(self) -> str:
-        known = self.reason.startswith(self.model)
-        return self.reason if known else f"{self.model} {self.config}: {self.reason}"
+    return configs
 
 
 def _checked_configs(
