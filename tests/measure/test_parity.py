@@ -82,6 +82,24 @@ def test_int8_tolerance_is_bf16_times_the_crest_factor_of_an_activation_tensor()
     assert "crest factor" in bad["tolerance"]["source"]
 
 
+def test_int8_is_judged_by_the_fidelity_rel_l2_unless_the_check_failed_before_it():
+    ref = torch.tensor([[3.0, 4.0, 0.0]])
+    close = parity.compare(ref * 1.02, ref, "int8")  # the seeded input: rel L2 0.02
+    parity.judge_by_fidelity(close, 0.6)  # the photographs: 0.6
+    assert not close["valid"] and close["rel_l2"] == pytest.approx(0.02)
+    assert close["reason"] == (
+        "relative L2 error of the logits on the fidelity set's evaluation half 0.6 > 0.512 "
+        "(int8 tolerance)"
+    )
+    assert parity.invalid_note(close).startswith("invalid: the output differs from the eager")
+    far = parity.compare(ref * 1.6, ref, "int8")
+    parity.judge_by_fidelity(far, 0.15)
+    assert far["valid"] and far["reason"] is None
+    broken = parity.compare(torch.full((1, 3), float("nan")), ref, "int8")
+    parity.judge_by_fidelity(broken, 0.01)
+    assert not broken["valid"] and broken["reason"] == "the output is not finite"
+
+
 def test_nontrivial_weights_are_seeded_and_reach_batchnorm_and_zeroed_layers():
     def build():
         torch.manual_seed(1)

@@ -5,9 +5,11 @@ Such a configuration is prepared with the calibration half of the fidelity set, 
 the run's weights expect (rexbench.measure.backends.calibration). Before the model is prepared,
 the eager fp32 logits of the evaluation half are taken once per input shape (`references`); after
 its output check, the configuration's own logits of the same inputs give its fidelity, which goes
-into the record's `parity` with the word on what judged it (`add_fidelity`). The verdict stays the
-output check's, with the int8 tolerance (rexbench.measure.checks.parity): fidelity says how good
-the quantized model is, the check whether it is still the model.
+into the record's `parity` with the word on what judged it (`add_fidelity`). The fidelity's
+relative L2 gives the verdict, against the int8 tolerance (rexbench.measure.checks.parity): on the
+kind of input the calibration saw, where a trained model's ranges were measured, unlike the seeded
+random input of the output check. Its top-1 agreement says how good the quantized model is; the
+verdict only whether it still computes the model.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from rexbench.measure.backends.calibration import Calibration
 from rexbench.measure.backends.registry import BACKENDS
-from rexbench.measure.checks import fidelity
+from rexbench.measure.checks import fidelity, parity
 from rexbench.measure.checks.parity import TOLERANCES
 
 if TYPE_CHECKING:
@@ -28,8 +30,13 @@ if TYPE_CHECKING:
     from rexbench.measure.config import RunConfig
 
 JUDGED_BY = (
+    f"fidelity: rel_l2 of the logits on the evaluation half <= {TOLERANCES['int8']:g} (int8 "
+    "tolerance); the seeded input's numbers recorded, not judged"
+)
+#: where the fidelity could not be taken (a model whose output is no N x C array of logits)
+JUDGED_BY_SEEDED = (
     f"output parity on the seeded input, rel_l2 <= {TOLERANCES['int8']:g} (int8 tolerance); "
-    "fidelity on the evaluation half recorded, not judged"
+    "no fidelity"
 )
 
 
@@ -69,14 +76,15 @@ def add_fidelity(
     reference: fidelity.Reference | Exception | None,
     weights: str | Path | None,
 ) -> None:
-    """Put the configuration's fidelity and what judged it into its output check (the record's
-    `parity`); nothing for a configuration that does not quantize."""
+    """Put the configuration's fidelity into its output check (the record's `parity`), with the
+    verdict it gives (parity.judge_by_fidelity) and a word on what judged; the prepared model's
+    invalid note follows the verdict. Nothing for a configuration that does not quantize."""
     from rexbench.measure.run.rounds import first_line
     from rexbench.models.packaged import has_trained_weights
 
     if not calibrates(prepared.config):
         return
-    check["judged_by"] = JUDGED_BY
+    check["judged_by"] = JUDGED_BY_SEEDED
     if not isinstance(reference, fidelity.Reference):
         check["fidelity"] = {"error": first_line(reference) if reference else "no reference"}
         return
@@ -84,3 +92,11 @@ def add_fidelity(
         check["fidelity"] = fidelity.measure(prepared, reference, has_trained_weights(weights))
     except Exception as exc:  # an output that is no N x C array of logits
         check["fidelity"] = {"error": first_line(exc)}
+        return
+    if check.get("rel_l2") is not None:
+        was = None if check["valid"] else parity.invalid_note(check)
+        parity.judge_by_fidelity(check, check["fidelity"]["rel_l2"])
+        check["judged_by"] = JUDGED_BY
+        prepared.notes[:] = [note for note in prepared.notes if note != was]
+        if not check["valid"]:
+            prepared.notes.append(parity.invalid_note(check))

@@ -381,8 +381,5 @@ def check_output(
             f"{config.label} failed on its first output check: {first_line(exc)}"
         ) from exc
     if not data["valid"]:
-        prepared.notes.append(
-            f"invalid: the output differs from the eager fp32 model's ({data['reason']}); left "
-            "out of speed-ups, plots, claims and gates"
-        )
+        prepared.notes.append(parity.invalid_note(data))
     return data
