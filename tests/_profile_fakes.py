@@ -165,9 +165,13 @@ def fake_cuda(monkeypatch, ops: FakeCudaOps) -> Parts:
         anchor.device, anchor.fn = device, ops.call
         return anchor
 
-    def prepare_on_cpu(model, config, default_resolution=224, *, input_shape=None, in_place=False):
+    def prepare_on_cpu(
+        model, config, default_resolution=224, *, input_shape=None, in_place=False, calibration=None
+    ):
         on_cpu = replace(config, device="cpu", dtype="fp32", flush_l2=False)  # flush_l2: CUDA only
-        prepared = real_prepare(model, on_cpu, input_shape=input_shape, in_place=in_place)
+        prepared = real_prepare(
+            model, on_cpu, input_shape=input_shape, in_place=in_place, calibration=calibration
+        )
         prepared.config, prepared.device = config, "cuda:0"
         module = prepared.module
 

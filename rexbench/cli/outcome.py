@@ -34,11 +34,15 @@ def exit_code(
     failures: Sequence[ConfigFailure],
     allow_mismatch: bool,
 ) -> int:
-    """One line per failed configuration and one for the invalid ones; 1 when any configuration
-    failed, or was invalid without --allow-mismatch; else 0. A record whose worker failed
-    (`parity["fault"]`, rexbench.measure.run.workers) is invalid too, and said among the failures."""
+    """One line per failed or skipped configuration and one for the invalid ones; 1 when any
+    configuration failed, or was invalid without --allow-mismatch; else 0 (a configuration skipped
+    for a precision this machine cannot run, rexbench.measure.run.runnable, is no failure). A record
+    whose worker failed (`parity["fault"]`, rexbench.measure.run.workers) is invalid too, and said
+    among the failures."""
     for failure in failures:
-        err.print(f"[red]failed[/]: {failure.line}", highlight=False, soft_wrap=True)
+        word = "[yellow]skipped[/]" if failure.skipped else "[red]failed[/]"
+        err.print(f"{word}: {failure.line}", highlight=False, soft_wrap=True)
+    failures = [f for f in failures if not f.skipped]
     faulted = any("fault" in r.parity for r in records)
     invalid = [r for r in records if not r.valid and "fault" not in r.parity]
     if invalid:

@@ -128,7 +128,7 @@ def table_data(
     records: list[Record], paths: list[Path], note: str = "", failures: Sequence[Any] = ()
 ) -> dict[str, Any]:
     """What the table shows and --json prints: one row per record, times in milliseconds, and the
-    configurations that failed to prepare (one line each)."""
+    configurations that failed to prepare or were skipped (one line each)."""
     from rexbench.measure.run.counted import MACS_CONVENTION
 
     rows = []
@@ -171,8 +171,15 @@ def table_data(
                 "beside_earlier": i < len(paths) and _beside_earlier(record, paths[i]),
             }
         )
-    failed = [f.line for f in failures]
-    return {"note": note, "conventions": MACS_CONVENTION, "rows": rows, "failed": failed}
+    failed = [f.line for f in failures if not f.skipped]
+    skipped = [f.line for f in failures if f.skipped]  # a precision this machine cannot run
+    return {
+        "note": note,
+        "conventions": MACS_CONVENTION,
+        "rows": rows,
+        "failed": failed,
+        "skipped": skipped,
+    }
 
 
 def _beside_earlier(record: Record, path: str | Path) -> bool:

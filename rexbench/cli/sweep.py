@@ -108,8 +108,11 @@ def sweep(
     if nodes:
         raise RexbenchError("--nodes picks nodes of a cluster: give --cluster too")
     err = console(stderr=True)
+    skipped: list[str] = []
     if not dry_run:  # what this machine cannot run fails once, before any model or output
-        _check_here(specs, configs, out)
+        configs, skipped = _check_here(specs, configs, out)
+    for line in skipped:  # a precision this machine cannot run: the others are measured
+        err.print(f"skipped: {line}", markup=False, highlight=False)
     sw.groups([], interleave)  # an unknown --interleave fails before anything is measured
     items = sw.plan(specs, configs, out, force=force)
     batches = sw.batches(items, interleave)
@@ -139,15 +142,18 @@ def sweep(
         raise typer.Exit(code)
 
 
-def _check_here(specs: list[str], configs: list[RunConfig], out: Path) -> None:
+def _check_here(
+    specs: list[str], configs: list[RunConfig], out: Path
+) -> tuple[list[RunConfig], list[str]]:
     """What this machine lacks (every missing package in one line), then everything else a sweep
-    can refuse before it measures (rexbench.measure.run.sweep.check)."""
+    can refuse before it measures (rexbench.measure.run.sweep.check): the configurations it can
+    run, and a line for each precision it cannot (skipped)."""
     from rexbench.measure.run import sweep as sw
     from rexbench.measure.run.installed import check_installed
     from rexbench.spec import parse
 
     check_installed(configs, [parse(s) for s in specs])
-    sw.check(specs, configs, out)
+    return sw.check(specs, configs, out)
 
 
 def _announce(items: list[PlanItem], batches: list[Batch], line: str, out: Path, err: Any) -> None:

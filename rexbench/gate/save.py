@@ -167,18 +167,30 @@ def _specs_of(records: list[Record]) -> list[ModelSpec]:
 
 def _measure(specs: list[ModelSpec], request: SaveRequest, hooks: Hooks) -> list[Record]:
     from rexbench.measure.config import build_configs
-    from rexbench.measure.run.profile import profile_models
+    from rexbench.measure.run.profile import ConfigFailure, profile_models
 
     configs, note = build_configs(request.configs)
     hooks.note(note)
     runners, runs, warmup = len(configs) + 1, request.configs.runs, request.configs.warmup
+    failures: list[ConfigFailure] = []
+
+    def failed(failure: ConfigFailure) -> None:  # a skipped precision is a note, not an error
+        if failure.skipped:
+            hooks.note(f"skipped: {failure.line}")
+        else:
+            failures.append(failure)
+
     with hooks.measuring(runners, runs, warmup) as progress:
-        return profile_models(
+        records = profile_models(
             specs,
             configs,
             weights=request.weights,
             input_shape=request.input_shape,
             progress=progress,
+            on_failure=failed,
             instructions=request.instructions,
             isolation=request.isolation,
         )
+    if failures:
+        raise RexbenchError("; ".join(f.line for f in failures))
+    return records

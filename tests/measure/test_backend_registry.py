@@ -46,12 +46,15 @@ def level():
 
 
 def test_the_builtin_backends_and_presets_and_the_help_line():
-    assert BACKENDS.names() == ["torch", "ort", "openvino"]
+    assert BACKENDS.names() == ["torch", "ort", "openvino", "pt2e"]
     torch_presets = ["eager", "channels_last", "compile", "compile_cl", "max", "cudagraphs"]
-    assert BACKENDS.presets() == [*torch_presets, "ort", "openvino"]
+    runtimes = ["ort", "ort_int8", "openvino", "openvino_int8", "pt2e_int8"]
+    assert BACKENDS.presets() == [*torch_presets, *runtimes]
     assert PRESET_HELP == (
         "eager, channels_last, compile, compile_cl (default), max (BN folded + freezing), "
-        "cudagraphs (compile_cl replayed as CUDA graphs), ort (ONNX Runtime), openvino (OpenVINO)"
+        "cudagraphs (compile_cl replayed as CUDA graphs), ort (ONNX Runtime), "
+        "ort_int8 (int8, static QDQ), openvino (OpenVINO), openvino_int8 (int8, NNCF), "
+        "pt2e_int8 (int8, PT2E + torch.compile)"
     )
     assert BACKENDS.get(None) is BACKENDS.get("torch")
     assert RunConfig(runtime="torch") == RunConfig()  # one spelling: PyTorch is runtime None

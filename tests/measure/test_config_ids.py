@@ -24,6 +24,10 @@ IDS = {
     ("ort", "cpu"): [("ort", "b3da5c9d14bf"), ("ort+fp16", "3ab926472dbc"), ("ort+bf16", "8b8fed748f4e")],
     ("openvino", "cpu"): [("openvino", "193e6db67804"), ("openvino+fp16", "86313512df07"), ("openvino+bf16", "81b6ee9921b4")],
     ("cudagraphs", "cpu"): [("cudagraphs", "3cfdcc1d9ad8"), ("cudagraphs+fp16", "e3a32b51813f"), ("cudagraphs+bf16", "f5dd48d0e883")],
+    # int8 (added with the quantizing presets; fp16 and bf16 are refused when prepared)
+    ("ort_int8", "cpu"): [("ort_int8", "0b509e1088b1"), ("ort_int8+fp16", "2139c5ca4b28"), ("ort_int8+bf16", "32fc1fa799d4")],
+    ("openvino_int8", "cpu"): [("openvino_int8", "771fadddd5d8"), ("openvino_int8+fp16", "913002b2ea5f"), ("openvino_int8+bf16", "28fdae844e68")],
+    ("pt2e_int8", "cpu"): [("pt2e_int8", "8723c637f23f"), ("pt2e_int8+fp16", "ae100f997ede"), ("pt2e_int8+bf16", "fcf8a7e9f9e7")],
     ("eager", "cuda"): [("eager", "56e92e316edc"), ("eager+fp16", "b92a2db4644f"), ("eager+bf16", "62b8f2a317fc")],
     ("channels_last", "cuda"): [("channels_last", "0d4f90272ffe"), ("channels_last+fp16", "fdb2d853ef7d"), ("channels_last+bf16", "8fff3b401479")],
     ("compile", "cuda"): [("compile", "2d077878df1a"), ("compile+fp16", "8b577d011362"), ("compile+bf16", "ac14f642ecc3")],
@@ -57,6 +61,17 @@ def test_openvino_on_cuda_stays_refused():
     for dtype in DTYPES:
         with pytest.raises(RexbenchError, match="OpenVINO's CPU device only: use --device cpu"):
             RunConfig.preset("openvino", device="cuda", dtype=dtype)
+
+
+def test_int8_presets_are_their_backends_options_and_refuse_cuda():
+    assert RunConfig.preset("ort:quantize=int8").label == "ort_int8"
+    assert RunConfig.preset("openvino:quantize=int8").config_id == "771fadddd5d8"
+    assert RunConfig.preset("ort_int8:quantize=none").config_id == "b3da5c9d14bf"  # plain ort
+    for name in ("ort_int8", "pt2e_int8"):
+        with pytest.raises(
+            RexbenchError, match=f"^--config {name} runs on the CPU: use --device cpu$"
+        ):
+            RunConfig.preset(name, device="cuda")
 
 
 @pytest.mark.parametrize("fields, label, config_id", COMPOSED)

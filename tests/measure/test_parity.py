@@ -50,13 +50,54 @@ def test_one_tolerance_table_with_bf16_scaled_from_fp16_by_the_unit_roundoff():
     assert default_tolerances(torch.bfloat16) == (1.6e-2, 1e-5)
     ratio = torch.finfo(torch.bfloat16).eps / torch.finfo(torch.float16).eps  # 2^-7 / 2^-10
     assert ratio == 8
-    assert parity.TOLERANCES == {"fp32": 1e-3, "fp16": 1.6e-2, "bf16": 0.128}
+    assert parity.TOLERANCES == {"fp32": 1e-3, "fp16": 1.6e-2, "bf16": 0.128, "int8": 0.512}
     assert parity.TOLERANCES["bf16"] == parity.TOLERANCES["fp16"] * ratio
     ref = torch.tensor([[3.0, 4.0, 0.0]])
     assert parity.compare(ref * 1.12, ref, "bf16")["valid"]
     bad = parity.compare(ref * 1.13, ref, "bf16")
     assert bad["reason"] == "relative L2 error 0.13 > 0.128 (bf16 tolerance)"
     assert "unit roundoff" in bad["tolerance"]["source"]
+
+
+def test_int8_tolerance_is_bf16_times_the_crest_factor_of_an_activation_tensor():
+    # the same spacing: int8's scale is max / 127, bfloat16's eps 2^-7
+    assert 2**-7 <= 1 / 127 < 1.01 * 2**-7 and torch.finfo(torch.bfloat16).eps == 2**-7
+    # a Gaussian tensor of 10^4 to 10^5 values peaks near 4 standard deviations
+    generator = torch.Generator().manual_seed(0)
+    for size in (10_000, 100_000):
+        x = torch.randn(size, generator=generator)
+        assert 3.6 < float(x.abs().max() / x.pow(2).mean().sqrt()) < 4.6
+    # and int8-rounding such a tensor costs about crest / (127 sqrt(12)) of its RMS, as bf16's
+    # rounding costs about eps / sqrt(12) of each value
+    x = torch.randn(50_000, generator=generator)
+    scale = float(x.abs().max()) / 127
+    noise = (torch.round(x / scale) * scale - x).norm() / x.norm()
+    crest = float(x.abs().max() / x.pow(2).mean().sqrt())
+    assert float(noise) == pytest.approx(crest / (127 * 12**0.5), rel=0.05)
+    assert parity.TOLERANCES["int8"] == parity.TOLERANCES["bf16"] * 4
+    ref = torch.tensor([[3.0, 4.0, 0.0]])
+    assert parity.compare(ref * 1.5, ref, "int8")["valid"]
+    bad = parity.compare(ref * 0.48, ref, "int8")  # rel L2 0.52
+    assert bad["reason"] == "relative L2 error 0.52 > 0.512 (int8 tolerance)"
+    assert "crest factor" in bad["tolerance"]["source"]
+
+
+def test_int8_is_judged_by_the_fidelity_rel_l2_unless_the_check_failed_before_it():
+    ref = torch.tensor([[3.0, 4.0, 0.0]])
+    close = parity.compare(ref * 1.02, ref, "int8")  # the seeded input: rel L2 0.02
+    parity.judge_by_fidelity(close, 0.6)  # the photographs: 0.6
+    assert not close["valid"] and close["rel_l2"] == pytest.approx(0.02)
+    assert close["reason"] == (
+        "relative L2 error of the logits on the fidelity set's evaluation half 0.6 > 0.512 "
+        "(int8 tolerance)"
+    )
+    assert parity.invalid_note(close).startswith("invalid: the output differs from the eager")
+    far = parity.compare(ref * 1.6, ref, "int8")
+    parity.judge_by_fidelity(far, 0.15)
+    assert far["valid"] and far["reason"] is None
+    broken = parity.compare(torch.full((1, 3), float("nan")), ref, "int8")
+    parity.judge_by_fidelity(broken, 0.01)
+    assert not broken["valid"] and broken["reason"] == "the output is not finite"
 
 
 def test_nontrivial_weights_are_seeded_and_reach_batchnorm_and_zeroed_layers():

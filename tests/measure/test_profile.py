@@ -140,8 +140,8 @@ def test_each_config_runs_with_its_own_threads(tiny):
     seen: dict[str, list[int]] = {}
     real = REAL.prepare
 
-    def recording(model, config, default_resolution=224, *, input_shape=None, in_place=False):
-        prepared = real(model, config, input_shape=input_shape, in_place=in_place)
+    def recording(model, config, default_resolution=224, *, input_shape=None, **kwargs):
+        prepared = real(model, config, input_shape=input_shape, **kwargs)
         module = prepared.module
 
         def forward(x):
@@ -170,8 +170,8 @@ def test_references_come_before_any_copy_and_the_last_config_takes_the_model(tin
         calls.append(("reference", model))
         return real_reference(model, config, shape)
 
-    def recording(model, config, default_resolution=224, *, input_shape=None, in_place=False):
-        prepared = real_prepare(model, config, input_shape=input_shape, in_place=in_place)
+    def recording(model, config, default_resolution=224, *, input_shape=None, **kwargs):
+        prepared = real_prepare(model, config, input_shape=input_shape, **kwargs)
         calls.append(("prepare", prepared.module is model))
         return prepared
 

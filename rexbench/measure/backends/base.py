@@ -47,6 +47,17 @@ class Option:
 
 
 @dataclass(frozen=True)
+class Package:
+    """A package a configuration needs: its import name, its name in messages, the pip extra
+    that installs it, and who needs it ("--config openvino_int8")."""
+
+    module: str
+    title: str
+    extra: str
+    needed_by: str
+
+
+@dataclass(frozen=True)
 class Preset:
     """A configuration name `--config` accepts: the RunConfig fields it sets (the backend's name
     and defaults fill in the rest)."""
@@ -81,11 +92,15 @@ class Backend(ABC):
         """The `--config` names it brings: by default its own name, with every option at its default."""
         return (Preset(self.name, self.title),)
 
+    def config_name(self) -> str:
+        """What `--config` calls it in messages: its first preset (by default its own name)."""
+        return self.presets()[0].name
+
     def available(self, device: str) -> str | None:
         """None when it can run on `device` here, else the one-line reason (naming the extra to install)."""
         if self.module is not None and importlib.util.find_spec(self.module) is None:
             return (
-                f"--config {self.name} needs {self.title}, which is not installed: "
+                f"--config {self.config_name()} needs {self.title}, which is not installed: "
                 f"pip install '{self.extra}'"
             )
         return None
@@ -112,6 +127,33 @@ class Backend(ABC):
             except PackageNotFoundError:
                 continue
         return "unknown"
+
+    def calibrates(self, config: RunConfig) -> bool:
+        """Whether `config` quantizes to int8 with calibration images: `prepare` then takes
+        `calibration` (rexbench.measure.backends.calibration), and the record gets the
+        configuration's fidelity and its int8 verdict (rexbench.measure.checks.parity)."""
+        return False
+
+    def precision(self, config: RunConfig) -> str:
+        """What the configuration computes in: "int8" when it quantizes, else its dtype."""
+        return "int8" if self.calibrates(config) else config.dtype
+
+    def packages(self, config: RunConfig) -> tuple[Package, ...]:
+        """What `config` needs installed: the backend's own package, and a quantizer where the
+        configuration quantizes (rexbench.measure.run.installed names the missing ones)."""
+        if self.module is None:
+            return ()
+        needed_by = f"--config {self.config_name()}"
+        return (Package(self.module, self.title, str(self.extra), needed_by),)
+
+    def refuses(self, config: RunConfig) -> str | None:
+        """One line when this backend cannot run `config`'s precision (a dtype it does not run),
+        else None; a machine that cannot is `available`'s and inputs.check_dtype's to say."""
+        if config.dtype not in self.dtypes:
+            return (
+                f"{self.title} does not run {config.dtype}: use --dtype {' or '.join(self.dtypes)}"
+            )
+        return None
 
     def check(self, config: RunConfig) -> None:
         """Refuse, in one line, a configuration this backend cannot take (called by RunConfig)."""
@@ -191,7 +233,8 @@ class Backend(ABC):
         in_place: bool = False,
     ) -> PreparedModel:
         """`model` ready to time as `config` says on `device` (resolved: "cpu", "cuda:0"), with
-        the dtype already checked. A deep copy, unless `in_place` hands the model over."""
+        the dtype already checked. A deep copy, unless `in_place` hands the model over. A backend
+        that `calibrates` the configuration also takes `calibration` (a keyword, a Calibration)."""
 
 
 def parse_options(text: str, given: str) -> dict[str, Any]:
@@ -262,7 +305,8 @@ class PreparedModel:
     first call of a compiled model, or a backend's whole setup, None when nothing was compiled.
     bn_folded / bn_remaining: BatchNorm layers folded away / left. cudagraphs: the warm-up of a
     model replayed as CUDA graphs (rexbench.measure.backends.cudagraphs.warm_up). runtime: what
-    the backend did (Backend.record).
+    the backend did (Backend.record). feed: turns an fp32 NCHW NumPy array into the input
+    `module` takes (`logits`), None for a torch tensor like `input`.
     """
 
     module: Any
@@ -279,12 +323,20 @@ class PreparedModel:
     runtime: dict[str, Any] | None = None
     read: Callable[[Any], np.ndarray] = fp32_array
     input_info: dict[str, Any] | None = None
+    feed: Callable[[np.ndarray], Any] | None = None
 
     def run(self) -> Any:
         return self.module(self.input)
 
     def output(self) -> np.ndarray:
         return self.read(self.run())
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """One call on other inputs than the timed one (an fp32 NCHW array of the configuration's
+        batch size), its output as an fp32 array: what the fidelity check reads. `feed` turns the
+        array into what `module` takes; by default a tensor like the timed input (device, dtype,
+        memory format)."""
+        return self.read(self.module(self.feed(batch) if self.feed else _like(self.input, batch)))
 
     def to_dict(self) -> dict[str, Any]:
         """What a record keeps about the preparation (not the module or the input)."""
@@ -300,3 +352,16 @@ class PreparedModel:
             **({"cudagraphs": self.cudagraphs} if self.cudagraphs is not None else {}),
             **({"runtime": dict(self.runtime)} if self.runtime is not None else {}),
         }
+
+
+def _like(example: Any, batch: np.ndarray) -> Any:
+    """An fp32 NCHW array as a torch tensor on `example`'s device, in its dtype and memory format."""
+    import torch
+
+    # an inference tensor where the timed input is one, else not: torch.compile guards on it, and
+    # a guard that failed would compile the model again, without the timed graph's settings
+    with torch.inference_mode(example.is_inference()):
+        x = torch.from_numpy(batch).to(device=example.device, dtype=example.dtype)
+        if x.dim() == 4 and example.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)
+    return x

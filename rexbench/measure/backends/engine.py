@@ -8,6 +8,7 @@ imported inside the functions.
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
@@ -18,8 +19,10 @@ from rexbench.measure.backends.base import Backend, PreparedModel, describe_inpu
 from rexbench.measure.backends.inputs import make_input, torch_dtype
 
 if TYPE_CHECKING:
+    import numpy as np
     from torch import nn
 
+    from rexbench.measure.backends.calibration import Calibration
     from rexbench.measure.config import RunConfig
 
 
@@ -32,6 +35,11 @@ class Engine:
     input: Any
     info: dict[str, Any]
     read: Callable[[Any], Any] = fp32_array
+    feed: Callable[[Any], Any] | None = None  # an fp32 NCHW array -> what `runner` takes
+
+    def __post_init__(self) -> None:
+        if self.feed is None:  # a host array like the input (an fp16 engine takes fp16)
+            self.feed = functools.partial(host_array, dtype=self.input.dtype)
 
 
 class EngineBackend(Backend):
@@ -42,9 +50,18 @@ class EngineBackend(Backend):
     fp32_graph: ClassVar[bool] = False
 
     @abstractmethod
-    def build(self, module: nn.Module, x: Any, config: RunConfig, threads: int) -> Engine:
+    def build(
+        self,
+        module: nn.Module,
+        x: Any,
+        config: RunConfig,
+        threads: int,
+        *,
+        calibration: Calibration | None = None,
+    ) -> Engine:
         """The engine for `module` (eval, on config.device, in the dtype it takes) and input `x`,
-        with `threads` threads (the number in force, as for PyTorch) and config.dtype's precision."""
+        with `threads` threads (the number in force, as for PyTorch) and config.dtype's precision;
+        quantized to int8 on `calibration`'s inputs where the backend `calibrates` the config."""
 
     def prepare(
         self,
@@ -55,6 +72,7 @@ class EngineBackend(Backend):
         default_resolution: int,
         input_shape: Sequence[int] | None = None,
         in_place: bool = False,
+        calibration: Calibration | None = None,
     ) -> PreparedModel:
         import torch
 
@@ -64,7 +82,8 @@ class EngineBackend(Backend):
         module = module.to(device=device, dtype=torch_dtype(on.dtype))
         x = make_input(on, default_resolution, input_shape=input_shape)
         start = time.perf_counter()
-        engine = self.build(module, x, run, torch.get_num_threads())
+        threads = torch.get_num_threads()
+        engine = self.build(module, x, run, threads, calibration=calibration)
         setup_s = time.perf_counter() - start
         prepared = PreparedModel(
             module=engine.runner,
@@ -74,10 +93,18 @@ class EngineBackend(Backend):
             resolution=int(x.shape[-2]),
             read=engine.read,
             input_info=describe_input(x),
+            feed=engine.feed,
         )
         _, first = timed(prepared.run)
         prepared.runtime = self.record(
-            config, setup_s, precision=config.dtype, **engine.info, first_call_s=first
+            config, setup_s, precision=self.precision(config), **engine.info, first_call_s=first
         )
         prepared.compile_s = setup_s + first
         return prepared
+
+
+def host_array(batch: np.ndarray, dtype: Any) -> np.ndarray:
+    """An fp32 NCHW array as a C-contiguous host array of the engine's input dtype."""
+    import numpy as np
+
+    return np.ascontiguousarray(batch, dtype=dtype)

@@ -2,23 +2,30 @@
 by an InferenceSession with every graph optimisation, the run's threads and sequential execution;
 the CUDA execution provider on cuda:N (onnxruntime-gpu). One inference is `InferenceSession.run` on a
 host array, as an application calls it; on CUDA the input and output are bound on the GPU with
-IOBinding, so that no host-device copy is timed. An optional extra, `rexbench[ort]`, imported only
-when a configuration uses it.
+IOBinding, so that no host-device copy is timed. `--config ort_int8` (option quantize=int8) runs
+the export quantized to int8 on the CPU (ort_quantize.py). An optional extra, `rexbench[ort]`,
+imported only when a configuration uses it.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
-from rexbench.measure.backends.base import fp32_array, timed
-from rexbench.measure.backends.engine import Engine, EngineBackend
+from rexbench.measure.backends.base import Option, Preset, fp32_array, timed
+from rexbench.measure.backends.engine import Engine, EngineBackend, host_array
 from rexbench.measure.backends.onnx_export import export_onnx
+from rexbench.measure.backends.ort_quantize import quantize
 
 if TYPE_CHECKING:
     from torch import nn
 
+    from rexbench.measure.backends.calibration import Calibration
     from rexbench.measure.config import RunConfig
+
+QUANTIZE = ("none", "int8")
 
 #: ONNX Runtime's session option: the intra-op threads stop spinning when a run returns
 FORCE_SPINNING_STOP = "session.force_spinning_stop"
@@ -26,7 +33,8 @@ _NO_GPU = "--config ort --device cuda needs onnxruntime-gpu (pip install onnxrun
 
 
 class OnnxRuntimeBackend(EngineBackend):
-    """The exported graph in the run's dtype (fp32 or fp16: NumPy has no bfloat16 to feed it)."""
+    """The exported graph in the run's dtype (fp32 or fp16: NumPy has no bfloat16 to feed it), or
+    quantized to int8 from fp32."""
 
     name = "ort"
     title = "ONNX Runtime"
@@ -34,6 +42,28 @@ class OnnxRuntimeBackend(EngineBackend):
     extra = "rexbench[ort]"
     distributions = ("onnxruntime", "onnxruntime-gpu")
     dtypes = ("fp32", "fp16")
+    options = {
+        "quantize": Option("none", "int8: static QDQ quantization (ort_quantize.py)", QUANTIZE)
+    }
+
+    def presets(self) -> Sequence[Preset]:
+        return (
+            Preset(self.name, self.title),
+            Preset("ort_int8", "int8, static QDQ", {"options": {"quantize": "int8"}}),
+        )
+
+    def calibrates(self, config: RunConfig) -> bool:
+        return dict(config.options).get("quantize") == "int8"
+
+    def check(self, config: RunConfig) -> None:
+        super().check(config)
+        if self.calibrates(config) and config.device != "cpu":
+            raise RexbenchError("--config ort_int8 runs on the CPU: use --device cpu")
+
+    def refuses(self, config: RunConfig) -> str | None:
+        if self.calibrates(config) and config.dtype != "fp32":
+            return "--config ort_int8 quantizes the fp32 model: it takes --dtype fp32 only"
+        return super().refuses(config)
 
     def available(self, device: str) -> str | None:
         reason = super().available(device)
@@ -41,19 +71,33 @@ class OnnxRuntimeBackend(EngineBackend):
             return reason
         return None if "CUDAExecutionProvider" in self.load().get_available_providers() else _NO_GPU
 
-    def build(self, module: nn.Module, x: Any, config: RunConfig, threads: int) -> Engine:
+    def build(
+        self,
+        module: nn.Module,
+        x: Any,
+        config: RunConfig,
+        threads: int,
+        *,
+        calibration: Calibration | None = None,
+    ) -> Engine:
         import torch
 
         with torch.inference_mode(False), torch.no_grad():
             blob, info = export_onnx(module, x)
+        if calibration is not None and self.calibrates(config):
+            info["onnx_bytes_fp32"] = len(blob)
+            inputs = calibration.inputs(x.shape)
+            blob, quantized = quantize(blob, inputs, config.batch_size, calibration)
+            info.update(quantized)
+            del inputs
         (session, options), session_s = timed(lambda: self.session(blob, config.device, threads))
         info.update(options, session_s=session_s, onnx_bytes=len(blob))
         array = x.detach().cpu().numpy()
         if not config.device.startswith("cuda"):
             return Engine(OrtRunner(session), array, info)
         index = int(config.device.partition(":")[2] or 0)
-        value = self.load().OrtValue.ortvalue_from_numpy(array, "cuda", index)
-        return Engine(OrtCudaRunner(session, index), value, info, read=_ortvalue_fp32)
+        to_gpu = functools.partial(_on_gpu, self.load().OrtValue, index, array.dtype)
+        return Engine(OrtCudaRunner(session, index), to_gpu(array), info, _ortvalue_fp32, to_gpu)
 
     def session(self, blob: bytes, device: str, threads: int) -> tuple[Any, dict[str, Any]]:
         """An InferenceSession with every graph optimisation, `threads` intra-op threads, sequential
@@ -120,6 +164,11 @@ class OrtCudaRunner:
         binding.bind_output(self.output_name, "cuda", self.device_id)
         self.session.run_with_iobinding(binding)
         return binding.get_outputs()[0]
+
+
+def _on_gpu(ort_value: Any, index: int, dtype: Any, batch: Any) -> Any:
+    """A host array as an OrtValue on cuda:`index`, in the engine's input dtype."""
+    return ort_value.ortvalue_from_numpy(host_array(batch, dtype), "cuda", index)
 
 
 def _ortvalue_fp32(value: Any) -> Any:

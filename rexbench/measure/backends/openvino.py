@@ -1,22 +1,29 @@
 """OpenVINO as a backend (`--config openvino`): the module converted by `openvino.convert_model` and
 compiled for OpenVINO's CPU device with a LATENCY hint, the run's threads and the run's precision.
-One inference is `InferRequest.infer` on one reused request, the input shared rather than copied. An
-optional extra, `rexbench[openvino]`, imported only when a configuration uses it.
+One inference is `InferRequest.infer` on one reused request, the input shared rather than copied.
+`--config openvino_int8` (option quantize=int8) quantizes the converted model with NNCF first
+(openvino_quantize.py). An optional extra, `rexbench[openvino]`, imported only when a configuration
+uses it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
-from rexbench.measure.backends.base import timed
+from rexbench.measure.backends.base import Option, Package, Preset, timed
 from rexbench.measure.backends.engine import Engine, EngineBackend
+from rexbench.measure.backends.openvino_quantize import NNCF, quantize
 from rexbench.measure.backends.quiet import quiet
 
 if TYPE_CHECKING:
     from torch import nn
 
+    from rexbench.measure.backends.calibration import Calibration
     from rexbench.measure.config import RunConfig
+
+QUANTIZE = ("none", "int8")
 
 _PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
 
@@ -31,13 +38,44 @@ class OpenVinoBackend(EngineBackend):
     extra = "rexbench[openvino]"
     devices = ("cpu",)
     fp32_graph = True
+    options = {"quantize": Option("none", "int8: NNCF post-training quantization", QUANTIZE)}
 
-    def build(self, module: nn.Module, x: Any, config: RunConfig, threads: int) -> Engine:
+    def presets(self) -> Sequence[Preset]:
+        return (
+            Preset(self.name, self.title),
+            Preset("openvino_int8", "int8, NNCF", {"options": {"quantize": "int8"}}),
+        )
+
+    def calibrates(self, config: RunConfig) -> bool:
+        return dict(config.options).get("quantize") == "int8"
+
+    def packages(self, config: RunConfig) -> tuple[Package, ...]:
+        return (*super().packages(config), *((NNCF,) if self.calibrates(config) else ()))
+
+    def refuses(self, config: RunConfig) -> str | None:
+        if self.calibrates(config) and config.dtype != "fp32":
+            return "--config openvino_int8 quantizes the fp32 model: it takes --dtype fp32 only"
+        return super().refuses(config)
+
+    def build(
+        self,
+        module: nn.Module,
+        x: Any,
+        config: RunConfig,
+        threads: int,
+        *,
+        calibration: Calibration | None = None,
+    ) -> Engine:
         import torch
 
         ov = self.load()
         with quiet(), torch.inference_mode(False), torch.no_grad():
             ov_model, convert_s = timed(lambda: ov.convert_model(module, example_input=x))
+        quantized: dict[str, Any] = {}
+        if calibration is not None and self.calibrates(config):
+            inputs = calibration.inputs(x.shape)
+            ov_model, quantized = quantize(ov_model, inputs, config.batch_size, calibration)
+            del inputs
         hints = openvino_hints(config.dtype, threads)
         core = ov.Core()
         compiled, compile_s = timed(lambda: core.compile_model(ov_model, "CPU", hints))
@@ -58,6 +96,7 @@ class OpenVinoBackend(EngineBackend):
             "compiled": {**reported, "INFERENCE_PRECISION_HINT": got.get_type_name()},
             "convert_s": convert_s,
             "compile_s": compile_s,
+            **quantized,
         }
         return Engine(OpenVinoRunner(compiled), x.detach().cpu().numpy(), info)
 

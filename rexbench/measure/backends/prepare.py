@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rexbench.errors import RexbenchError
+from rexbench.measure.backends.calibration import Calibration
 from rexbench.measure.backends.inputs import DEFAULT_RESOLUTION, check_dtype, resolve_device
 from rexbench.measure.backends.registry import BACKENDS
 
@@ -29,21 +30,24 @@ def prepare(
     *,
     input_shape: Sequence[int] | None = None,
     in_place: bool = False,
+    calibration: Calibration | None = None,
 ) -> PreparedModel:
     """Prepare a deep copy of `model` as `config` says; the input model is left untouched.
     in_place: prepare `model` itself, for a caller that needs it no more (one copy of the weights
     fewer in memory; rexbench.measure.run.profile says why that matters for the timing).
 
     `default_resolution` is the model's own, used when config.resolution is None; `input_shape`
-    (C, H, W), when given, overrides both (see inputs.make_input).
+    (C, H, W), when given, overrides both (see inputs.make_input). `calibration`: what a
+    configuration that quantizes to int8 is calibrated on (default: the fidelity set's calibration
+    half with ImageNet's normalisation; rexbench.measure.backends.calibration).
     """
     device = resolve_device(config.device)
     check_dtype(device, config.dtype)
     backend = BACKENDS.get(config.runtime)
-    if config.dtype not in backend.dtypes:
-        raise RexbenchError(
-            f"{backend.title} does not run {config.dtype}: use --dtype {' or '.join(backend.dtypes)}"
-        )
+    refused = backend.refuses(config)
+    if refused is not None:
+        raise RexbenchError(refused)
+    extra = {"calibration": calibration or Calibration()} if backend.calibrates(config) else {}
     return backend.prepare(
         model,
         config,
@@ -51,4 +55,5 @@ def prepare(
         default_resolution=default_resolution,
         input_shape=input_shape,
         in_place=in_place,
+        **extra,
     )

@@ -16,6 +16,7 @@ from rexbench.errors import RexbenchError
 from rexbench.measure.backends.base import TORCH_FIELDS, Backend, parse_options
 from rexbench.measure.backends.onnxruntime import OnnxRuntimeBackend
 from rexbench.measure.backends.openvino import OpenVinoBackend
+from rexbench.measure.backends.pt2e import Pt2eBackend
 from rexbench.measure.backends.torch import TorchBackend
 
 if TYPE_CHECKING:
@@ -127,5 +128,5 @@ def _hint(name: str, known: list[str]) -> str:
 
 
 BACKENDS = BackendRegistry()
-for _backend in (TorchBackend(), OnnxRuntimeBackend(), OpenVinoBackend()):
+for _backend in (TorchBackend(), OnnxRuntimeBackend(), OpenVinoBackend(), Pt2eBackend()):
     BACKENDS.register(_backend)

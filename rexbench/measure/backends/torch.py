@@ -115,7 +115,7 @@ class TorchBackend(Backend):
         if config.compile:
             graphs = cudagraphs.uses_cudagraphs(config.compile_mode, device)
             counters = cudagraphs.compile_counters() if graphs else {}
-            prepared.compile_s = _first_call(prepared, config.freezing)
+            prepared.compile_s = first_call(prepared, config.freezing)
             if graphs:  # warmed up until recorded, at the timed input: the timed calls replay it
                 prepared.cudagraphs = cudagraphs.warm_up(prepared.run, device, counters)
         return prepared
@@ -141,7 +141,7 @@ def _compiled(module: nn.Module, config: RunConfig, device: str) -> tuple[Any, l
     return compiled, notes
 
 
-def _first_call(prepared: PreparedModel, freezing: bool) -> float:
+def first_call(prepared: PreparedModel, freezing: bool) -> float:
     """Run the compiled model once (this is when torch.compile compiles) and time it on its own.
 
     Inductor freezing is switched on only for this call through `torch._inductor.config.patch`,

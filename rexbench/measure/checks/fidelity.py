@@ -11,6 +11,10 @@ Plain functions on N x C numpy arrays of logits, so every runtime's output is ju
 Top-k classes are the k largest logits, ties broken by the lower class index. With random weights
 (no checkpoint; rexbench.models.packaged.has_trained_weights) the classes mean nothing and
 near-ties are common: top-1 agreement then says little, and the parity check judges instead.
+
+For a prepared configuration: `reference` takes the eager fp32 logits of the evaluation half
+before the model is prepared, `measure` the configuration's own (its `PreparedModel.logits`, fed
+its batch size at a time, under inference mode as it is timed) and the record's entry.
 """
 
 from __future__ import annotations
@@ -19,10 +23,16 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
     import numpy as np
     from torch import nn
 
+    from rexbench.measure.backends.base import PreparedModel
+
 BATCH = 24  # inputs per forward of `torch_logits`
+HALF = "evaluation"
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,48 @@ def torch_logits(model: nn.Module, inputs: np.ndarray, batch: int = BATCH) -> np
             chunk = torch.from_numpy(np.ascontiguousarray(inputs[start : start + batch]))
             outputs.append(model(chunk).float().numpy())
     return np.concatenate(outputs)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The evaluation half at one input shape, and the eager fp32 model's logits of it."""
+
+    inputs: np.ndarray
+    logits: np.ndarray
+
+
+def reference(model: nn.Module, shape: Sequence[int], weights: str | Path | None) -> Reference:
+    """The evaluation half at `shape` (3 x R x R), normalised as `weights` expect, and the eager
+    fp32 `model`'s logits of it (call it before the model is prepared)."""
+    from rexbench.measure.backends.calibration import image_resolution
+    from rexbench.models.packaged import normalization
+    from rexbench.models.photos import fidelity_inputs
+
+    mean, std = normalization(weights)
+    inputs = fidelity_inputs(image_resolution(shape), HALF, mean, std)
+    return Reference(inputs, torch_logits(model, inputs))
+
+
+def prepared_logits(prepared: PreparedModel, inputs: np.ndarray) -> np.ndarray:
+    """A prepared configuration's logits of every row of `inputs`, fed its batch size at a time
+    (the rows that fill up the last chunk dropped), under inference mode as it is timed."""
+    import numpy as np
+    import torch
+
+    from rexbench.measure.backends.calibration import chunks
+
+    with torch.inference_mode():
+        out = [prepared.logits(chunk) for chunk in chunks(inputs, prepared.config.batch_size)]
+    return np.concatenate([o.reshape(len(o), -1) for o in out])[: len(inputs)]
+
+
+def measure(prepared: PreparedModel, ref: Reference, trained: bool) -> dict[str, Any]:
+    """The record's `fidelity` of a prepared configuration: the three numbers against `ref`, on
+    which half, against what, and whether the weights were trained (top-1 agreement means little
+    with random ones)."""
+    data = fidelity(prepared_logits(prepared, ref.inputs), ref.logits).to_dict()
+    data.update(half=HALF, reference="eager fp32 on the CPU", trained_weights=trained)
+    return data
 
 
 def _check_shapes(logits: np.ndarray, reference: np.ndarray) -> None:

@@ -1,7 +1,8 @@
 """What a run needs installed beyond rexbench's own dependencies, checked before anything is built:
-the runtimes of its configurations (`rexbench[ort]`, `rexbench[openvino]`), timm or torchvision for
-`timm:` and `torchvision:` models, valgrind for `--instructions`. Every missing one is named in the
-same line, so that one install makes the run work (not one error per attempt)."""
+the runtimes of its configurations (`rexbench[ort]`, `rexbench[openvino]`) and the quantizers of its
+int8 ones (`rexbench[int8]`), timm or torchvision for `timm:` and `torchvision:` models, valgrind
+for `--instructions`. Every missing one is named in the same line, so that one install makes the
+run work (not one error per attempt)."""
 
 from __future__ import annotations
 
@@ -29,17 +30,18 @@ class Missing:
 
 
 def missing_runtimes(configs: Iterable[RunConfig]) -> list[Missing]:
-    """The backends of `configs` whose package is not installed (measure.backends.registry)."""
+    """The packages the backends of `configs` need and that are not installed: the runtimes and
+    the quantizers of int8 configurations (Backend.packages; measure.backends.registry)."""
     from rexbench.measure.backends.registry import BACKENDS
 
+    needed = {p.module: p for c in configs for p in BACKENDS.get(c.runtime).packages(c)}
     out = []
-    for runtime in dict.fromkeys(c.runtime for c in configs):
-        backend = BACKENDS.get(runtime)
-        if backend.module is not None and importlib.util.find_spec(backend.module) is None:
-            needed_by, install = f"--config {backend.name}", f"pip install '{backend.extra}'"
-            alone = f"{needed_by} needs {backend.title}, which is not installed: {install}"
-            extra = str(backend.extra).split("[")[-1].rstrip("]")
-            out.append(Missing(backend.title, needed_by, install, alone, extra))
+    for package in needed.values():
+        if importlib.util.find_spec(package.module) is None:
+            needed_by, install = package.needed_by, f"pip install '{package.extra}'"
+            alone = f"{needed_by} needs {package.title}, which is not installed: {install}"
+            extra = package.extra.split("[")[-1].rstrip("]")
+            out.append(Missing(package.title, needed_by, install, alone, extra))
     return out
 
 

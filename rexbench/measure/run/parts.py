@@ -34,7 +34,8 @@ class Parts:
     make_flusher: Callable[[str], Callable[[], None]] = make_flusher  # (device) -> the L2 flush
     clock: Clock = time.perf_counter_ns  # () -> ns, where the device has no events
     make_anchor: Callable[[str, int | None], Anchor] = make_anchor  # (device, threads)
-    prepare: Callable[..., PreparedModel] = prepare  # (model, config, *, input_shape, in_place)
+    # (model, config, *, input_shape, in_place, calibration)
+    prepare: Callable[..., PreparedModel] = prepare
     reference_output: Callable[..., Any] = reference_output  # (model, config, shape): eager fp32
 
 

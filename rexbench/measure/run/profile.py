@@ -9,17 +9,18 @@ soon as a model's measurement ends: Ctrl-C keeps every finished one and leaves n
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError, first_line
-from rexbench.measure.backends.inputs import check_dtype, resolve_device
+from rexbench.measure.backends.inputs import resolve_device
 from rexbench.measure.backends.registry import BACKENDS
 from rexbench.measure.config import RunConfig
 from rexbench.measure.machine import env as envmod
 from rexbench.measure.machine.allocator import steady_allocator
 from rexbench.measure.machine.memory import check_batch_memory
+from rexbench.measure.run import calibrated
 from rexbench.measure.run.compiler import compile_room, reset_compiler
 from rexbench.measure.run.counted import built_and_counted
 from rexbench.measure.run.installed import check_installed
@@ -34,6 +35,7 @@ from rexbench.measure.run.rounds import (
     RoundOptions,
     measure_prepared,
 )
+from rexbench.measure.run.runnable import ConfigFailure, runnable
 from rexbench.measure.run.workers import Isolation, WorkerPool
 from rexbench.measure.timing.devices import DeviceOps, device_ops, oom_error
 from rexbench.measure.timing.loop import backend_settings
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from rexbench.measure.backends.base import PreparedModel
+    from rexbench.measure.backends.calibration import Calibration
 
 FailureFn = Callable[["ConfigFailure"], None]
 #: (spec, prepared configurations, base fingerprint, options) -> their records, as measure_prepared
@@ -79,13 +82,13 @@ def profile_models(
     runs / warmup: override every config's (None: take the configs', which must then agree).
     input_shape: (C, H, W) or "3x224x224" for every model (stored in each config; refused when it
     disagrees with a config's resolution). out_dir None: nothing is written. on_record(record,
-    path) is called after each record is stored. A configuration that cannot be prepared is left
-    out and passed to on_failure (without one: a RexbenchError after every other configuration
-    was measured). together: every model timed in the same interleaved rounds (else one model after
-    the other). Every configuration's output is checked against the eager fp32 model's before it
-    is timed (rexbench.measure.checks.parity; the record's `parity`). abort_when_contended: raise
-    `contention.ContendedRun` as soon as a run is certain to end contended (the gate re-measures
-    then). instructions: count each record's instructions per call under callgrind after its
+    path) is called after each record is stored. A configuration that cannot be prepared, or is
+    skipped (run.runnable: never an error), is left out and passed to on_failure (without one: a
+    RexbenchError after the others were measured). together: every model timed in the same
+    interleaved rounds (else one model after the other). Every configuration's output is checked
+    against the eager fp32 model's before it is timed (rexbench.measure.checks.parity; the record's
+    `parity`). abort_when_contended: raise `contention.ContendedRun` as soon as a run is certain to
+    end contended (the gate re-measures then). instructions: count each record's instructions per call under callgrind after its
     rounds (rexbench.measure.counting.instructions; minutes per configuration). parts: the device
     operations, clock, anchor and preparation measured with (rexbench.measure.run.parts; tests pass
     fakes). measure: times one group's prepared configurations and returns their records (default
@@ -101,7 +104,7 @@ def profile_models(
         raise RexbenchError("--weights loads one checkpoint: give exactly one model with it")
     configs = _checked_configs(configs, runs, warmup, input_shape)
     device = resolve_device(configs[0].device)
-    _check_inputs(parsed, configs, device, instructions)
+    configs = _check_inputs(parsed, configs, device, instructions, skipped=on_failure)
     if out_dir is not None:
         check_writable(machine_dir(out_dir, envmod.machine_id()))
     if device == "cpu":  # before any model is built: its weights share the activations' heap
@@ -137,32 +140,26 @@ def profile_models(
 
 
 def _check_inputs(
-    specs: list[ModelSpec], configs: list[RunConfig], device: str, instructions: bool
-) -> None:
-    """Before any model is built: what must be installed (all of it named at once), dtypes,
-    input sizes, and whether the batch fits in memory."""
+    specs: list[ModelSpec],
+    configs: list[RunConfig],
+    device: str,
+    instructions: bool,
+    *,
+    skipped: FailureFn | None,
+) -> list[RunConfig]:
+    """Before any model is built: what must be installed (all of it named at once), which
+    configurations this machine can run (the others passed to `skipped`, each with its reason),
+    input sizes, and whether the batch fits in memory. Returns the configurations to measure."""
     check_installed(configs, specs, instructions)
+    configs, unrunnable = runnable(configs, device)
+    for config, reason in unrunnable:
+        if skipped is not None:
+            skipped(ConfigFailure(", ".join(map(str, specs)), config.label, reason, skipped=True))
     for config in configs:
-        check_dtype(device, config.dtype)
-        BACKENDS.check_available(config.runtime, device)
         for spec in specs:
             check_options(spec, config.input_shape, config.resolution)
     check_batch_memory(specs, configs, device)
-
-
-@dataclass(frozen=True)
-class ConfigFailure:
-    """A configuration that could not be prepared or checked (an export, a conversion, a
-    compilation that failed); the other configurations of the run are measured all the same."""
-
-    model: str
-    config: str
-    reason: str
-
-    @property
-    def line(self) -> str:
-        known = self.reason.startswith(self.model)
-        return self.reason if known else f"{self.model} {self.config}: {self.reason}"
+    return configs
 
 
 def _checked_configs(
@@ -275,6 +272,7 @@ def _prepare_model(
     else:
         weights = f"the checkpoint {Path(options.weights).name}"
     references = _references(model, configs, shapes, parts.reference_output)
+    photos = calibrated.references(model, configs, shapes, options.weights)
     base_env: dict[str, Any] | None = None
     items: list[PreparedConfig] = []
     for i, (config, shape) in enumerate(zip(configs, shapes, strict=True)):
@@ -283,10 +281,17 @@ def _prepare_model(
             try:
                 in_place = i == len(configs) - 1  # nothing needs the built model after this one
                 prepared = prepare_config(
-                    parts.prepare, model, config, shape, name=name, in_place=in_place
+                    parts.prepare,
+                    model,
+                    config,
+                    shape,
+                    name=name,
+                    in_place=in_place,
+                    calibration=calibrated.calibration(config, options.weights),
                 )
                 reference = references[shape, config.batch_size]
                 check = check_output(prepared, reference, weights, options.ops)
+                calibrated.add_fidelity(check, prepared, photos.get(shape), options.weights)
             except RexbenchError as exc:
                 if str(exc).startswith("out of memory"):  # devices.oom_error: smaller batch, all
                     raise
@@ -309,11 +314,14 @@ def prepare_config(
     *,
     name: str,
     in_place: bool,
+    calibration: Calibration | None = None,
 ) -> PreparedModel:
+    """`prepare` (Parts.prepare) with one line naming the model, configuration and backend when it
+    fails; `calibration`: what a configuration that quantizes is calibrated on (run.calibrated)."""
     backend = BACKENDS.get(config.runtime)
     what = f"{name} could not be prepared as {config.label} ({backend.title} {backend.version()})"
     try:
-        return prepare(model, config, input_shape=shape, in_place=in_place)
+        return prepare(model, config, input_shape=shape, in_place=in_place, calibration=calibration)
     except KeyboardInterrupt:
         raise
     except RexbenchError as exc:
@@ -365,8 +373,5 @@ def check_output(
             f"{config.label} failed on its first output check: {first_line(exc)}"
         ) from exc
     if not data["valid"]:
-        prepared.notes.append(
-            f"invalid: the output differs from the eager fp32 model's ({data['reason']}); left "
-            "out of speed-ups, plots, claims and gates"
-        )
+        prepared.notes.append(parity.invalid_note(data))
     return data

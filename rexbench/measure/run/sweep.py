@@ -80,28 +80,31 @@ def expand(names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def check(specs: Sequence[str], configs: Sequence[RunConfig], out_dir: str | Path) -> None:
-    """Everything a sweep can refuse, before anything is measured or printed: the device, dtype
-    and backend of every configuration, every model's input size under it, whether its batch fits in
-    memory, and a writable --out."""
-    from rexbench.measure.backends.inputs import check_dtype, resolve_device
-    from rexbench.measure.backends.registry import BACKENDS
+def check(
+    specs: Sequence[str], configs: Sequence[RunConfig], out_dir: str | Path
+) -> tuple[list[RunConfig], list[str]]:
+    """Everything a sweep can refuse, before anything is measured or printed: the device of every
+    configuration, which ones this machine can run (rexbench.measure.run.runnable: the others are
+    skipped, one line each, unless none is left), every model's input size under them, whether
+    their batch fits in memory, and a writable --out. Returns the configurations to measure and
+    the skipped ones' lines."""
+    from rexbench.measure.backends.inputs import resolve_device
     from rexbench.measure.machine.env import machine_id
     from rexbench.measure.machine.memory import check_batch_memory
+    from rexbench.measure.run.runnable import runnable
     from rexbench.models.shapes import check_options
     from rexbench.records.store import check_writable, machine_dir
     from rexbench.spec import parse
 
-    for config in configs:
-        device = resolve_device(config.device)
-        check_dtype(device, config.dtype)
-        BACKENDS.check_available(config.runtime, device)
+    device = resolve_device(configs[0].device)  # build_configs: one device for all
+    configs, skipped = runnable(configs, device)
     for spec in specs:
         for config in configs:
             check_options(parse(spec), config.input_shape, config.resolution)
     for config in configs:
-        check_batch_memory([parse(s) for s in specs], [config], resolve_device(config.device))
+        check_batch_memory([parse(s) for s in specs], [config], device)
     check_writable(machine_dir(out_dir, machine_id()))
+    return configs, [f"{config.label}: {reason}" for config, reason in skipped]
 
 
 @dataclass

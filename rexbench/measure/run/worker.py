@@ -105,6 +105,7 @@ def allocator_info(policy: str) -> dict[str, Any]:
 def _prepared(request: dict[str, Any], config: RunConfig) -> tuple[PreparedModel, dict[str, Any]]:
     """Build, prepare and check, as rexbench.measure.run.profile does for one configuration."""
     from rexbench.measure.checks import parity
+    from rexbench.measure.run import calibrated
     from rexbench.measure.run.parts import REAL
     from rexbench.measure.run.profile import check_output, prepare_config
     from rexbench.measure.timing.devices import device_ops
@@ -120,9 +121,19 @@ def _prepared(request: dict[str, Any], config: RunConfig) -> tuple[PreparedModel
         reference: Any = REAL.reference_output(model, config, shape)
     except Exception as exc:  # raised by the check, as in one process
         reference = exc
-    prepared = prepare_config(REAL.prepare, model, config, shape, name=str(spec), in_place=True)
+    photos = calibrated.references(model, [config], [shape], weights)
+    prepared = prepare_config(
+        REAL.prepare,
+        model,
+        config,
+        shape,
+        name=str(spec),
+        in_place=True,
+        calibration=calibrated.calibration(config, weights),
+    )
     del model
     check = check_output(prepared, reference, described, device_ops(prepared.device))
+    calibrated.add_fidelity(check, prepared, photos.get(shape), weights)
     return prepared, check
 
 
