@@ -91,7 +91,8 @@ def test_onnx_runtime_workers_stop_spinning_when_a_run_returns(two_threads):
     spun = cpu_after(lambda: default.run(None, feed))
     time.sleep(0.3)  # the default session's worker is done spinning
     assert spun > 2  # ms
-    assert cpu_after(lambda: ours.run(None, feed)) < 0.5
+    # side by side in one process: other threads a test session left behind add a little to both
+    assert cpu_after(lambda: ours.run(None, feed)) < spun / 4
 
 
 def test_settle_outlasts_pytorchs_spinning_openmp_worker(two_threads):
