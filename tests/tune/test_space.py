@@ -64,16 +64,16 @@ def test_thread_counts_double_up_to_the_cores() -> None:
 
 def test_every_preset_layout_and_thread_count_in_screening_order() -> None:
     found = search_space(FP32)
-    defaults = [f"{n} t2 steady" for n in ("eager", "ort", "openvino", *TORCH[1:])]
-    assert (
-        names(found)
-        == [
-            *defaults,  # one configuration of each backend in turn, all at their defaults
-            f"{NCHW_MAX} t2 steady",  # one setting off: the layout, then the threads
-            *[f"{n} t1 steady" for n in ("eager", "ort", "openvino", *TORCH[1:])],
-            f"{NCHW_MAX} t1 steady",
-        ]
-    )
+    # one configuration of each backend in turn (PyTorch, ONNX Runtime, OpenVINO, PT2E), then the
+    # second of each, and so on, all at their defaults
+    turns = ["eager", "ort", "openvino", "pt2e_int8", "channels_last", "ort_int8", "openvino_int8"]
+    in_turn = [*turns, *TORCH[2:]]
+    assert names(found) == [
+        *[f"{n} t2 steady" for n in in_turn],
+        f"{NCHW_MAX} t2 steady",  # one setting off: the layout, then the threads
+        *[f"{n} t1 steady" for n in in_turn],
+        f"{NCHW_MAX} t1 steady",
+    ]
     # the preset that records CUDA graphs is left out on the CPU, with its reason
     assert found.skipped == [Skipped("cudagraphs", space._SAME_ON_CPU)]
     assert {c.config.runs for c in found.candidates} == {1000}
