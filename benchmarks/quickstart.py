@@ -10,7 +10,7 @@ PYTEST_ADDOPTS (the command itself is unchanged).
     python benchmarks/quickstart.py --out results/quickstart [--commands 1|2|both]
 
 writes OUT/times.json (the machine, the load before and after, each command's wall time), the
-three logs and the records the profiles wrote (OUT/runs/), and prints a summary.
+three logs and the records the profiles wrote (OUT/records/; git ignores runs/), and prints a summary.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def main() -> None:
             subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
             report["command_1_cold"] = timed(first, clone, args.out / "command1-cold.log", env)
             report["command_1_warm"] = timed(WARM, clone, args.out / "command1-warm.log", env)
-            shutil.copytree(clone / "runs", args.out / "runs", dirs_exist_ok=True)
+            shutil.copytree(clone / "runs", args.out / "records", dirs_exist_ok=True)
         if args.commands != "1":
             clone = work / "two"
             subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)

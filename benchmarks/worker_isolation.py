@@ -22,7 +22,7 @@ Wall time (unless --no-wall): the together profile of the first model, and `rexb
 --in-process, alternated --wall-pairs times; the ratio workers / in-process (the aim: at most 1.10).
 
 Writes OUT/worker_isolation.json (every median, ratio, wall time, command and load average) and
-OUT/summary.md. --quick: a tiny run to try the script (runs 6, warm-up 2, one pair).
+OUT/summary.md, after every pair (a run stopped early keeps what it finished). --quick: a tiny run to try the script (runs 6, warm-up 2, one pair).
 
 Usage (on a quiet machine):
     python benchmarks/worker_isolation.py --pairs 5 --runs 200 --out results/worker-isolation
@@ -212,7 +212,8 @@ def summary(data: dict[str, Any]) -> str:
         f"# Worker isolation ({data['when']}, {data['machine']})",
         "",
         f"{', '.join(s['configs'])} at {s['threads']} thread(s), {s['runs']} runs, warm-up "
-        f"{s['warmup']}, allocator {s['allocator']}, {s['pairs']} alternated pair(s); medians "
+        f"{s['warmup']}, allocator {s['allocator']}, {s['pairs_done']} of {s['pairs']} alternated "
+        "pair(s) done; medians "
         "over pairs, ratios: median over pairs [min-max], pass within 3%.",
         "",
     ]
@@ -280,21 +281,33 @@ def options() -> argparse.Namespace:
     return opts
 
 
+def save(data: dict[str, Any], out: Path) -> None:
+    """OUT/worker_isolation.json and OUT/summary.md, rewritten after every pair, so that a run
+    stopped early keeps the pairs it finished (the summary says how many)."""
+    done = data["pairs"]
+    models = [m for m in data["settings"]["models"] if any(p["model"] == m for p in done)]
+    data["ratios"] = {m: ratios(done, m, data["settings"]["configs"]) for m in models}
+    data["settings"]["pairs_done"] = len({p["pair"] for p in done})
+    (out / "worker_isolation.json").write_text(json.dumps(data, indent=1) + "\n")
+    (out / "summary.md").write_text(summary(data))
+
+
 def main() -> None:
     opts = options()
     opts.out.mkdir(parents=True, exist_ok=True)
-    pairs = [one_pair(model, k, opts) for k in range(opts.pairs) for model in opts.models]
     data: dict[str, Any] = {
         "when": datetime.now().isoformat(timespec="seconds"),
         "machine": machine_id(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()},
-        "pairs": pairs,
-        "ratios": {m: ratios(pairs, m, opts.configs) for m in opts.models},
+        "pairs": [],
     }
+    for k in range(opts.pairs):
+        for model in opts.models:
+            data["pairs"].append(one_pair(model, k, opts))
+            save(data, opts.out)
     if not opts.no_wall:
         data["wall"] = wall_times(opts)
-    (opts.out / "worker_isolation.json").write_text(json.dumps(data, indent=1) + "\n")
-    (opts.out / "summary.md").write_text(summary(data))
+        save(data, opts.out)
     print(summary(data))
 
 

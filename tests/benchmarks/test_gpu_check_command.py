@@ -45,6 +45,7 @@ def rows_of(out: Path) -> list[dict]:
     return json.loads((out / "checks.json").read_text())["rows"]
 
 
+@pytest.mark.slow
 def test_dry_run_end_to_end_on_the_cpu(command, tiny, monkeypatch, capsys):
     monkeypatch.setattr("rexbench.measure.backends.inputs._cpu_supports", lambda dtype: False)
     for missing in ("fvcore", "thop", "iopath", "yacs"):  # the check needs none of them

@@ -61,6 +61,7 @@ def test_missing_valgrind_is_one_line_before_anything_is_measured(tmp_path, monk
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 @needs_valgrind
 def test_baseline_and_gate_count_instructions_and_catch_extra_work(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

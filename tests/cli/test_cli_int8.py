@@ -22,6 +22,7 @@ FAST = ["--runs", "2", "--warmup", "0", "--threads", "1"]
 ARM = "--config pt2e_int8 quantizes for x86 CPUs (X86InductorQuantizer); this one is aarch64"
 
 
+@pytest.mark.slow
 def test_profile_eager_and_ort_int8_writes_both_records(tmp_path, capsys):
     argv = ["profile", "mobilenet_v3_small", "--resolution", "64", "--config", "eager,ort_int8"]
     code = run_cli([*argv, *FAST, "--out", str(tmp_path), "--json"])

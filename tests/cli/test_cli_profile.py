@@ -241,6 +241,7 @@ def test_usage_errors_exit_2(tiny, capsys):
     assert "fp8" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_profiling_again_keeps_the_earlier_record_byte_identical(tiny, tmp_path, capsys):
     """The same model and configuration profiled twice into one folder: the first file is left as
     it was, the second run's record is a new file beside it, and the command says so."""

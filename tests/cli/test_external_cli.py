@@ -251,6 +251,7 @@ def test_plot_labels_external_points_with_the_canonical_spec(nets: Path) -> None
     assert f"Top-1 given with --top1 (not the paper's): {SPEC}." in fig.get_supxlabel()
 
 
+@pytest.mark.slow
 def test_sweep_of_external_models_resumes_per_input_shape(nets: Path, capsys) -> None:
     fast = [*FAST, "--out", "results", "--json"]
     code, out, err = cli(capsys, "sweep", SPEC, "py:nets.py:build?width=4", *fast)

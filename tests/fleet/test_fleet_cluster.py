@@ -16,6 +16,8 @@ from rexbench.records.store import load_records
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
+pytestmark = pytest.mark.slow  # a two-node cluster: 11 s to start, 3-14 s a test
+
 LABEL = "rexbench-test"
 
 

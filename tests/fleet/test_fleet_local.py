@@ -39,6 +39,7 @@ def test_errors_before_any_cluster_are_one_line(capsys, monkeypatch) -> None:
     error_line(capsys, run(["rank", "study", "--cluster", "local"]), "rexbench[cluster]")
 
 
+@pytest.mark.slow
 def test_cluster_local_measures_here_as_a_local_sweep_would(nets, tmp_path, capsys) -> None:
     out = tmp_path / "results"
     argv = ["sweep", nets["build"], *TINY, "--out", str(out), "--json"]
@@ -53,6 +54,7 @@ def test_cluster_local_measures_here_as_a_local_sweep_would(nets, tmp_path, caps
     assert json.loads(capsys.readouterr().out)["measured"] == []
 
 
+@pytest.mark.slow
 def test_cluster_local_as_a_user_runs_it_shows_medians_and_no_ray_notice(nets, tmp_path) -> None:
     """A fresh process without RAY_AUTH_MODE (Ray's default, token authentication, which Ray
     announces on stderr); the token file goes to a home folder of the test's own."""
@@ -79,6 +81,7 @@ def connected():
     ray.shutdown()
 
 
+@pytest.mark.slow
 def test_dry_run_and_ctrl_c_keep_finished_records(connected, nets, tmp_path, capsys, monkeypatch):
     from rexbench.cli import fleet_view
 
@@ -98,6 +101,7 @@ def test_dry_run_and_ctrl_c_keep_finished_records(connected, nets, tmp_path, cap
     assert [r.model.spec for r in load_records(out)] == [nets["build"]]
 
 
+@pytest.mark.slow
 def test_rank_study_on_the_cluster_equals_one_and_two_processes(connected, capsys) -> None:
     study = [
         "rank",

@@ -274,6 +274,7 @@ def alone(read, cpus: int):
     return reading
 
 
+@pytest.mark.slow
 @pytest.mark.real_counters
 def test_the_runtimes_own_threads_are_never_read_as_contention(tmp_path, monkeypatch):
     """eager, ONNX Runtime and OpenVINO at 2 threads in the same rounds, our
@@ -317,6 +318,7 @@ BUSY_LOOP = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.real_counters
 def test_a_real_busy_process_beside_a_runtime_is_contended_and_no_baseline_is_saved(tmp_path):
     """`rexbench baseline save ... --config ort --threads 2` on two CPUs, with one busy process

@@ -57,7 +57,14 @@ def is_int8(prepared) -> bool:
     return any("quantize_per_channel" in str(node.target) for node in graph.nodes)
 
 
-@pytest.mark.parametrize("name", ["ort_int8", "openvino_int8", "pt2e_int8"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ort_int8",
+        pytest.param("openvino_int8", marks=pytest.mark.slow),
+        pytest.param("pt2e_int8", marks=pytest.mark.slow),
+    ],
+)
 def test_each_runtime_quantizes_on_the_calibration_half_and_stays_close_to_fp32(small, name):
     model, reference = small
     config = RunConfig.preset(name, resolution=RES, threads=1)
@@ -163,6 +170,7 @@ def test_the_halves_never_meet_and_chunks_keep_the_batch_size():
         image_resolution((1, 28, 28))
 
 
+@pytest.mark.slow
 def test_int8_keeps_most_top1_classes_of_the_trained_lite0_on_real_photos():
     """The packaged EfficientNet-Lite0 at 224, ONNX Runtime's int8 against eager fp32 on the 216
     inputs of the evaluation half: 85% of the top-1 classes kept, 93% of the top-5 (measured with

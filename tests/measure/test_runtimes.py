@@ -30,6 +30,7 @@ def configs(*names: str) -> list[RunConfig]:
     return [RunConfig.preset(n, threads=THREADS, resolution=RES) for n in names]
 
 
+@pytest.mark.slow
 def test_each_runtime_exports_checks_and_times_a_rexnet_an_efficientnet_and_a_mobilenet_v3(
     tmp_path,
 ):
@@ -154,6 +155,7 @@ def test_an_export_that_fails_is_one_line_and_the_other_configs_are_kept(bessel,
     assert [r.run.label for r in load_records(tmp_path / "again")] == ["eager"]
 
 
+@pytest.mark.slow
 def test_cli_prints_the_failure_and_exits_1(bessel, capsys):
     code = cli(
         [

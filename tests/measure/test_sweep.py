@@ -274,6 +274,7 @@ def test_cli_real_measurement_then_skip(tmp_path, capsys) -> None:
     assert "skipping 1 already measured" in captured.err and "--force" in captured.err
 
 
+@pytest.mark.slow
 def test_cli_a_claim_partner_measured_beside_a_profiled_model_keeps_its_record(tmp_path, capsys):
     """`profile rexnet_x1.0`, then a sweep with its claim partner B0 and fewer runs: x1.0 is timed
     again beside B0 and said so before; its profiled record stays byte for byte, the new one gets

@@ -191,6 +191,7 @@ def test_a_killed_worker_is_said_to_be_killed(nets: Path, capsys):
     assert records["eager"].valid
 
 
+@pytest.mark.slow
 def test_a_worker_that_hangs_is_stopped_at_the_timeout(nets: Path, capsys):
     spec = "py:nets.py:Faulty?how=hang&after=2"
     code, lines, records = profile_cli(capsys, spec, "--runs", "3", "--timeout", "6")
@@ -255,6 +256,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_130_keeps_the_finished_records_and_leaves_no_worker(nets: Path) -> None:
     args = [
         sys.executable,
@@ -307,6 +309,7 @@ def test_a_sweep_records_the_fault_and_exits_1(nets: Path, capsys) -> None:
     assert "INVALID (its worker crashed)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_compiled_configuration_counts_its_graphs_in_its_worker(nets: Path) -> None:
     (record,) = profile_models([NET], configs("compile"), runs=3, warmup=2)
     assert record.timing.validity["recompiles"] == {

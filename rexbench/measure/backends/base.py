@@ -56,6 +56,16 @@ class Package:
     extra: str
     needed_by: str
 
+    def install(self) -> str:
+        """The pip command that installs it: "pip install 'rexbench[ort]'"."""
+        return f"pip install '{self.extra}'"
+
+    def missing(self) -> str | None:
+        """None when it is installed, else the one line naming what needs it and how to install it."""
+        if importlib.util.find_spec(self.module) is not None:
+            return None
+        return f"{self.needed_by} needs {self.title}, which is not installed: {self.install()}"
+
 
 @dataclass(frozen=True)
 class Preset:
@@ -98,12 +108,8 @@ class Backend(ABC):
 
     def available(self, device: str) -> str | None:
         """None when it can run on `device` here, else the one-line reason (naming the extra to install)."""
-        if self.module is not None and importlib.util.find_spec(self.module) is None:
-            return (
-                f"--config {self.config_name()} needs {self.title}, which is not installed: "
-                f"pip install '{self.extra}'"
-            )
-        return None
+        own = self.own_package()
+        return None if own is None else own.missing()
 
     def load(self) -> Any:
         """Its package, imported now (one line naming the extra when it is missing)."""
@@ -141,10 +147,14 @@ class Backend(ABC):
     def packages(self, config: RunConfig) -> tuple[Package, ...]:
         """What `config` needs installed: the backend's own package, and a quantizer where the
         configuration quantizes (rexbench.measure.run.installed names the missing ones)."""
+        own = self.own_package()
+        return () if own is None else (own,)
+
+    def own_package(self) -> Package | None:
+        """The backend's own package (None for a backend built into PyTorch)."""
         if self.module is None:
-            return ()
-        needed_by = f"--config {self.config_name()}"
-        return (Package(self.module, self.title, str(self.extra), needed_by),)
+            return None
+        return Package(self.module, self.title, str(self.extra), f"--config {self.config_name()}")
 
     def refuses(self, config: RunConfig) -> str | None:
         """One line when this backend cannot run `config`'s precision (a dtype it does not run),

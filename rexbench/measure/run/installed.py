@@ -37,11 +37,10 @@ def missing_runtimes(configs: Iterable[RunConfig]) -> list[Missing]:
     needed = {p.module: p for c in configs for p in BACKENDS.get(c.runtime).packages(c)}
     out = []
     for package in needed.values():
-        if importlib.util.find_spec(package.module) is None:
-            needed_by, install = package.needed_by, f"pip install '{package.extra}'"
-            alone = f"{needed_by} needs {package.title}, which is not installed: {install}"
+        alone = package.missing()
+        if alone is not None:
             extra = package.extra.split("[")[-1].rstrip("]")
-            out.append(Missing(package.title, needed_by, install, alone, extra))
+            out.append(Missing(package.title, package.needed_by, package.install(), alone, extra))
     return out
 
 
