@@ -213,7 +213,9 @@ def _configs(
             except RexbenchError as exc:
                 unsupported.setdefault(dtype, str(exc))
                 continue
-            out.append(RunConfig(**variant, device=device, dtype=dtype))
+            config = RunConfig(**variant, device=device, dtype=dtype)
+            if backend.refuses(config) is None:  # int8 presets quantize the fp32 model only
+                out.append(config)
     return out
 
 

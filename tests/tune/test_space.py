@@ -106,6 +106,12 @@ def test_each_axis_narrows_the_space() -> None:
     assert [c.config.batch_size for c in sized.candidates] == [2, 8]
 
 
+def test_an_int8_preset_is_tried_in_fp32_only() -> None:
+    """int8 presets quantize the fp32 model: no "openvino_int8+bf16" candidate to fail."""
+    both = Axes(["openvino_int8"], [2], ["fp32", "bf16"], cores=2, in_process=True)
+    assert names(search_space(both)) == ["openvino_int8 t2 steady"]
+
+
 def test_candidates_that_differ_only_in_threads_share_their_numerics() -> None:
     found = search_space(Axes(configs=["ort"], dtypes=["fp32"], cores=2, in_process=True))
     one, two = found.candidates
