@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from _signals import default_sigint
 from _synthetic import make
 
 from rexbench.cli import run
@@ -283,6 +284,7 @@ def test_a_signal_ends_a_command_in_one_line_and_keeps_no_partial_file(tmp_path,
         stderr=subprocess.PIPE,
         text=True,
         env=_env(),
+        preexec_fn=default_sigint,
     )
     time.sleep(4)  # inside the imports or the counting
     proc.send_signal(sig)

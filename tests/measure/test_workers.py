@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _signals import default_sigint
 
 from rexbench.cli import run
 from rexbench.measure.config import RunConfig
@@ -275,7 +276,9 @@ def test_ctrl_c_exits_130_keeps_the_finished_records_and_leaves_no_worker(nets: 
         "--out",
         "runs",
     ]
-    profile = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    profile = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+    )
     first: set[int] = set()  # the workers of the first model
     deadline = time.monotonic() + 180
     while len(list(Path("runs").rglob("*.json"))) < 2 and time.monotonic() < deadline:

@@ -21,6 +21,7 @@ from rexbench.measure.machine import env as envmod
 from rexbench.measure.machine.allocator import steady_allocator
 from rexbench.measure.machine.memory import check_batch_memory
 from rexbench.measure.run import calibrated
+from rexbench.measure.run.compile_cache import remove_truncated
 from rexbench.measure.run.compiler import compile_room, reset_compiler
 from rexbench.measure.run.counted import built_and_counted
 from rexbench.measure.run.installed import check_installed
@@ -331,6 +332,9 @@ def prepare_config(
     except Exception as exc:
         if device_ops(config.device).is_oom(exc):  # the input batch, or a copy of the model
             raise oom_error(config.device, config.batch_size, "the preparation") from None
+        repaired = remove_truncated(exc)
+        if repaired is not None:
+            raise RexbenchError(f"{what}: {repaired}") from exc
         hint = "; try --config eager or --no-compile" if config.compile else ""
         raise RexbenchError(f"{what}: {first_line(exc)}{hint}") from exc
 

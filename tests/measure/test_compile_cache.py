@@ -1,0 +1,90 @@
+"""A torch.compile cache entry that a killed compilation left empty: removed when a preparation
+meets it, with one line that says so; the next run compiles afresh (a real inductor cache)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rexbench.measure.run.compile_cache import remove_truncated, truncated_library
+
+NET = """\
+import torch.nn as nn
+
+
+def build():
+    return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+"""
+
+
+def import_error(library: Path) -> Exception:
+    """How inductor's failure reaches rexbench: an ImportError wrapped in another error."""
+    try:
+        try:
+            raise ImportError(f"{library}: file too short")
+        except ImportError as inner:
+            raise RuntimeError("InductorError: ImportError") from inner
+    except RuntimeError as outer:
+        return outer
+
+
+def test_an_empty_library_and_its_build_folder_are_removed_once(tmp_path: Path) -> None:
+    library = tmp_path / "jk" / "cjkpq.main.so"
+    build = tmp_path / "jk" / "cjkpq.main_CxxBuild"
+    build.mkdir(parents=True)
+    library.touch()
+    source = tmp_path / "jk" / "cjkpq.main.cpp"
+    source.write_text("// kernel")
+    exc = import_error(library)
+    assert truncated_library(exc) == library
+    said = remove_truncated(exc)
+    assert said is not None and str(library) in said and said.endswith("run the command again")
+    assert not library.exists() and not build.exists() and source.exists()
+    assert remove_truncated(exc) is None  # gone: nothing more to say
+
+
+def test_a_library_that_is_not_empty_or_another_error_is_left_alone(tmp_path: Path) -> None:
+    library = tmp_path / "whole.main.so"
+    library.write_bytes(b"\x7fELF")
+    assert remove_truncated(import_error(library)) is None and library.exists()
+    assert remove_truncated(RuntimeError("InductorError: CppCompileError")) is None
+
+
+def profile(tmp_path: Path, cache: Path) -> subprocess.CompletedProcess:
+    args = ["profile", "py:net.py:build", "--config", "compile", "--resolution", "32"]
+    args += ["--runs", "5", "--warmup", "1", "--threads", "1", "--out", "runs", "--json"]
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache)}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    return subprocess.run(
+        [sys.executable, "-m", "rexbench", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.slow
+def test_a_profile_that_meets_an_emptied_cache_entry_says_so_and_the_next_one_runs(tmp_path):
+    (tmp_path / "net.py").write_text(NET)
+    cache = tmp_path / "inductor"
+    assert profile(tmp_path, cache).returncode == 0
+    libraries = [p for p in cache.rglob("*.so") if p.stat().st_size > 0]
+    assert libraries
+    for library in libraries:  # as a compilation killed while linking leaves them
+        library.write_bytes(b"")
+    broken = profile(tmp_path, cache)
+    assert broken.returncode == 1, broken.stderr
+    failed = [ln for ln in broken.stderr.splitlines() if "torch.compile's cache" in ln]
+    assert len(failed) == 1 and "it is removed: run the command again" in failed[0]
+    assert "Traceback" not in broken.stderr
+    again = profile(tmp_path, cache)
+    assert again.returncode == 0, again.stderr
+    (row,) = json.loads(again.stdout)["rows"]
+    assert row["median_ms"] > 0
