@@ -38,18 +38,23 @@ def test_an_empty_library_and_its_build_folder_are_removed_once(tmp_path: Path) 
     build = tmp_path / "jk" / "cjkpq.main_CxxBuild"
     build.mkdir(parents=True)
     library.touch()
+    other = tmp_path / "sx" / "csxvq.main.so"  # a second one the same killed run left
+    other.parent.mkdir()
+    other.touch()
     source = tmp_path / "jk" / "cjkpq.main.cpp"
     source.write_text("// kernel")
     exc = import_error(library)
     assert truncated_library(exc) == library
     said = remove_truncated(exc)
-    assert said is not None and str(library) in said and said.endswith("run the command again")
-    assert not library.exists() and not build.exists() and source.exists()
+    assert said is not None and f"{library} and 1 more like it" in said
+    assert said.endswith("removed: run the command again")
+    assert not library.exists() and not build.exists() and not other.exists() and source.exists()
     assert remove_truncated(exc) is None  # gone: nothing more to say
 
 
 def test_a_library_that_is_not_empty_or_another_error_is_left_alone(tmp_path: Path) -> None:
-    library = tmp_path / "whole.main.so"
+    library = tmp_path / "ab" / "whole.main.so"
+    library.parent.mkdir()
     library.write_bytes(b"\x7fELF")
     assert remove_truncated(import_error(library)) is None and library.exists()
     assert remove_truncated(RuntimeError("InductorError: CppCompileError")) is None
@@ -75,14 +80,15 @@ def test_a_profile_that_meets_an_emptied_cache_entry_says_so_and_the_next_one_ru
     (tmp_path / "net.py").write_text(NET)
     cache = tmp_path / "inductor"
     assert profile(tmp_path, cache).returncode == 0
-    libraries = [p for p in cache.rglob("*.so") if p.stat().st_size > 0]
+    libraries = [p for p in cache.glob("*/*.main.so") if p.stat().st_size > 0]
     assert libraries
-    for library in libraries:  # as a compilation killed while linking leaves them
+    for library in libraries:  # as compilations killed while linking leave them
         library.write_bytes(b"")
     broken = profile(tmp_path, cache)
     assert broken.returncode == 1, broken.stderr
     failed = [ln for ln in broken.stderr.splitlines() if "torch.compile's cache" in ln]
-    assert len(failed) == 1 and "it is removed: run the command again" in failed[0]
+    assert len(failed) == 1 and "removed: run the command again" in failed[0], broken.stderr
+    assert not [p for p in cache.glob("*/*.main.so") if p.stat().st_size == 0]
     assert "Traceback" not in broken.stderr
     again = profile(tmp_path, cache)
     assert again.returncode == 0, again.stderr

@@ -32,15 +32,24 @@ def truncated_library(exc: BaseException) -> Path | None:
 
 
 def remove_truncated(exc: BaseException) -> str | None:
-    """Remove the empty library `exc` names (and inductor's build folder beside it); the sentence
-    that says so, or None when `exc` is not about such a library or it is no longer empty."""
+    """Remove the empty library `exc` names, every other empty kernel library of the same cache
+    (a killed run can leave several) and inductor's build folders beside them; the sentence that
+    says so, or None when `exc` is not about such a library or it is no longer empty."""
     library = truncated_library(exc)
-    if library is None or not library.is_file() or library.stat().st_size > 0:
+    if library is None or not _empty(library):
         return None
-    library.unlink()
-    build = library.with_name(library.name.removesuffix(".so") + "_CxxBuild")
-    shutil.rmtree(build, ignore_errors=True)
+    cache = library.parent.parent  # <cache>/<two letters>/<hash>.main.so
+    removed = [library, *(p for p in cache.glob("*/*.main.so") if p != library and _empty(p))]
+    for path in removed:
+        path.unlink()
+        build = path.with_name(path.name.removesuffix(".so") + "_CxxBuild")
+        shutil.rmtree(build, ignore_errors=True)
+    also = f" and {len(removed) - 1} more like it" if len(removed) > 1 else ""
     return (
         f"torch.compile's cache held an empty library left by a compilation that was killed "
-        f"({library}); it is removed: run the command again"
+        f"({library}{also}); removed: run the command again"
     )
+
+
+def _empty(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size == 0
