@@ -120,6 +120,14 @@ class CostModel:
         return setup + self.timed_s(sum(calls * self.call_s(key, kind) for key, kind in items))
 
 
+def rungs_s(
+    costs: CostModel, ranked: Sequence[tuple[Hashable, Hashable]], rungs: Sequence[tuple[int, int]]
+) -> float:
+    """Estimated seconds of `rungs`, (size, calls with warm-up) pairs, each holding the best `size`
+    of the `ranked` (key, kind) candidates (best first), each set up afresh in every rung."""
+    return sum(costs.cost_s(ranked[:size], calls) for size, calls in rungs)
+
+
 def _related(a: Hashable, b: Hashable) -> bool:
     """Two kinds of one family: tuples that share their first element."""
     return isinstance(a, tuple) and isinstance(b, tuple) and a[:1] == b[:1]

@@ -12,9 +12,11 @@ records, so report, gate and history read the finalists.
 
 Before each group its cost is estimated from what was measured so far; a group that would take the
 rung past its share of the budget is cut to what fits, and the rung ends where nothing more fits. The
-screen gets SCREEN_SHARE of the budget, every later rung an equal share of what is left, the final
-rung what is left after the deploy snippet's check (`reserve_s`), with as many runs as fit, at most
-`full_runs`. Ctrl-C leaves `results` as far as they got (rexbench.cli.tune shows them).
+screen gets what the budget has less the estimated cost of the rungs that would follow it (with
+LATER_MARGIN) and of the deploy snippet's check, re-estimated before each group from the candidates
+screened so far, and at least SCREEN_SHARE of the budget; every later rung an equal share of what
+is left, the final rung what is left after the deploy snippet's check (`reserve_s`), with as many
+runs as fit, at most `full_runs`. Ctrl-C leaves `results` as far as they got (rexbench.cli.tune shows them).
 """
 
 from __future__ import annotations
@@ -33,14 +35,15 @@ from rexbench.measure.timing.loop import EndRounds
 from rexbench.models.photos import views
 from rexbench.records.schema import Record
 from rexbench.tune import halving
-from rexbench.tune.budget import Budget, CostModel, Observed
+from rexbench.tune.budget import Budget, CostModel, Observed, rungs_s
 from rexbench.tune.fidelity import HALF, FidelityProbe
 from rexbench.tune.recommend import may_go_on
 from rexbench.tune.results import BELOW, DROPPED, FAILED, FINALIST, STOPPED, TIMED, Result
 from rexbench.tune.space import Candidate
 
 GROUP = 4  # candidates measured together in one profile run (interleaved)
-SCREEN_SHARE = 0.5  # of the budget, for the first rung when more follow
+SCREEN_SHARE = 0.5  # of the budget, the screen's least when more rungs follow
+LATER_MARGIN = 1.25  # the later rungs' estimated cost, this much more, is kept from the screen
 TIMEOUT_FLOOR_S = 30  # a worker may always take this long, whatever is left of its rung
 SLACK = 0.05  # of the budget: how far a group's estimate may pass its rung's share
 SCREEN_FIDELITY = 0.02  # of the budget: the longest fidelity measurement taken in the screen
@@ -80,11 +83,13 @@ class Search:
         self.records: list[Path] = []
         self._written: set[str] = set()
         self.reserve_s = 0.0  # kept for checking the deploy snippet (set before the final rung)
+        self.reserve: Callable[[Candidate, Search], float] | None = None
         self.probe = FidelityProbe(request.weights, Path("."))
 
     def run(self, reserve: Callable[[Candidate, Search], float] | None = None) -> None:
         """Every rung that the budget allows. reserve(best finalist, search): seconds to keep for
         checking the winner's deploy snippet, asked before the final rung."""
+        self.reserve = reserve
         with tempfile.TemporaryDirectory(prefix="rexbench-tune-") as folder:
             self.probe.folder = Path(folder)
             candidates = list(self.request.candidates)
@@ -92,14 +97,16 @@ class Search:
             while plan:
                 rung = plan[0]
                 if rung.final:
-                    self.reserve_s = reserve(candidates[0], self) if reserve else 0.0
+                    self.reserve_s = self._reserve(candidates[0])
                     final = self._final(rung, candidates)
                     self._stopped(candidates[final.size if final else 0 :])
                     if final is None:
                         return
                     rung, candidates = final, candidates[: final.size]
                 self.rungs.append(rung)
-                measured = self._rung(rung, candidates, self._allowance(rung, len(plan)))
+                screening = rung.index == 0 and len(plan) > 1
+                allowance = self._allowance(rung, len(plan))
+                measured = self._rung(rung, candidates, allowance, screening)
                 candidates, plan = self._promoted(rung, measured)
 
     def _promoted(
@@ -140,6 +147,29 @@ class Search:
             return self.budget.total_s * SCREEN_SHARE
         return left / rungs_left
 
+    def _reserve(self, best: Candidate) -> float:
+        """Seconds to keep for checking the deploy snippet of `best`."""
+        return self.reserve(best, self) if self.reserve is not None else 0.0
+
+    def _screen_room(
+        self, screen: halving.Rung, screened: Sequence[Candidate], start: float
+    ) -> float:
+        """Seconds the screen (begun `start` seconds into the budget) may take if it ends with
+        `screened`: the budget less the estimated cost of the rungs that would follow (LATER_MARGIN
+        more), each holding the best of them so far, and less the deploy snippet's check."""
+        measured = [c for c in screened if self.results[c.key].rung is not None]
+        eligible = [c for c in measured if self._cost(c) is not None]
+        waiting = [c for c in screened if self.results[c.key].rung is None]
+        ranked = sorted(eligible, key=lambda c: self._cost(c) or 0.0) + waiting
+        later = halving.next_rungs(len(ranked), screen, full_runs=self.request.full_runs)
+        if not later:
+            return self.budget.total_s - start
+        items = [(c.key, c.kind) for c in ranked]
+        later_s = rungs_s(self.costs, items, [(r.size, r.runs + r.warmup) for r in later])
+        later_s += self._fidelity_s(ranked[: later[0].size], later[0])
+        snippet_s = self._reserve(ranked[0])
+        return self.budget.total_s - start - snippet_s - LATER_MARGIN * later_s
+
     def _final(self, rung: halving.Rung, candidates: list[Candidate]) -> halving.Rung | None:
         """The final rung with as many runs as fit what is left (at most its own, at least the
         screen's), with fewer finalists when even that does not fit; None when none fits."""
@@ -174,15 +204,19 @@ class Search:
         return total
 
     def _rung(
-        self, rung: halving.Rung, candidates: list[Candidate], allowance: float
+        self, rung: halving.Rung, candidates: list[Candidate], allowance: float, screening: bool
     ) -> list[Candidate]:
         """Measure the rung's candidates group by group while they fit `allowance` (the very
-        first candidate of a search always is); the ones measured."""
+        first candidate of a search always is); the ones measured. `screening`: a screen that
+        later rungs follow, whose allowance grows to what they leave (`_screen_room`)."""
         start = self.budget.elapsed()
+        least = allowance
         done: list[Candidate] = []
         left = list(candidates)
         while left:
             group = groups(left)[0]
+            if screening and done:
+                allowance = max(least, self._screen_room(rung, done + group, start))
             spent = self.budget.elapsed() - start
             fits = self._fitting(group, rung, allowance - spent)
             if not fits and (done or len(self.rungs) > 1):
