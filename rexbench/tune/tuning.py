@@ -142,7 +142,8 @@ def reserve(best: Candidate, search: Search) -> float:
     """Seconds to keep for the deploy snippet's run: a fresh interpreter, the setup and the calls."""
     call = search.costs.call_s(best.key, best.kind)
     runs = verify.runs_for(call)
-    return verify.START_S + search.costs.setup_s(best.kind) + (runs + 20) * call
+    anchor_s = 2 * (verify.ANCHOR_CALLS + verify.ANCHOR_WARMUP) * 0.01  # at most 10 ms a call
+    return verify.START_S + search.costs.setup_s(best.kind) + (runs + 20) * call + anchor_s
 
 
 def outcome(p: Plan, search: Search, interrupted: bool = False) -> dict[str, Any]:
@@ -223,7 +224,8 @@ def _deploy(p: Plan, search: Search, winner: Result) -> verify.Verification:
     call = winner.median_s
     runs = verify.runs_for(call)
     timeout = max(60.0, p.budget.left() + 0.1 * p.budget.total_s)  # what the budget has left
-    return verify.run_snippet(path, runs, call * 1e3, timeout)
+    make = search.request.parts.make_anchor
+    return verify.run_anchored(path, runs, call * 1e3, timeout, winner.anchor, make=make)
 
 
 def _draw(p: Plan, search: Search, winner: Result | None, points: list) -> Path:

@@ -112,7 +112,11 @@ def test_a_search_keeps_records_writes_the_snippet_and_the_figure_and_runs_the_s
     )
     assert snippet["tune_ms"] == winner["median_ms"] and snippet["median_ms"] > 0
     assert snippet["ratio"] == pytest.approx(snippet["median_ms"] / winner["median_ms"])
-    assert snippet["within"] == (abs(snippet["ratio"] - 1) <= 0.05)
+    # judged against the drift anchor, timed again around the snippet (here the do-nothing one)
+    assert snippet["anchor_ms"] > 0 and snippet["anchor_now_ms"] > 0
+    assert snippet["drift"] == pytest.approx(snippet["anchor_now_ms"] / snippet["anchor_ms"])
+    assert snippet["anchored"] == pytest.approx(snippet["ratio"] / snippet["drift"])
+    assert snippet["within"] == (abs(snippet["anchored"] - 1) <= 0.05)
     text = Path(snippet["path"]).read_text()
     ast.parse(text)
     assert "'OMP_NUM_THREADS': '1'" in text and "MALLOC_MMAP_MAX_" in text  # the steady allocator
