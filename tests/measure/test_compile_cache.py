@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from rexbench.measure.run.compile_cache import remove_truncated, truncated_library
+from rexbench.measure.run.compile_cache import (
+    inductor_cache,
+    remove_left_since,
+    remove_truncated,
+    truncated_library,
+)
 
 NET = """\
 import torch.nn as nn
@@ -31,6 +36,31 @@ def import_error(library: Path) -> Exception:
             raise RuntimeError("InductorError: ImportError") from inner
     except RuntimeError as outer:
         return outer
+
+
+def test_a_killed_workers_empty_libraries_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    fresh, old, whole = (tmp_path / d / f"c{d}.main.so" for d in ("ab", "cd", "ef"))
+    for library in (fresh, old, whole):
+        library.parent.mkdir()
+        library.touch()
+    whole.write_bytes(b"\x7fELF")  # a library that was linked whole
+    build = fresh.with_name("cab.main_CxxBuild")
+    build.mkdir()
+    os.utime(old, (1_000_000.0, 1_000_000.0))  # empty since long before the worker started
+    assert remove_left_since(2_000_000.0, tmp_path) == [fresh]
+    assert not fresh.exists() and not build.exists() and old.exists() and whole.exists()
+    assert remove_left_since(2_000_000.0, tmp_path / "none") == []
+
+
+def test_inductors_cache_folder_is_found_as_inductor_finds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    assert inductor_cache() == tmp_path
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    assert inductor_cache() == Path(default_cache_dir())
 
 
 def test_an_empty_library_and_its_build_folder_are_removed_once(tmp_path: Path) -> None:

@@ -5,12 +5,14 @@ killed while the linker writes (a worker stopped at its timeout or budget, Ctrl-
 compile) leaves that file empty, and every later compilation of the same kernel, in any process,
 then fails with "ImportError: ...main.so: file too short" until the file is removed (a known
 PyTorch problem: inductor does not write the library under another name and rename it). rexbench
-stops workers that way, so it removes such an entry when a preparation meets it and says so; the
-next run compiles the kernel afresh.
+stops workers that way, so the parent removes the empty libraries written since a worker started
+when it kills that worker (`remove_left_since`), and a preparation that still meets one removes it
+and says so; the next run compiles the kernel afresh.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -40,15 +42,45 @@ def remove_truncated(exc: BaseException) -> str | None:
         return None
     cache = library.parent.parent  # <cache>/<two letters>/<hash>.main.so
     removed = [library, *(p for p in cache.glob("*/*.main.so") if p != library and _empty(p))]
-    for path in removed:
-        path.unlink()
-        build = path.with_name(path.name.removesuffix(".so") + "_CxxBuild")
-        shutil.rmtree(build, ignore_errors=True)
+    _remove(removed)
     also = f" and {len(removed) - 1} more like it" if len(removed) > 1 else ""
     return (
         f"torch.compile's cache held an empty library left by a compilation that was killed "
         f"({library}{also}); removed: run the command again"
     )
+
+
+def remove_left_since(since: float, cache: Path | None = None) -> list[Path]:
+    """Remove the empty kernel libraries of torch.compile's cache (`cache`, else inductor's own
+    folder) last written at or after `since` (seconds since the epoch): a worker killed at that
+    moment was linking them. Returns what was removed."""
+    folder = cache if cache is not None else inductor_cache()
+    if folder is None or not folder.is_dir():
+        return []
+    left = [p for p in folder.glob("*/*.main.so") if _empty(p) and p.stat().st_mtime >= since]
+    _remove(left)
+    return left
+
+
+def inductor_cache() -> Path | None:
+    """Inductor's cache folder as its own `cache_dir()` finds it (TORCHINDUCTOR_CACHE_DIR, else
+    its default under the temporary folder), without creating it; None when torch cannot say."""
+    given = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if given:
+        return Path(given)
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    except ImportError:
+        return None
+    return Path(default_cache_dir())
+
+
+def _remove(libraries: list[Path]) -> None:
+    """Each library and inductor's build folder beside it."""
+    for path in libraries:
+        path.unlink(missing_ok=True)
+        build = path.with_name(path.name.removesuffix(".so") + "_CxxBuild")
+        shutil.rmtree(build, ignore_errors=True)
 
 
 def _empty(path: Path) -> bool:

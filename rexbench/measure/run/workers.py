@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from rexbench.errors import RexbenchError
 from rexbench.measure.machine import allocators, processes
 from rexbench.measure.run.channel import Channel
+from rexbench.measure.run.compile_cache import remove_left_since
 from rexbench.measure.run.faults import Fault, ended, timed_out
 
 if TYPE_CHECKING:
@@ -115,6 +116,7 @@ class Worker:
         # its stdout and stderr, quoted when it fails; closed by stop()
         self.log = tempfile.TemporaryFile()  # noqa: SIM115
         self.oom_before = processes.oom_kills()
+        self.born = time.time()  # its kernel libraries in torch.compile's cache are newer
         commands, replies = os.pipe(), os.pipe()
         try:
             self.process = subprocess.Popen(
@@ -333,10 +335,15 @@ class Worker:
         self.log.close()
 
     def _kill(self) -> None:
-        """Kill the worker and whatever it started (its own process group), and reap it."""
+        """Kill the worker and whatever it started (its own process group), and reap it; the
+        empty kernel libraries a compilation killed meanwhile left in torch.compile's cache are
+        removed (rexbench.measure.run.compile_cache)."""
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            with contextlib.suppress(OSError):
+                remove_left_since(self.born - 1.0)  # file times may be coarser
         self.process.wait()
 
 
