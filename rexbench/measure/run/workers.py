@@ -53,7 +53,7 @@ BOOT = (
     "import sys; sys.path[0] = sys.argv[1]; "
     "from rexbench.measure.run.worker import main; raise SystemExit(main(sys.argv[2:]))"
 )
-STOP_GRACE_S = 5.0  # a worker told to stop has this long to exit before it is killed
+STOP_GRACE_S = 5.0  # a worker whose pipe closed has this long to exit before it is killed
 
 
 @dataclass(frozen=True)
@@ -318,32 +318,28 @@ class Worker:
         return ""
 
     def stop(self, at_once: bool = False) -> None:
-        """Tell the worker to exit (the end of its command pipe) and wait for it, killing it when
-        it does not exit in time; at_once: kill it now (Ctrl-C, an error)."""
+        """End the worker: its work is done, so it is killed rather than left to Python's own exit
+        (which, with torch.compile's compile workers to shut down, took 1.5 s a model on this
+        project's 2-core machine); at_once (Ctrl-C, an error): it may have been interrupted in a
+        compilation, whose empty kernel libraries are then removed."""
         if self.stopped:
             return
         self.stopped = True
-        if at_once or self.process.poll() is not None:
-            self._kill()
-        else:
-            self.channel.close()
-            try:
-                self.process.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                self._kill()
+        self._kill(interrupted=at_once)
         self.channel.close()
         self.log.close()
 
-    def _kill(self) -> None:
-        """Kill the worker and whatever it started (its own process group), and reap it; the
-        empty kernel libraries a compilation killed meanwhile left in torch.compile's cache are
-        removed (rexbench.measure.run.compile_cache)."""
+    def _kill(self, interrupted: bool = True) -> None:
+        """Kill the worker and whatever it started (its own process group), and reap it. When it
+        may have been `interrupted` at work, the empty kernel libraries a compilation killed
+        meanwhile left in torch.compile's cache are removed (rexbench.measure.run.compile_cache)."""
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
-            with contextlib.suppress(OSError):
-                remove_left_since(self.born - 1.0)  # file times may be coarser
+            if interrupted:
+                with contextlib.suppress(OSError):
+                    remove_left_since(self.born - 1.0)  # file times may be coarser
         self.process.wait()
 
 
