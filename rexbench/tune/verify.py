@@ -28,9 +28,8 @@ AnchorMaker = Callable[[str, int | None], Anchor]  # (device, threads), as in Pa
 
 TOLERANCE = 0.05
 START_S = 10.0  # a fresh interpreter importing torch and the runtime, on a busy 2-core machine
-ANCHOR_CALLS = (
-    200  # the anchor's timed calls before and after the snippet (2.8 ms each at 2 threads)
-)
+# the anchor's timed calls before and after the snippet (2.8-9 ms each at 2 threads here)
+ANCHOR_CALLS = 200
 ANCHOR_WARMUP = 20
 
 
