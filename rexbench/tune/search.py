@@ -16,7 +16,8 @@ screen gets what the budget has less the estimated cost of the rungs that would 
 LATER_MARGIN) and of the deploy snippet's check, re-estimated before each group from the candidates
 screened so far, and at least SCREEN_SHARE of the budget; every later rung an equal share of what
 is left, the final rung what is left after the deploy snippet's check (`reserve_s`), with as many
-runs as fit, at most `full_runs`. Ctrl-C leaves `results` as far as they got (rexbench.cli.tune shows them).
+runs as fit, at most `full_runs`. Ctrl-C leaves `results` as far as they got (rexbench.cli.tune
+shows them).
 """
 
 from __future__ import annotations

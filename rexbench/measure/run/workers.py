@@ -333,14 +333,14 @@ class Worker:
         """Kill the worker and whatever it started (its own process group), and reap it. When it
         may have been `interrupted` at work, the empty kernel libraries a compilation killed
         meanwhile left in torch.compile's cache are removed (rexbench.measure.run.compile_cache)."""
-        if self.process.poll() is None:
+        running = self.process.poll() is None
+        if running:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-            if interrupted:
-                with contextlib.suppress(OSError):
-                    remove_left_since(self.born - 1.0)  # file times may be coarser
         self.process.wait()
+        if running and interrupted:
+            with contextlib.suppress(OSError):
+                remove_left_since(self.born - 1.0)  # file times may be coarser
 
 
 def _package_root() -> str:
