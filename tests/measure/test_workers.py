@@ -235,18 +235,34 @@ def test_a_missing_allocator_is_one_line_before_anything_is_measured(nets, monke
     assert not Path("runs").exists()
 
 
-def workers_of(pid: int) -> set[int]:
-    """The worker processes whose parent is `pid` (from /proc/*/stat and cmdline)."""
-    out = set()
+def processes() -> dict[int, tuple[int, bytes]]:
+    """pid -> (parent pid, command line) of every process (from /proc/*/stat and cmdline)."""
+    out = {}
     for entry in Path("/proc").iterdir():
         try:
             stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
             command = (entry / "cmdline").read_bytes() if stat else b""
         except OSError:
             continue
-        if stat and int(stat.rpartition(")")[2].split()[1]) == pid and b"run.worker" in command:
-            out.add(int(entry.name))
+        if stat:
+            out[int(entry.name)] = (int(stat.rpartition(")")[2].split()[1]), command)
     return out
+
+
+def workers_of(pid: int) -> set[int]:
+    """The worker processes of `pid`: the children of its fork servers (or its own children
+    running a worker, where a worker is a new interpreter)."""
+    table = processes()
+    servers = {p for p, (parent, cmd) in table.items() if parent == pid and b"forkserver" in cmd}
+    return {
+        p
+        for p, (parent, cmd) in table.items()
+        if parent in servers or (parent == pid and b"run.worker" in cmd)
+    }
+
+
+def servers_of(pid: int) -> set[int]:
+    return {p for p, (parent, cmd) in processes().items() if parent == pid and b"forkserver" in cmd}
 
 
 def alive(pid: int) -> bool:
@@ -289,11 +305,13 @@ def test_ctrl_c_exits_130_keeps_the_finished_records_and_leaves_no_worker(nets: 
         time.sleep(0.05)
         second = workers_of(profile.pid) - first
     assert len(first) == 2 and second, (first, second, profile.poll())
+    servers = servers_of(profile.pid)
+    assert len(servers) == 1  # one environment (1 thread, steady): one fork server
     profile.send_signal(signal.SIGINT)
     _, err = profile.communicate(timeout=60)
     assert profile.returncode == 130, err
     assert "interrupted: 2 finished record(s) kept" in err and "Traceback" not in err
-    assert not [pid for pid in first | second | workers_of(profile.pid) if alive(pid)]
+    assert not [pid for pid in first | second | servers if alive(pid)]
     files = [p for p in Path("runs").rglob("*") if p.is_file()]
     assert len(files) == 2 and not any(p.name.startswith(".") for p in files)
     assert {r.model.spec for r in load_records(Path("runs"))} == {NET}

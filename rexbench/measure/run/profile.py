@@ -20,10 +20,11 @@ from rexbench.measure.config import RunConfig
 from rexbench.measure.machine import env as envmod
 from rexbench.measure.machine.allocator import steady_allocator
 from rexbench.measure.machine.memory import check_batch_memory
-from rexbench.measure.run import calibrated
+from rexbench.measure.run import calibrated, forked
 from rexbench.measure.run.compile_cache import remove_truncated
 from rexbench.measure.run.compiler import compile_room, reset_compiler
 from rexbench.measure.run.counted import built_and_counted
+from rexbench.measure.run.forked import INDUCTOR
 from rexbench.measure.run.installed import check_installed
 from rexbench.measure.run.isolated import prepare_in_workers
 from rexbench.measure.run.parts import REAL, Parts
@@ -98,11 +99,7 @@ def profile_models(
     (rexbench.measure.run.workers); with test doubles in `parts`, always in this one.
     All configs must share one device. Every input is checked before any model is built.
     """
-    parsed = [parse(s) if isinstance(s, str) else s for s in specs]
-    if not parsed:
-        raise RexbenchError("no model given; run `rexbench models` for the list")
-    if weights is not None and len(parsed) != 1:
-        raise RexbenchError("--weights loads one checkpoint: give exactly one model with it")
+    parsed = _parsed(specs, weights)
     configs = _checked_configs(configs, runs, warmup, input_shape)
     device = resolve_device(configs[0].device)
     configs = _check_inputs(parsed, configs, device, instructions, skipped=on_failure)
@@ -133,11 +130,22 @@ def profile_models(
             on_failure(failure)
 
     records: list[Record] = []
-    for group in [parsed] if together else [[spec] for spec in parsed]:
-        records += _profile_group(group, configs, options, failed, parts=parts, measure=measure)
+    with forked.kept():  # the workers' fork servers, for every group (a sweep's, when in one)
+        for group in [parsed] if together else [[spec] for spec in parsed]:
+            records += _profile_group(group, configs, options, failed, parts=parts, measure=measure)
     if failures and on_failure is None:
         raise RexbenchError("; ".join(f.line for f in failures))
     return records
+
+
+def _parsed(specs: Sequence[str | ModelSpec], weights: str | Path | None) -> list[ModelSpec]:
+    """The models, parsed; none, or several with one checkpoint, refused in one line."""
+    parsed = [parse(s) if isinstance(s, str) else s for s in specs]
+    if not parsed:
+        raise RexbenchError("no model given; run `rexbench models` for the list")
+    if weights is not None and len(parsed) != 1:
+        raise RexbenchError("--weights loads one checkpoint: give exactly one model with it")
+    return parsed
 
 
 def _check_inputs(
@@ -219,7 +227,7 @@ def _profile_group(
     rounds (rexbench.measure.run.rounds). The group's workers are stopped when it is done."""
     items: list[PreparedConfig] = []
     base_env: dict[str, Any] | None = None
-    with WorkerPool(options.isolation or Isolation(in_process=True)) as pool:
+    with WorkerPool(options.isolation or Isolation(in_process=True), _preload(configs)) as pool:
         compiled = any(c.compile for c in configs) and not pool.active
         with compile_room(len(specs) * len(configs) if compiled and len(specs) > 1 else 0):
             for spec in specs:
@@ -238,6 +246,11 @@ def _profile_group(
     if compiled:
         reset_compiler()
     return records
+
+
+def _preload(configs: Sequence[RunConfig]) -> tuple[str, ...]:
+    """What the workers' fork servers set up before forking (rexbench.measure.run.forkserver)."""
+    return (INDUCTOR,) if any(c.compile for c in configs) else ()
 
 
 def _failed(failed: FailureFn, spec: ModelSpec) -> Callable[[str, str], None]:

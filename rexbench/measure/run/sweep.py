@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
+from rexbench.measure.run import forked
 
 if TYPE_CHECKING:
     from rexbench.measure.config import RunConfig
@@ -289,27 +290,28 @@ def run(
     start = time.monotonic()
     done = 0
     try:
-        for batch in batches(items, interleave):
-            kept.clear()
-            kept.update({r.key: r for r in batch.again})
-            if on_model is not None:
-                on_model(done, batch)
-            done += len(batch.items)
-            together = {"together": True} if len(batch.items) > 1 else {}
-            try:  # out_dir=None: the records are written here, by on_record
-                profile_fn(
-                    batch.specs,
-                    batch.configs,
-                    out_dir=None,
-                    on_record=on_record,
-                    on_failure=on_failure,
-                    **together,
-                    **profile_kwargs,
-                )
-            except RexbenchError as exc:
-                if not keep_going:
-                    raise
-                result.failed.append((", ".join(batch.specs), str(exc)))
+        with forked.kept():  # one fork server per worker environment, for every batch
+            for batch in batches(items, interleave):
+                kept.clear()
+                kept.update({r.key: r for r in batch.again})
+                if on_model is not None:
+                    on_model(done, batch)
+                done += len(batch.items)
+                together = {"together": True} if len(batch.items) > 1 else {}
+                try:  # out_dir=None: the records are written here, by on_record
+                    profile_fn(
+                        batch.specs,
+                        batch.configs,
+                        out_dir=None,
+                        on_record=on_record,
+                        on_failure=on_failure,
+                        **together,
+                        **profile_kwargs,
+                    )
+                except RexbenchError as exc:
+                    if not keep_going:
+                        raise
+                    result.failed.append((", ".join(batch.specs), str(exc)))
     except KeyboardInterrupt:
         result.interrupted = True
     result.seconds = time.monotonic() - start

@@ -32,15 +32,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
 from rexbench.measure.machine import allocators, processes
+from rexbench.measure.run import forked
 from rexbench.measure.run.channel import Channel
 from rexbench.measure.run.compile_cache import remove_left_since
 from rexbench.measure.run.faults import Fault, ended, timed_out
+from rexbench.measure.run.forked import Forked
 
 if TYPE_CHECKING:
     from rexbench.measure.config import RunConfig
@@ -110,7 +112,9 @@ class Worker:
     """One configuration's worker process: started at once, prepared by `setup`, then timed
     through `warmup` and `chunk` (rexbench.measure.timing.loop.Remote)."""
 
-    def __init__(self, label: str, threads: int, isolation: Isolation) -> None:
+    def __init__(
+        self, label: str, threads: int, isolation: Isolation, preload: Sequence[str] = ()
+    ) -> None:
         env, self.env_set = allocators.worker_environment(isolation.allocator, threads)
         self.label, self.threads, self.isolation = label, threads, isolation
         # its stdout and stderr, quoted when it fails; closed by stop()
@@ -119,25 +123,18 @@ class Worker:
         self.born = time.time()  # its kernel libraries in torch.compile's cache are newer
         commands, replies = os.pipe(), os.pipe()
         try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-c", BOOT, _package_root(), str(commands[0]), str(replies[1])],
-                pass_fds=(commands[0], replies[1]),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=self.log,
-                stderr=self.log,
-                start_new_session=True,  # Ctrl-C reaches the parent only, which stops it
-            )
-        except OSError as exc:
-            for fd in (*commands, *replies):
+            self.process = _start(env, preload, (commands[0], replies[1]), self.log)
+        except RexbenchError:
+            for fd in (commands[1], replies[0]):
                 os.close(fd)
-            raise RexbenchError(f"could not start a worker process: {exc}") from exc
-        os.close(commands[0])
-        os.close(replies[1])
+            raise
+        finally:  # the worker's ends: it has its own copies
+            os.close(commands[0])
+            os.close(replies[1])
         self.channel = Channel(replies[0], commands[1])
         self.spent = 0.0  # seconds of work so far, against isolation.timeout
         self.fault: Fault | None = None
-        self.prepared = Prepared(pid=self.process.pid)
+        self.prepared = Prepared()  # its pid once it is up
         self.backend: dict[str, Any] = {}
         self.thread_info: dict[str, Any] = {}
         self.parity: dict[str, Any] = {}
@@ -191,6 +188,8 @@ class Worker:
                 self.up = False
             if not self.up:
                 self.fault = self._ended()
+            else:
+                self.prepared.pid = self.process.pid
         return self.up
 
     def setup(
@@ -343,19 +342,35 @@ class Worker:
                 remove_left_since(self.born - 1.0)  # file times may be coarser
 
 
-def _package_root() -> str:
-    """The folder this process imports rexbench from."""
-    import rexbench
-
-    return str(Path(rexbench.__file__).resolve().parent.parent)
+def _start(
+    env: dict[str, str], preload: Sequence[str], fds: tuple[int, int], log: IO[bytes]
+) -> subprocess.Popen[bytes] | Forked:
+    """The worker's process on its two pipe ends: forked by the fork server of its environment
+    (rexbench.measure.run.forked) where a block holds servers and this is Linux, else a new
+    interpreter."""
+    servers = forked.held()
+    if servers is not None and sys.platform.startswith("linux"):
+        return servers.start_worker(env, preload, fds, log)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-c", BOOT, forked.package_root(), *map(str, fds)],
+            pass_fds=fds,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # Ctrl-C reaches the parent only, which stops it
+        )
+    except OSError as exc:
+        raise RexbenchError(f"could not start a worker process: {exc}") from exc
 
 
 class WorkerPool:
     """The workers of one group of models; all stopped when the `with` block ends, at once when
     it ends by an exception (Ctrl-C). Starts nothing in-process (`active` False)."""
 
-    def __init__(self, isolation: Isolation) -> None:
-        self.isolation = isolation
+    def __init__(self, isolation: Isolation, preload: Sequence[str] = ()) -> None:
+        self.isolation, self.preload = isolation, tuple(preload)
         self.workers: list[tuple[str, Worker]] = []
 
     @property
@@ -363,7 +378,7 @@ class WorkerPool:
         return not self.isolation.in_process
 
     def start(self, spec: ModelSpec, label: str, threads: int) -> Worker:
-        worker = Worker(label, threads, self.isolation)
+        worker = Worker(label, threads, self.isolation, self.preload)
         self.workers.append((str(spec), worker))
         return worker
 
