@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rexbench.measure.run import forked
 from rexbench.measure.run.faults import timed_out
 from rexbench.measure.run.parts import REAL, Parts
 from rexbench.measure.run.profile import ConfigFailure, profile_models
@@ -91,7 +92,8 @@ class Search:
         """Every rung that the budget allows. reserve(best finalist, search): seconds to keep for
         checking the winner's deploy snippet, asked before the final rung."""
         self.reserve = reserve
-        with tempfile.TemporaryDirectory(prefix="rexbench-tune-") as folder:
+        # the workers' fork servers (one per threads and allocator) kept across the rungs' runs
+        with tempfile.TemporaryDirectory(prefix="rexbench-tune-") as folder, forked.kept():
             self.probe.folder = Path(folder)
             candidates = list(self.request.candidates)
             plan = halving.schedule(len(candidates), full_runs=self.request.full_runs)
