@@ -27,6 +27,7 @@ for config in max ort openvino; do
     rexbench plot "$OUT/$MACHINE" --config "$config" --out "$OUT/figure3-$config.png"
 done
 rexbench plot "$OUT/$MACHINE" --config max,ort,openvino --out "$OUT/figure3-runtimes.png"
+: > "$OUT/runtimes-timer-agreement.txt"
 for model in rexnet_x1.0 rexnet_x2.0; do
     for config in ort openvino; do
         python benchmarks/timer_agreement.py "$model" --config "$config" --threads "$THREADS" \
