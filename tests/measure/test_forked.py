@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _processes import alive
 
 from rexbench.measure.run import forked
 from rexbench.measure.run.channel import Channel
@@ -59,9 +60,9 @@ def test_a_worker_is_forked_in_its_own_session_with_the_servers_environment() ->
             os.waitpid(pid, os.WNOHANG)
     last.close()  # its command pipe's end stops the last worker, its server gone or not
     deadline = time.monotonic() + 30
-    while _exists(third.pid) and time.monotonic() < deadline:
+    while alive(third.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _exists(third.pid)
+    assert not alive(third.pid)
 
 
 def test_an_inner_block_uses_the_outer_blocks_servers() -> None:
@@ -70,11 +71,3 @@ def test_an_inner_block_uses_the_outer_blocks_servers() -> None:
             assert inner is outer
         assert forked.held() is outer
     assert forked.held() is None
-
-
-def _exists(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _processes import alive
 from _signals import default_sigint
 
 from rexbench.cli import run
@@ -263,14 +264,6 @@ def workers_of(pid: int) -> set[int]:
 
 def servers_of(pid: int) -> set[int]:
     return {p for p, (parent, cmd) in processes().items() if parent == pid and b"forkserver" in cmd}
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 @pytest.mark.slow
