@@ -42,7 +42,7 @@ def preload(names: Sequence[str]) -> None:
     the vector ISA it compiles for (it builds and runs test programs to find it).
 
     Not a first compilation, although it would save a compiled worker about 1 s more: the child's
-    heap then had 14-20 MB of free holes before its warm-up instead of the 5-7 MB of a new
+    heap then had 14-20 MB of free holes before its warm-up instead of the 4.5-7.4 MB of a new
     interpreter (glibc's mallinfo2, compile_cl on rexnet_x1.0, two runs each), and holes among
     the weights cost a compiled model 8-12% here (docs/gate.md, "What cost the model time")."""
     import torch  # noqa: F401
@@ -127,10 +127,10 @@ def _child(server: socket.socket, ours: tuple[int, int, int], fds: list[int]) ->
 
 
 def main(argv: Sequence[str]) -> int:
-    """`python -c BOOT ROOT SOCKET_FD [PRELOAD ...]`: preload, say so, then serve."""
+    """`python -c BOOT ROOT SOCKET_FD [PRELOAD ...]`: preload, then serve (the parent's requests
+    wait in the socket meanwhile)."""
     server = socket.socket(fileno=int(argv[0]))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops it
     preload(argv[1:])
-    server.sendall(b"ready\n")
     serve(server)
     return 0
