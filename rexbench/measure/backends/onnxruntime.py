@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
+from rexbench.measure.backends import artifacts
 from rexbench.measure.backends.base import Option, Preset, fp32_array, timed
 from rexbench.measure.backends.engine import Engine, EngineBackend, host_array
 from rexbench.measure.backends.onnx_export import export_onnx
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from rexbench.measure.config import RunConfig
 
 QUANTIZE = ("none", "int8")
+GRAPH = "model.onnx"  # the graph's file in the cache of built graphs
 
 #: ONNX Runtime's session option: the intra-op threads stop spinning when a run returns
 FORCE_SPINNING_STOP = "session.force_spinning_stop"
@@ -80,16 +83,7 @@ class OnnxRuntimeBackend(EngineBackend):
         *,
         calibration: Calibration | None = None,
     ) -> Engine:
-        import torch
-
-        with torch.inference_mode(False), torch.no_grad():
-            blob, info = export_onnx(module, x)
-        if calibration is not None and self.calibrates(config):
-            info["onnx_bytes_fp32"] = len(blob)
-            inputs = calibration.inputs(x.shape)
-            blob, quantized = quantize(blob, inputs, config.batch_size, calibration)
-            info.update(quantized)
-            del inputs
+        blob, info = self.graph(module, x, config, calibration)
         (session, options), session_s = timed(lambda: self.session(blob, config.device, threads))
         info.update(options, session_s=session_s, onnx_bytes=len(blob))
         array = x.detach().cpu().numpy()
@@ -98,6 +92,47 @@ class OnnxRuntimeBackend(EngineBackend):
         index = int(config.device.partition(":")[2] or 0)
         to_gpu = functools.partial(_on_gpu, self.load().OrtValue, index, array.dtype)
         return Engine(OrtCudaRunner(session, index), to_gpu(array), info, _ortvalue_fp32, to_gpu)
+
+    def graph(
+        self, module: nn.Module, x: Any, config: RunConfig, calibration: Calibration | None
+    ) -> tuple[bytes, dict[str, Any]]:
+        """The serialised model the session runs (the export, quantized where the configuration
+        says) and what the record keeps of it; from the run's cache of built graphs when one is
+        set (rexbench.measure.backends.artifacts)."""
+        int8 = calibration is not None and self.calibrates(config)
+
+        def build(folder: Path) -> dict[str, Any]:
+            blob, info = self.exported(module, x, config, calibration if int8 else None)
+            (folder / GRAPH).write_bytes(blob)
+            return info
+
+        parts = [
+            self.name,
+            config.options,
+            config.dtype,
+            list(x.shape),
+            calibration if int8 else None,
+        ]
+        entry = artifacts.cached(module, parts, ("torch", "onnx", "onnxruntime"), build)
+        if entry is None:
+            return self.exported(module, x, config, calibration if int8 else None)
+        return (entry.folder / GRAPH).read_bytes(), artifacts.with_note(entry, entry.info)
+
+    def exported(
+        self, module: nn.Module, x: Any, config: RunConfig, calibration: Calibration | None
+    ) -> tuple[bytes, dict[str, Any]]:
+        """The module exported to ONNX, quantized to int8 on `calibration` when given."""
+        import torch
+
+        with torch.inference_mode(False), torch.no_grad():
+            blob, info = export_onnx(module, x)
+        if calibration is not None:
+            info["onnx_bytes_fp32"] = len(blob)
+            inputs = calibration.inputs(x.shape)
+            blob, quantized = quantize(blob, inputs, config.batch_size, calibration)
+            info.update(quantized)
+            del inputs
+        return blob, info
 
     def session(self, blob: bytes, device: str, threads: int) -> tuple[Any, dict[str, Any]]:
         """An InferenceSession with every graph optimisation, `threads` intra-op threads, sequential

@@ -9,9 +9,11 @@ uses it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rexbench.errors import RexbenchError
+from rexbench.measure.backends import artifacts
 from rexbench.measure.backends.base import Option, Package, Preset, timed
 from rexbench.measure.backends.engine import Engine, EngineBackend
 from rexbench.measure.backends.openvino_quantize import NNCF, quantize
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from rexbench.measure.config import RunConfig
 
 QUANTIZE = ("none", "int8")
+GRAPH = "model.xml"  # the graph's IR in the cache of built graphs (with model.bin beside it)
 
 _PRECISION = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
 
@@ -66,16 +69,8 @@ class OpenVinoBackend(EngineBackend):
         *,
         calibration: Calibration | None = None,
     ) -> Engine:
-        import torch
-
         ov = self.load()
-        with quiet(), torch.inference_mode(False), torch.no_grad():
-            ov_model, convert_s = timed(lambda: ov.convert_model(module, example_input=x))
-        quantized: dict[str, Any] = {}
-        if calibration is not None and self.calibrates(config):
-            inputs = calibration.inputs(x.shape)
-            ov_model, quantized = quantize(ov_model, inputs, config.batch_size, calibration)
-            del inputs
+        ov_model, built = self.graph(module, x, config, calibration)
         hints = openvino_hints(config.dtype, threads)
         core = ov.Core()
         compiled, compile_s = timed(lambda: core.compile_model(ov_model, "CPU", hints))
@@ -94,11 +89,52 @@ class OpenVinoBackend(EngineBackend):
             "device_name": str(core.get_property("CPU", "FULL_DEVICE_NAME")),
             "hints": hints,
             "compiled": {**reported, "INFERENCE_PRECISION_HINT": got.get_type_name()},
-            "convert_s": convert_s,
+            **built,
             "compile_s": compile_s,
-            **quantized,
         }
         return Engine(OpenVinoRunner(compiled), x.detach().cpu().numpy(), info)
+
+    def graph(
+        self, module: nn.Module, x: Any, config: RunConfig, calibration: Calibration | None
+    ) -> tuple[Any, dict[str, Any]]:
+        """The OpenVINO model to compile (converted, quantized where the configuration says) and
+        what the record keeps of it; from the run's cache of built graphs when one is set
+        (rexbench.measure.backends.artifacts), kept there as IR with fp32 weights."""
+        ov = self.load()
+        int8 = calibration is not None and self.calibrates(config)
+        converted: list[Any] = []
+
+        def build(folder: Path) -> dict[str, Any]:
+            ov_model, info = self.converted(module, x, config, calibration if int8 else None)
+            ov.save_model(ov_model, folder / GRAPH, compress_to_fp16=False)
+            converted.append(ov_model)
+            return info
+
+        parts = [self.name, config.options, list(x.shape), calibration if int8 else None]
+        entry = artifacts.cached(module, parts, ("torch", "openvino", "nncf"), build)
+        if entry is None:
+            return self.converted(module, x, config, calibration if int8 else None)
+        if converted:
+            return converted[0], entry.info
+        model = ov.Core().read_model(entry.folder / GRAPH)
+        return model, artifacts.with_note(entry, entry.info)
+
+    def converted(
+        self, module: nn.Module, x: Any, config: RunConfig, calibration: Calibration | None
+    ) -> tuple[Any, dict[str, Any]]:
+        """The module converted by `openvino.convert_model`, quantized by NNCF on `calibration`
+        when given."""
+        import torch
+
+        ov = self.load()
+        with quiet(), torch.inference_mode(False), torch.no_grad():
+            ov_model, convert_s = timed(lambda: ov.convert_model(module, example_input=x))
+        quantized: dict[str, Any] = {}
+        if calibration is not None:
+            inputs = calibration.inputs(x.shape)
+            ov_model, quantized = quantize(ov_model, inputs, config.batch_size, calibration)
+            del inputs
+        return ov_model, {"convert_s": convert_s, **quantized}
 
 
 def openvino_hints(dtype: str, threads: int) -> dict[str, Any]:
