@@ -113,6 +113,7 @@ def tune(
 
     Candidates: every backend preset installed x threads x dtype x layout x allocator (x batch size with --objective throughput). Successive halving within --budget: every candidate is screened briefly, each in a worker process of its own, the better half is measured twice as long, and so on; the finalists are measured in full and their records written to --out. Each configuration's fidelity against eager fp32 (top-1 agreement, top-5 overlap, relative L2) is measured on photographs shipped with scikit-image. Prints every candidate, the Pareto front of latency against top-1 agreement and the recommendation under --min-agreement, draws them, and writes a runnable file that deploys the winner outside rexbench, which it runs once to confirm its median. Ctrl-C shows the front of what finished and keeps its records.
     """
+    from rexbench.measure.backends import artifacts
     from rexbench.measure.run.parts import REAL
     from rexbench.tune import tuning
 
@@ -141,15 +142,18 @@ def tune(
     err = console(stderr=True)
     say = (lambda text: err.print(text, highlight=False, markup=False)) if err.is_terminal else None
     search = tuning.new_search(plan, parts, say)
-    try:
-        search.run(reserve=tuning.reserve)
-    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (rexbench.cli.errors.Terminated)
-        _show(tuning.outcome(plan, search, interrupted=True), json_out)
-        err.print(f"interrupted: {len(search.records)} finished record(s) kept", highlight=False)
-        raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
-    if say is not None:
-        say(f"[{plan.budget.elapsed():4.0f} s] the search is done; checking the deploy snippet")
-    _show(tuning.outcome(plan, search), json_out)
+    with artifacts.kept():  # the graphs built in the search, reused by the deploy snippet's check
+        try:
+            search.run(reserve=tuning.reserve)
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (rexbench.cli.errors.Terminated)
+            _show(tuning.outcome(plan, search, interrupted=True), json_out)
+            err.print(
+                f"interrupted: {len(search.records)} finished record(s) kept", highlight=False
+            )
+            raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
+        if say is not None:
+            say(f"[{plan.budget.elapsed():4.0f} s] the search is done; checking the deploy snippet")
+        _show(tuning.outcome(plan, search), json_out)
 
 
 def _show(data: dict[str, Any], json_out: bool) -> None:

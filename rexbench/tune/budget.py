@@ -6,7 +6,10 @@ learned from what was measured so far: setup from each group's wall time less it
 candidate's own preparation time, `compile_s`, plus an equal share of the rest), the time of a call
 from the candidate's last median, else from others of its kind or family (the same preparation in
 another dtype), else from every median so far; an unknown preparation's setup is taken as the
-longest seen. Before anything is measured, the guesses below stand in.
+longest seen. Setups are learned apart for a computation prepared for the first time in a search
+and one prepared again (its kind marked AGAIN): the second finds its exported and quantized graphs
+in the search's cache (rexbench.measure.backends.artifacts) and its compiled kernels in
+torch.compile's. Before anything is measured, the guesses below stand in.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ CALL_GUESS_S = 0.05  # before any call was timed
 TIMED_OVERHEAD_GUESS = (
     1.5  # wall time of interleaved rounds / the candidates' calls (the anchor...)
 )
+AGAIN = "again"  # the last element of a kind set up before in the same search
 _UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "": 1.0}
 _BUDGET_RE = re.compile(r"(\d+(?:\.\d+)?)([hms]?)")
 
@@ -83,22 +87,30 @@ class CostModel:
             self.setups.setdefault(o.kind, []).append((o.prepare_s or 0.0) + rest / len(group))
             if o.call_s is not None:
                 self.calls[o.key] = o.call_s
-                self.kind_calls.setdefault(o.kind, []).append(o.call_s)
+                self.kind_calls.setdefault(first_time(o.kind), []).append(o.call_s)
 
     def setup_s(self, kind: Hashable) -> float:
         """A new worker's setup for a candidate of this kind: as measured for the kind, else for
-        its family (the kinds that share its first element, when kinds are tuples), else the
+        its family (the kinds that share its first element, when kinds are tuples) set up as
+        often, else (set up again) for every kind set up again, else for its family, else the
         longest setup seen (an unknown preparation may be a compilation)."""
         if kind in self.setups:
             return statistics.median(self.setups[kind])
-        family = [s for k, seen in self.setups.items() if _related(k, kind) for s in seen]
-        if family:
-            return statistics.median(family)
+        tiers = (
+            lambda k: _related(k, kind) and again(k) == again(kind),
+            lambda k: again(k) and again(kind),
+            lambda k: _related(k, kind),
+        )
+        for alike in tiers:
+            seen = [s for k, setups in self.setups.items() if alike(k) for s in setups]
+            if seen:
+                return statistics.median(seen)
         every = [s for seen in self.setups.values() for s in seen]
         return max(every) if every else SETUP_GUESS_S
 
     def call_s(self, key: Hashable, kind: Hashable) -> float:
         """One timed call of this candidate (None, None: of any candidate)."""
+        kind = first_time(kind)
         if key in self.calls:
             return self.calls[key]
         if kind in self.kind_calls:
@@ -126,6 +138,21 @@ def rungs_s(
     """Estimated seconds of `rungs`, (size, calls with warm-up) pairs, each holding the best `size`
     of the `ranked` (key, kind) candidates (best first), each set up afresh in every rung."""
     return sum(costs.cost_s(ranked[:size], calls) for size, calls in rungs)
+
+
+def set_up_again(kind: tuple) -> tuple:
+    """The kind of a candidate whose computation this search has prepared before: its graphs
+    are cached (rexbench.measure.backends.artifacts) or its compilation is (torch.compile's)."""
+    return (*kind, AGAIN)
+
+
+def again(kind: Hashable) -> bool:
+    return isinstance(kind, tuple) and kind[-1:] == (AGAIN,)
+
+
+def first_time(kind: Hashable) -> Hashable:
+    """The kind without its AGAIN mark (what a call's time depends on)."""
+    return kind[:-1] if again(kind) else kind  # type: ignore[index]
 
 
 def _related(a: Hashable, b: Hashable) -> bool:

@@ -46,7 +46,6 @@ class Result:
     prepare_s: float | None = None
     shape: tuple[int, ...] | None = None  # (C, H, W) it was measured at
     preparation: dict[str, Any] | None = None  # what the record says its backend did
-    anchor: tuple[float, int] | None = None  # the drift anchor in its rounds: median s, threads
 
     @property
     def name(self) -> str:
@@ -73,7 +72,6 @@ class Result:
         self.prepare_s = record.timing.compile_s if record.timing else None
         self.preparation = record.timing.preparation if record.timing else None
         self.shape = tuple(record.counts.get("input_shape") or ())[1:] or None
-        self.anchor = _anchor(record)
         summary = record.summary or {}
         if summary.get("median") is None:
             self.status = FAILED
@@ -110,22 +108,6 @@ class Result:
             else (fid if isinstance(fid, str) else None),
             "record": None if self.record is None else str(self.record),
         }
-
-
-def _anchor(record: Record) -> tuple[float, int] | None:
-    """The drift anchor's median (seconds) and threads in the record's rounds; None without one."""
-    import statistics
-
-    timing = record.timing
-    threads = (timing.anchor or {}).get("threads") if timing else None
-    if (
-        timing is None
-        or not timing.anchor_ns
-        or not threads
-        or timing.anchor.get("device") != "cpu"
-    ):
-        return None
-    return statistics.median(timing.anchor_ns) / 1e9, int(threads)
 
 
 def _ms(seconds: float | None) -> float | None:

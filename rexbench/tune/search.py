@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rexbench.measure.backends import artifacts
 from rexbench.measure.run import forked
 from rexbench.measure.run.faults import timed_out
 from rexbench.measure.run.parts import REAL, Parts
@@ -37,7 +38,7 @@ from rexbench.measure.timing.loop import EndRounds
 from rexbench.models.photos import views
 from rexbench.records.schema import Record
 from rexbench.tune import halving
-from rexbench.tune.budget import Budget, CostModel, Observed, rungs_s
+from rexbench.tune.budget import Budget, CostModel, Observed, rungs_s, set_up_again
 from rexbench.tune.fidelity import HALF, FidelityProbe
 from rexbench.tune.recommend import may_go_on
 from rexbench.tune.results import BELOW, DROPPED, FAILED, FINALIST, STOPPED, TIMED, Result
@@ -81,6 +82,7 @@ class Search:
         self.trained = has_trained_weights(request.weights)
         self.results = {c.key: Result(c) for c in request.candidates}
         self.costs = CostModel()
+        self.prepared: set[tuple[str, int]] = set()  # computations prepared (`_computation`)
         self.rungs: list[halving.Rung] = []
         self.records: list[Path] = []
         self._written: set[str] = set()
@@ -92,8 +94,13 @@ class Search:
         """Every rung that the budget allows. reserve(best finalist, search): seconds to keep for
         checking the winner's deploy snippet, asked before the final rung."""
         self.reserve = reserve
-        # the workers' fork servers (one per threads and allocator) kept across the rungs' runs
-        with tempfile.TemporaryDirectory(prefix="rexbench-tune-") as folder, forked.kept():
+        # the graphs the engine backends build (exports, int8 quantizations), and the workers' fork
+        # servers (one per threads and allocator), kept across the rungs' runs
+        with (
+            tempfile.TemporaryDirectory(prefix="rexbench-tune-") as folder,
+            artifacts.kept(),
+            forked.kept(),
+        ):
             self.probe.folder = Path(folder)
             candidates = list(self.request.candidates)
             plan = halving.schedule(len(candidates), full_runs=self.request.full_runs)
@@ -167,7 +174,7 @@ class Search:
         later = halving.next_rungs(len(ranked), screen, full_runs=self.request.full_runs)
         if not later:
             return self.budget.total_s - start
-        items = [(c.key, c.kind) for c in ranked]
+        items = [(c.key, self._kind(c, later=True)) for c in ranked]
         later_s = rungs_s(self.costs, items, [(r.size, r.runs + r.warmup) for r in later])
         later_s += self._fidelity_s(ranked[: later[0].size], later[0])
         snippet_s = self._reserve(ranked[0])
@@ -178,7 +185,7 @@ class Search:
         screen's), with fewer finalists when even that does not fit; None when none fits."""
         allowance = self.budget.left() - self.reserve_s + SLACK * self.budget.total_s
         for size in range(min(rung.size, len(candidates)), 0, -1):
-            items = [(c.key, c.kind) for c in candidates[:size]]
+            items = [(c.key, self._kind(c, later=True)) for c in candidates[:size]]
             setup = sum(self.costs.setup_s(kind) for _, kind in items)
             per_call = self.costs.timed_s(sum(self.costs.call_s(k, kind) for k, kind in items))
             setup += self._fidelity_s(candidates[:size], rung)
@@ -243,7 +250,7 @@ class Search:
         """The longest head of `group` whose estimated cost fits `seconds` (with the slack)."""
         calls = rung.runs + rung.warmup
         for size in range(len(group), 0, -1):
-            cost = self.costs.cost_s([(c.key, c.kind) for c in group[:size]], calls)
+            cost = self.costs.cost_s([(c.key, self._kind(c)) for c in group[:size]], calls)
             cost += self._fidelity_s(group[:size], rung)
             if cost <= seconds + SLACK * self.budget.total_s:
                 return group[:size]
@@ -260,6 +267,7 @@ class Search:
         r = self.request
         self.probe.afford = lambda seconds: self._affords(rung, seconds)
         configs = [replace(c.config, runs=rung.runs, warmup=rung.warmup) for c in group]
+        kinds = [self._kind(c) for c in group]  # before this run prepares them
         failures: list[ConfigFailure] = []
         started, fidelity_s = self.budget.elapsed(), self.probe.spent_s
         records = profile_models(
@@ -286,7 +294,9 @@ class Search:
             if rung.final and record is not None and r.out_dir is not None:
                 self.results[c.key].record = self._write(record, r.out_dir)
         timed = max((rec.timing.wall_s for rec in records if rec.timing), default=0.0)
-        self.costs.observe([self._observed(c, rung) for c in group], wall, timed)
+        observed = [self._observed(c, kind, rung) for c, kind in zip(group, kinds, strict=True)]
+        self.costs.observe(observed, wall, timed)
+        self.prepared.update(_computation(c) for c in group if c.config.config_id in by_id)
 
     def _watch(self, event: ProfileEvent, deadline: float) -> None:
         """Past the deadline, end the timed rounds once the current round is done (and say so)."""
@@ -333,11 +343,16 @@ class Search:
         else:
             result.status = "screened" if rung.index == 0 else f"rung {rung.index}"
 
-    def _observed(self, c: Candidate, rung: halving.Rung) -> Observed:
+    def _observed(self, c: Candidate, kind: tuple, rung: halving.Rung) -> Observed:
         result = self.results[c.key]
         timed = result.rung == rung.index and result.median_s is not None
         call = result.median_s if timed else None
-        return Observed(c.key, c.kind, rung.runs + rung.warmup, call, result.prepare_s)
+        return Observed(c.key, kind, rung.runs + rung.warmup, call, result.prepare_s)
+
+    def _kind(self, c: Candidate, later: bool = False) -> tuple:
+        """Its kind in the cost model, marked as set up again when this search has prepared its
+        computation before (later: by the time a later rung comes, it will have)."""
+        return set_up_again(c.kind) if later or _computation(c) in self.prepared else c.kind
 
     def _say(self, rung: halving.Rung, group: list[Candidate], done: int, total: int) -> None:
         if self.progress is not None:
@@ -347,6 +362,12 @@ class Search:
             self.progress(
                 f"[{at}] {what}, {rung.runs} runs: {done + 1}-{done + len(group)} of {total}: {names}"
             )
+
+
+def _computation(c: Candidate) -> tuple[str, int]:
+    """What a preparation builds, whatever the threads and allocator: the computation and the
+    batch size (an engine's graph is built for one batch size)."""
+    return c.numerics, c.config.batch_size
 
 
 def groups(candidates: Sequence[Candidate]) -> list[list[Candidate]]:

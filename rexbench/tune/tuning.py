@@ -7,14 +7,15 @@ prints (as a table, or as JSON).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from rexbench.errors import RexbenchError
-from rexbench.measure.run.parts import Parts
-from rexbench.tune import verify
-from rexbench.tune.budget import Budget, parse_budget
+from rexbench.measure.run.parts import REAL, Parts
+from rexbench.tune import bracket, verify
+from rexbench.tune.budget import Budget, parse_budget, set_up_again
 from rexbench.tune.recommend import front, recommend
 from rexbench.tune.results import WINNER, Result
 from rexbench.tune.search import Request, Search
@@ -139,11 +140,15 @@ def new_search(p: Plan, parts: Parts, progress: Callable[[str], None] | None = N
 
 
 def reserve(best: Candidate, search: Search) -> float:
-    """Seconds to keep for the deploy snippet's run: a fresh interpreter, the setup and the calls."""
+    """Seconds to keep for the deploy snippet's run (a fresh interpreter, the setup and the calls)
+    and for rexbench's two loops of the winner around it (a worker, the setup and the calls)."""
     call = search.costs.call_s(best.key, best.kind)
     runs = verify.runs_for(call)
-    anchor_s = 2 * (verify.ANCHOR_CALLS + verify.ANCHOR_WARMUP) * 0.01  # at most 10 ms a call
-    return verify.START_S + search.costs.setup_s(best.kind) + (runs + 20) * call + anchor_s
+    snippet = verify.START_S + search.costs.setup_s(best.kind) + (runs + 20) * call
+    if search.request.parts is not REAL:  # in-process test doubles: no worker to time it again
+        return snippet
+    worker = search.costs.setup_s(set_up_again(best.kind))  # its graphs are in the search's cache
+    return snippet + worker + 2 * (runs + bracket.WARMUP) * call
 
 
 def outcome(p: Plan, search: Search, interrupted: bool = False) -> dict[str, Any]:
@@ -224,8 +229,14 @@ def _deploy(p: Plan, search: Search, winner: Result) -> verify.Verification:
     call = winner.median_s
     runs = verify.runs_for(call)
     timeout = max(60.0, p.budget.left() + 0.1 * p.budget.total_s)  # what the budget has left
-    make = search.request.parts.make_anchor
-    return verify.run_anchored(path, runs, call * 1e3, timeout, winner.anchor, make=make)
+    check = partial(verify.run_snippet, path, runs, call * 1e3, timeout)
+    if search.request.parts is not REAL:  # in-process test doubles: no worker to time it again
+        return check()
+    again = bracket.Winner(p.spec, winner.candidate, shape, p.weights, runs=runs, timeout=timeout)
+    checked, loops = bracket.around(again, check)
+    if isinstance(loops, str):
+        return replace(checked, unbracketed=loops)
+    return checked.with_loops(loops.before_ms, loops.after_ms)
 
 
 def _draw(p: Plan, search: Search, winner: Result | None, points: list) -> Path:

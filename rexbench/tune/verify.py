@@ -1,13 +1,11 @@
 """The deploy snippet checked: run once in a fresh process (rexbench.tune.deploy writes it), its
-median compared with tune's own figure for the winner. Within 5% confirms it; on a busy machine
+median compared with rexbench's own figure for the winner. Within 5% confirms it; on a busy machine
 it may not be, which is said with the ratio rather than treated as a failure.
 
-The machine's speed moves between tune's final rounds and the snippet's run (a hypervisor moving
-two vCPUs between core complexes moves a 2-thread model by 20-30% within minutes, docs/gate.md),
-so the drift anchor that was timed in those rounds (rexbench.measure.timing.anchor) is timed again
-here, right before and right after the snippet, at the same threads: the snippet's ratio divided
-by the anchor's (now / then) is what is judged, as the gate compares a model with its baseline.
-The raw ratio is kept beside it.
+The figure it is judged against is the winner timed again by rexbench in a plain loop right
+before and right after the snippet (rexbench.tune.bracket): tune's rounds time it in interleaved
+chunks, minutes earlier, and both differences move a 2-vCPU machine's figure by more than 5%. The
+ratio to tune's own figure from its rounds is kept beside it.
 """
 
 from __future__ import annotations
@@ -16,29 +14,23 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from rexbench.measure.run.rounds import first_line
-from rexbench.measure.timing.anchor import Anchor, make_anchor
-
-AnchorMaker = Callable[[str, int | None], Anchor]  # (device, threads), as in Parts
 
 TOLERANCE = 0.05
 START_S = 10.0  # a fresh interpreter importing torch and the runtime, on a busy 2-core machine
-# the anchor's timed calls before and after the snippet (2.8-9 ms each at 2 threads here)
-ANCHOR_CALLS = 200
-ANCHOR_WARMUP = 20
 
 
 @dataclass(frozen=True)
 class Verification:
     """The snippet's run: its median and runs, tune's median, their ratio (snippet / tune), and
-    whether it is within TOLERANCE; or the error that stopped it. With the drift anchor's median
-    in tune's rounds and around the snippet (`anchor_ms`, `anchor_now_ms`), `drift` is their ratio
-    and `anchored` the snippet's ratio divided by it, which `within` then judges."""
+    whether it is within TOLERANCE; or the error that stopped it. With rexbench's plain loops of the
+    winner right before and after the snippet (`rexbench_before_ms`, `rexbench_after_ms`),
+    `bracketed` is the snippet's median over their mean, which `within` then judges; `unbracketed`
+    says why there are no such loops."""
 
     path: str
     runs: int
@@ -47,10 +39,10 @@ class Verification:
     ratio: float | None = None
     within: bool | None = None
     error: str | None = None
-    anchor_ms: float | None = None
-    anchor_now_ms: float | None = None
-    drift: float | None = None
-    anchored: float | None = None
+    rexbench_before_ms: float | None = None
+    rexbench_after_ms: float | None = None
+    bracketed: float | None = None
+    unbracketed: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,27 +61,33 @@ class Verification:
             f"deploy snippet {self.path}: median {self.median_ms:.3f} ms in a fresh process, "
             f"{self.ratio:.3f} x tune's {self.tune_ms:.3f} ms"
         )
-        if self.anchored is None or self.drift is None:
-            return f"{head}: {verdict}"
+        if self.bracketed is None or self.rexbench_ms is None:
+            why = f" ({self.unbracketed})" if self.unbracketed else ""
+            return f"{head}{why}: {verdict}"
         return (
-            f"{head}; the drift anchor ran {self.drift:.3f} x its time in tune's rounds, so "
-            f"{self.anchored:.3f} x with the drift taken out: {verdict}"
+            f"{head}; rexbench's worker timed it the same way right before and after: "
+            f"{self.rexbench_before_ms:.3f} and {self.rexbench_after_ms:.3f} ms, so "
+            f"{self.bracketed:.3f} x: {verdict}"
         )
 
-    def with_anchor(self, then_ms: float, now_ms: float) -> Verification:
-        """The check judged against the drift anchor: `then_ms` in tune's rounds, `now_ms` around
-        the snippet's run."""
-        if self.ratio is None:
+    @property
+    def rexbench_ms(self) -> float | None:
+        """The mean of rexbench's two loops around the snippet."""
+        if self.rexbench_before_ms is None or self.rexbench_after_ms is None:
+            return None
+        return (self.rexbench_before_ms + self.rexbench_after_ms) / 2
+
+    def with_loops(self, before_ms: float, after_ms: float) -> Verification:
+        """The check judged against rexbench's loops of the winner right before and after it."""
+        if self.median_ms is None:
             return self
-        drift = now_ms / then_ms
-        anchored = self.ratio / drift
+        bracketed = self.median_ms / ((before_ms + after_ms) / 2)
         return replace(
             self,
-            anchor_ms=then_ms,
-            anchor_now_ms=now_ms,
-            drift=drift,
-            anchored=anchored,
-            within=abs(anchored - 1) <= TOLERANCE,
+            rexbench_before_ms=before_ms,
+            rexbench_after_ms=after_ms,
+            bracketed=bracketed,
+            within=abs(bracketed - 1) <= TOLERANCE,
         )
 
 
@@ -123,52 +121,6 @@ def run_snippet(path: Path, runs: int, tune_ms: float, timeout: float) -> Verifi
     return Verification(
         str(path), runs, tune_ms, median_ms=median, ratio=ratio, within=abs(ratio - 1) <= TOLERANCE
     )
-
-
-def anchor_ms(threads: int, calls: int = ANCHOR_CALLS, make: AnchorMaker = make_anchor) -> float:
-    """The CPU drift anchor's median in milliseconds at `threads` threads, timed in this process
-    as tune's rounds time it (after ANCHOR_WARMUP calls), `make` building it as the search's
-    parts did; torch's thread count is restored."""
-    import statistics
-    import time
-
-    import torch
-
-    from rexbench.measure.timing.devices import device_ops
-    from rexbench.measure.timing.loop import time_calls
-
-    before = torch.get_num_threads()
-    anchor = make("cpu", threads)
-    ops = device_ops("cpu")
-    try:
-        anchor.setup()
-        with torch.inference_mode():
-            time_calls(anchor.fn, ANCHOR_WARMUP, ops, time.perf_counter_ns)
-            samples = time_calls(anchor.fn, calls, ops, time.perf_counter_ns)
-    finally:
-        torch.set_num_threads(before)
-    return statistics.median(samples) / 1e6
-
-
-def run_anchored(
-    path: Path,
-    runs: int,
-    tune_ms: float,
-    timeout: float,
-    anchor: tuple[float, int] | None,
-    make: AnchorMaker = make_anchor,
-) -> Verification:
-    """`run_snippet`, with the drift anchor (tune's median in seconds, its threads; built by
-    `make`) timed right before and right after it and the check judged against it; as it is
-    without an anchor."""
-    if anchor is None:
-        return run_snippet(path, runs, tune_ms, timeout)
-    then_s, threads = anchor
-    first = anchor_ms(threads, make=make)
-    checked = run_snippet(path, runs, tune_ms, timeout)
-    if checked.error is not None:
-        return checked
-    return checked.with_anchor(then_s * 1e3, (first + anchor_ms(threads, make=make)) / 2)
 
 
 def runs_for(call_s: float, seconds: float = 10.0) -> int:
