@@ -367,13 +367,22 @@ run = prepared.run
 """
 
 _LOOP = """
+# `rexbench tune` checks this file by running it with REXBENCH_PARTS=K: the timed calls are then
+# made in K parts, each after a line on stdin, and rexbench times its own worker's calls of the
+# same configuration in between, so that both see the machine alike. Run by hand: one loop.
+PARTS = int(os.environ.get("REXBENCH_PARTS", "1"))
+
 with torch.inference_mode():
     for _ in range(WARMUP):
         run()
     samples = []
-    for _ in range(RUNS):
-        start = time.perf_counter_ns()
-        run()
-        samples.append(time.perf_counter_ns() - start)
+    for part in range(PARTS):
+        if PARTS > 1:
+            print("ready", flush=True)
+            sys.stdin.readline()
+        while len(samples) < RUNS * (part + 1) // PARTS:
+            start = time.perf_counter_ns()
+            run()
+            samples.append(time.perf_counter_ns() - start)
 print(json.dumps({"median_ms": statistics.median(samples) / 1e6, "runs": RUNS, "threads": THREADS}))
 """

@@ -14,7 +14,7 @@ from typing import Any
 
 from rexbench.errors import RexbenchError
 from rexbench.measure.run.parts import REAL, Parts
-from rexbench.tune import bracket, verify
+from rexbench.tune import turns, verify
 from rexbench.tune.budget import Budget, parse_budget, set_up_again
 from rexbench.tune.recommend import front, recommend
 from rexbench.tune.results import WINNER, Result
@@ -141,14 +141,14 @@ def new_search(p: Plan, parts: Parts, progress: Callable[[str], None] | None = N
 
 def reserve(best: Candidate, search: Search) -> float:
     """Seconds to keep for the deploy snippet's run (a fresh interpreter, the setup and the calls)
-    and for rexbench's two loops of the winner around it (a worker, the setup and the calls)."""
+    and for rexbench's calls of the winner in turns with it (a worker, the setup and the calls)."""
     call = search.costs.call_s(best.key, best.kind)
     runs = verify.runs_for(call)
     snippet = verify.START_S + search.costs.setup_s(best.kind) + (runs + 20) * call
     if search.request.parts is not REAL:  # in-process test doubles: no worker to time it again
         return snippet
     worker = search.costs.setup_s(set_up_again(best.kind))  # its graphs are in the search's cache
-    return snippet + worker + 2 * (runs + bracket.WARMUP) * call
+    return snippet + worker + (runs + turns.WARMUP + -(-runs // verify.PARTS)) * call
 
 
 def outcome(p: Plan, search: Search, interrupted: bool = False) -> dict[str, Any]:
@@ -232,11 +232,12 @@ def _deploy(p: Plan, search: Search, winner: Result) -> verify.Verification:
     check = partial(verify.run_snippet, path, runs, call * 1e3, timeout)
     if search.request.parts is not REAL:  # in-process test doubles: no worker to time it again
         return check()
-    again = bracket.Winner(p.spec, winner.candidate, shape, p.weights, runs=runs, timeout=timeout)
-    checked, loops = bracket.around(again, check)
-    if isinstance(loops, str):
-        return replace(checked, unbracketed=loops)
-    return checked.with_loops(loops.before_ms, loops.after_ms)
+    calls = -(-runs // verify.PARTS)
+    again = turns.Winner(p.spec, winner.candidate, shape, p.weights, calls=calls, timeout=timeout)
+    checked, taken = turns.in_turns(again, check)
+    if isinstance(taken, str):
+        return replace(checked, no_turns=taken)
+    return checked.with_turns(taken.median_ms, taken.taken)
 
 
 def _draw(p: Plan, search: Search, winner: Result | None, points: list) -> Path:

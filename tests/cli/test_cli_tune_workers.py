@@ -1,6 +1,6 @@
 """`rexbench tune` as a user runs it, in a process of its own with a worker process per candidate,
-on a tiny `py:` model: the deploy snippet judged against rexbench's plain loops of the winner,
-timed in a worker right before and right after the snippet."""
+on a tiny `py:` model: the deploy snippet judged against rexbench's own calls of the winner, timed
+in a worker in turns with the snippet's; the finalists' graphs from the search's cache."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from _tune_nets import WIDE, write_wide
+
+from rexbench.tune.verify import PARTS
 
 SPACE = ["--config", "eager,ort", "--threads", "1", "--allocator", "steady", "--dtype", "fp32"]
 
@@ -28,14 +30,14 @@ def test_the_snippet_is_checked_against_the_winner_timed_again_around_it(
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     snippet, winner = data["snippet"], data["recommendation"]
-    assert snippet["error"] is None and snippet["unbracketed"] is None, snippet
+    assert snippet["error"] is None and snippet["no_turns"] is None, snippet
     assert snippet["tune_ms"] == winner["median_ms"]
-    before, after = snippet["rexbench_before_ms"], snippet["rexbench_after_ms"]
-    assert before > 0 and after > 0
-    assert snippet["bracketed"] == pytest.approx(snippet["median_ms"] / ((before + after) / 2))
-    assert snippet["within"] == (abs(snippet["bracketed"] - 1) <= 0.05)
+    # rexbench's worker timed it in turns with the snippet's parts, and once after the last
+    assert snippet["turns"] == PARTS + 1 and snippet["rexbench_ms"] > 0
+    assert snippet["side_by_side"] == pytest.approx(snippet["median_ms"] / snippet["rexbench_ms"])
+    assert snippet["within"] == (abs(snippet["side_by_side"] - 1) <= 0.05)
     line = next(n for n in data["notes"] if n.startswith("deploy snippet"))
-    assert f"right before and after: {before:.3f} and {after:.3f} ms" in line
+    assert f"in turns with the snippet ({PARTS + 1} turns): {snippet['rexbench_ms']:.3f} ms" in line
     # ort was prepared in the screen, then again as a finalist: from the search's cache of graphs
     records = {
         Path(p).name.split("__")[1]: json.loads((tmp_path / p).read_text()) for p in data["records"]

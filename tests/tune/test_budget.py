@@ -12,6 +12,7 @@ from rexbench.tune.budget import (
     CostModel,
     Observed,
     parse_budget,
+    set_up_again,
 )
 
 
@@ -66,3 +67,21 @@ def test_a_kind_not_seen_yet_borrows_its_familys_figures() -> None:
     assert costs.setup_s(bf16) == costs.setup_s(fp32) == 50.0 - 0.3  # compile in another dtype
     assert costs.call_s("c", bf16) == 0.02
     assert costs.setup_s(("max", "fp32")) == 49.7  # an unknown preparation: the longest setup
+
+
+def test_a_computation_set_up_again_is_costed_apart_from_its_first_setup() -> None:
+    costs = CostModel()
+    int8, again = ("ort_int8", "fp32"), set_up_again(("ort_int8", "fp32"))
+    # quantized in 12 s the first time; the same graph from the cache in 1.5 s the second
+    costs.observe([Observed("a", int8, 10, 0.01, 12.0)], wall_s=14.0, timed_s=0.2)
+    assert costs.setup_s(again) == 13.8  # nothing set up again yet: its family's first setups
+    costs.observe([Observed("b", again, 10, 0.012, 1.5)], wall_s=3.0, timed_s=0.2)
+    assert costs.setup_s(int8) == 13.8 and costs.setup_s(again) == 2.8
+    # the calls are the computation's, however it was set up
+    assert costs.call_s("c", again) == costs.call_s("c", int8) == pytest.approx(0.011)
+    # another preparation set up again: like every one set up again, not like its first setup
+    ov = ("openvino_int8", "fp32")
+    costs.observe([Observed("d", ov, 10, 0.01, 20.0)], wall_s=22.0, timed_s=0.2)
+    assert costs.setup_s(set_up_again(ov)) == 2.8 and costs.setup_s(ov) == 21.8
+    assert costs.setup_s(set_up_again(("max", "fp32"))) == 2.8
+    assert costs.setup_s(("max", "fp32")) == 21.8  # an unknown first setup: the longest seen
