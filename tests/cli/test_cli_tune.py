@@ -114,7 +114,7 @@ def test_a_search_keeps_records_writes_the_snippet_and_the_figure_and_runs_the_s
     assert snippet["tune_ms"] == winner["median_ms"] and snippet["median_ms"] > 0
     assert snippet["ratio"] == pytest.approx(snippet["median_ms"] / winner["median_ms"])
     # in this process (test doubles) there is no worker to time the winner again around it
-    assert snippet["bracketed"] is None and snippet["rexbench_before_ms"] is None
+    assert snippet["side_by_side"] is None and snippet["rexbench_ms"] is None
     assert snippet["within"] == (abs(snippet["ratio"] - 1) <= 0.05)
     text = Path(snippet["path"]).read_text()
     ast.parse(text)
