@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rexbench.measure.backends import artifacts
+from rexbench.measure.backends.registry import BACKENDS
 from rexbench.measure.run import forked
 from rexbench.measure.run.faults import timed_out
 from rexbench.measure.run.parts import REAL, Parts
@@ -351,8 +352,11 @@ class Search:
 
     def _kind(self, c: Candidate, later: bool = False) -> tuple:
         """Its kind in the cost model, marked as set up again when this search has prepared its
-        computation before (later: by the time a later rung comes, it will have)."""
-        return set_up_again(c.kind) if later or _computation(c) in self.prepared else c.kind
+        computation before (later: by the time a later rung comes, it will have) and its backend
+        finds the costly step of that preparation cached (not PT2E's calibration)."""
+        cheap = BACKENDS.get(c.config.runtime).prepared_again_cheaply
+        again = later or _computation(c) in self.prepared
+        return set_up_again(c.kind) if cheap and again else c.kind
 
     def _say(self, rung: halving.Rung, group: list[Candidate], done: int, total: int) -> None:
         if self.progress is not None:

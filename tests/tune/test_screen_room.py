@@ -7,7 +7,7 @@ import pytest
 
 from rexbench.measure.config import RunConfig
 from rexbench.tune import halving
-from rexbench.tune.budget import Budget, CostModel, Observed, rungs_s
+from rexbench.tune.budget import Budget, CostModel, Observed, rungs_s, set_up_again
 from rexbench.tune.search import LATER_MARGIN, Request, Search
 from rexbench.tune.space import Candidate
 
@@ -76,3 +76,14 @@ def test_a_candidate_that_failed_the_screen_is_not_planned_for() -> None:
     later_s += s._fidelity_s(final, halving.Rung(1, 2, 1000, 20, final=True))
     assert s._screen_room(screen, done, start=0.0) == pytest.approx(600.0 - LATER_MARGIN * later_s)
     assert s._screen_room(screen, done, start=0.0) > before
+
+
+def test_a_computation_prepared_before_is_costed_as_set_up_again_where_that_is_cheap() -> None:
+    ort, pt2e = (Candidate(RunConfig.preset(n, threads=2)) for n in ("ort", "pt2e_int8"))
+    other = Candidate(RunConfig.preset("ort", threads=1), "jemalloc")
+    s = Search(Request("rexnet_x1.0", [ort, other, pt2e], budget_s=600.0), Budget(600.0))
+    assert s._kind(ort) == ort.kind and s._kind(ort, later=True) == set_up_again(ort.kind)
+    # ort's graph comes from the search's cache; PT2E calibrates again at every preparation
+    assert s._kind(pt2e, later=True) == pt2e.kind
+    s.prepared.add((ort.numerics, 1))
+    assert s._kind(other) == set_up_again(other.kind)  # its threads and allocator do not matter

@@ -96,6 +96,9 @@ class Backend(ABC):
     torch_preparation: ClassVar[bool] = False
     #: whether its calls run in this process's PyTorch, where callgrind can count them
     countable: ClassVar[bool] = False
+    #: whether preparing a configuration again in one run finds its costly step cached (the cache
+    #: of built graphs, artifacts.py; torch.compile's kernels), which `rexbench tune` costs apart
+    prepared_again_cheaply: ClassVar[bool] = False
     options: ClassVar[Mapping[str, Option]] = {}
 
     def presets(self) -> Sequence[Preset]:

@@ -48,6 +48,7 @@ class EngineBackend(Backend):
     #: True: the engine takes the fp32 graph and runs the run's dtype as a precision hint
     #: (OpenVINO); False: the module is cast to the run's dtype before the engine sees it.
     fp32_graph: ClassVar[bool] = False
+    prepared_again_cheaply = True  # their graphs go to the cache of built graphs (artifacts.py)
 
     @abstractmethod
     def build(

@@ -40,6 +40,7 @@ class TorchBackend(Backend):
     module = "torch"
     torch_preparation = True
     countable = True
+    prepared_again_cheaply = True  # torch.compile finds its kernels in its own cache
 
     def presets(self) -> Sequence[Preset]:
         off = dict.fromkeys(TORCH_FIELDS, False)
