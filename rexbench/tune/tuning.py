@@ -16,6 +16,7 @@ from rexbench.errors import RexbenchError
 from rexbench.measure.run.parts import REAL, Parts
 from rexbench.tune import turns, verify
 from rexbench.tune.budget import Budget, parse_budget, set_up_again
+from rexbench.tune.deploy import WARMUP
 from rexbench.tune.recommend import front, recommend
 from rexbench.tune.results import WINNER, Result
 from rexbench.tune.search import Request, Search
@@ -144,11 +145,11 @@ def reserve(best: Candidate, search: Search) -> float:
     and for rexbench's calls of the winner in turns with it (a worker, the setup and the calls)."""
     call = search.costs.call_s(best.key, best.kind)
     runs = verify.runs_for(call)
-    snippet = verify.START_S + search.costs.setup_s(best.kind) + (runs + 20) * call
+    snippet = verify.START_S + search.costs.setup_s(best.kind) + (runs + WARMUP) * call
     if search.request.parts is not REAL:  # in-process test doubles: no worker to time it again
         return snippet
     worker = search.costs.setup_s(set_up_again(best.kind))  # its graphs are in the search's cache
-    return snippet + worker + (runs + turns.WARMUP + -(-runs // verify.PARTS)) * call
+    return snippet + worker + (runs + WARMUP + -(-runs // verify.PARTS)) * call
 
 
 def outcome(p: Plan, search: Search, interrupted: bool = False) -> dict[str, Any]:

@@ -21,11 +21,10 @@ from typing import TypeVar
 
 from rexbench.measure.run.workers import Isolation, Worker, WorkerPool
 from rexbench.spec import parse
+from rexbench.tune.deploy import WARMUP  # the snippet's warm-up calls, as the worker's
 from rexbench.tune.space import Candidate
 
 T = TypeVar("T")
-
-WARMUP = 20  # the snippet's warm-up calls (rexbench.tune.deploy)
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,8 @@ def graph_key(module: Any, parts: Sequence[Any], packages: Sequence[str]) -> str
     installed versions of `packages`."""
     from importlib.metadata import PackageNotFoundError, version
 
+    import torch
+
     digest = hashlib.sha256()
     versions = []
     for name in packages:
@@ -81,7 +83,7 @@ def graph_key(module: Any, parts: Sequence[Any], packages: Sequence[str]) -> str
     for name, tensor in (*module.named_parameters(), *module.named_buffers()):
         data = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{data.dtype}:{tuple(data.shape)}".encode())
-        digest.update(data.reshape(-1).view(dtype=_bytes_dtype()).numpy().tobytes())
+        digest.update(data.reshape(-1).view(dtype=torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:32]
 
 
@@ -119,9 +121,3 @@ def with_note(entry: Entry, info: dict[str, Any]) -> dict[str, Any]:
     if not entry.reused:
         return info
     return {**info, "artifact": f"reused from this run's cache of built graphs ({ARTIFACTS_ENV})"}
-
-
-def _bytes_dtype() -> Any:
-    import torch
-
-    return torch.uint8

@@ -99,10 +99,11 @@ class OnnxRuntimeBackend(EngineBackend):
         """The serialised model the session runs (the export, quantized where the configuration
         says) and what the record keeps of it; from the run's cache of built graphs when one is
         set (rexbench.measure.backends.artifacts)."""
-        int8 = calibration is not None and self.calibrates(config)
+        if not self.calibrates(config):
+            calibration = None
 
         def build(folder: Path) -> dict[str, Any]:
-            blob, info = self.exported(module, x, config, calibration if int8 else None)
+            blob, info = self.exported(module, x, config, calibration)
             (folder / GRAPH).write_bytes(blob)
             return info
 
@@ -111,11 +112,11 @@ class OnnxRuntimeBackend(EngineBackend):
             config.options,
             config.dtype,
             list(x.shape),
-            calibration if int8 else None,
+            calibration,
         ]
         entry = artifacts.cached(module, parts, ("torch", "onnx", "onnxruntime"), build)
         if entry is None:
-            return self.exported(module, x, config, calibration if int8 else None)
+            return self.exported(module, x, config, calibration)
         return (entry.folder / GRAPH).read_bytes(), artifacts.with_note(entry, entry.info)
 
     def exported(

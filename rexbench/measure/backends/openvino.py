@@ -101,19 +101,20 @@ class OpenVinoBackend(EngineBackend):
         what the record keeps of it; from the run's cache of built graphs when one is set
         (rexbench.measure.backends.artifacts), kept there as IR with fp32 weights."""
         ov = self.load()
-        int8 = calibration is not None and self.calibrates(config)
+        if not self.calibrates(config):
+            calibration = None
         converted: list[Any] = []
 
         def build(folder: Path) -> dict[str, Any]:
-            ov_model, info = self.converted(module, x, config, calibration if int8 else None)
+            ov_model, info = self.converted(module, x, config, calibration)
             ov.save_model(ov_model, folder / GRAPH, compress_to_fp16=False)
             converted.append(ov_model)
             return info
 
-        parts = [self.name, config.options, list(x.shape), calibration if int8 else None]
+        parts = [self.name, config.options, list(x.shape), calibration]
         entry = artifacts.cached(module, parts, ("torch", "openvino", "nncf"), build)
         if entry is None:
-            return self.converted(module, x, config, calibration if int8 else None)
+            return self.converted(module, x, config, calibration)
         if converted:
             return converted[0], entry.info
         model = ov.Core().read_model(entry.folder / GRAPH)
