@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from rexbench import create_model
+from rexbench.errors import RexbenchError
 from rexbench.measure.backends import artifacts, onnxruntime, openvino
 from rexbench.measure.backends.prepare import prepare
 from rexbench.measure.checks import parity
@@ -72,6 +73,16 @@ def test_a_failed_build_leaves_nothing_and_a_built_one_is_reused(cache: Path) ->
     assert (first.reused, second.reused, second.info) == (False, True, {"built": 1})
     assert artifacts.with_note(second, {"a": 1})["artifact"].startswith("reused from this run's")
     assert artifacts.with_note(first, {"a": 1}) == {"a": 1}
+
+
+def test_a_folder_that_cannot_be_written_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(artifacts.ARTIFACTS_ENV, "/proc/rexbench-graphs")
+    with pytest.raises(RexbenchError) as caught:
+        artifacts.cached(nn.Linear(2, 2), ["x"], [], lambda f: {})
+    assert str(caught.value) == (
+        "REXBENCH_ARTIFACTS=/proc/rexbench-graphs: cannot write built graphs there "
+        "(No such file or directory); point it at a writable folder or unset it"
+    )
 
 
 def test_kept_sets_a_folder_for_the_block_and_removes_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rexbench.errors import RexbenchError
+
 ARTIFACTS_ENV = "REXBENCH_ARTIFACTS"
 INFO = "info.json"
 
@@ -100,8 +102,14 @@ def cached(
     target = root / graph_key(module, parts, packages)
     if (target / INFO).is_file():
         return Entry(target, json.loads((target / INFO).read_text()), reused=True)
-    root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=root))
+    except OSError as exc:
+        raise RexbenchError(
+            f"{ARTIFACTS_ENV}={root}: cannot write built graphs there ({exc.strerror}); "
+            f"point it at a writable folder or unset it"
+        ) from None
     try:
         info = build(scratch)
         (scratch / INFO).write_text(json.dumps(info, default=str))
